@@ -1,0 +1,53 @@
+# cxl-mhd — every entry point. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+.DEFAULT_GOAL := demo
+
+NODE_DEPS := node_modules/.package-lock.json
+ADDON := native/build/Release/cxl_mhd.node
+
+.PHONY: setup build test lint bench demo asan clean qemu
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci
+	@touch $@
+
+$(ADDON): $(NODE_DEPS) native/src/core.c native/src/core.h native/src/addon.cc native/binding.gyp
+	node native/build.mjs
+
+dist/.built: $(NODE_DEPS) $(shell find src bench -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+	npx tsc -p tsconfig.build.json
+	@chmod +x dist/src/cli/main.js
+	@touch $@
+
+## setup: npm packages, the native addon, the compiled CLI (and QEMU, see `qemu`)
+setup: build qemu
+
+build: $(ADDON) dist/.built
+
+qemu:
+	@if [ -x scripts/setup-qemu.sh ]; then scripts/setup-qemu.sh; fi
+
+lint: $(NODE_DEPS)
+	npx biome check .
+	npx tsc -p tsconfig.json
+
+## asan: the addon's C surface under AddressSanitizer + UBSan
+asan:
+	@mkdir -p native/build/asan
+	gcc -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -o native/build/asan/core_test native/test/core_test.c native/src/core.c -lrt -lpthread
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 native/build/asan/core_test
+
+## test: everything CI checks; ends with "N passed, N failed"
+test: setup
+	@scripts/test.sh
+
+bench: build
+	node dist/bench/run.js
+
+## demo: build, then show a freshly created pool (the guest demo arrives later)
+demo: setup
+	@scripts/demo.sh
+
+clean:
+	rm -rf dist native/build

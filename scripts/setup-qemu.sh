@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Provides QEMU >= 10.0 (and a Debian trixie guest kernel) for cxl-mhd.
+#
+# A host qemu-system-x86_64 >= 10.0 is used as is. Otherwise a Debian trixie
+# root is debootstrapped into a cache directory outside the clone; QEMU then
+# runs from it through the root's own dynamic loader (see src/qemu/binary.ts),
+# no chroot needed. Safe to re-run: a complete root is recognised by its stamp.
+#
+# Environment:
+#   CXL_MHD_CACHE   cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd)
+#   CXL_MHD_QEMU    a qemu-system-x86_64 to use instead of the host's one
+#   CXL_MHD_MIRROR  Debian mirror URL (default: taken from apt's configuration)
+set -euo pipefail
+
+SUITE=trixie
+VARIANT=minbase
+INCLUDE=qemu-system-x86,linux-image-amd64,ndctl,daxctl,busybox-static,kmod
+MIN_MAJOR=10
+MIN_MINOR=0
+
+CACHE="${CXL_MHD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd}"
+ROOT="$CACHE/$SUITE-root"
+STAMP_NAME=.cxl-mhd-root-ok
+# The stamp carries the recipe, so changing the package list forces a rebuild
+# instead of silently reusing a root that lacks a package.
+STAMP_CONTENT="suite=$SUITE
+variant=$VARIANT
+include=$INCLUDE"
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# "QEMU emulator version 10.0.3 (Debian 1:10.0.3+ds-0+deb13u1)" -> "10.0.3"
+qemu_version_of() {
+  "$@" --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p' | head -n1
+}
+
+version_ok() {
+  local major minor
+  IFS=. read -r major minor _ <<<"$1"
+  [[ -n "$major" && -n "$minor" ]] || return 1
+  (( major > MIN_MAJOR || (major == MIN_MAJOR && minor >= MIN_MINOR) ))
+}
+
+root_qemu() {
+  local dir=$1
+  echo "$dir/lib64/ld-linux-x86-64.so.2" --library-path \
+    "$dir/lib/x86_64-linux-gnu:$dir/usr/lib/x86_64-linux-gnu" \
+    "$dir/usr/bin/qemu-system-x86_64"
+}
+
+# --- 1. an explicitly chosen or host QEMU that is new enough wins ----------
+if [[ -n "${CXL_MHD_QEMU:-}" ]]; then
+  override_root=$(cd "$(dirname "$CXL_MHD_QEMU")/../.." 2>/dev/null && pwd -P || true)
+  if [[ -n "$override_root" && -e "$override_root/lib64/ld-linux-x86-64.so.2" && -f "$override_root/$STAMP_NAME" ]]; then
+    # A debootstrapped root's QEMU only runs against that root's libraries.
+    # shellcheck disable=SC2046
+    v=$(qemu_version_of $(root_qemu "$override_root") || true)
+  else
+    v=$(qemu_version_of "$CXL_MHD_QEMU" || true)
+  fi
+  if [[ -n "$v" ]] && version_ok "$v"; then
+    log "using CXL_MHD_QEMU=$CXL_MHD_QEMU (QEMU $v); nothing to do"
+    exit 0
+  fi
+  # An explicit choice that does not work is an error, not a hint: the tests
+  # and the demo would refuse it too (src/qemu/binary.ts).
+  die "CXL_MHD_QEMU=$CXL_MHD_QEMU is not a runnable QEMU >= $MIN_MAJOR.$MIN_MINOR (version '${v:-unknown}'); fix or unset it"
+fi
+if host_qemu=$(command -v qemu-system-x86_64 2>/dev/null); then
+  v=$(qemu_version_of "$host_qemu" || true)
+  if [[ -n "$v" ]] && version_ok "$v"; then
+    log "using host $host_qemu (QEMU $v); nothing to do"
+    exit 0
+  fi
+  log "host $host_qemu is QEMU ${v:-unknown}, too old (need >= $MIN_MAJOR.$MIN_MINOR)"
+else
+  log "no host qemu-system-x86_64"
+fi
+
+# --- 2. the cached trixie root ----------------------------------------------
+root_complete() {
+  [[ -f "$ROOT/$STAMP_NAME" && "$(cat "$ROOT/$STAMP_NAME")" == "$STAMP_CONTENT" ]] || return 1
+  [[ -x "$ROOT/usr/bin/qemu-system-x86_64" ]] || return 1
+}
+
+if root_complete; then
+  # shellcheck disable=SC2046
+  v=$(qemu_version_of $(root_qemu "$ROOT") || true)
+  if [[ -n "$v" ]] && version_ok "$v"; then
+    log "reusing $ROOT (QEMU $v); nothing to do"
+    exit 0
+  fi
+  log "$ROOT is stamped but its QEMU does not run (version '${v:-unknown}'); rebuilding"
+fi
+
+# The clone must stay small and clean: refuse a cache inside it.
+repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+mkdir -p "$CACHE"
+cache_real=$(cd "$CACHE" && pwd -P)
+case "$cache_real/" in
+  "$repo_dir/"*) die "cache dir $cache_real is inside the clone $repo_dir; set CXL_MHD_CACHE elsewhere" ;;
+esac
+
+[[ $(id -u) -eq 0 ]] || die "building the $SUITE root needs root (debootstrap creates device nodes and chroots); re-run as root, or install QEMU >= $MIN_MAJOR.$MIN_MINOR and put it on PATH / in CXL_MHD_QEMU"
+
+# One builder at a time; the lock also makes leftover temp dirs safe to delete.
+exec 9>"$CACHE/.setup.lock"
+if ! flock -n 9; then
+  log "another setup holds $CACHE/.setup.lock; waiting"
+  flock 9
+fi
+if root_complete; then
+  log "$ROOT was completed by a concurrent setup; nothing to do"
+  exit 0
+fi
+
+# Unmount anything debootstrap left mounted under $1 (an interrupted second
+# stage leaves /proc or /sys mounted), then delete it without crossing mounts.
+remove_tree() {
+  local dir=$1 mnt
+  [[ -e "$dir" ]] || return 0
+  # Deepest first.
+  while read -r mnt; do
+    umount -l "$mnt" 2>/dev/null || true
+  done < <(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r)
+  rm -rf --one-file-system "$dir"
+}
+
+for stale in "$CACHE"/.$SUITE-root.tmp.* "$CACHE"/.$SUITE-root.old.*; do
+  [[ -e "$stale" ]] || continue
+  log "removing leftover $stale from an interrupted run"
+  remove_tree "$stale"
+done
+
+# --- 3. debootstrap ----------------------------------------------------------
+if ! command -v debootstrap >/dev/null 2>&1; then
+  log "installing debootstrap with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q debootstrap >/dev/null 2>&1; then
+    log "apt-get install failed; running apt-get update and retrying"
+    apt-get update -q >/dev/null || die "apt-get update failed"
+    apt-get install -y -q debootstrap >/dev/null || die "apt-get install debootstrap failed"
+  fi
+fi
+
+# The mirror comes from this machine's apt configuration: it is the one known
+# to be reachable here, and a mirror host name must never be baked into the repo.
+host_codename() {
+  # shellcheck disable=SC1091
+  (. /etc/os-release 2>/dev/null && printf '%s\n' "${VERSION_CODENAME:-}")
+}
+
+mirror_from_deb822() {
+  local codename=$1 f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] || continue
+    # Stanzas are blank-line separated; keys are case-insensitive.
+    awk -v want="$codename" '
+      function flush() {
+        if (enabled && types ~ /(^|[ \t])deb([ \t]|$)/ && uris != "") {
+          n = split(suites, s, /[ \t]+/)
+          for (i = 1; i <= n; i++) if (s[i] == want) { split(uris, u, /[ \t]+/); print u[1]; exit }
+        }
+        types = ""; suites = ""; uris = ""; enabled = 1
+      }
+      BEGIN { enabled = 1 }
+      /^[ \t]*$/ { flush(); next }
+      /^[ \t]*#/ { next }
+      {
+        line = $0; key = tolower(line); sub(/:.*/, "", key); sub(/^[^:]*:[ \t]*/, "", line)
+        if (key == "types") types = line
+        else if (key == "suites") suites = line
+        else if (key == "uris") uris = line
+        else if (key == "enabled" && tolower(line) == "no") enabled = 0
+      }
+      END { flush() }
+    ' "$f"
+  done | head -n1
+}
+
+mirror_from_list() {
+  local codename=$1
+  # "deb [opts] URI suite components..."
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    sed -e 's/#.*//' -e 's/\[[^]]*\]//' |
+    awk -v want="$codename" '$1 == "deb" && $3 == want { print $2; exit }'
+}
+
+mirror="${CXL_MHD_MIRROR:-}"
+if [[ -z "$mirror" ]]; then
+  codename=$(host_codename)
+  for suite in ${codename:+"$codename"} bookworm trixie; do
+    mirror=$(mirror_from_deb822 "$suite")
+    [[ -n "$mirror" ]] || mirror=$(mirror_from_list "$suite")
+    [[ -n "$mirror" ]] && break
+  done
+fi
+[[ -n "$mirror" ]] || die "no Debian mirror found in /etc/apt/sources.list{,.d/*.sources,.d/*.list}; set CXL_MHD_MIRROR=<url>"
+mirror=${mirror%/}
+log "mirror: $mirror (from apt configuration${CXL_MHD_MIRROR:+ / CXL_MHD_MIRROR})"
+
+# Older debootstrap releases have no script for a newer suite; sid's works.
+script_args=()
+if [[ ! -e /usr/share/debootstrap/scripts/$SUITE ]]; then
+  log "debootstrap has no $SUITE script; using sid's"
+  script_args=(/usr/share/debootstrap/scripts/sid)
+fi
+
+keyring_args=()
+if [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
+  keyring_args=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+fi
+
+tmp=$(mktemp -d "$CACHE/.$SUITE-root.tmp.XXXXXX")
+chmod 755 "$tmp"  # mktemp's 0700 would become the root's own mode
+cleanup() {
+  local rc=$?
+  if [[ -n "${tmp:-}" && -e "$tmp" ]]; then
+    log "cleaning up partial root $tmp"
+    remove_tree "$tmp"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "debootstrap $SUITE ($VARIANT + $INCLUDE) into $tmp; takes a few minutes and ~800 MB"
+debootstrap_log="$CACHE/debootstrap.log"
+start=$SECONDS
+if ! debootstrap --variant="$VARIANT" --include="$INCLUDE" "${keyring_args[@]}" \
+      "$SUITE" "$tmp" "$mirror" "${script_args[@]}" >"$debootstrap_log" 2>&1; then
+  tail -n 20 "$debootstrap_log" >&2 || true
+  [[ -f "$tmp/debootstrap/debootstrap.log" ]] && tail -n 20 "$tmp/debootstrap/debootstrap.log" >&2
+  die "debootstrap failed (full log: $debootstrap_log)"
+fi
+log "debootstrap finished in $((SECONDS - start)) s"
+
+# Downloaded .debs are ~half the size and never needed again.
+rm -f "$tmp"/var/cache/apt/archives/*.deb
+
+# --- 4. check the result before publishing it --------------------------------
+# shellcheck disable=SC2046
+v=$(qemu_version_of $(root_qemu "$tmp") || true)
+[[ -n "$v" ]] || die "QEMU in the new root does not run through its loader"
+version_ok "$v" || die "QEMU in the new root is $v, need >= $MIN_MAJOR.$MIN_MINOR"
+compgen -G "$tmp/boot/vmlinuz-*" >/dev/null || die "no guest kernel in $tmp/boot"
+log "new root has QEMU $v, kernel $(basename "$(ls "$tmp"/boot/vmlinuz-* | head -n1)")"
+
+printf '%s\n' "$STAMP_CONTENT" >"$tmp/$STAMP_NAME"
+
+# rename(2) cannot replace a non-empty directory, so an outdated root is moved
+# aside first; in between, $ROOT is simply absent (never half-built).
+if [[ -e "$ROOT" ]]; then
+  old="$CACHE/.$SUITE-root.old.$$"
+  mv -T "$ROOT" "$old"
+  mv -T "$tmp" "$ROOT"
+  tmp=""
+  remove_tree "$old"
+else
+  mv -T "$tmp" "$ROOT"
+  tmp=""
+fi
+log "ready: $ROOT ($(du -sh "$ROOT" 2>/dev/null | cut -f1))"

@@ -1,0 +1,142 @@
+// The invariant checker: what must hold in a pool's state image, and
+// whether shared memory agrees with the journal's replay.
+import { existsSync } from 'node:fs';
+import { readJournal, replayJournal } from './journal.js';
+import { MASK_BITS, SHARED_FLAG } from './layout.js';
+import type { Pool } from './pool.js';
+import { maskHolders, type PoolState } from './state.js';
+
+export type FindingKind =
+  | 'holder-out-of-range'
+  | 'unregistered-holder'
+  | 'exclusive-multiple-owners'
+  | 'stray-shared-flag'
+  | 'stray-bits'
+  | 'lease-out-of-range'
+  | 'lease-without-heads'
+  | 'journal-missing'
+  | 'journal-unreadable'
+  | 'journal-block-mismatch'
+  | 'journal-head-mismatch'
+  | 'journal-lease-mismatch';
+
+export interface Finding {
+  kind: FindingKind;
+  message: string;
+  block?: number;
+  head?: number;
+}
+
+export interface FsckReport {
+  clean: boolean;
+  findings: Finding[];
+  blocksChecked: number;
+  journalEntries: number | null;
+}
+
+/** Invariants of one image on its own. Stops listing after `limit` findings. */
+export function checkInvariants(state: PoolState, limit = 100): Finding[] {
+  const out: Finding[] = [];
+  const registered = state.heads().map((h) => h.attached);
+  const headMask = (1n << BigInt(state.headCount)) - 1n;
+  for (let b = 0; b < state.blockCount && out.length < limit; b++) {
+    const w = state.rawBlockWord(b);
+    if (w === 0n) continue;
+    const mask = w & MASK_BITS;
+    if ((w & ~(MASK_BITS | SHARED_FLAG)) !== 0n)
+      out.push({ kind: 'stray-bits', block: b, message: `block ${b} has undefined bits set (word 0x${w.toString(16)})` });
+    if (mask === 0n) {
+      out.push({ kind: 'stray-shared-flag', block: b, message: `block ${b} is marked shared but has no holder` });
+      continue;
+    }
+    if ((mask & ~headMask) !== 0n) {
+      out.push({
+        kind: 'holder-out-of-range',
+        block: b,
+        message: `block ${b} is held by head(s) ${maskHolders(mask & ~headMask).join(', ')} beyond the pool's ${state.headCount} heads`,
+      });
+    }
+    for (const h of maskHolders(mask & headMask)) {
+      if (!registered[h])
+        out.push({ kind: 'unregistered-holder', block: b, head: h, message: `block ${b} is held by head ${h}, which is not registered` });
+    }
+    if ((w & SHARED_FLAG) === 0n && maskHolders(mask).length > 1) {
+      out.push({
+        kind: 'exclusive-multiple-owners',
+        block: b,
+        message: `block ${b} is exclusive yet held by heads ${maskHolders(mask).join(', ')}`,
+      });
+    }
+  }
+  const lease = state.lease();
+  if (lease.owner !== null) {
+    if (lease.owner >= state.headCount) {
+      out.push({
+        kind: 'lease-out-of-range',
+        head: lease.owner,
+        message: `the FM-LD lease names head ${lease.owner}, beyond the pool's heads`,
+      });
+    } else if (!registered.some(Boolean)) {
+      out.push({
+        kind: 'lease-without-heads',
+        head: lease.owner,
+        message: `the FM-LD lease is held by head ${lease.owner} but no head is attached`,
+      });
+    }
+  }
+  return out;
+}
+
+/** Shm against the journal's replay. */
+export function compareWithJournal(state: PoolState, replay: PoolState, limit = 100): Finding[] {
+  const out: Finding[] = [];
+  for (let b = 0; b < state.blockCount && out.length < limit; b++) {
+    const a = state.rawBlockWord(b);
+    const r = replay.rawBlockWord(b);
+    if (a !== r) {
+      out.push({
+        kind: 'journal-block-mismatch',
+        block: b,
+        message: `block ${b}: shared memory has holders [${maskHolders(a & MASK_BITS)}]${a & SHARED_FLAG ? ' shared' : ''}, the journal says [${maskHolders(r & MASK_BITS)}]${r & SHARED_FLAG ? ' shared' : ''}`,
+      });
+    }
+  }
+  for (let h = 0; h < state.headCount; h++) {
+    const a = state.isAttached(h);
+    if (a !== replay.isAttached(h)) {
+      out.push({
+        kind: 'journal-head-mismatch',
+        head: h,
+        message: `head ${h} is ${a ? '' : 'not '}registered in shared memory but the journal says it is ${a ? 'not' : ''}`,
+      });
+    }
+  }
+  const la = state.lease().owner;
+  const lr = replay.lease().owner;
+  if (la !== lr)
+    out.push({
+      kind: 'journal-lease-mismatch',
+      message: `the FM-LD lease is held by ${la ?? 'nobody'} in shared memory, by ${lr ?? 'nobody'} per the journal`,
+    });
+  return out;
+}
+
+export function fsck(pool: Pool): FsckReport {
+  const findings = checkInvariants(pool.state);
+  let journalEntries: number | null = null;
+  if (!existsSync(pool.journalFile)) {
+    findings.push({
+      kind: 'journal-missing',
+      message: `journal ${pool.journalFile} does not exist; shared memory cannot be checked against it`,
+    });
+  } else {
+    try {
+      const entries = readJournal(pool.journalFile);
+      journalEntries = entries.length;
+      findings.push(...compareWithJournal(pool.state, replayJournal(entries).state));
+    } catch (e) {
+      findings.push({ kind: 'journal-unreadable', message: (e as Error).message });
+    }
+  }
+  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries };
+}

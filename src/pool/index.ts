@@ -1,0 +1,21 @@
+// Public surface of the pool: the shared-memory state of one CXL MHD pool.
+export { PoolError, type PoolErrorCode } from './errors.js';
+export { checkInvariants, type Finding, type FsckReport, fsck } from './fsck.js';
+export { Journal, type JournalEntry, readJournal, replayJournal } from './journal.js';
+export { type Geometry, type Header, HeadState, MAX_HEADS } from './layout.js';
+export {
+  dataObjectPath,
+  defaultRunDir,
+  defaultStateDir,
+  journalPath,
+  type PoolDirs,
+  poolRunDir,
+  resolveDirs,
+  shmDataName,
+  shmStateName,
+  validatePoolName,
+} from './paths.js';
+export { CAPACITY_UNIT, type CreateOptions, DEFAULT_BLOCK_BYTES, Pool, validateGeometry } from './pool.js';
+export { type BlockInfo, type BlockRange, type ClaimOptions, type HeadInfo, type LeaseInfo, PoolState } from './state.js';
+export { type HeadStatus, type PoolStatus, poolStatus } from './status.js';
+export { formatSize, GiB, MiB, parseSize } from './units.js';

@@ -1,0 +1,366 @@
+// Pool: one named pool's shared-memory objects (data + state), its journal
+// and its writer lock. Every state-changing operation goes to PoolState
+// (lock-free, in shm) and is then journaled and fsynced before returning.
+import { rmSync, statfsSync } from 'node:fs';
+import { isNativeError, native } from '../native/index.js';
+import { PoolError } from './errors.js';
+import { Journal, type JournalEntry } from './journal.js';
+import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
+import { journalPath, poolStateDir, shmDataName, shmStateName, validatePoolName } from './paths.js';
+import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
+import { MiB } from './units.js';
+
+export const DEFAULT_BLOCK_BYTES = 2 * MiB;
+export const CAPACITY_UNIT = 256 * MiB;
+const DEFAULT_MODE = 0o600;
+
+export interface CreateOptions extends Geometry {
+  name: string;
+  stateDir: string;
+  /** Object mode; 0600 unless the operator widens it. */
+  mode?: number;
+  /** Skip the /dev/shm free-space check (sparse benchmark pools only). */
+  allowOvercommit?: boolean;
+}
+
+export interface OpenOptions {
+  name: string;
+  stateDir: string;
+  /** Open without journaling (read-only tools such as status). */
+  readOnly?: boolean;
+}
+
+export function validateGeometry(g: Geometry, opts: { allowOvercommit?: boolean } = {}): void {
+  const { capacityBytes, blockBytes, headCount } = g;
+  if (!Number.isInteger(headCount) || headCount < 1 || headCount > MAX_HEADS) {
+    throw new PoolError('BAD_HEADS', `head count ${headCount} is outside 1..${MAX_HEADS}`);
+  }
+  const pow2 = Number.isInteger(blockBytes) && blockBytes > 0 && (blockBytes & (blockBytes - 1)) === 0;
+  if (!pow2 || blockBytes < 2 * MiB || blockBytes > 256 * MiB) {
+    throw new PoolError('BAD_BLOCK', `block size ${blockBytes} must be a power of two from 2M to 256M`);
+  }
+  if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0 || capacityBytes % CAPACITY_UNIT !== 0) {
+    throw new PoolError('BAD_SIZE', `capacity ${capacityBytes} must be a positive multiple of 256M (CXL capacities come in 256 MiB units)`);
+  }
+  if (!opts.allowOvercommit) {
+    const fs = statfsSync('/dev/shm');
+    const avail = fs.bavail * fs.bsize;
+    if (capacityBytes > avail) {
+      throw new PoolError(
+        'NO_SPACE',
+        `capacity ${capacityBytes} exceeds the ${avail} bytes free in /dev/shm; choose a smaller pool or enlarge /dev/shm`,
+      );
+    }
+  }
+}
+
+interface Mapped {
+  fd: number;
+  buf: ArrayBuffer;
+}
+
+function openObject(name: string, flags: number, mode: number, size: number | null, writable: boolean): Mapped {
+  const fd = native.shmOpen(name, flags, mode);
+  try {
+    if (size !== null) native.ftruncate(fd, size);
+    const bytes = native.fstatSize(fd);
+    const buf = native.mmap(fd, bytes, writable);
+    return { fd, buf };
+  } catch (e) {
+    native.close(fd);
+    throw e;
+  }
+}
+
+function closeObject(m: Mapped | null): void {
+  if (!m) return;
+  native.munmap(m.buf);
+  native.close(m.fd);
+}
+
+function unlinkQuietly(name: string): void {
+  try {
+    native.shmUnlink(name);
+  } catch (e) {
+    if (!isNativeError(e, 'ENOENT')) throw e;
+  }
+}
+
+export class Pool {
+  private journal: Journal | null;
+  private locked = false;
+
+  private constructor(
+    readonly name: string,
+    readonly stateDir: string,
+    private stateObj: Mapped | null,
+    readonly state: PoolState,
+    journal: Journal | null,
+  ) {
+    this.journal = journal;
+  }
+
+  /**
+   * Creates both shm objects and the journal. Exclusive: an existing pool is
+   * never touched. On any failure everything created so far is removed.
+   */
+  static create(opts: CreateOptions): Pool {
+    const name = validatePoolName(opts.name);
+    validateGeometry(opts, opts);
+    const mode = opts.mode ?? DEFAULT_MODE;
+    const { SHM_CREATE, SHM_EXCL } = native.constants;
+    const created: string[] = [];
+    let stateObj: Mapped | null = null;
+    try {
+      const blockCount = opts.capacityBytes / opts.blockBytes;
+      try {
+        stateObj = openObject(shmStateName(name), SHM_CREATE | SHM_EXCL, mode, stateObjectBytes(blockCount), true);
+      } catch (e) {
+        if (isNativeError(e, 'EEXIST')) throw new PoolError('EXISTS', `pool "${name}" already exists (shm object ${shmStateName(name)})`);
+        throw e;
+      }
+      created.push(shmStateName(name));
+      const dataFd = (() => {
+        try {
+          return native.shmOpen(shmDataName(name), SHM_CREATE | SHM_EXCL, mode);
+        } catch (e) {
+          if (isNativeError(e, 'EEXIST')) throw new PoolError('EXISTS', `pool "${name}" already exists (shm object ${shmDataName(name)})`);
+          throw e;
+        }
+      })();
+      created.push(shmDataName(name));
+      try {
+        native.ftruncate(dataFd, opts.capacityBytes);
+      } finally {
+        native.close(dataFd);
+      }
+      const createdMs = Date.now();
+      const state = PoolState.format(stateObj.buf, opts, createdMs);
+      rmSync(journalPath(opts.stateDir, name), { force: true });
+      const journal = new Journal(journalPath(opts.stateDir, name));
+      const pool = new Pool(name, opts.stateDir, stateObj, state, journal);
+      stateObj = null;
+      pool.record(
+        'pool-create',
+        {
+          capacityBytes: opts.capacityBytes,
+          blockBytes: opts.blockBytes,
+          headCount: opts.headCount,
+          createdMs,
+          mode,
+        },
+        { ok: true },
+      );
+      return pool;
+    } catch (e) {
+      closeObject(stateObj);
+      for (const n of created) unlinkQuietly(n);
+      throw e;
+    }
+  }
+
+  static open(opts: OpenOptions): Pool {
+    const name = validatePoolName(opts.name);
+    let stateObj: Mapped;
+    try {
+      stateObj = openObject(shmStateName(name), 0, 0, null, true);
+    } catch (e) {
+      if (isNativeError(e, 'ENOENT')) {
+        throw new PoolError(
+          'NOT_FOUND',
+          `pool "${name}" does not exist (no shm object ${shmStateName(name)}); create it with \`cxl-mhd pool create\``,
+        );
+      }
+      throw e;
+    }
+    try {
+      const state = PoolState.attach(stateObj.buf, `pool "${name}" state object ${shmStateName(name)}`);
+      const journal = opts.readOnly ? null : new Journal(journalPath(opts.stateDir, name));
+      return new Pool(name, opts.stateDir, stateObj, state, journal);
+    } catch (e) {
+      closeObject(stateObj);
+      throw e;
+    }
+  }
+
+  static exists(name: string): boolean {
+    try {
+      native.close(native.shmOpen(shmStateName(validatePoolName(name)), native.constants.SHM_RDONLY, 0));
+      return true;
+    } catch (e) {
+      if (isNativeError(e, 'ENOENT')) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Removes the pool's shm objects and journal. Refuses while a head is
+   * attached or a writer (backend) holds the lock, unless forced.
+   */
+  static destroy(opts: { name: string; stateDir: string; force?: boolean }): void {
+    const name = validatePoolName(opts.name);
+    if (Pool.exists(name)) {
+      const pool = Pool.open({ name, stateDir: opts.stateDir, readOnly: true });
+      try {
+        if (!opts.force) {
+          pool.lockWriter();
+          const attached = pool.state
+            .heads()
+            .filter((h) => h.attached)
+            .map((h) => h.id);
+          if (attached.length > 0) {
+            throw new PoolError(
+              'HEAD_ATTACHED',
+              `pool "${name}" still has attached head(s) ${attached.join(', ')}; detach them first (or --force)`,
+            );
+          }
+        }
+      } finally {
+        pool.close();
+      }
+    } else if (!opts.force) {
+      throw new PoolError('NOT_FOUND', `pool "${name}" does not exist`);
+    }
+    unlinkQuietly(shmStateName(name));
+    unlinkQuietly(shmDataName(name));
+    rmSync(poolStateDir(opts.stateDir, name), { recursive: true, force: true });
+  }
+
+  // ---- writer lock ----------------------------------------------------
+
+  /**
+   * Takes the pool's single-writer lock (flock on the state object, so a
+   * crashed writer's lock vanishes with it). Throws LOCKED naming the holder.
+   */
+  lockWriter(): void {
+    const m = this.mapped();
+    try {
+      native.flock(m.fd, true, true);
+    } catch (e) {
+      if (isNativeError(e, 'EWOULDBLOCK') || isNativeError(e, 'EAGAIN')) {
+        const pid = this.state.writerPid;
+        throw new PoolError('LOCKED', `pool "${this.name}" is in use by another writer${pid ? ` (pid ${pid})` : ''}`, { pid });
+      }
+      throw e;
+    }
+    this.locked = true;
+    this.state.setWriterPid(process.pid);
+  }
+
+  get hasWriterLock(): boolean {
+    return this.locked;
+  }
+
+  /** True if some process holds the writer lock (probe by trying it). */
+  writerActive(): boolean {
+    if (this.locked) return true;
+    const fd = native.shmOpen(shmStateName(this.name), native.constants.SHM_RDONLY, 0);
+    try {
+      native.flock(fd, true, true);
+      return false;
+    } catch (e) {
+      if (isNativeError(e, 'EWOULDBLOCK') || isNativeError(e, 'EAGAIN')) return true;
+      throw e;
+    } finally {
+      native.close(fd);
+    }
+  }
+
+  // ---- journaled operations ----------------------------------------------
+
+  private mapped(): Mapped {
+    if (!this.stateObj) throw new PoolError('CLOSED', `pool "${this.name}" is closed`);
+    return this.stateObj;
+  }
+
+  private record(op: string, args: Record<string, unknown>, result: JournalEntry['result']): void {
+    if (!this.journal) return;
+    this.journal.append({ seq: this.state.nextJournalSeq(), time: new Date().toISOString(), op, args, result });
+  }
+
+  /** Runs `fn`, journals its outcome (success or refusal), returns or rethrows. */
+  private journaled<T>(op: string, args: Record<string, unknown>, fn: () => T, detail: (r: T) => Record<string, unknown> = () => ({})): T {
+    if (!this.journal) throw new PoolError('CLOSED', `pool "${this.name}" was opened read-only`);
+    let r: T;
+    try {
+      r = fn();
+    } catch (e) {
+      if (e instanceof PoolError) this.record(op, args, { ok: false, code: e.code, message: e.message });
+      throw e;
+    }
+    this.record(op, args, { ok: true, ...detail(r) });
+    return r;
+  }
+
+  registerHead(head: number, pid: number): void {
+    this.journaled('head-register', { head, pid }, () => this.state.registerHead(head, pid));
+  }
+
+  unregisterHead(head: number): void {
+    this.journaled('head-unregister', { head }, () => this.state.unregisterHead(head));
+  }
+
+  claim(head: number, range: BlockRange, opts: ClaimOptions = {}): void {
+    this.journaled('claim', { head, first: range.first, count: range.count, shared: opts.shared === true }, () =>
+      this.state.claim(head, range, opts),
+    );
+  }
+
+  release(head: number, range: BlockRange): void {
+    this.journaled('release', { head, first: range.first, count: range.count }, () => this.state.release(head, range));
+  }
+
+  releaseAll(head: number, opts: { sharedOnly?: boolean } = {}): number {
+    return this.journaled(
+      'release-all',
+      { head, sharedOnly: opts.sharedOnly === true },
+      () => this.state.releaseAll(head, opts),
+      (n) => ({
+        released: n,
+      }),
+    );
+  }
+
+  acquireLease(head: number): boolean {
+    return this.journaled(
+      'lease-acquire',
+      { head },
+      () => this.state.acquireLease(head),
+      (acquired) => ({
+        acquired,
+        owner: this.state.lease().owner,
+      }),
+    );
+  }
+
+  releaseLease(head: number): boolean {
+    return this.journaled(
+      'lease-release',
+      { head },
+      () => this.state.releaseLease(head),
+      (released) => ({ released }),
+    );
+  }
+
+  /** Free-form journal line (attach refusals and other events worth keeping). */
+  note(event: string, args: Record<string, unknown>): void {
+    this.record('note', { event, ...args }, { ok: true });
+  }
+
+  get journalFile(): string {
+    return journalPath(this.stateDir, this.name);
+  }
+
+  close(): void {
+    if (!this.stateObj) return;
+    if (this.locked) {
+      this.state.setWriterPid(0);
+      // Closing the fd drops the flock.
+    }
+    this.journal?.close();
+    this.journal = null;
+    closeObject(this.stateObj);
+    this.stateObj = null;
+    this.locked = false;
+  }
+}
