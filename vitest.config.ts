@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // Real QEMU and multi-process tests need time; none asserts on it.
     testTimeout: 120_000,
     hookTimeout: 120_000,
