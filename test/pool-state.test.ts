@@ -71,7 +71,7 @@ describe('layout (golden)', () => {
     const s = PoolState.blank(geometry, 0);
     const bytes = () => new Uint8Array(s.buffer.slice(0));
     const damaged = bytes();
-    damaged[20] ^= 1; // capacity, under the CRC
+    damaged[20] = damaged[20]! ^ 1; // capacity, under the CRC
     expect(() => decodeHeader(damaged, damaged.byteLength, 'x')).toThrow(/checksum/);
     const foreign = bytes();
     foreign[0] = 0x41;

@@ -169,7 +169,7 @@ describe('journal and fsck', () => {
     pool.close();
     const path = `/dev/shm/cxl-mhd.${name}.state`;
     const b = readFileSync(path);
-    b[H.capacityBytes + 4] ^= 0x10;
+    b[H.capacityBytes + 4] = b[H.capacityBytes + 4]! ^ 0x10;
     writeFileSync(path, b);
     expect(poolErr(() => Pool.open({ name, stateDir })).message).toMatch(/checksum/);
   });
