@@ -1,0 +1,129 @@
+// `make bench`: every figure is printed next to a baseline measured in the
+// same run, with their ratio. Results also go to bench/out/results.json.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
+
+const MiB = 2 ** 20;
+const results: Record<string, unknown>[] = [];
+
+function report(name: string, value: number, unit: string, baselineName: string, baseline: number, higherIsBetter: boolean): void {
+  const ratio = value / baseline;
+  results.push({ name, value, unit, baselineName, baseline, ratio });
+  const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(3));
+  console.log(
+    `${name.padEnd(44)} ${fmt(value).padStart(12)} ${unit.padEnd(6)} | ${baselineName.padEnd(36)} ${fmt(baseline).padStart(12)} ${unit.padEnd(6)} | ratio ${ratio.toFixed(3)}${higherIsBetter ? '' : ' (lower is better)'}`,
+  );
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+function buildC(): string {
+  const out = join('native', 'build', 'bench');
+  mkdirSync(out, { recursive: true });
+  const bin = join(out, 'claim_release');
+  execFileSync('gcc', ['-O2', '-o', bin, 'bench/c/claim_release.c', '-lrt']);
+  return bin;
+}
+
+function withPool<T>(name: string, capacityBytes: number, fn: (pool: Pool, stateDir: string) => T): T {
+  const stateDir = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-'));
+  const pool = Pool.create({ name, stateDir, capacityBytes, blockBytes: 2 * MiB, headCount: 4, allowOvercommit: true });
+  try {
+    return fn(pool, stateDir);
+  } finally {
+    pool.close();
+    Pool.destroy({ name, stateDir, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+function benchClaimRelease(cbin: string): void {
+  const name = `bench-cas-${process.pid}`;
+  withPool(name, 1024 * MiB, (pool) => {
+    pool.registerHead(0, process.pid);
+    const state: PoolState = pool.state;
+    const blocks = state.blockCount;
+    const iterations = 300_000;
+    const jsRuns: number[] = [];
+    const cRuns: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < iterations; i++) {
+        const r = { first: i % blocks, count: 1 };
+        state.claim(0, r);
+        state.release(0, r);
+      }
+      jsRuns.push(iterations / (Number(process.hrtime.bigint() - t0) / 1e9));
+      const c = execFileSync(cbin, ['cas', `/cxl-mhd.${name}.state`, String(blocks), String(iterations * 10), '1'], { encoding: 'utf8' });
+      cRuns.push(Number(c.trim()));
+    }
+    report('claim+release, JS API (shm, no journal)', median(jsRuns), 'ops/s', 'same CAS loop in C, same shm', median(cRuns), true);
+
+    // The journaled path as `serve` runs it: fsync per operation to the state dir's disk.
+    const jIters = 2_000;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < jIters; i++) {
+      const r = { first: i % blocks, count: 1 };
+      pool.claim(0, r);
+      pool.release(0, r);
+    }
+    const journaled = jIters / (Number(process.hrtime.bigint() - t0) / 1e9);
+    report('claim+release, journaled (fsync per op, /tmp)', journaled, 'ops/s', 'JS API without journal', median(jsRuns), true);
+  });
+}
+
+function benchStatus(cbin: string): void {
+  const name = `bench-status-${process.pid}`;
+  const TiB = 2 ** 40;
+  withPool(name, TiB, (pool, stateDir) => {
+    const state = pool.state;
+    // A realistic picture: every head attached, a quarter of the pool granted in varied ranges.
+    for (let h = 0; h < 4; h++) state.registerHead(h, process.pid);
+    state.acquireLease(0);
+    for (let b = 0; b < state.blockCount / 4; b += 64) state.claim(b % 3, { first: b, count: 48 }, { shared: b % 5 === 0 });
+    const inProcess: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const t0 = process.hrtime.bigint();
+      poolStatus(pool);
+      inProcess.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const cScan = Number(
+      execFileSync(cbin, ['scan', `/cxl-mhd.${name}.state`, String(state.blockCount), '50'], { encoding: 'utf8' }).trim(),
+    );
+    report(
+      `status on 1 TiB / 2 MiB blocks (${state.blockCount} blocks), in process`,
+      median(inProcess),
+      'ms',
+      'C scan of the same bitmap',
+      1000 / cScan,
+      false,
+    );
+
+    const wall = (args: string[]): number => {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    const cliRuns: number[] = [];
+    const nodeRuns: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      cliRuns.push(wall(['dist/src/cli/main.js', 'status', '--pool', name, '--state-dir', stateDir, '--json']));
+      nodeRuns.push(wall(['-e', '0']));
+    }
+    report('`cxl-mhd status --json` on 1 TiB, wall', median(cliRuns), 'ms', 'bare `node -e 0` start', median(nodeRuns), false);
+  });
+}
+
+const cbin = buildC();
+console.log('cxl-mhd benchmarks (each figure | its baseline from this run | ratio)');
+benchClaimRelease(cbin);
+benchStatus(cbin);
+mkdirSync('bench/out', { recursive: true });
+writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);
