@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The cxl-mhd command line: argument parsing and output formatting only;
 // the work is done by the pool (and later heads/fmapi) modules.
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { pino } from 'pino';
+import { Backend, type HeadRecord, headRecordsPath } from '../heads/index.js';
 import {
   DEFAULT_BLOCK_BYTES,
   formatSize,
@@ -13,6 +16,8 @@ import {
   poolStatus,
   resolveDirs,
 } from '../pool/index.js';
+import { headArgs, parseStaticWindow } from '../qemu/args.js';
+import { qemuArgv, resolveQemu } from '../qemu/binary.js';
 
 interface DirOpts {
   runDir?: string;
@@ -30,7 +35,33 @@ function parseHeads(text: string): number {
   return Number(text);
 }
 
-function renderStatus(s: PoolStatus): string {
+function parseHead(text: string): number {
+  if (!/^\d+$/.test(text)) throw new PoolError('UNKNOWN_HEAD', `head "${text}" is not a whole number`);
+  return Number(text);
+}
+
+type StatusWithRecords = PoolStatus & { heads: (PoolStatus['heads'][number] & { phase?: string; reason?: string | null })[] };
+
+/** Adds what the backend recorded per head (refusal reasons) when it is there to read. */
+function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
+  const path = headRecordsPath(runDir, s.pool);
+  if (!existsSync(path)) return s;
+  let records: HeadRecord[] = [];
+  try {
+    records = (JSON.parse(readFileSync(path, 'utf8')) as { heads: HeadRecord[] }).heads;
+  } catch {
+    return s;
+  }
+  return {
+    ...s,
+    heads: s.heads.map((h) => {
+      const r = records.find((x) => x.head === h.id);
+      return r ? { ...h, phase: r.phase, reason: r.reason } : h;
+    }),
+  };
+}
+
+function renderStatus(s: StatusWithRecords): string {
   const lines = [
     `pool ${s.pool}: ${formatSize(s.capacityBytes)} in ${s.blockCount} blocks of ${formatSize(s.blockBytes)}, ${s.headCount} heads`,
     `backend: ${s.backend.running ? `running${s.backend.pid ? ` (pid ${s.backend.pid})` : ''}` : 'not running'}`,
@@ -40,7 +71,9 @@ function renderStatus(s: PoolStatus): string {
   ];
   for (const h of s.heads) {
     lines.push(
-      `${String(h.id).padEnd(6)}${(h.attached ? 'yes' : 'no').padEnd(10)}${String(h.pid ?? '-').padEnd(10)}${formatSize(h.grantedBytes).padEnd(10)}${formatSize(h.sharedBytes)}`,
+      `${String(h.id).padEnd(6)}${(h.attached ? 'yes' : 'no').padEnd(10)}${String(h.pid ?? '-').padEnd(10)}${formatSize(h.grantedBytes).padEnd(10)}${formatSize(h.sharedBytes)}${
+        h.phase === 'refused' && h.reason ? `  refused: ${h.reason}` : ''
+      }`,
     );
   }
   return lines.join('\n');
@@ -101,9 +134,10 @@ export function buildProgram(): Command {
       .requiredOption('--pool <name>', 'pool name')
       .option('--json', 'print one JSON object'),
   ).action((o: DirOpts & { pool: string; json?: boolean }) => {
-    const p = Pool.open({ name: o.pool, stateDir: resolveDirs(o).stateDir, readOnly: true });
+    const dirs = resolveDirs(o);
+    const p = Pool.open({ name: o.pool, stateDir: dirs.stateDir, readOnly: true });
     try {
-      const s = poolStatus(p);
+      const s = withRecords(poolStatus(p), dirs.runDir);
       console.log(o.json ? JSON.stringify(s) : renderStatus(s));
     } finally {
       p.close();
@@ -134,6 +168,115 @@ export function buildProgram(): Command {
       p.close();
     }
   });
+
+  withDirs(
+    program
+      .command('serve')
+      .description('serve a pool: listen on every head socket, attach QEMU heads, run until SIGINT/SIGTERM')
+      .requiredOption('--pool <name>', 'pool name')
+      .option('--capacity <size>', 'create the pool with this capacity if it does not exist (with --heads)')
+      .option('--heads <n>', 'head count for a pool created here')
+      .option('--block <size>', 'block size for a pool created here')
+      .option('--socket-group <group>', 'make head sockets 0660 for this group (default 0600)')
+      .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
+      .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000'),
+  ).action(
+    async (
+      o: DirOpts & {
+        pool: string;
+        capacity?: string;
+        heads?: string;
+        block?: string;
+        socketGroup?: string;
+        allowUid?: string[];
+        qmpTimeout: string;
+      },
+    ) => {
+      const dirs = resolveDirs(o);
+      const logger = pino({ base: undefined }, pino.destination(2));
+      const backend = await Backend.start({
+        pool: o.pool,
+        ...dirs,
+        capacityBytes: o.capacity ? parseSize(o.capacity, 'capacity') : undefined,
+        headCount: o.heads ? parseHeads(o.heads) : undefined,
+        blockBytes: o.block ? parseSize(o.block, 'block size') : undefined,
+        access: {
+          group: o.socketGroup,
+          allowedUids: o.allowUid?.map((u) => {
+            if (!/^\d+$/.test(u)) throw new PoolError('BAD_NAME', `--allow-uid ${u} is not a numeric uid`);
+            return Number(u);
+          }),
+        },
+        logger,
+        qmpTimeoutMs: Number(o.qmpTimeout),
+      });
+      console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
+          resolve();
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+      await backend.stop();
+      logger.flush();
+    },
+  );
+
+  withDirs(
+    program
+      .command('qemu-args')
+      .description('print the QEMU arguments that make a VM head I of the pool, one per line')
+      .requiredOption('--pool <name>', 'pool name')
+      .requiredOption('--head <i>', 'head id (the socket the VM dials)')
+      .option('--static <window>', 'static window SIZE[@OFFSET][,exclusive] of the pool, present at boot')
+      .option('--spare-ports <k>', 'empty CXL root ports for hot-added capacity', '2')
+      .option('--memory <size>', 'guest RAM (-m)', '1G')
+      .option('--capacity <size>', "the pool's capacity, when the pool does not exist yet")
+      .option('--with-binary', 'print the QEMU command (and firmware paths) first: a complete command line'),
+  ).action(
+    (
+      o: DirOpts & {
+        pool: string;
+        head: string;
+        static?: string;
+        sparePorts: string;
+        memory: string;
+        capacity?: string;
+        withBinary?: boolean;
+      },
+    ) => {
+      const dirs = resolveDirs(o);
+      const head = parseHead(o.head);
+      let capacityBytes: number;
+      if (Pool.exists(o.pool)) {
+        const p = Pool.open({ name: o.pool, stateDir: dirs.stateDir, readOnly: true });
+        try {
+          p.state.checkHead(head);
+          capacityBytes = p.state.header.capacityBytes;
+        } finally {
+          p.close();
+        }
+      } else if (o.capacity) {
+        capacityBytes = parseSize(o.capacity, 'capacity');
+      } else {
+        throw new PoolError('NOT_FOUND', `pool "${o.pool}" does not exist; create it first or pass --capacity`);
+      }
+      if (!/^\d+$/.test(o.sparePorts)) throw new PoolError('OUT_OF_RANGE', `--spare-ports ${o.sparePorts} is not a whole number`);
+      const args = headArgs({
+        pool: o.pool,
+        head,
+        runDir: dirs.runDir,
+        capacityBytes,
+        static: o.static ? parseStaticWindow(o.static) : undefined,
+        sparePorts: Number(o.sparePorts),
+        memory: o.memory,
+      });
+      const words = o.withBinary ? qemuArgv(resolveQemu(), args) : args;
+      process.stdout.write(`${words.join('\n')}\n`);
+    },
+  );
 
   return program;
 }

@@ -1,0 +1,352 @@
+// The running backend of one pool (`cxl-mhd serve`): owns the writer lock,
+// the head sockets, one QMP session per attached QEMU, the attach/refuse/
+// detach rules of DESIGN.md §2.1 and §2.3, and re-adoption of heads after a
+// backend restart.
+import { renameSync, writeFileSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { dataObjectPath, Pool, PoolError, poolRunDir } from '../pool/index.js';
+import { QmpSession } from '../qmp/index.js';
+import { discoverWindows, type PoolWindow, windowProblem } from './devices.js';
+import { FMLD_CHARDEV_ID, type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
+import { closeServers, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
+
+export interface BackendOptions {
+  pool: string;
+  runDir: string;
+  stateDir: string;
+  /** When given with headCount, a missing pool is created. */
+  capacityBytes?: number;
+  headCount?: number;
+  blockBytes?: number;
+  access?: SocketAccess;
+  logger: Logger;
+  qmpTimeoutMs?: number;
+}
+
+export type HeadPhase = 'attaching' | 'attached' | 'refused' | 'detached';
+
+export interface HeadRecord {
+  head: number;
+  phase: HeadPhase;
+  pid: number | null;
+  reason: string | null;
+  since: string;
+  windows: { offset: number; size: number; exclusive: boolean }[];
+  fmld: boolean;
+}
+
+interface LiveHead {
+  head: number;
+  pid: number;
+  qmp: QmpSession;
+  socket: Socket;
+  windows: PoolWindow[];
+  fmld: FmldPort | null;
+  /** Set when the backend itself ends the session (shutdown): no detach then. */
+  leaving: boolean;
+}
+
+export function headRecordsPath(runDir: string, pool: string): string {
+  return join(poolRunDir(runDir, pool), 'heads.json');
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+class AttachRefused extends Error {}
+
+export class Backend {
+  private servers: Server[] = [];
+  private readonly live = new Map<number, LiveHead>();
+  private readonly records = new Map<number, HeadRecord>();
+  private readonly attaching = new Set<Promise<void>>();
+  private stopping = false;
+  private readonly log: Logger;
+  /** Called when a head finishes attaching or detaching (tests, later the FM-API). */
+  onChange: (head: number, record: HeadRecord) => void = () => {};
+  /** Called with the owner's FM-LD channel whenever one is bound. */
+  onFmldChannel: (head: number, port: FmldPort) => void = () => {};
+
+  private constructor(
+    readonly opts: BackendOptions,
+    readonly pool: Pool,
+  ) {
+    this.log = opts.logger;
+  }
+
+  static async start(opts: BackendOptions): Promise<Backend> {
+    let pool: Pool;
+    if (!Pool.exists(opts.pool) && opts.capacityBytes !== undefined && opts.headCount !== undefined) {
+      pool = Pool.create({
+        name: opts.pool,
+        stateDir: opts.stateDir,
+        capacityBytes: opts.capacityBytes,
+        headCount: opts.headCount,
+        blockBytes: opts.blockBytes ?? 2 * 2 ** 20,
+      });
+    } else {
+      pool = Pool.open({ name: opts.pool, stateDir: opts.stateDir });
+      const h = pool.state.header;
+      const mismatch =
+        (opts.capacityBytes !== undefined && opts.capacityBytes !== h.capacityBytes) ||
+        (opts.headCount !== undefined && opts.headCount !== h.headCount) ||
+        (opts.blockBytes !== undefined && opts.blockBytes !== h.blockBytes);
+      if (mismatch) {
+        pool.close();
+        throw new PoolError(
+          'EXISTS',
+          `pool "${opts.pool}" exists with capacity ${h.capacityBytes}, ${h.headCount} heads, ${h.blockBytes}-byte blocks; the options given differ (omit them to serve it as it is)`,
+        );
+      }
+    }
+    try {
+      pool.lockWriter();
+    } catch (e) {
+      pool.close();
+      throw e;
+    }
+    const backend = new Backend(opts, pool);
+    try {
+      backend.recoverStaleHeads();
+      backend.servers = await listenHeads(
+        poolRunDir(opts.runDir, opts.pool),
+        pool.state.headCount,
+        opts.access ?? {},
+        (head, socket, peer) => backend.accept(head, socket, peer),
+        (head, reason) => backend.log.warn({ head }, reason),
+      );
+    } catch (e) {
+      pool.close();
+      throw e;
+    }
+    backend.writeRecords();
+    return backend;
+  }
+
+  /**
+   * Heads registered by an earlier backend whose QEMU is gone are detached
+   * now; heads whose QEMU still runs wait for it to reconnect (reconnect-ms).
+   */
+  private recoverStaleHeads(): void {
+    for (const h of this.pool.state.heads()) {
+      if (!h.attached) continue;
+      if (pidAlive(h.pid)) {
+        this.log.info({ head: h.id, qemuPid: h.pid }, `head ${h.id}: QEMU pid ${h.pid} still runs; waiting for it to reconnect`);
+        this.setRecord(h.id, { phase: 'detached', pid: h.pid, reason: 'waiting for QEMU to reconnect after a backend restart' });
+        continue;
+      }
+      this.log.warn({ head: h.id, qemuPid: h.pid }, `head ${h.id}: QEMU pid ${h.pid} is gone; reclaiming its grants`);
+      this.pool.note('stale-head-reclaimed', { head: h.id, pid: h.pid });
+      this.detachInShm(h.id);
+    }
+    this.freeLeaseIfNoHeads();
+  }
+
+  get headCount(): number {
+    return this.pool.state.headCount;
+  }
+
+  headRecord(head: number): HeadRecord | undefined {
+    return this.records.get(head);
+  }
+
+  // ---- connection handling ----------------------------------------------
+
+  private accept(head: number, socket: Socket, peer: PeerInfo): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    if (this.live.has(head)) {
+      this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: second connection (pid ${peer.pid}) refused, the head is already attached`);
+      socket.destroy();
+      return;
+    }
+    const p = this.attach(head, socket, peer).finally(() => this.attaching.delete(p));
+    this.attaching.add(p);
+  }
+
+  private async attach(head: number, socket: Socket, peer: PeerInfo): Promise<void> {
+    this.setRecord(head, { phase: 'attaching', pid: peer.pid, reason: null });
+    socket.resume();
+    let qmp: QmpSession;
+    try {
+      qmp = await QmpSession.open(socket, { commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000 });
+    } catch (e) {
+      socket.destroy();
+      this.setRecord(head, { phase: 'detached', pid: peer.pid, reason: `QMP handshake failed: ${(e as Error).message}` });
+      this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: QMP handshake failed: ${(e as Error).message}`);
+      return;
+    }
+    const entry: LiveHead = { head, pid: peer.pid, qmp, socket, windows: [], fmld: null, leaving: false };
+    this.live.set(head, entry);
+    try {
+      const status = await qmp.execute<{ running: boolean; status: string }>('query-status');
+      const shmHead = this.pool.state.head(head);
+      const all = await discoverWindows(qmp);
+      const dataPath = dataObjectPath(this.opts.pool);
+      entry.windows = all.filter((w) => w.memPath === dataPath);
+      if (shmHead.attached && shmHead.pid === peer.pid) {
+        await this.readopt(entry, status.running);
+      } else {
+        if (shmHead.attached) {
+          if (pidAlive(shmHead.pid)) {
+            throw new AttachRefused(`head ${head} is already attached to QEMU pid ${shmHead.pid}, which is still running`);
+          }
+          this.pool.note('stale-head-reclaimed', { head, pid: shmHead.pid });
+          this.detachInShm(head);
+        }
+        await this.attachFresh(entry);
+      }
+      if (!status.running) await qmp.execute('cont');
+      if (this.stopping) return;
+      this.setRecord(head, { phase: 'attached', pid: peer.pid, reason: null });
+      this.log.info(
+        { head, qemuPid: peer.pid, fmld: entry.fmld !== null },
+        `head ${head}: attached (QEMU pid ${peer.pid})${entry.fmld ? ', FM-LD owner' : ''}`,
+      );
+      void qmp.closed.then((reason) => this.onSessionEnd(entry, reason.message));
+    } catch (e) {
+      await this.refuse(entry, e);
+    }
+  }
+
+  private async attachFresh(entry: LiveHead): Promise<void> {
+    const { head } = entry;
+    const header = this.pool.state.header;
+    for (const w of entry.windows) {
+      const problem = windowProblem(w, header);
+      if (problem) throw new AttachRefused(problem);
+    }
+    this.pool.registerHead(head, entry.pid);
+    try {
+      for (const w of entry.windows) {
+        const range = this.pool.state.bytesToBlocks(w.offset, w.size);
+        try {
+          this.pool.claim(head, range, { shared: !w.exclusive });
+        } catch (e) {
+          if (e instanceof PoolError && e.code === 'CONFLICT') {
+            const holders = (e.detail.holders as number[] | undefined) ?? [];
+            throw new AttachRefused(
+              `its ${w.exclusive ? 'exclusive' : 'shared'} window at pool offset ${w.offset} (size ${w.size}) conflicts with ${
+                e.detail.sharedHolder ? 'a shared' : 'an exclusive'
+              } grant of head${holders.length > 1 ? 's' : ''} ${holders.join(', ')}`,
+            );
+          }
+          throw e;
+        }
+      }
+      if (this.pool.acquireLease(head)) {
+        entry.fmld = await openFmldPort(entry.qmp);
+        this.onFmldChannel(head, entry.fmld);
+      }
+    } catch (e) {
+      // Nothing is left claimed for a refused head.
+      this.detachInShm(head);
+      this.freeLeaseIfNoHeads();
+      throw e;
+    }
+  }
+
+  /** The backend restarted under a running QEMU: keep grants and lease, rebind the FM-LD channel. */
+  private async readopt(entry: LiveHead, running: boolean): Promise<void> {
+    const { head } = entry;
+    this.pool.note('head-readopted', { head, pid: entry.pid, running });
+    if (this.pool.state.lease().owner === head) {
+      entry.fmld = await reattachFmldPort(entry.qmp);
+      this.onFmldChannel(head, entry.fmld);
+    }
+  }
+
+  private async refuse(entry: LiveHead, e: unknown): Promise<void> {
+    const { head, qmp } = entry;
+    const reason = e instanceof AttachRefused || e instanceof PoolError ? e.message : `attach failed: ${(e as Error).message ?? String(e)}`;
+    entry.leaving = true;
+    this.live.delete(head);
+    entry.fmld?.close();
+    this.pool.note('attach-refused', { head, pid: entry.pid, reason });
+    this.setRecord(head, { phase: 'refused', pid: entry.pid, reason });
+    this.log.error({ head, qemuPid: entry.pid }, `head ${head}: refused: ${reason}`);
+    // The guest never ran (still -S): tell QEMU to quit rather than leave it paused forever.
+    await qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+    qmp.close();
+  }
+
+  private onSessionEnd(entry: LiveHead, why: string): void {
+    if (entry.leaving || this.live.get(entry.head) !== entry) return;
+    this.live.delete(entry.head);
+    entry.fmld?.close();
+    this.detachInShm(entry.head);
+    this.freeLeaseIfNoHeads();
+    this.setRecord(entry.head, { phase: 'detached', pid: entry.pid, reason: `QEMU disconnected: ${why}` });
+    this.log.info({ head: entry.head, qemuPid: entry.pid }, `head ${entry.head}: detached (${why})`);
+  }
+
+  /** Releases everything the head holds and unregisters it (journaled). The lease is not touched. */
+  private detachInShm(head: number): void {
+    const state = this.pool.state;
+    if (state.blocksOf(head).length > 0) this.pool.releaseAll(head);
+    if (state.isAttached(head)) this.pool.unregisterHead(head);
+  }
+
+  private freeLeaseIfNoHeads(): void {
+    const { owner } = this.pool.state.lease();
+    if (owner === null) return;
+    if (this.pool.state.heads().some((h) => h.attached)) return;
+    this.pool.releaseLease(owner);
+    this.log.info({ head: owner }, `FM-LD lease of head ${owner} freed: no head is attached`);
+  }
+
+  // ---- records for status ----------------------------------------------
+
+  private setRecord(head: number, r: { phase: HeadPhase; pid: number | null; reason: string | null }): void {
+    const entry = this.live.get(head);
+    const rec: HeadRecord = {
+      head,
+      ...r,
+      since: new Date().toISOString(),
+      windows: (entry?.windows ?? []).map((w) => ({ offset: w.offset, size: w.size, exclusive: w.exclusive })),
+      fmld: entry?.fmld != null,
+    };
+    this.records.set(head, rec);
+    this.writeRecords();
+    this.onChange(head, rec);
+  }
+
+  private writeRecords(): void {
+    const path = headRecordsPath(this.opts.runDir, this.opts.pool);
+    const tmp = `${path}.tmp`;
+    const body = { pool: this.opts.pool, backendPid: process.pid, heads: [...this.records.values()].sort((a, b) => a.head - b.head) };
+    writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, path);
+  }
+
+  // ---- shutdown -----------------------------------------------------------
+
+  /**
+   * Stops serving. Attached QEMUs keep running and keep their grants: they
+   * reconnect to the next backend, which re-adopts them.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await Promise.allSettled([...this.attaching]);
+    for (const entry of this.live.values()) {
+      entry.leaving = true;
+      entry.qmp.close();
+      entry.fmld?.close();
+    }
+    this.live.clear();
+    await closeServers(this.servers, poolRunDir(this.opts.runDir, this.opts.pool), this.pool.state.headCount);
+    this.pool.close();
+  }
+}

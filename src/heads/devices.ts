@@ -1,0 +1,75 @@
+// What a head's VM declares: finds the cxl-type3 devices whose memory is a
+// window of this pool's data object (through QMP qom-list/qom-get) and
+// judges whether a static window is acceptable. Exclusivity is read from
+// the VM's own configuration: the memory backend's id ends in "-excl".
+import type { Header } from '../pool/index.js';
+
+/** The few QMP calls device discovery needs. */
+export interface QomReader {
+  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T>;
+}
+
+export interface PoolWindow {
+  /** The cxl-type3 device id (its QOM path is /machine/peripheral/<id>). */
+  deviceId: string;
+  backendPath: string;
+  backendId: string;
+  memPath: string;
+  offset: number;
+  size: number;
+  share: boolean;
+  exclusive: boolean;
+}
+
+export const STATIC_BACKEND_ID = 'cxl-mhd-static';
+export const EXCLUSIVE_SUFFIX = '-excl';
+export const CAPACITY_UNIT = 256 * 2 ** 20;
+
+interface QomEntry {
+  name: string;
+  type: string;
+}
+
+const asNumber = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+
+/**
+ * Every cxl-type3 of the VM whose volatile memory backend is a file (we
+ * compare its mem-path with the pool's data object afterwards).
+ */
+export async function discoverWindows(qmp: QomReader): Promise<PoolWindow[]> {
+  const peripherals = await qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
+  const out: PoolWindow[] = [];
+  for (const p of peripherals) {
+    if (p.type !== 'child<cxl-type3>') continue;
+    const devPath = `/machine/peripheral/${p.name}`;
+    const backendPath = await qmp.execute<string>('qom-get', { path: devPath, property: 'volatile-memdev' }).catch(() => '');
+    if (!backendPath) continue;
+    const backendType = await qmp.execute<string>('qom-get', { path: backendPath, property: 'type' }).catch(() => '');
+    if (backendType !== 'memory-backend-file') continue;
+    const get = (property: string) => qmp.execute<unknown>('qom-get', { path: backendPath, property });
+    const backendId = backendPath.split('/').pop() ?? '';
+    out.push({
+      deviceId: p.name,
+      backendPath,
+      backendId,
+      memPath: String(await get('mem-path')),
+      offset: asNumber(await get('offset')),
+      size: asNumber(await get('size')),
+      share: (await get('share')) === true,
+      exclusive: backendId.endsWith(EXCLUSIVE_SUFFIX),
+    });
+  }
+  return out;
+}
+
+/** Why a window of this pool cannot be accepted, or null if it can. */
+export function windowProblem(w: PoolWindow, header: Header): string | null {
+  const where = `device ${w.deviceId} (memory backend ${w.backendId}, offset ${w.offset}, size ${w.size})`;
+  if (!w.share) return `${where} maps the pool without share=on, so its writes would stay private to this VM`;
+  if (w.size <= 0 || w.size % CAPACITY_UNIT !== 0) return `${where}: size must be a positive multiple of 256 MiB`;
+  if (w.offset % CAPACITY_UNIT !== 0) return `${where}: offset must be a multiple of 256 MiB`;
+  if (w.offset + w.size > header.capacityBytes) {
+    return `${where} ends at ${w.offset + w.size}, past the pool's ${header.capacityBytes} bytes`;
+  }
+  return null;
+}

@@ -1,0 +1,135 @@
+// The head sockets: one listening Unix socket per head port
+// (<run-dir>/<pool>/head<N>.sock). Owns their creation with safe
+// permissions, stale-socket recovery, and the peer-credential gate.
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { native } from '../native/index.js';
+import { PoolError } from '../pool/index.js';
+
+export interface SocketAccess {
+  /** Group allowed to connect (name or gid): sockets become 0660 with that group. */
+  group?: string;
+  /** Uids allowed to connect; default: the backend's own uid. root is always allowed. */
+  allowedUids?: number[];
+}
+
+export function headSocketPath(poolRunDir: string, head: number): string {
+  return join(poolRunDir, `head${head}.sock`);
+}
+
+export function resolveGroup(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name === group && gid !== undefined) return Number(gid);
+  }
+  throw new PoolError('BAD_NAME', `socket group "${group}" does not exist`);
+}
+
+/** True if something accepts connections on `path` (a live backend). */
+function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export interface PeerInfo {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export function peerOf(socket: Socket): PeerInfo {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('connection has no file descriptor');
+  return native.peerCred(fd);
+}
+
+/**
+ * Listens on every head socket. Refuses to start if another process is
+ * already listening on one (a second backend); removes sockets left by a
+ * crashed backend.
+ */
+export async function listenHeads(
+  poolRunDir: string,
+  headCount: number,
+  access: SocketAccess,
+  onConnection: (head: number, socket: Socket, peer: PeerInfo) => void,
+  onRejected: (head: number, reason: string) => void,
+): Promise<Server[]> {
+  mkdirSync(poolRunDir, { recursive: true, mode: 0o700 });
+  const gid = access.group !== undefined ? resolveGroup(access.group) : undefined;
+  if (gid !== undefined) {
+    // Group members need to traverse the directory to reach the sockets.
+    chownSync(poolRunDir, process.getuid?.() ?? 0, gid);
+    chmodSync(poolRunDir, 0o750);
+  } else {
+    chmodSync(poolRunDir, 0o700);
+  }
+  const allowed = new Set(access.allowedUids ?? [process.getuid?.() ?? 0]);
+  allowed.add(0);
+  const servers: Server[] = [];
+  try {
+    for (let head = 0; head < headCount; head++) {
+      const path = headSocketPath(poolRunDir, head);
+      if (existsSync(path)) {
+        if (!lstatSync(path).isSocket()) throw new PoolError('BAD_STATE', `${path} exists and is not a socket; refusing to replace it`);
+        if (await socketIsLive(path)) throw new PoolError('LOCKED', `${path} is served by another process`);
+        unlinkSync(path);
+      }
+      const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => {
+        let peer: PeerInfo;
+        try {
+          peer = peerOf(socket);
+        } catch (e) {
+          socket.destroy();
+          onRejected(head, `cannot read peer credentials: ${(e as Error).message}`);
+          return;
+        }
+        if (!allowed.has(peer.uid)) {
+          socket.destroy();
+          onRejected(head, `connection from uid ${peer.uid} (pid ${peer.pid}) refused: not an allowed uid`);
+          return;
+        }
+        onConnection(head, socket, peer);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        // Created 0600 from the start: no window where others could connect.
+        const old = process.umask(0o177);
+        try {
+          server.listen(path, () => resolve());
+        } finally {
+          process.umask(old);
+        }
+      });
+      if (gid !== undefined) {
+        chownSync(path, process.getuid?.() ?? 0, gid);
+        chmodSync(path, 0o660);
+      }
+      servers.push(server);
+    }
+  } catch (e) {
+    await closeServers(servers, poolRunDir, headCount);
+    throw e;
+  }
+  return servers;
+}
+
+export async function closeServers(servers: Server[], poolRunDir: string, headCount: number): Promise<void> {
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  for (let head = 0; head < headCount; head++) {
+    const p = headSocketPath(poolRunDir, head);
+    try {
+      if (lstatSync(p).isSocket()) unlinkSync(p);
+    } catch {
+      // already gone
+    }
+  }
+}

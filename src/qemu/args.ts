@@ -1,0 +1,105 @@
+// The QEMU arguments that make a VM head I of a pool (`cxl-mhd qemu-args`):
+// paused start, q35 with CXL, TCG, a CXL host bridge with one root port for
+// the static window plus spare ports for hot-add, the type-3 device over a
+// window of the pool's data object, virtio-serial for the FM-LD port, and
+// the monitor chardev that dials the backend. Verified on QEMU 10.0.
+import { createHash } from 'node:crypto';
+import { EXCLUSIVE_SUFFIX, STATIC_BACKEND_ID } from '../heads/devices.js';
+import { headSocketPath } from '../heads/listener.js';
+import { dataObjectPath, PoolError, parseSize, poolRunDir } from '../pool/index.js';
+
+export const HOST_BRIDGE_ID = 'cxl-mhd-hb';
+export const ROOT_PORT_PREFIX = 'cxl-mhd-rp';
+export const STATIC_DEVICE_ID = 'cxl-mhd-mem0';
+export const VSER_ID = 'cxl-mhd-vser';
+export const MONITOR_CHARDEV_ID = 'cxl-mhd';
+const UNIT = 256 * 2 ** 20;
+
+export interface StaticWindow {
+  offset: number;
+  size: number;
+  exclusive: boolean;
+}
+
+export interface HeadArgsOptions {
+  pool: string;
+  head: number;
+  runDir: string;
+  /** The pool's capacity, to size the CXL fixed memory window for hot-add. */
+  capacityBytes: number;
+  static?: StaticWindow;
+  sparePorts?: number;
+  /** Guest RAM. */
+  memory?: string;
+  reconnectMs?: number;
+}
+
+/** `SIZE[@OFFSET][,exclusive]`, e.g. `512M`, `256M@1G,exclusive`. */
+export function parseStaticWindow(text: string): StaticWindow {
+  const m = /^([^@,]+)(?:@([^,]+))?(?:,(exclusive|shared))?$/.exec(text.trim());
+  if (!m?.[1]) {
+    throw new PoolError('BAD_SIZE', `static window "${text}" must look like SIZE[@OFFSET][,exclusive], e.g. 512M@1G,exclusive`);
+  }
+  const size = parseSize(m[1], 'static window size');
+  const offset = m[2] === undefined ? 0 : m[2].trim() === '0' ? 0 : parseSize(m[2], 'static window offset');
+  if (size % UNIT !== 0 || offset % UNIT !== 0) {
+    throw new PoolError('BAD_SIZE', `static window "${text}": size and offset must be multiples of 256M`);
+  }
+  return { size, offset, exclusive: m[3] === 'exclusive' };
+}
+
+/** A stable PCIe serial number per (pool, head): the guest shows it as memX/serial. */
+export function headSerial(pool: string, head: number): bigint {
+  const h = createHash('sha256').update(`cxl-mhd:${pool}`).digest();
+  // High byte fixed so serials are recognisable; 40 bits of pool hash; low 16 bits the head.
+  return (0xc7n << 56n) | ((h.readBigUInt64BE(0) & 0xff_ffff_ffffn) << 16n) | BigInt(head);
+}
+
+export function fixedWindowBytes(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static' | 'sparePorts'>): number {
+  // Each spare port may carry up to the whole pool; the window is only address space.
+  const need = (opts.static?.size ?? 0) + (opts.sparePorts ?? 0) * opts.capacityBytes;
+  return Math.max(UNIT, Math.ceil(need / UNIT) * UNIT);
+}
+
+export function headArgs(opts: HeadArgsOptions): string[] {
+  const { pool, head } = opts;
+  const spare = opts.sparePorts ?? 2;
+  if (!Number.isInteger(spare) || spare < 0 || spare > 16) throw new PoolError('OUT_OF_RANGE', `--spare-ports ${spare} must be 0..16`);
+  const st = opts.static;
+  if (st && st.offset + st.size > opts.capacityBytes) {
+    throw new PoolError('OUT_OF_RANGE', `static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
+  }
+  const sock = headSocketPath(poolRunDir(opts.runDir, pool), head);
+  const fmw = fixedWindowBytes({ capacityBytes: opts.capacityBytes, static: st, sparePorts: spare });
+  const args = [
+    '-S',
+    '-machine',
+    `q35,cxl=on,accel=tcg,cxl-fmw.0.targets.0=${HOST_BRIDGE_ID},cxl-fmw.0.size=${fmw / 2 ** 20}M`,
+    '-cpu',
+    'max,hypervisor=off',
+    '-m',
+    opts.memory ?? '1G',
+    '-chardev',
+    `socket,id=${MONITOR_CHARDEV_ID},path=${sock},reconnect-ms=${opts.reconnectMs ?? 1000}`,
+    '-mon',
+    `chardev=${MONITOR_CHARDEV_ID},mode=control`,
+    '-device',
+    `pxb-cxl,bus_nr=12,bus=pcie.0,id=${HOST_BRIDGE_ID}`,
+  ];
+  const ports = (st ? 1 : 0) + spare;
+  for (let p = 0; p < ports; p++) {
+    args.push('-device', `cxl-rp,port=${p},bus=${HOST_BRIDGE_ID},id=${ROOT_PORT_PREFIX}${p},chassis=0,slot=${p}`);
+  }
+  if (st) {
+    const backendId = st.exclusive ? `${STATIC_BACKEND_ID}${EXCLUSIVE_SUFFIX}` : STATIC_BACKEND_ID;
+    args.push(
+      '-object',
+      `memory-backend-file,id=${backendId},mem-path=${dataObjectPath(pool)},offset=${st.offset},size=${st.size},share=on`,
+      '-device',
+      `cxl-type3,bus=${ROOT_PORT_PREFIX}0,volatile-memdev=${backendId},id=${STATIC_DEVICE_ID},sn=0x${headSerial(pool, head).toString(16)}`,
+    );
+  }
+  // Without bus= QEMU would put it on the CXL host bridge's bus and fail.
+  args.push('-device', `virtio-serial-pci,bus=pcie.0,id=${VSER_ID}`);
+  return args;
+}
