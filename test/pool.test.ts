@@ -147,6 +147,20 @@ describe('journal and fsck', () => {
     }
   });
 
+  it('replays a lease that outlives its detached owner', () => {
+    const { pool } = create();
+    try {
+      pool.registerHead(0, 1);
+      pool.registerHead(1, 2);
+      pool.acquireLease(0);
+      pool.unregisterHead(0);
+      expect(pool.state.lease().owner).toBe(0);
+      expect(fsck(pool).findings).toEqual([]);
+    } finally {
+      pool.close();
+    }
+  });
+
   it('reports two exclusive owners, unregistered holders, and shm that differs from the journal', () => {
     const { pool } = create();
     try {

@@ -152,7 +152,8 @@ export function replayJournal(entries: JournalEntry[]): { state: PoolState; last
     }
   }
   for (const h of registered) state.registerHead(h, 0, 0);
-  if (lease !== null && registered.has(lease)) state.acquireLease(lease);
+  // The lease outlives its owner's detach while other heads remain (DESIGN.md §2.3).
+  state.setRawLease(lease);
   for (const [b, m] of holders) {
     let word = 0n;
     for (const [h, shared] of m) word |= (1n << BigInt(h)) | (shared ? 1n << 32n : 0n);

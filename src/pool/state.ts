@@ -403,6 +403,12 @@ export class PoolState {
     return seen === head + 1;
   }
 
+  /** Sets the lease word as the journal says it is (replay only: the owner may be detached by then). */
+  setRawLease(owner: number | null): void {
+    if (owner !== null) this.checkHead(owner);
+    native.store32(this.buf, H.leaseOwner, owner === null ? 0 : owner + 1);
+  }
+
   /** Frees the lease if `head` holds it. True if it did. */
   releaseLease(head: number): boolean {
     this.checkHead(head);
