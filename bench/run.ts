@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
+import { benchAttach } from './attach.js';
 
 const MiB = 2 ** 20;
 const results: Record<string, unknown>[] = [];
@@ -125,5 +126,6 @@ const cbin = buildC();
 console.log('cxl-mhd benchmarks (each figure | its baseline from this run | ratio)');
 benchClaimRelease(cbin);
 benchStatus(cbin);
+await benchAttach(report);
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);

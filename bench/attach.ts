@@ -1,0 +1,168 @@
+// Attach benchmarks with real QEMU: per-head attach latency (QEMU spawn →
+// backend sent `cont`) against QEMU's own spawn → QMP greeting time, and 32
+// paused heads attaching at once (total time, backend RSS).
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Backend } from '../src/heads/index.js';
+import { Pool } from '../src/pool/index.js';
+import { headArgs } from '../src/qemu/args.js';
+import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+
+const MiB = 2 ** 20;
+const silent = pino({ level: 'silent' });
+
+function launch(args: string[]): ChildProcess {
+  const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults']);
+  return spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
+}
+
+function killAll(children: ChildProcess[]): Promise<unknown> {
+  return Promise.all(
+    children.map((c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+      const done = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      return done;
+    }),
+  );
+}
+
+/** QEMU spawn → greeting on a bare listener: QEMU's own start cost, no backend involved. */
+async function greetingMs(pool: string, runDir: string): Promise<number> {
+  const args = headArgs({
+    pool,
+    head: 0,
+    runDir,
+    capacityBytes: 1024 * MiB,
+    static: { offset: 0, size: 256 * MiB, exclusive: false },
+    memory: '128M',
+  });
+  const sockPath = join(runDir, pool, 'head0.sock');
+  execFileSync('mkdir', ['-p', join(runDir, pool)]);
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(sockPath, r));
+  const t0 = performance.now();
+  const child = launch(args);
+  try {
+    return await new Promise<number>((resolve) => {
+      server.once('connection', (s) => s.once('data', () => resolve(performance.now() - t0)));
+    });
+  } finally {
+    await killAll([child]);
+    await new Promise((r) => server.close(r));
+  }
+}
+
+async function attachOnce(backend: Backend, pool: string, runDir: string, head: number): Promise<{ ms: number; child: ChildProcess }> {
+  const args = headArgs({
+    pool,
+    head,
+    runDir,
+    capacityBytes: 1024 * MiB,
+    static: { offset: 0, size: 256 * MiB, exclusive: false },
+    memory: '128M',
+  });
+  const attached = new Promise<number>((resolve) => {
+    backend.onChange = (h, rec) => {
+      if (h === head && rec.phase === 'attached') resolve(performance.now());
+    };
+  });
+  const t0 = performance.now();
+  const child = launch(args);
+  return { ms: (await attached) - t0, child };
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+export async function benchAttach(
+  report: (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void,
+): Promise<void> {
+  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-attach-'));
+  const runDir = join(base, 'run');
+  const stateDir = join(base, 'state');
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  try {
+    // Per-head latency, one head at a time, 5 rounds.
+    const pool = `bench-attach-${process.pid}`;
+    const greet: number[] = [];
+    for (let i = 0; i < 5; i++) greet.push(await greetingMs(`${pool}-g`, runDir));
+    const backend = await Backend.start({ pool, runDir, stateDir, capacityBytes: 1024 * MiB, headCount: 3, logger: silent });
+    const lat: number[] = [];
+    try {
+      for (let round = 0; round < 5; round++) {
+        const children: ChildProcess[] = [];
+        for (let h = 0; h < 3; h++) {
+          const r = await attachOnce(backend, pool, runDir, h);
+          lat.push(r.ms);
+          children.push(r.child);
+        }
+        await killAll(children);
+        // Let the backend see the disconnects before the next round re-attaches.
+        for (let i = 0; i < 100 && backend.pool.state.heads().some((h) => h.attached); i++) await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await backend.stop();
+      Pool.destroy({ name: pool, stateDir, force: true });
+    }
+    report('attach: QEMU spawn → cont (per head, median)', median(lat), 'ms', 'QEMU spawn → QMP greeting', median(greet), false);
+
+    // 32 heads at once, backend as its own process so its RSS is its own.
+    const big = `bench-32-${process.pid}`;
+    const serve = spawn(
+      process.execPath,
+      ['dist/src/cli/main.js', 'serve', '--pool', big, '--capacity', '1G', '--heads', '32', '--run-dir', runDir, '--state-dir', stateDir],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    await new Promise<void>((r) => serve.stdout?.on('data', (d) => String(d).includes('ready') && r()));
+    const rssIdle = rssMiB(serve.pid ?? 0);
+    const children: ChildProcess[] = [];
+    try {
+      const t0 = performance.now();
+      for (let h = 0; h < 32; h++) {
+        children.push(
+          launch(
+            headArgs({
+              pool: big,
+              head: h,
+              runDir,
+              capacityBytes: 1024 * MiB,
+              static: { offset: 0, size: 256 * MiB, exclusive: false },
+              memory: '64M',
+            }),
+          ),
+        );
+      }
+      const probe = Pool.open({ name: big, stateDir, readOnly: true });
+      let attached = 0;
+      try {
+        for (let i = 0; i < 3000 && attached < 32; i++) {
+          attached = probe.state.heads().filter((h) => h.attached).length;
+          if (attached < 32) await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        probe.close();
+      }
+      const total = performance.now() - t0;
+      if (attached < 32) throw new Error(`only ${attached} of 32 heads attached`);
+      const rss = rssMiB(serve.pid ?? 0);
+      report('32 paused heads attached concurrently, total', total, 'ms', '32 × QEMU spawn → greeting (serial)', 32 * median(greet), false);
+      report('backend RSS with 32 heads attached', rss, 'MiB', 'backend RSS idle (0 heads)', rssIdle, false);
+    } finally {
+      await killAll(children);
+      serve.kill('SIGTERM');
+      await new Promise((r) => serve.once('exit', r));
+      Pool.destroy({ name: big, stateDir, force: true });
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
