@@ -32,7 +32,9 @@ function killAll(children: ChildProcess[]): Promise<unknown> {
 }
 
 /** QEMU spawn → greeting on a bare listener: QEMU's own start cost, no backend involved. */
-async function greetingMs(pool: string, runDir: string): Promise<number> {
+async function greetingMs(pool: string, runDir: string, stateDir: string): Promise<number> {
+  // A real pool, so QEMU maps an existing object (it would create a stray file otherwise).
+  Pool.create({ name: pool, stateDir, capacityBytes: 1024 * MiB, blockBytes: 2 * MiB, headCount: 1 }).close();
   const args = headArgs({
     pool,
     head: 0,
@@ -54,6 +56,7 @@ async function greetingMs(pool: string, runDir: string): Promise<number> {
   } finally {
     await killAll([child]);
     await new Promise((r) => server.close(r));
+    Pool.destroy({ name: pool, stateDir, force: true });
   }
 }
 
@@ -92,7 +95,7 @@ export async function benchAttach(
     // Per-head latency, one head at a time, 5 rounds.
     const pool = `bench-attach-${process.pid}`;
     const greet: number[] = [];
-    for (let i = 0; i < 5; i++) greet.push(await greetingMs(`${pool}-g`, runDir));
+    for (let i = 0; i < 5; i++) greet.push(await greetingMs(`${pool}-g`, runDir, stateDir));
     const backend = await Backend.start({ pool, runDir, stateDir, capacityBytes: 1024 * MiB, headCount: 3, logger: silent });
     const lat: number[] = [];
     try {

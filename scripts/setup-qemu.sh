@@ -92,6 +92,8 @@ if root_complete; then
     exit 0
   fi
   log "$ROOT is stamped but its QEMU does not run (version '${v:-unknown}'); rebuilding"
+elif [[ -e "$ROOT" ]]; then
+  log "$ROOT is incomplete or from another recipe (stamp differs); rebuilding"
 fi
 
 # The clone must stay small and clean: refuse a cache inside it.

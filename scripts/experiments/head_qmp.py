@@ -113,15 +113,25 @@ def main():
         q.cmd("qom-list", {"path": "/machine/peripheral/rp1"})
         q.cmd("qom-get", {"path": "/machine", "property": "cxl-fmw"})
 
-        t.note("LD hot-add while paused (prelaunch)")
+        t.note("LD hot-add while paused (prelaunch); sn must be a JSON number in QMP")
         q.ok("object-add", {"qom-type": "memory-backend-file", "id": "cxl-mhd-ld1", "mem-path": POOL,
                             "offset": 512 * MiB, "size": 256 * MiB, "share": True})
         q.cmd("device_add", {"driver": "cxl-type3", "bus": "rp1", "volatile-memdev": "cxl-mhd-ld1",
                              "id": "cxl-mhd-ld1", "sn": "0x4d48440000000101"})
-        t.note("sn as a number")
-        q.cmd("device_del", {"id": "cxl-mhd-ld1"})
-        q.wait_event("DEVICE_DELETED", 3)
-        q.cmd("qom-get", {"path": "/machine/peripheral/cxl-mhd-ld1", "property": "type"})
+        q.ok("device_add", {"driver": "cxl-type3", "bus": "rp1", "volatile-memdev": "cxl-mhd-ld1",
+                            "id": "cxl-mhd-ld1", "sn": 0x4d48440000000101})
+        q.ok("qom-get", {"path": "/machine/peripheral/cxl-mhd-ld1", "property": "hotplugged"})
+
+        t.note("monitor reconnect: drop the connection, QEMU dials again after reconnect-ms")
+        q.sock.close()
+        t_drop = time.monotonic()
+        conn, _ = srv.accept()
+        q = QMP(conn, "head", t)
+        q.greeting()
+        t.note(f"redial + greeting after {time.monotonic() - t_drop:.3f}s")
+        q.cmd("query-status")
+        q.ok("qmp_capabilities")
+        q.ok("query-status")
 
         t.note("cont")
         q.ok("cont")
@@ -147,9 +157,6 @@ def main():
         t.note(f"DEVICE_DELETED after reset: {ev is not None}")
         q.cmd("qom-get", {"path": "/machine/peripheral/cxl-mhd-ld2", "property": "type"})
         q.cmd("object-del", {"id": "cxl-mhd-ld2"})
-        # Whatever the paused-phase hot-add left behind.
-        q.cmd("qom-get", {"path": "/machine/peripheral/cxl-mhd-ld1", "property": "type"})
-        q.cmd("object-del", {"id": "cxl-mhd-ld1"})
 
         t.note("hot-add with an offset past the end of the pool file")
         q.cmd("object-add", {"qom-type": "memory-backend-file", "id": "cxl-mhd-bad", "mem-path": POOL,
@@ -206,6 +213,14 @@ def main():
         q.cmd("cxl-release-dynamic-capacity", {"path": dcd, "host-id": 0, "removal-policy": "prescriptive",
                                                "region": 0, "extents": [{"offset": 0, "len": 256 * MiB}]})
         q.cmd("cxl-add-dynamic-capacity", {"path": "/machine/peripheral/cxl-mhd-mem0", "host-id": 0,
+                                           "selection-policy": "prescriptive", "region": 0,
+                                           "extents": [{"offset": 0, "len": 2 * MiB}]})
+        t.note("DCD device hot-add (DC region over the whole pool) on spare rp3")
+        q.ok("object-add", {"qom-type": "memory-backend-file", "id": "cxl-mhd-dc2", "mem-path": POOL,
+                            "offset": 0, "size": POOL_SIZE, "share": True})
+        q.cmd("device_add", {"driver": "cxl-type3", "bus": "rp3", "volatile-dc-memdev": "cxl-mhd-dc2",
+                             "num-dc-regions": 1, "id": "cxl-mhd-dcd2", "sn": 0x4d48440000000103})
+        q.cmd("cxl-add-dynamic-capacity", {"path": "/machine/peripheral/cxl-mhd-dcd2", "host-id": 0,
                                            "selection-policy": "prescriptive", "region": 0,
                                            "extents": [{"offset": 0, "len": 2 * MiB}]})
         t.note("DCD on a paused VM")

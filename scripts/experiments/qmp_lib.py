@@ -68,7 +68,7 @@ class QMP:
         self.buf = b""
         self.events = []
 
-    def _read(self, timeout):
+    def _read(self, timeout, log=True):
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
@@ -81,27 +81,29 @@ class QMP:
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         obj = json.loads(line)
-        self.t.msg(self.name, "<-", obj)
+        if log or "event" in obj:
+            self.t.msg(self.name, "<-", obj)
         return obj
 
     def greeting(self, timeout=30):
         return self._read(timeout)
 
-    def send(self, execute, arguments=None, fds=None):
+    def send(self, execute, arguments=None, fds=None, log=True):
         obj = {"execute": execute}
         if arguments is not None:
             obj["arguments"] = arguments
-        self.t.msg(self.name, "->", obj if not fds else {**obj, "#fds": len(fds)})
+        if log:
+            self.t.msg(self.name, "->", obj if not fds else {**obj, "#fds": len(fds)})
         data = json.dumps(obj).encode() + b"\n"
         if fds:
             socket.send_fds(self.sock, [data], fds)
         else:
             self.sock.sendall(data)
 
-    def cmd(self, execute, arguments=None, fds=None, timeout=30):
-        self.send(execute, arguments, fds)
+    def cmd(self, execute, arguments=None, fds=None, timeout=30, log=True):
+        self.send(execute, arguments, fds, log)
         while True:
-            obj = self._read(timeout)
+            obj = self._read(timeout, log)
             if "event" in obj:
                 self.events.append(obj)
                 continue
@@ -112,6 +114,16 @@ class QMP:
         if "error" in r:
             raise RuntimeError(f"{execute} failed: {r['error']}")
         return r["return"]
+
+    def wait_gone(self, dev_id, timeout):
+        """Seconds until /machine/peripheral/<dev_id> disappears (polled, not logged), else None."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            r = self.cmd("qom-get", {"path": f"/machine/peripheral/{dev_id}", "property": "type"}, log=False)
+            if "error" in r:
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        return None
 
     def wait_event(self, name, timeout):
         """The first event `name` (already queued or arriving within timeout), else None."""
