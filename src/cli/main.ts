@@ -278,6 +278,13 @@ export function buildProgram(): Command {
     },
   );
 
+  program
+    .command('qemu-bin')
+    .description('print the command words (one per line) that run the QEMU >= 10 this project uses, firmware paths included')
+    .action(() => {
+      process.stdout.write(`${qemuArgv(resolveQemu(), []).join('\n')}\n`);
+    });
+
   return program;
 }
 
