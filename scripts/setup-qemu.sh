@@ -51,7 +51,7 @@ root_qemu() {
 
 # --- 1. an explicitly chosen or host QEMU that is new enough wins ----------
 if [[ -n "${CXL_MHD_QEMU:-}" ]]; then
-  override_root=$(cd "$(dirname "$CXL_MHD_QEMU")/../.." 2>/dev/null && pwd -P || true)
+  override_root=$( (cd "$(dirname "$CXL_MHD_QEMU")/../.." 2>/dev/null && pwd -P) || true)
   if [[ -n "$override_root" && -e "$override_root/lib64/ld-linux-x86-64.so.2" && -f "$override_root/$STAMP_NAME" ]]; then
     # A debootstrapped root's QEMU only runs against that root's libraries.
     # shellcheck disable=SC2046
@@ -84,25 +84,31 @@ root_complete() {
   [[ -x "$ROOT/usr/bin/qemu-system-x86_64" ]] || return 1
 }
 
-if root_complete; then
+# Prints the root's QEMU version when the root is complete and that QEMU runs.
+root_usable() {
+  root_complete || return 1
+  local v
   # shellcheck disable=SC2046
   v=$(qemu_version_of $(root_qemu "$ROOT") || true)
-  if [[ -n "$v" ]] && version_ok "$v"; then
-    log "reusing $ROOT (QEMU $v); nothing to do"
-    exit 0
-  fi
-  log "$ROOT is stamped but its QEMU does not run (version '${v:-unknown}'); rebuilding"
-elif [[ -e "$ROOT" ]]; then
-  log "$ROOT is incomplete or from another recipe (stamp differs); rebuilding"
+  [[ -n "$v" ]] && version_ok "$v" || return 1
+  printf '%s\n' "$v"
+}
+
+if v=$(root_usable); then
+  log "reusing $ROOT (QEMU $v); nothing to do"
+  exit 0
+fi
+if [[ -e "$ROOT" ]]; then
+  log "$ROOT is incomplete, from another recipe, or its QEMU does not run; rebuilding"
 fi
 
 # The clone must stay small and clean: refuse a cache inside it.
 repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-mkdir -p "$CACHE"
-cache_real=$(cd "$CACHE" && pwd -P)
+cache_real=$(realpath -m "$CACHE")
 case "$cache_real/" in
   "$repo_dir/"*) die "cache dir $cache_real is inside the clone $repo_dir; set CXL_MHD_CACHE elsewhere" ;;
 esac
+mkdir -p "$CACHE"
 
 [[ $(id -u) -eq 0 ]] || die "building the $SUITE root needs root (debootstrap creates device nodes and chroots); re-run as root, or install QEMU >= $MIN_MAJOR.$MIN_MINOR and put it on PATH / in CXL_MHD_QEMU"
 
@@ -112,8 +118,8 @@ if ! flock -n 9; then
   log "another setup holds $CACHE/.setup.lock; waiting"
   flock 9
 fi
-if root_complete; then
-  log "$ROOT was completed by a concurrent setup; nothing to do"
+if v=$(root_usable); then
+  log "$ROOT was completed by a concurrent setup (QEMU $v); nothing to do"
   exit 0
 fi
 
@@ -129,7 +135,7 @@ remove_tree() {
   rm -rf --one-file-system "$dir"
 }
 
-for stale in "$CACHE"/.$SUITE-root.tmp.* "$CACHE"/.$SUITE-root.old.*; do
+for stale in "$CACHE/.$SUITE-root.tmp."* "$CACHE/.$SUITE-root.old."*; do
   [[ -e "$stale" ]] || continue
   log "removing leftover $stale from an interrupted run"
   remove_tree "$stale"
@@ -247,8 +253,9 @@ rm -f "$tmp"/var/cache/apt/archives/*.deb
 v=$(qemu_version_of $(root_qemu "$tmp") || true)
 [[ -n "$v" ]] || die "QEMU in the new root does not run through its loader"
 version_ok "$v" || die "QEMU in the new root is $v, need >= $MIN_MAJOR.$MIN_MINOR"
-compgen -G "$tmp/boot/vmlinuz-*" >/dev/null || die "no guest kernel in $tmp/boot"
-log "new root has QEMU $v, kernel $(basename "$(ls "$tmp"/boot/vmlinuz-* | head -n1)")"
+kernels=("$tmp"/boot/vmlinuz-*)
+[[ -e "${kernels[0]}" ]] || die "no guest kernel in $tmp/boot"
+log "new root has QEMU $v, kernel ${kernels[0]##*/}"
 
 printf '%s\n' "$STAMP_CONTENT" >"$tmp/$STAMP_NAME"
 

@@ -26,6 +26,7 @@ describe('qemu-args', () => {
     expect(headSerial('p', 1)).toBe(headSerial('p', 1));
     expect(new Set([headSerial('p', 0), headSerial('p', 1), headSerial('q', 0)]).size).toBe(3);
     expect(headSerial('p', 3) & 0xffffn).toBe(3n);
+    expect(headSerial('p', 3)).toBeLessThan(2n ** 53n);
   });
 
   it('sizes the CXL fixed window for the static window plus every spare port', () => {

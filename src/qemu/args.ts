@@ -48,11 +48,14 @@ export function parseStaticWindow(text: string): StaticWindow {
   return { size, offset, exclusive: m[3] === 'exclusive' };
 }
 
-/** A stable PCIe serial number per (pool, head): the guest shows it as memX/serial. */
+/**
+ * A stable PCIe serial number per (pool, head): the guest shows it as
+ * memX/serial. Kept below 2^53 so it survives JSON (QMP, status) intact:
+ * 0xc7 marker, 28 bits of pool hash, 16 bits of head.
+ */
 export function headSerial(pool: string, head: number): bigint {
   const h = createHash('sha256').update(`cxl-mhd:${pool}`).digest();
-  // High byte fixed so serials are recognisable; 40 bits of pool hash; low 16 bits the head.
-  return (0xc7n << 56n) | ((h.readBigUInt64BE(0) & 0xff_ffff_ffffn) << 16n) | BigInt(head);
+  return (0xc7n << 44n) | (BigInt(h.readUInt32BE(0) & 0xfff_ffff) << 16n) | BigInt(head);
 }
 
 export function fixedWindowBytes(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static' | 'sparePorts'>): number {

@@ -6,7 +6,7 @@
 // the trixie root that `make setup` debootstraps into the cache directory.
 
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 
@@ -145,7 +145,7 @@ function resolveUncached(env: Env): QemuBinary {
     const command = root === null ? [path] : rootQemuCommand(root);
     const version = qemuVersion(command);
     if (version === null) {
-      throw new Error(`CXL_MHD_QEMU=${override} does not run (\`--version\` failed); fix or unset it`);
+      throw new Error(`CXL_MHD_QEMU=${override} is not a QEMU (\`--version\` printed no QEMU version); fix or unset it`);
     }
     if (!versionAtLeast(version, MIN_QEMU_VERSION)) {
       throw new Error(`CXL_MHD_QEMU=${override} is QEMU ${version}; cxl-mhd needs >= ${MIN_QEMU_VERSION.join('.')}`);
@@ -214,7 +214,7 @@ export function qemuVersion(command: readonly string[]): string | null {
   }
 }
 
-export function versionAtLeast(version: string, min: readonly [number, number]): boolean {
+function versionAtLeast(version: string, min: readonly [number, number]): boolean {
   const [major = 0, minor = 0] = version.split('.').map((p) => Number.parseInt(p, 10));
   return major > min[0] || (major === min[0] && minor >= min[1]);
 }
@@ -264,13 +264,4 @@ function compareVersions(a: string, b: string): number {
     if (c !== 0) return c;
   }
   return 0;
-}
-
-// Exposed for tests that need to read what setup recorded.
-export function readRootStamp(root: string): string | null {
-  try {
-    return readFileSync(join(root, ROOT_STAMP_NAME), 'utf8');
-  } catch {
-    return null;
-  }
 }
