@@ -12,7 +12,10 @@ const args = ['rebuild'];
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) {
   args.push(`--nodedir=${prefix}`);
 }
-const gyp = process.env.npm_config_node_gyp;
+// Under npm, npm says where its node-gyp is; run directly (make), use the
+// node-gyp bundled with the npm that ships beside this Node.
+const bundled = join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const gyp = process.env.npm_config_node_gyp ?? (existsSync(bundled) ? bundled : undefined);
 const [cmd, argv] = gyp ? [process.execPath, [gyp, ...args]] : ['node-gyp', args];
 const r = spawnSync(cmd, argv, { cwd: here, stdio: 'inherit' });
 if (r.error) {

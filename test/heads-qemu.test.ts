@@ -107,7 +107,7 @@ describe('QEMU heads attach to the backend', () => {
     const backend = await startBackend(pool, ['--capacity', '1G', '--heads', '3']);
     const owner = await startHead(pool, 0, { static: '512M@0' });
     await eventually(() => running(owner), 'head 0 running');
-    const intruder = await startHead(pool, 1, { static: '256M@256M,exclusive' });
+    const intruder = await startHead(pool, 1, { static: '256M@256M,exclusive', noMonitor: true });
     expect(await intruder.exited).not.toBeNull();
     const s = await eventually(() => {
       const st = status(pool);
@@ -128,7 +128,11 @@ describe('QEMU heads attach to the backend', () => {
   it('a window without share=on is refused before the guest runs', async () => {
     const pool = makeTestPool();
     const backend = await startBackend(pool, ['--capacity', '1G', '--heads', '2']);
-    const vm = await startHead(pool, 0, { static: SHARED_WINDOW, mutate: (a) => a.map((w) => w.replace('share=on', 'share=off')) });
+    const vm = await startHead(pool, 0, {
+      static: SHARED_WINDOW,
+      noMonitor: true,
+      mutate: (a) => a.map((w) => w.replace('share=on', 'share=off')),
+    });
     expect(await vm.exited).not.toBeNull();
     const s = await eventually(() => {
       const st = status(pool);
