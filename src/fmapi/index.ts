@@ -1,0 +1,75 @@
+// Public surface of the FM-API layer: the CCI wire format, the command
+// codecs, the server with its channel driver, and the client.
+export {
+  type AddOptions,
+  type ClientErrorKind,
+  type ClientOptions,
+  DEFAULT_TIMEOUT_MS,
+  type ExtentInput,
+  FmClient,
+  FmClientError,
+  type RawResponse,
+  type ReleaseOptions,
+} from './client.js';
+export {
+  type AddRequest,
+  CAPACITY_UNIT,
+  COMMAND_BY_OPCODE,
+  COMMANDS,
+  type Codec,
+  type CommandName,
+  type CommandSpec,
+  commandName,
+  type DcdInfoResponse,
+  DsmasFlag,
+  type Empty,
+  type Extent,
+  type ExtentListRequest,
+  type ExtentListResponse,
+  type HeadInfoRecord,
+  type HeadInfoRequest,
+  type HeadInfoResponse,
+  type IdentifyResponse,
+  MAX_DC_REGIONS,
+  type MhdInfoRequest,
+  type MhdInfoResponse,
+  Opcode,
+  type RegionConfig,
+  type RegionConfigRequest,
+  type RegionConfigResponse,
+  type ReleaseRequest,
+  RemovalPolicy,
+  type RequestOf,
+  type ResponseOf,
+  SelectionPolicy,
+  ZERO_TAG,
+} from './commands.js';
+export { FmError, PayloadError } from './errors.js';
+export { FrameError, type FrameErrorKind, Framer, type FramerOptions } from './framer.js';
+export { formatUuid, parseUuid } from './layout.js';
+export {
+  Category,
+  decodeHeader,
+  encodeMessage,
+  HEADER_SIZE,
+  MAX_PAYLOAD_FIELD,
+  type MessageHeader,
+  type MessageInit,
+  ReturnCode,
+  returnCodeMessage,
+  returnCodeName,
+} from './message.js';
+export { FdStream, openPort } from './port.js';
+export {
+  type Answer,
+  type Channel,
+  type ChannelEvent,
+  type ChannelOptions,
+  DEFAULT_MAX_MESSAGE_SIZE_LOG2,
+  FmApiServer,
+  type FmBackend,
+  type IdentifyInfo,
+  replyTo,
+  type ServerOptions,
+  serveChannel,
+} from './server.js';
