@@ -18,6 +18,7 @@ import {
 } from '../pool/index.js';
 import { headArgs, parseStaticWindow } from '../qemu/args.js';
 import { qemuArgv, resolveQemu } from '../qemu/binary.js';
+import { addFmCommands, describeFmError } from './fm.js';
 
 interface DirOpts {
   runDir?: string;
@@ -40,7 +41,14 @@ function parseHead(text: string): number {
   return Number(text);
 }
 
-type StatusWithRecords = PoolStatus & { heads: (PoolStatus['heads'][number] & { phase?: string; reason?: string | null })[] };
+type StatusWithRecords = PoolStatus & {
+  heads: (PoolStatus['heads'][number] & {
+    phase?: string;
+    reason?: string | null;
+    delivery?: string | null;
+    grants?: HeadRecord['grants'];
+  })[];
+};
 
 /** Adds what the backend recorded per head (refusal reasons) when it is there to read. */
 function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
@@ -56,7 +64,7 @@ function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
     ...s,
     heads: s.heads.map((h) => {
       const r = records.find((x) => x.head === h.id);
-      return r ? { ...h, phase: r.phase, reason: r.reason } : h;
+      return r ? { ...h, phase: r.phase, reason: r.reason, delivery: r.delivery ?? null, grants: r.grants ?? [] } : h;
     }),
   };
 }
@@ -75,6 +83,13 @@ function renderStatus(s: StatusWithRecords): string {
         h.phase === 'refused' && h.reason ? `  refused: ${h.reason}` : ''
       }`,
     );
+    for (const g of h.grants ?? []) {
+      lines.push(
+        `        grant ${formatSize(g.len)} at pool offset ${g.offset}${g.shared ? ' shared' : ''} by ${g.delivery}${g.state === 'releasing' ? ' (releasing)' : ''}${
+          g.tag !== '00000000-0000-0000-0000-000000000000' ? ` tag ${g.tag}` : ''
+        }`,
+      );
+    }
   }
   return lines.join('\n');
 }
@@ -179,7 +194,8 @@ export function buildProgram(): Command {
       .option('--block <size>', 'block size for a pool created here')
       .option('--socket-group <group>', 'make head sockets 0660 for this group (default 0600)')
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
-      .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000'),
+      .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
+      .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached'),
   ).action(
     async (
       o: DirOpts & {
@@ -190,6 +206,7 @@ export function buildProgram(): Command {
         socketGroup?: string;
         allowUid?: string[];
         qmpTimeout: string;
+        fmSocket?: boolean;
       },
     ) => {
       const dirs = resolveDirs(o);
@@ -209,6 +226,7 @@ export function buildProgram(): Command {
         },
         logger,
         qmpTimeoutMs: Number(o.qmpTimeout),
+        fmSocket: o.fmSocket === true,
       });
       console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
       await new Promise<void>((resolve) => {
@@ -231,7 +249,8 @@ export function buildProgram(): Command {
       .requiredOption('--pool <name>', 'pool name')
       .requiredOption('--head <i>', 'head id (the socket the VM dials)')
       .option('--static <window>', 'static window SIZE[@OFFSET][,exclusive] of the pool, present at boot')
-      .option('--spare-ports <k>', 'empty CXL root ports for hot-added capacity', '2')
+      .option('--spare-ports <k>', 'empty CXL root ports for hot-added capacity (default 2 for hotplug, 0 for dcd)')
+      .addOption(new Option('--delivery <how>', 'how dynamic capacity reaches this head').choices(['hotplug', 'dcd']).default('hotplug'))
       .option('--memory <size>', 'guest RAM (-m)', '1G')
       .option('--capacity <size>', "the pool's capacity, when the pool does not exist yet")
       .option('--with-binary', 'print the QEMU command (and firmware paths) first: a complete command line'),
@@ -241,7 +260,8 @@ export function buildProgram(): Command {
         pool: string;
         head: string;
         static?: string;
-        sparePorts: string;
+        sparePorts?: string;
+        delivery: 'hotplug' | 'dcd';
         memory: string;
         capacity?: string;
         withBinary?: boolean;
@@ -263,20 +283,25 @@ export function buildProgram(): Command {
       } else {
         throw new PoolError('NOT_FOUND', `pool "${o.pool}" does not exist; create it first or pass --capacity`);
       }
-      if (!/^\d+$/.test(o.sparePorts)) throw new PoolError('OUT_OF_RANGE', `--spare-ports ${o.sparePorts} is not a whole number`);
+      if (o.sparePorts !== undefined && !/^\d+$/.test(o.sparePorts)) {
+        throw new PoolError('OUT_OF_RANGE', `--spare-ports ${o.sparePorts} is not a whole number`);
+      }
       const args = headArgs({
         pool: o.pool,
         head,
         runDir: dirs.runDir,
         capacityBytes,
         static: o.static ? parseStaticWindow(o.static) : undefined,
-        sparePorts: Number(o.sparePorts),
+        sparePorts: o.sparePorts === undefined ? undefined : Number(o.sparePorts),
+        delivery: o.delivery,
         memory: o.memory,
       });
       const words = o.withBinary ? qemuArgv(resolveQemu(), args) : args;
       process.stdout.write(`${words.join('\n')}\n`);
     },
   );
+
+  addFmCommands(program);
 
   program
     .command('qemu-bin')
@@ -298,8 +323,9 @@ export async function main(argv: string[]): Promise<number> {
       // Commander already printed its message (help, version or usage error).
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (e instanceof PoolError) {
-      console.error(`cxl-mhd: ${e.message}`);
+    const known = e instanceof PoolError ? e.message : describeFmError(e);
+    if (known !== null) {
+      console.error(`cxl-mhd: ${known}`);
       return 1;
     }
     console.error(`cxl-mhd: ${(e as Error).stack ?? String(e)}`);

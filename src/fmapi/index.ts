@@ -55,6 +55,7 @@ export {
   MAX_PAYLOAD_FIELD,
   type MessageHeader,
   type MessageInit,
+  opcodeHex,
   ReturnCode,
   returnCodeMessage,
   returnCodeName,

@@ -52,6 +52,11 @@ export interface ServerOptions {
   maxMessageSizeLog2?: number;
   /** Called for every answer that became Internal Error, with what caused it. */
   onInternalError?: (error: unknown, ctx: { tag: number; opcode: number }) => void;
+  /**
+   * Called when the backend refused a command with an FmError. The wire
+   * carries only the return code; this is where its reason can be logged.
+   */
+  onRefusal?: (error: FmError, ctx: { tag: number; opcode: number }) => void;
 }
 
 export const DEFAULT_MAX_MESSAGE_SIZE_LOG2 = 16;
@@ -133,8 +138,14 @@ export class FmApiServer {
       result = await method.call(this.backend, req);
     } catch (e) {
       // Success and Background Started carry payloads a thrown error cannot supply.
-      if (e instanceof FmError && e.code > ReturnCode.BackgroundStarted && e.code <= 0xffff)
+      if (e instanceof FmError && e.code > ReturnCode.BackgroundStarted && e.code <= 0xffff) {
+        try {
+          this.opts.onRefusal?.(e, { tag: h.tag, opcode: h.opcode });
+        } catch {
+          // A failing logger must not take the answer with it.
+        }
         return reply(e.code, undefined, e.vendorStatus & 0xffff);
+      }
       return internal(e);
     }
     try {

@@ -2,15 +2,27 @@
 // the head sockets, one QMP session per attached QEMU, the attach/refuse/
 // detach rules of DESIGN.md §2.1 and §2.3, and re-adoption of heads after a
 // backend restart.
-import { renameSync, writeFileSync } from 'node:fs';
-import type { Server, Socket } from 'node:net';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { dataObjectPath, Pool, PoolError, poolRunDir } from '../pool/index.js';
+import {
+  CapacityManager,
+  DcdDelivery,
+  type Delivered,
+  type Delivery,
+  type GrantView,
+  grantsFromJournal,
+  HotplugDelivery,
+  LD_DEVICE_PREFIX,
+} from '../capacity/index.js';
+import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
+import { dataObjectPath, Pool, PoolError, poolRunDir, readJournal } from '../pool/index.js';
+import { headSerial } from '../qemu/args.js';
 import { QmpSession } from '../qmp/index.js';
-import { discoverWindows, type PoolWindow, windowProblem } from './devices.js';
-import { FMLD_CHARDEV_ID, type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
-import { closeServers, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
+import { discoverDelivery, discoverWindows, type PoolWindow, windowProblem } from './devices.js';
+import { type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
+import { closeServers, listenHeads, type PeerInfo, peerOf, type SocketAccess } from './listener.js';
 
 export interface BackendOptions {
   pool: string;
@@ -23,6 +35,12 @@ export interface BackendOptions {
   access?: SocketAccess;
   logger: Logger;
   qmpTimeoutMs?: number;
+  /**
+   * Also serve the FM-API on <run-dir>/<pool>/fm.sock (0600, allowed uids
+   * only) for host-side tools and tests. It answers only while the lease
+   * owner is attached, exactly as the owner's port would; guests never see it.
+   */
+  fmSocket?: boolean;
 }
 
 export type HeadPhase = 'attaching' | 'attached' | 'refused' | 'detached';
@@ -35,6 +53,8 @@ export interface HeadRecord {
   since: string;
   windows: { offset: number; size: number; exclusive: boolean }[];
   fmld: boolean;
+  delivery: string | null;
+  grants: GrantView[];
 }
 
 interface LiveHead {
@@ -44,6 +64,8 @@ interface LiveHead {
   socket: Socket;
   windows: PoolWindow[];
   fmld: FmldPort | null;
+  channel: Channel | null;
+  delivery: Delivery | null;
   /** Set when the backend itself ends the session (shutdown): no detach then. */
   leaving: boolean;
 }
@@ -66,11 +88,13 @@ class AttachRefused extends Error {}
 
 export class Backend {
   private servers: Server[] = [];
+  private readonly extraServers: Server[] = [];
   private readonly live = new Map<number, LiveHead>();
   private readonly records = new Map<number, HeadRecord>();
   private readonly attaching = new Set<Promise<void>>();
   private stopping = false;
   private readonly log: Logger;
+  readonly capacity: CapacityManager;
   /** Called when a head finishes attaching or detaching (tests, later the FM-API). */
   onChange: (head: number, record: HeadRecord) => void = () => {};
   /** Called with the owner's FM-LD channel whenever one is bound. */
@@ -81,6 +105,13 @@ export class Backend {
     readonly pool: Pool,
   ) {
     this.log = opts.logger;
+    this.capacity = new CapacityManager(pool, {
+      // The device's own serial: head bits all ones, so no head's serial collides with it.
+      serial: headSerial(opts.pool, 0xffff),
+      deliveryOf: (head) => this.live.get(head)?.delivery ?? undefined,
+      onChange: (head) => this.refreshRecord(head),
+      log: (msg, fields) => this.log.info(fields ?? {}, msg),
+    });
   }
 
   static async start(opts: BackendOptions): Promise<Backend> {
@@ -128,8 +159,51 @@ export class Backend {
       pool.close();
       throw e;
     }
+    if (opts.fmSocket) {
+      try {
+        await backend.listenFmSocket();
+      } catch (e) {
+        await backend.stop();
+        throw e;
+      }
+    }
     backend.writeRecords();
     return backend;
+  }
+
+  private async listenFmSocket(): Promise<void> {
+    const path = join(poolRunDir(this.opts.runDir, this.opts.pool), 'fm.sock');
+    rmSync(path, { force: true });
+    const allowed = new Set([...(this.opts.access?.allowedUids ?? [process.getuid?.() ?? 0]), 0]);
+    const server = createServer((socket) => {
+      let uid = -1;
+      try {
+        uid = peerOf(socket).uid;
+      } catch {}
+      if (!allowed.has(uid)) {
+        socket.destroy();
+        this.log.warn(`fm.sock: connection from uid ${uid} refused`);
+        return;
+      }
+      socket.on('error', () => socket.destroy());
+      const ch = serveChannel(socket, this.fmServer('fm.sock'), {
+        isBound: () => {
+          const owner = this.pool.state.lease().owner;
+          return owner !== null && this.live.has(owner);
+        },
+      });
+      void ch.done.then(() => socket.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const old = process.umask(0o177);
+      try {
+        server.listen(path, () => resolve());
+      } finally {
+        process.umask(old);
+      }
+    });
+    this.extraServers.push(server);
   }
 
   /**
@@ -187,16 +261,19 @@ export class Backend {
       this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: QMP handshake failed: ${(e as Error).message}`);
       return;
     }
-    const entry: LiveHead = { head, pid: peer.pid, qmp, socket, windows: [], fmld: null, leaving: false };
+    const entry: LiveHead = { head, pid: peer.pid, qmp, socket, windows: [], fmld: null, channel: null, delivery: null, leaving: false };
     this.live.set(head, entry);
     try {
       const status = await qmp.execute<{ running: boolean; status: string }>('query-status');
       const shmHead = this.pool.state.head(head);
-      const all = await discoverWindows(qmp);
       const dataPath = dataObjectPath(this.opts.pool);
-      entry.windows = all.filter((w) => w.memPath === dataPath);
+      const ours = (await discoverWindows(qmp)).filter((w) => w.memPath === dataPath);
+      // Hot-added LDs are grants, not static windows; they only exist on a VM being re-adopted.
+      const isLd = (w: PoolWindow) => w.deviceId.startsWith(`${LD_DEVICE_PREFIX}-`);
+      entry.windows = ours.filter((w) => !isLd(w));
+      entry.delivery = await this.makeDelivery(qmp, ours);
       if (shmHead.attached && shmHead.pid === peer.pid) {
-        await this.readopt(entry, status.running);
+        await this.readopt(entry, status.running, ours.filter(isLd));
       } else {
         if (shmHead.attached) {
           if (pidAlive(shmHead.pid)) {
@@ -207,6 +284,10 @@ export class Backend {
         }
         await this.attachFresh(entry);
       }
+      qmp.on('RESET', () => {
+        this.pool.note('guest-reset', { head });
+        void this.capacity.onReset(head);
+      });
       if (!status.running) await qmp.execute('cont');
       if (this.stopping) return;
       this.setRecord(head, { phase: 'attached', pid: peer.pid, reason: null });
@@ -245,10 +326,7 @@ export class Backend {
           throw e;
         }
       }
-      if (this.pool.acquireLease(head)) {
-        entry.fmld = await openFmldPort(entry.qmp);
-        this.onFmldChannel(head, entry.fmld);
-      }
+      if (this.pool.acquireLease(head)) this.bindFmld(entry, await openFmldPort(entry.qmp));
     } catch (e) {
       // Nothing is left claimed for a refused head.
       this.detachInShm(head);
@@ -258,13 +336,78 @@ export class Backend {
   }
 
   /** The backend restarted under a running QEMU: keep grants and lease, rebind the FM-LD channel. */
-  private async readopt(entry: LiveHead, running: boolean): Promise<void> {
+  private async readopt(entry: LiveHead, running: boolean, hotAdded: PoolWindow[]): Promise<void> {
     const { head } = entry;
     this.pool.note('head-readopted', { head, pid: entry.pid, running });
-    if (this.pool.state.lease().owner === head) {
-      entry.fmld = await reattachFmldPort(entry.qmp);
-      this.onFmldChannel(head, entry.fmld);
-    }
+    this.adoptGrants(entry, hotAdded);
+    if (this.pool.state.lease().owner === head) this.bindFmld(entry, await reattachFmldPort(entry.qmp));
+  }
+
+  private async makeDelivery(qmp: QmpSession, windows: PoolWindow[]): Promise<Delivery> {
+    const h = this.pool.state.header;
+    const cfg = await discoverDelivery(qmp, dataObjectPath(this.opts.pool), h.capacityBytes, windows);
+    if (cfg.kind === 'dcd') return new DcdDelivery(qmp, cfg.devicePath, h.blockBytes, cfg.regionBase);
+    const pool = this.opts.pool;
+    return new HotplugDelivery(qmp, dataObjectPath(pool), cfg.ports, cfg.occupied, (port) => {
+      // Hot-added LDs get serials of their own, derived from pool and port, distinct from any head's.
+      const n = Number(port.replace(/\D+/g, '')) || 0;
+      return headSerial(pool, 0x8000 + n);
+    });
+  }
+
+  /** Rebuilds a re-adopted head's grants from the journal, matched to the LDs QEMU still has. */
+  private adoptGrants(entry: LiveHead, hotAdded: PoolWindow[]): void {
+    const h = this.pool.state.header;
+    const grants = grantsFromJournal(readJournal(this.pool.journalFile), entry.head, h.blockBytes);
+    if (grants.length === 0) return;
+    this.capacity.adopt(
+      entry.head,
+      grants.map((g) => {
+        const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
+        const delivered: Delivered = ld
+          ? {
+              offset: g.offset,
+              len: g.len,
+              deviceId: ld.deviceId,
+              backendId: ld.backendId,
+              port: ld.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
+            }
+          : { offset: g.offset, len: g.len };
+        return { ...g, delivered };
+      }),
+    );
+  }
+
+  /** An FM-API server over the pool whose refusals are logged and journaled with their reasons. */
+  private fmServer(via: string): FmApiServer {
+    return new FmApiServer(this.capacity, {
+      onInternalError: (e, ctx) => {
+        const reason = (e as Error).message ?? String(e);
+        this.pool.note('fm-internal-error', { via, opcode: ctx.opcode, reason });
+        this.log.error({ opcode: ctx.opcode }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: internal error: ${reason}`);
+      },
+      onRefusal: (e, ctx) => {
+        this.pool.note('fm-refused', { via, opcode: ctx.opcode, code: e.code, reason: e.message });
+        this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
+      },
+    });
+  }
+
+  /** Serves the FM-API on the owner's channel; it answers only while bound to the lease owner's current port. */
+  private bindFmld(entry: LiveHead, port: FmldPort): void {
+    entry.fmld = port;
+    const head = entry.head;
+    const server = this.fmServer(`head ${head}'s FM-LD port`);
+    entry.channel = serveChannel(port.socket, server, {
+      isBound: () => this.live.get(head)?.fmld === port && this.pool.state.lease().owner === head,
+      onEvent: (ev) => {
+        if (ev.type === 'refused' || ev.type === 'reset') {
+          this.pool.note(`fmld-${ev.type}`, { head, ...('reason' in ev ? { reason: ev.reason } : {}) });
+          this.log.warn({ head }, `FM-LD channel ${ev.type}`);
+        }
+      },
+    });
+    this.onFmldChannel(head, port);
   }
 
   private async refuse(entry: LiveHead, e: unknown): Promise<void> {
@@ -272,6 +415,7 @@ export class Backend {
     const reason = e instanceof AttachRefused || e instanceof PoolError ? e.message : `attach failed: ${(e as Error).message ?? String(e)}`;
     entry.leaving = true;
     this.live.delete(head);
+    entry.channel?.close();
     entry.fmld?.close();
     this.pool.note('attach-refused', { head, pid: entry.pid, reason });
     this.setRecord(head, { phase: 'refused', pid: entry.pid, reason });
@@ -284,7 +428,9 @@ export class Backend {
   private onSessionEnd(entry: LiveHead, why: string): void {
     if (entry.leaving || this.live.get(entry.head) !== entry) return;
     this.live.delete(entry.head);
+    entry.channel?.close();
     entry.fmld?.close();
+    this.capacity.forgetHead(entry.head);
     this.detachInShm(entry.head);
     this.freeLeaseIfNoHeads();
     this.setRecord(entry.head, { phase: 'detached', pid: entry.pid, reason: `QEMU disconnected: ${why}` });
@@ -316,10 +462,17 @@ export class Backend {
       since: new Date().toISOString(),
       windows: (entry?.windows ?? []).map((w) => ({ offset: w.offset, size: w.size, exclusive: w.exclusive })),
       fmld: entry?.fmld != null,
+      delivery: entry?.delivery?.kind ?? null,
+      grants: this.capacity.view(head),
     };
     this.records.set(head, rec);
     this.writeRecords();
     this.onChange(head, rec);
+  }
+
+  private refreshRecord(head: number): void {
+    const rec = this.records.get(head);
+    if (rec) this.setRecord(head, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
   }
 
   private writeRecords(): void {
@@ -342,10 +495,12 @@ export class Backend {
     await Promise.allSettled([...this.attaching]);
     for (const entry of this.live.values()) {
       entry.leaving = true;
+      entry.channel?.close();
       entry.qmp.close();
       entry.fmld?.close();
     }
     this.live.clear();
+    await Promise.all(this.extraServers.map((s) => new Promise((r) => s.close(r))));
     await closeServers(this.servers, poolRunDir(this.opts.runDir, this.opts.pool), this.pool.state.headCount);
     this.pool.close();
   }

@@ -2,6 +2,7 @@
 // window of this pool's data object (through QMP qom-list/qom-get) and
 // judges whether a static window is acceptable. Exclusivity is read from
 // the VM's own configuration: the memory backend's id ends in "-excl".
+import { LD_DEVICE_PREFIX } from '../capacity/delivery.js';
 import type { Header } from '../pool/index.js';
 
 /** The few QMP calls device discovery needs. */
@@ -72,4 +73,52 @@ export function windowProblem(w: PoolWindow, header: Header): string | null {
     return `${where} ends at ${w.offset + w.size}, past the pool's ${header.capacityBytes} bytes`;
   }
   return null;
+}
+
+export const STATIC_DEVICE_ID = 'cxl-mhd-mem0';
+export const DC_BACKEND_ID = 'cxl-mhd-dc';
+export const ROOT_PORT_PREFIX = 'cxl-mhd-rp';
+
+/** How a head receives dynamic capacity, as its VM was configured (`qemu-args --delivery`). */
+export type DeliveryConfig =
+  | { kind: 'dcd'; devicePath: string; regionBase: number }
+  | { kind: 'hotplug'; ports: string[]; occupied: Map<string, string>; hotAdded: PoolWindow[] };
+
+/**
+ * A head is a DCD head when its cxl-type3 has a DC region over the whole pool
+ * file; otherwise capacity arrives by LD hot-add on its spare cxl-mhd-rp ports.
+ */
+export async function discoverDelivery(
+  qmp: QomReader,
+  dataPath: string,
+  capacityBytes: number,
+  windows: PoolWindow[],
+): Promise<DeliveryConfig> {
+  const peripherals = await qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
+  const names = new Set(peripherals.map((p) => p.name));
+  if (names.has(STATIC_DEVICE_ID)) {
+    const devicePath = `/machine/peripheral/${STATIC_DEVICE_ID}`;
+    const dc = await qmp.execute<string>('qom-get', { path: devicePath, property: 'volatile-dc-memdev' }).catch(() => '');
+    if (dc) {
+      const get = (property: string) => qmp.execute<unknown>('qom-get', { path: dc, property });
+      const memPath = String(await get('mem-path'));
+      const offset = asNumber(await get('offset'));
+      const size = asNumber(await get('size'));
+      if (memPath === dataPath && offset === 0 && size === capacityBytes) {
+        // QEMU puts the DC region after the device's static capacity, 256 MiB aligned.
+        const staticBytes = windows.find((w) => w.deviceId === STATIC_DEVICE_ID)?.size ?? 0;
+        return { kind: 'dcd', devicePath, regionBase: Math.ceil(staticBytes / CAPACITY_UNIT) * CAPACITY_UNIT };
+      }
+    }
+  }
+  const ports = peripherals
+    .filter((p) => p.type === 'child<cxl-rp>' && p.name.startsWith(ROOT_PORT_PREFIX))
+    .map((p) => p.name)
+    .sort((a, b) => Number(a.slice(ROOT_PORT_PREFIX.length)) - Number(b.slice(ROOT_PORT_PREFIX.length)));
+  const occupied = new Map<string, string>();
+  // qemu-args puts the static window on the first port.
+  if (names.has(STATIC_DEVICE_ID) && ports[0]) occupied.set(ports[0], STATIC_DEVICE_ID);
+  const hotAdded = windows.filter((w) => w.deviceId.startsWith(`${LD_DEVICE_PREFIX}-`));
+  for (const w of hotAdded) occupied.set(w.deviceId.slice(LD_DEVICE_PREFIX.length + 1), w.deviceId);
+  return { kind: 'hotplug', ports, occupied, hotAdded };
 }

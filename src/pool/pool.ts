@@ -300,14 +300,15 @@ export class Pool {
     this.journaled('head-unregister', { head }, () => this.state.unregisterHead(head));
   }
 
-  claim(head: number, range: BlockRange, opts: ClaimOptions = {}): void {
-    this.journaled('claim', { head, first: range.first, count: range.count, shared: opts.shared === true }, () =>
+  /** `meta` rides along in the journal entry (grant kind, tag, delivery) for recovery and audit. */
+  claim(head: number, range: BlockRange, opts: ClaimOptions = {}, meta: Record<string, unknown> = {}): void {
+    this.journaled('claim', { ...meta, head, first: range.first, count: range.count, shared: opts.shared === true }, () =>
       this.state.claim(head, range, opts),
     );
   }
 
-  release(head: number, range: BlockRange): void {
-    this.journaled('release', { head, first: range.first, count: range.count }, () => this.state.release(head, range));
+  release(head: number, range: BlockRange, meta: Record<string, unknown> = {}): void {
+    this.journaled('release', { ...meta, head, first: range.first, count: range.count }, () => this.state.release(head, range));
   }
 
   releaseAll(head: number, opts: { sharedOnly?: boolean } = {}): number {

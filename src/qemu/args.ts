@@ -4,13 +4,11 @@
 // window of the pool's data object, virtio-serial for the FM-LD port, and
 // the monitor chardev that dials the backend. Verified on QEMU 10.0.
 import { createHash } from 'node:crypto';
-import { EXCLUSIVE_SUFFIX, STATIC_BACKEND_ID } from '../heads/devices.js';
+import { DC_BACKEND_ID, EXCLUSIVE_SUFFIX, ROOT_PORT_PREFIX, STATIC_BACKEND_ID, STATIC_DEVICE_ID } from '../heads/devices.js';
 import { headSocketPath } from '../heads/listener.js';
 import { dataObjectPath, PoolError, parseSize, poolRunDir } from '../pool/index.js';
 
 export const HOST_BRIDGE_ID = 'cxl-mhd-hb';
-export const ROOT_PORT_PREFIX = 'cxl-mhd-rp';
-export const STATIC_DEVICE_ID = 'cxl-mhd-mem0';
 export const VSER_ID = 'cxl-mhd-vser';
 export const MONITOR_CHARDEV_ID = 'cxl-mhd';
 const UNIT = 256 * 2 ** 20;
@@ -29,6 +27,8 @@ export interface HeadArgsOptions {
   capacityBytes: number;
   static?: StaticWindow;
   sparePorts?: number;
+  /** How dynamic capacity reaches this head: LD hot-add (default) or DCD extents. */
+  delivery?: 'hotplug' | 'dcd';
   /** Guest RAM. */
   memory?: string;
   reconnectMs?: number;
@@ -58,22 +58,25 @@ export function headSerial(pool: string, head: number): bigint {
   return (0xc7n << 44n) | (BigInt(h.readUInt32BE(0) & 0xfff_ffff) << 16n) | BigInt(head);
 }
 
-export function fixedWindowBytes(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static' | 'sparePorts'>): number {
-  // Each spare port may carry up to the whole pool; the window is only address space.
-  const need = (opts.static?.size ?? 0) + (opts.sparePorts ?? 0) * opts.capacityBytes;
+export function fixedWindowBytes(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static' | 'sparePorts' | 'delivery'>): number {
+  // Each spare port may carry up to the whole pool, a DC region spans it; the window is only address space.
+  const dynamic = opts.delivery === 'dcd' ? opts.capacityBytes : (opts.sparePorts ?? 0) * opts.capacityBytes;
+  const need = (opts.static?.size ?? 0) + dynamic;
   return Math.max(UNIT, Math.ceil(need / UNIT) * UNIT);
 }
 
 export function headArgs(opts: HeadArgsOptions): string[] {
   const { pool, head } = opts;
-  const spare = opts.sparePorts ?? 2;
+  const dcd = opts.delivery === 'dcd';
+  // A DCD head takes capacity as extents on its one device: no spare ports needed.
+  const spare = opts.sparePorts ?? (dcd ? 0 : 2);
   if (!Number.isInteger(spare) || spare < 0 || spare > 16) throw new PoolError('OUT_OF_RANGE', `--spare-ports ${spare} must be 0..16`);
   const st = opts.static;
   if (st && st.offset + st.size > opts.capacityBytes) {
     throw new PoolError('OUT_OF_RANGE', `static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
   }
   const sock = headSocketPath(poolRunDir(opts.runDir, pool), head);
-  const fmw = fixedWindowBytes({ capacityBytes: opts.capacityBytes, static: st, sparePorts: spare });
+  const fmw = fixedWindowBytes({ capacityBytes: opts.capacityBytes, static: st, sparePorts: spare, delivery: opts.delivery });
   const args = [
     '-S',
     '-machine',
@@ -89,17 +92,31 @@ export function headArgs(opts: HeadArgsOptions): string[] {
     '-device',
     `pxb-cxl,bus_nr=12,bus=pcie.0,id=${HOST_BRIDGE_ID}`,
   ];
-  const ports = (st ? 1 : 0) + spare;
+  const ports = (st || dcd ? 1 : 0) + spare;
   for (let p = 0; p < ports; p++) {
     args.push('-device', `cxl-rp,port=${p},bus=${HOST_BRIDGE_ID},id=${ROOT_PORT_PREFIX}${p},chassis=0,slot=${p}`);
   }
-  if (st) {
-    const backendId = st.exclusive ? `${STATIC_BACKEND_ID}${EXCLUSIVE_SUFFIX}` : STATIC_BACKEND_ID;
+  if (st || dcd) {
+    const memdevs: string[] = [];
+    if (st) {
+      const backendId = st.exclusive ? `${STATIC_BACKEND_ID}${EXCLUSIVE_SUFFIX}` : STATIC_BACKEND_ID;
+      args.push(
+        '-object',
+        `memory-backend-file,id=${backendId},mem-path=${dataObjectPath(pool)},offset=${st.offset},size=${st.size},share=on`,
+      );
+      memdevs.push(`volatile-memdev=${backendId}`);
+    }
+    if (dcd) {
+      // One DC region over the whole pool file, so a region offset is a pool offset.
+      args.push(
+        '-object',
+        `memory-backend-file,id=${DC_BACKEND_ID},mem-path=${dataObjectPath(pool)},offset=0,size=${opts.capacityBytes},share=on`,
+      );
+      memdevs.push(`volatile-dc-memdev=${DC_BACKEND_ID}`, 'num-dc-regions=1');
+    }
     args.push(
-      '-object',
-      `memory-backend-file,id=${backendId},mem-path=${dataObjectPath(pool)},offset=${st.offset},size=${st.size},share=on`,
       '-device',
-      `cxl-type3,bus=${ROOT_PORT_PREFIX}0,volatile-memdev=${backendId},id=${STATIC_DEVICE_ID},sn=0x${headSerial(pool, head).toString(16)}`,
+      `cxl-type3,bus=${ROOT_PORT_PREFIX}0,${memdevs.join(',')},id=${STATIC_DEVICE_ID},sn=0x${headSerial(pool, head).toString(16)}`,
     );
   }
   // Without bus= QEMU would put it on the CXL host bridge's bus and fail.

@@ -89,6 +89,7 @@ export interface HeadVm {
 
 export interface HeadOptions {
   static?: string;
+  delivery?: 'hotplug' | 'dcd';
   sparePorts?: number;
   /** Rewrites the arguments before launch (misconfiguration tests). */
   mutate?: (args: string[]) => string[];
@@ -108,8 +109,8 @@ export async function startHead(pool: TestPool, head: number, opts: HeadOptions 
     '--with-binary',
     '--memory',
     '256M',
-    '--spare-ports',
-    String(opts.sparePorts ?? 2),
+    ...(opts.sparePorts !== undefined ? ['--spare-ports', String(opts.sparePorts)] : []),
+    ...(opts.delivery ? ['--delivery', opts.delivery] : []),
     ...(opts.static ? ['--static', opts.static] : []),
   ]);
   if (r.code !== 0) throw new Error(`qemu-args failed: ${r.stderr}`);

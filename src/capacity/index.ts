@@ -1,0 +1,12 @@
+// Public surface of capacity: grants (FM-API backend) and their delivery to QEMU.
+export {
+  DcdDelivery,
+  type Delivered,
+  type Delivery,
+  type DeliveryKind,
+  HOTPLUG_UNIT,
+  HotplugDelivery,
+  LD_DEVICE_PREFIX,
+  type Piece,
+} from './delivery.js';
+export { CapacityManager, type CapacityOptions, type Grant, type GrantView, grantsFromJournal } from './manager.js';

@@ -1,0 +1,432 @@
+// CapacityManager is the FM-API's view of the pool (the FmBackend): it
+// answers the informational commands from the pool and the attached heads,
+// and turns Initiate DC Add/Release into block claims (all-or-nothing,
+// journaled) plus deliveries to the head's QEMU. It owns the per-head list
+// of grants (extents) and their generation numbers.
+import {
+  type AddRequest,
+  type DcdInfoResponse,
+  DsmasFlag,
+  type Extent,
+  type ExtentListRequest,
+  type ExtentListResponse,
+  type FmBackend,
+  FmError,
+  type HeadInfoRequest,
+  type HeadInfoResponse,
+  type IdentifyInfo,
+  type MhdInfoRequest,
+  type MhdInfoResponse,
+  type RegionConfigRequest,
+  type RegionConfigResponse,
+  type ReleaseRequest,
+  RemovalPolicy,
+  ReturnCode,
+  SelectionPolicy,
+  ZERO_TAG,
+} from '../fmapi/index.js';
+import { type JournalEntry, type Pool, PoolError } from '../pool/index.js';
+import type { Delivered, Delivery, Piece } from './delivery.js';
+
+export interface Grant {
+  head: number;
+  offset: number;
+  len: number;
+  tag: string;
+  shared: boolean;
+  delivered: Delivered;
+  /** 'releasing' from the moment QEMU accepted the release until the blocks are free. */
+  state: 'active' | 'releasing';
+}
+
+export interface GrantView {
+  offset: number;
+  len: number;
+  tag: string;
+  shared: boolean;
+  state: Grant['state'];
+  delivery: string;
+  device?: string;
+}
+
+export interface CapacityOptions {
+  serial: bigint;
+  /** The delivery of an attached head, undefined when the head is not attached. */
+  deliveryOf: (head: number) => Delivery | undefined;
+  onChange?: (head: number) => void;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+const TAGS_SUPPORTED = 1024;
+
+export class CapacityManager implements FmBackend {
+  private readonly grants = new Map<number, Grant[]>();
+  private readonly generations = new Map<number, number>();
+  /** One FM-API mutation at a time: claims and deliveries must not interleave. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly opts: CapacityOptions,
+  ) {}
+
+  // ---- informational commands -------------------------------------------
+
+  identify(): IdentifyInfo {
+    // QEMU's cxl-type3 identity, so host tools recognise the device; the serial is the pool's.
+    return { vendorId: 0x8086, deviceId: 0x0d93, subsystemVendorId: 0, subsystemId: 0, serialNumber: this.opts.serial, componentType: 3 };
+  }
+
+  mhdInfo(req: MhdInfoRequest): MhdInfoResponse {
+    const n = this.pool.state.headCount;
+    if (req.startLd >= n) throw new FmError(ReturnCode.InvalidInput, `start LD ${req.startLd} is past the ${n} LDs`);
+    // An MH-SLD: one LD per head, LD i behind head i.
+    const ldMap = Array.from({ length: Math.min(req.ldMapListLimit, n - req.startLd) }, (_, i) => req.startLd + i);
+    return { numLds: n, numHeads: n, startLd: req.startLd, ldMap };
+  }
+
+  headInfo(req: HeadInfoRequest): HeadInfoResponse {
+    const n = this.pool.state.headCount;
+    if (req.startHead >= n) throw new FmError(ReturnCode.InvalidInput, `start head ${req.startHead} is past the ${n} heads`);
+    const heads = [];
+    for (let h = req.startHead; h < Math.min(n, req.startHead + req.numHeads); h++) {
+      const up = this.pool.state.isAttached(h);
+      // An emulated x8 link at 32 GT/s; "link up" means a QEMU is attached to the port.
+      heads.push({
+        port: h,
+        maxLinkWidth: 8,
+        negotiatedLinkWidth: up ? 8 : 0,
+        supportedLinkSpeeds: 0b11111,
+        maxLinkSpeed: 5,
+        currentLinkSpeed: up ? 5 : 0,
+        ltssmState: up ? 0x11 : 0,
+        firstNegotiatedLane: 0,
+        linkStateFlags: 0,
+      });
+    }
+    return { heads };
+  }
+
+  dcdInfo(): DcdInfoResponse {
+    const h = this.pool.state.header;
+    return {
+      numHosts: h.headCount,
+      addPolicyMask:
+        (1 << SelectionPolicy.Free) |
+        (1 << SelectionPolicy.Contiguous) |
+        (1 << SelectionPolicy.Prescriptive) |
+        (1 << SelectionPolicy.EnableSharedAccess),
+      removalPolicyMask: (1 << RemovalPolicy.TagBased) | (1 << RemovalPolicy.Prescriptive),
+      sanitizeMask: 0,
+      totalCapacityBytes: h.capacityBytes,
+      regionBlockSizeMasks: [1n << BigInt(Math.log2(h.blockBytes))],
+    };
+  }
+
+  hostRegionConfig(req: RegionConfigRequest): RegionConfigResponse {
+    const d = this.delivery(req.hostId);
+    const cap = this.pool.state.header.capacityBytes;
+    const regions =
+      req.startRegion === 0 && req.regionCount > 0
+        ? [{ base: d.regionBase, decodeLength: cap, length: cap, blockSize: d.unit, dsmasFlags: DsmasFlag.Sharable, sanitizeOnRelease: 0 }]
+        : [];
+    const held = this.grantsOf(req.hostId);
+    const tags = new Set(held.map((g) => g.tag).filter((t) => t !== ZERO_TAG));
+    return {
+      hostId: req.hostId,
+      numRegions: 1,
+      regions,
+      extentsSupported: held.length + d.capacityForPieces(),
+      extentsAvailable: d.capacityForPieces(),
+      tagsSupported: TAGS_SUPPORTED,
+      tagsAvailable: TAGS_SUPPORTED - tags.size,
+    };
+  }
+
+  extentList(req: ExtentListRequest): ExtentListResponse {
+    this.checkHost(req.hostId);
+    const base = this.opts.deliveryOf(req.hostId)?.regionBase ?? 0;
+    const all: Extent[] = this.grantsOf(req.hostId).map((g) => ({ startDpa: base + g.offset, len: g.len, tag: g.tag, sharedSeq: 0 }));
+    return {
+      hostId: req.hostId,
+      startIndex: req.startIndex,
+      totalExtents: all.length,
+      generation: this.generations.get(req.hostId) ?? 0,
+      extents: all.slice(req.startIndex, req.startIndex + req.extentCount),
+    };
+  }
+
+  // ---- add / release -----------------------------------------------------
+
+  initiateAdd(req: AddRequest): Promise<void> {
+    return this.serialize(() => this.add(req));
+  }
+
+  initiateRelease(req: ReleaseRequest): Promise<void> {
+    return this.serialize(() => this.release(req));
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async add(req: AddRequest): Promise<void> {
+    const d = this.delivery(req.hostId);
+    if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
+    const shared = req.selectionPolicy === SelectionPolicy.EnableSharedAccess;
+    const pieces =
+      req.selectionPolicy === SelectionPolicy.Prescriptive || shared
+        ? this.prescribed(req, d)
+        : this.choose(req.length, d, req.selectionPolicy);
+    if (pieces.length > d.capacityForPieces()) {
+      throw new FmError(
+        ReturnCode.ResourcesExhausted,
+        `head ${req.hostId} can take ${d.capacityForPieces()} more extent(s) by ${d.kind}, not ${pieces.length}`,
+      );
+    }
+    const claimed: Piece[] = [];
+    const meta = { kind: 'dynamic', tag: req.tag, delivery: d.kind };
+    try {
+      for (const p of pieces) {
+        this.pool.claim(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len), { shared }, meta);
+        claimed.push(p);
+      }
+    } catch (e) {
+      this.unclaim(req.hostId, claimed, meta);
+      if (e instanceof PoolError && e.code === 'CONFLICT') throw new FmError(ReturnCode.ResourcesExhausted, e.message);
+      throw e;
+    }
+    let delivered: Delivered[];
+    try {
+      delivered = await d.add(pieces);
+    } catch (e) {
+      this.unclaim(req.hostId, claimed, meta);
+      throw new FmError(ReturnCode.InternalError, `QEMU refused the ${d.kind} delivery to head ${req.hostId}: ${(e as Error).message}`);
+    }
+    const list = this.grants.get(req.hostId) ?? [];
+    for (const dv of delivered)
+      list.push({ head: req.hostId, offset: dv.offset, len: dv.len, tag: req.tag, shared, delivered: dv, state: 'active' });
+    list.sort((a, b) => a.offset - b.offset);
+    this.grants.set(req.hostId, list);
+    this.changed(req.hostId);
+    this.opts.log?.(`head ${req.hostId}: added ${pieces.map((p) => `${p.len}@${p.offset}`).join(', ')} by ${d.kind}`, { head: req.hostId });
+  }
+
+  private prescribed(req: AddRequest, d: Delivery): Piece[] {
+    if (req.extents.length === 0) throw new FmError(ReturnCode.InvalidInput, 'a prescriptive add needs at least one extent');
+    const cap = this.pool.state.header.capacityBytes;
+    const pieces = req.extents.map((e) => ({ offset: e.startDpa - d.regionBase, len: e.len }));
+    let total = 0;
+    for (const p of pieces) {
+      const at = `extent ${p.len}@DPA ${p.offset + d.regionBase}`;
+      if (p.offset < 0 || p.offset + p.len > cap)
+        throw new FmError(ReturnCode.InvalidInput, `${at} is outside region 0 (DPA ${d.regionBase}..${d.regionBase + cap})`);
+      if (p.len <= 0 || p.offset % d.unit !== 0 || p.len % d.unit !== 0) {
+        throw new FmError(ReturnCode.InvalidInput, `${at} is not aligned to this head's ${d.unit}-byte ${d.kind} granularity`);
+      }
+      total += p.len;
+    }
+    const sorted = [...pieces].sort((a, b) => a.offset - b.offset);
+    for (let i = 1; i < sorted.length; i++) {
+      const prev = sorted[i - 1] as Piece;
+      if ((sorted[i] as Piece).offset < prev.offset + prev.len)
+        throw new FmError(ReturnCode.InvalidInput, 'the extent list overlaps itself');
+    }
+    if (req.length !== 0 && req.length !== total) {
+      throw new FmError(ReturnCode.InvalidInput, `length ${req.length} differs from the extents' total ${total}`);
+    }
+    return pieces;
+  }
+
+  /** Free and contiguous policies: first fit over unit-aligned free runs of the bitmap. */
+  private choose(length: number, d: Delivery, policy: SelectionPolicy): Piece[] {
+    if (length <= 0 || length % d.unit !== 0)
+      throw new FmError(ReturnCode.InvalidInput, `length ${length} must be a positive multiple of ${d.unit}`);
+    const s = this.pool.state;
+    const per = d.unit / s.header.blockBytes;
+    const units = s.header.capacityBytes / d.unit;
+    const free = (u: number) => {
+      for (let b = u * per; b < (u + 1) * per; b++) if (s.block(b).holders.length > 0) return false;
+      return true;
+    };
+    const want = length / d.unit;
+    const pieces: Piece[] = [];
+    let got = 0;
+    for (let u = 0; u < units && got < want; ) {
+      if (!free(u)) {
+        u++;
+        continue;
+      }
+      let end = u;
+      while (end < units && end - u < want - got && free(end)) end++;
+      if (policy === SelectionPolicy.Contiguous && end - u < want) {
+        u = end + 1;
+        continue;
+      }
+      pieces.push({ offset: u * d.unit, len: (end - u) * d.unit });
+      got += end - u;
+      u = end;
+    }
+    if (got < want)
+      throw new FmError(
+        ReturnCode.ResourcesExhausted,
+        `the pool has no ${policy === SelectionPolicy.Contiguous ? 'contiguous ' : ''}${length} bytes free`,
+      );
+    return pieces;
+  }
+
+  private unclaim(head: number, pieces: Piece[], meta: Record<string, unknown>): void {
+    for (const p of pieces) this.pool.release(head, this.pool.state.bytesToBlocks(p.offset, p.len), { ...meta, rollback: true });
+  }
+
+  private async release(req: ReleaseRequest): Promise<void> {
+    const d = this.delivery(req.hostId);
+    if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
+    if (req.forced) throw new FmError(ReturnCode.InvalidInput, 'forced removal is not supported (QEMU 10.0 cannot force-release)');
+    const active = this.grantsOf(req.hostId).filter((g) => g.state === 'active');
+    let targets: Grant[];
+    if (req.removalPolicy === RemovalPolicy.TagBased) {
+      targets = active.filter((g) => g.tag === req.tag);
+      if (targets.length === 0) throw new FmError(ReturnCode.InvalidInput, `head ${req.hostId} holds no extent tagged ${req.tag}`);
+    } else {
+      if (req.extents.length === 0) throw new FmError(ReturnCode.InvalidInput, 'a prescriptive release needs at least one extent');
+      targets = req.extents.map((e) => {
+        const g = active.find((x) => x.offset + d.regionBase === e.startDpa && x.len === e.len);
+        if (!g)
+          throw new FmError(
+            ReturnCode.InvalidInput,
+            `head ${req.hostId} holds no extent ${e.len}@DPA ${e.startDpa} (release whole extents as listed by 5603h)`,
+          );
+        return g;
+      });
+    }
+    for (const g of targets) {
+      let gone: Promise<void>;
+      try {
+        ({ gone } = await d.release(g.delivered));
+      } catch (e) {
+        throw new FmError(ReturnCode.Busy, `QEMU refused to release ${g.len}@${g.offset} from head ${req.hostId}: ${(e as Error).message}`);
+      }
+      g.state = 'releasing';
+      this.changed(req.hostId);
+      void gone.then(
+        () => this.finishRelease(g),
+        (e) =>
+          this.opts.log?.(`head ${g.head}: release of ${g.len}@${g.offset} did not complete: ${(e as Error).message}`, { head: g.head }),
+      );
+    }
+  }
+
+  private finishRelease(g: Grant): void {
+    const list = this.grants.get(g.head);
+    if (!list?.includes(g)) return; // the head detached meanwhile; its blocks went with it
+    this.pool.release(g.head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag });
+    list.splice(list.indexOf(g), 1);
+    this.changed(g.head);
+    this.opts.log?.(`head ${g.head}: released ${g.len}@${g.offset}`, { head: g.head });
+  }
+
+  // ---- head lifecycle -------------------------------------------------------
+
+  /** The head's QEMU is gone; its blocks were released with it. */
+  forgetHead(head: number): void {
+    if (this.grants.delete(head)) this.changed(head);
+  }
+
+  /** Rebuilds the grants of a re-adopted head (backend restart). */
+  adopt(head: number, grants: Omit<Grant, 'state' | 'head'>[]): void {
+    this.grants.set(
+      head,
+      grants.map((g) => ({ ...g, head, state: 'active' as const })).sort((a, b) => a.offset - b.offset),
+    );
+    this.changed(head);
+  }
+
+  /**
+   * A guest reset drops its shared dynamic capacity (CXL r3.1 §9.13.3: shared
+   * extents do not survive a reset of the host). Taken back as a release.
+   */
+  async onReset(head: number): Promise<void> {
+    const d = this.opts.deliveryOf(head);
+    if (!d) return;
+    const shared = this.grantsOf(head).filter((g) => g.shared && g.state === 'active');
+    if (shared.length === 0) return;
+    await this.serialize(async () => {
+      for (const g of shared) {
+        try {
+          const { gone } = await d.release(g.delivered);
+          g.state = 'releasing';
+          await gone;
+          this.finishRelease(g);
+        } catch (e) {
+          this.opts.log?.(`head ${head}: reset release of ${g.len}@${g.offset} failed: ${(e as Error).message}`, { head });
+        }
+      }
+    });
+  }
+
+  grantsOf(head: number): Grant[] {
+    return this.grants.get(head) ?? [];
+  }
+
+  view(head: number): GrantView[] {
+    return this.grantsOf(head).map((g) => ({
+      offset: g.offset,
+      len: g.len,
+      tag: g.tag,
+      shared: g.shared,
+      state: g.state,
+      delivery: this.opts.deliveryOf(head)?.kind ?? 'unknown',
+      ...(g.delivered.deviceId ? { device: g.delivered.deviceId } : {}),
+    }));
+  }
+
+  // ---- helpers ----------------------------------------------------------------
+
+  private checkHost(host: number): void {
+    const n = this.pool.state.headCount;
+    if (!Number.isInteger(host) || host < 0 || host >= n)
+      throw new FmError(ReturnCode.InvalidInput, `host ${host} does not exist: the device has heads 0..${n - 1}`);
+  }
+
+  private delivery(host: number): Delivery {
+    this.checkHost(host);
+    const d = this.opts.deliveryOf(host);
+    if (!d) throw new FmError(ReturnCode.InvalidInput, `head ${host} is not attached`);
+    return d;
+  }
+
+  private changed(head: number): void {
+    this.generations.set(head, ((this.generations.get(head) ?? 0) + 1) >>> 0);
+    this.opts.onChange?.(head);
+  }
+}
+
+/**
+ * The dynamic grants a head holds according to the journal: its `kind:
+ * dynamic` claims since it last registered, less what was released since.
+ * Used to rebuild a re-adopted head's extent list after a backend restart.
+ */
+export function grantsFromJournal(
+  entries: JournalEntry[],
+  head: number,
+  blockBytes: number,
+): { offset: number; len: number; tag: string; shared: boolean }[] {
+  let start = 0;
+  entries.forEach((e, i) => {
+    if (e.op === 'head-register' && e.result.ok && e.args.head === head) start = i + 1;
+  });
+  const live = new Map<number, { offset: number; len: number; tag: string; shared: boolean }>();
+  for (const e of entries.slice(start)) {
+    if (!e.result.ok || e.args.head !== head) continue;
+    if (e.op === 'release-all') live.clear();
+    if (e.args.kind !== 'dynamic') continue;
+    const offset = Number(e.args.first) * blockBytes;
+    const len = Number(e.args.count) * blockBytes;
+    if (e.op === 'claim') live.set(offset, { offset, len, tag: String(e.args.tag ?? ZERO_TAG), shared: e.args.shared === true });
+    else if (e.op === 'release') live.delete(offset);
+  }
+  return [...live.values()].sort((a, b) => a.offset - b.offset);
+}

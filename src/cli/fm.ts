@@ -1,0 +1,266 @@
+// `cxl-mhd fm`: the FM-API client command line. Finds the FM-LD port (in a
+// guest: the virtio port named cxl-mhd.fmld), speaks FmClient over it, and
+// prints results for people or as JSON. Extents are given as pool offsets;
+// the client reads the head's region base (5601h) and adds it, which is
+// correct for every delivery kind (DESIGN.md §2.2).
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { FmClient, FmError, openPort, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
+import { formatSize, PoolError, parseSize } from '../pool/index.js';
+
+export const FMLD_PORT_NAME = 'cxl-mhd.fmld';
+
+/** Thrown for things the user must fix: printed as one line, exit 1. */
+export class FmUsageError extends Error {}
+
+/** The guest's FM-LD port: the /dev/vportNpM whose sysfs name is cxl-mhd.fmld. */
+export function findFmldPort(sysRoot = '/sys/class/virtio-ports'): string | null {
+  if (!existsSync(sysRoot)) return null;
+  for (const port of readdirSync(sysRoot)) {
+    try {
+      if (readFileSync(join(sysRoot, port, 'name'), 'utf8').trim() === FMLD_PORT_NAME) return `/dev/${port}`;
+    } catch {
+      // a port without a name
+    }
+  }
+  return null;
+}
+
+function resolvePort(port: string | undefined): string {
+  if (port) {
+    if (!existsSync(port)) throw new FmUsageError(`FM-LD port ${port} does not exist`);
+    return port;
+  }
+  const found = findFmldPort();
+  if (!found) {
+    throw new FmUsageError(
+      `this head does not own the FM-LD: there is no virtio port named ${FMLD_PORT_NAME} (only the first-started head of the pool has one); pass --port PATH to use another channel`,
+    );
+  }
+  return found;
+}
+
+function parseUint(text: string, what: string): number {
+  if (!/^\d+$/.test(text)) throw new FmUsageError(`${what} "${text}" is not a whole number`);
+  return Number(text);
+}
+
+/** OFFSET:LEN with sizes like 256M or plain bytes; OFFSET may be 0. */
+function parseExtent(text: string): { offset: number; len: number } {
+  const m = /^([^:]+):([^:]+)$/.exec(text);
+  if (!m) throw new FmUsageError(`extent "${text}" must be OFFSET:LEN, e.g. 1G:256M`);
+  const size = (s: string, what: string) => (s === '0' ? 0 : parseSize(s, what));
+  return { offset: size(m[1] as string, 'extent offset'), len: size(m[2] as string, 'extent length') };
+}
+
+function parseTag(text: string | undefined): string {
+  if (text === undefined) return ZERO_TAG;
+  try {
+    parseUuid(text);
+  } catch {
+    throw new FmUsageError(`tag "${text}" is not a UUID (e.g. 6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b)`);
+  }
+  return text.toLowerCase();
+}
+
+const jsonify = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x));
+
+interface FmOpts {
+  port?: string;
+  json?: boolean;
+  timeout: string;
+}
+
+async function withClient<T>(o: FmOpts, fn: (c: FmClient) => Promise<T>): Promise<T> {
+  const path = resolvePort(o.port);
+  // One descriptor for the whole request/response: bytes sent while the port is closed can be lost.
+  const stream = await openPort(path);
+  const client = new FmClient(stream, { timeoutMs: parseUint(o.timeout, '--timeout') });
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+    stream.destroy();
+  }
+}
+
+function out(o: FmOpts, value: unknown, human: () => string): void {
+  console.log(o.json ? jsonify(value) : human());
+}
+
+export function addFmCommands(program: Command): void {
+  const fm = program
+    .command('fm')
+    .description('FM-API client: talk to the pool over the FM-LD port (in the owner guest: the cxl-mhd.fmld virtio port)')
+    .option('--port <path>', 'FM-LD channel: a char device or Unix socket (default: the virtio port named cxl-mhd.fmld)')
+    .option('--json', 'print JSON')
+    .option('--timeout <ms>', 'per-request timeout', '30000');
+  const opts = (cmd: Command): FmOpts => cmd.optsWithGlobals() as FmOpts;
+
+  fm.command('identify')
+    .description('0001h Identify')
+    .action(async (_o, cmd: Command) => {
+      const o = opts(cmd);
+      const r = await withClient(o, (c) => c.identify());
+      out(o, r, () =>
+        [
+          `vendor 0x${r.vendorId.toString(16).padStart(4, '0')} device 0x${r.deviceId.toString(16).padStart(4, '0')}`,
+          `serial 0x${r.serialNumber.toString(16)}`,
+          `component type ${r.componentType}${r.componentType === 3 ? ' (type 3 memory device)' : ''}`,
+          `max message ${2 ** r.maxMessageSizeLog2} bytes`,
+        ].join('\n'),
+      );
+    });
+
+  fm.command('mhd-info')
+    .description('5500h Get Multi-Headed Info')
+    .action(async (_o, cmd: Command) => {
+      const o = opts(cmd);
+      const r = await withClient(o, (c) => c.mhdInfo());
+      out(o, r, () => `${r.numHeads} heads, ${r.numLds} LDs; LD→head: ${r.ldMap.map((h, i) => `${r.startLd + i}→${h}`).join(' ')}`);
+    });
+
+  fm.command('head-info')
+    .description('5501h Get Head Info')
+    .action(async (_o, cmd: Command) => {
+      const o = opts(cmd);
+      const r = await withClient(o, (c) => c.headInfo());
+      out(o, r, () =>
+        r.heads.map((h) => `head ${h.port}: link ${h.negotiatedLinkWidth ? `up x${h.negotiatedLinkWidth}` : 'down'}`).join('\n'),
+      );
+    });
+
+  fm.command('dcd-info')
+    .description('5600h Get DCD Info')
+    .action(async (_o, cmd: Command) => {
+      const o = opts(cmd);
+      const r = await withClient(o, (c) => c.dcdInfo());
+      out(
+        o,
+        r,
+        () => `${r.numHosts} hosts, ${r.regionBlockSizeMasks.length} region(s), ${formatSize(r.totalCapacityBytes)} dynamic capacity`,
+      );
+    });
+
+  fm.command('region-config')
+    .description('5601h Get Host DC Region Configuration')
+    .requiredOption('--host <h>', 'head id')
+    .action(async (a: { host: string }, cmd: Command) => {
+      const o = opts(cmd);
+      const r = await withClient(o, (c) => c.regionConfig(parseUint(a.host, '--host')));
+      out(o, r, () =>
+        [
+          ...r.regions.map((g, i) => `region ${i}: base ${g.base} length ${formatSize(g.length)} block ${formatSize(g.blockSize)}`),
+          `extents: ${r.extentsAvailable} of ${r.extentsSupported} available`,
+        ].join('\n'),
+      );
+    });
+
+  fm.command('extents')
+    .description('5603h Get DC Region Extent Lists')
+    .requiredOption('--host <h>', 'head id')
+    .action(async (a: { host: string }, cmd: Command) => {
+      const o = opts(cmd);
+      const host = parseUint(a.host, '--host');
+      const r = await withClient(o, (c) => c.allExtents(host));
+      out(o, { host, ...r }, () =>
+        r.extents.length === 0
+          ? `head ${host}: no extents (generation ${r.generation})`
+          : [
+              `head ${host}: ${r.extents.length} extent(s), generation ${r.generation}`,
+              ...r.extents.map((e) => `  DPA ${e.startDpa} len ${formatSize(e.len)} tag ${e.tag}`),
+            ].join('\n'),
+      );
+    });
+
+  fm.command('add')
+    .description('5604h Initiate Dynamic Capacity Add: give a head pool capacity')
+    .requiredOption('--host <h>', 'head id')
+    .option('--region <r>', 'DC region', '0')
+    .option('--extent <offset:len...>', 'pool byte ranges, e.g. 1G:256M (prescriptive)')
+    .option('--length <size>', 'how much to add when the device chooses (with --policy free|contiguous)')
+    .addOption(new Option('--policy <p>', 'selection policy').choices(['prescriptive', 'free', 'contiguous']).default('prescriptive'))
+    .option('--shared', 'enable shared access: other heads may hold the same blocks')
+    .option('--tag <uuid>', 'tag the extents (release by tag later)')
+    .action(
+      async (
+        a: { host: string; region: string; extent?: string[]; length?: string; policy: string; shared?: boolean; tag?: string },
+        cmd: Command,
+      ) => {
+        const o = opts(cmd);
+        const host = parseUint(a.host, '--host');
+        const region = parseUint(a.region, '--region');
+        const tag = parseTag(a.tag);
+        const pieces = (a.extent ?? []).map(parseExtent);
+        const chooses = a.policy !== 'prescriptive';
+        if (chooses && a.shared) throw new FmUsageError('--shared needs prescriptive extents (--extent)');
+        if (chooses ? !a.length || pieces.length > 0 : pieces.length === 0) {
+          throw new FmUsageError(chooses ? `--policy ${a.policy} takes --length, not --extent` : 'give at least one --extent OFFSET:LEN');
+        }
+        await withClient(o, async (c) => {
+          const base = (await c.regionConfig(host)).regions[region]?.base ?? 0;
+          const policy = a.shared
+            ? SelectionPolicy.EnableSharedAccess
+            : a.policy === 'free'
+              ? SelectionPolicy.Free
+              : a.policy === 'contiguous'
+                ? SelectionPolicy.Contiguous
+                : SelectionPolicy.Prescriptive;
+          await c.add({
+            host,
+            region,
+            selectionPolicy: policy,
+            extents: pieces.map((p) => ({ startDpa: base + p.offset, len: p.len })),
+            ...(chooses ? { length: parseSize(a.length as string, '--length') } : {}),
+            tag,
+          });
+        });
+        out(
+          o,
+          { ok: true, host, extents: pieces },
+          () =>
+            `head ${host}: added ${chooses ? a.length : pieces.map((p) => `${formatSize(p.len)} at pool offset ${p.offset}`).join(', ')}`,
+        );
+      },
+    );
+
+  fm.command('release')
+    .description('5605h Initiate Dynamic Capacity Release: take capacity back from a head')
+    .requiredOption('--host <h>', 'head id')
+    .option('--region <r>', 'DC region', '0')
+    .option('--extent <offset:len...>', 'pool byte ranges as added (prescriptive)')
+    .option('--tag <uuid>', 'release every extent with this tag instead')
+    .action(async (a: { host: string; region: string; extent?: string[]; tag?: string }, cmd: Command) => {
+      const o = opts(cmd);
+      const host = parseUint(a.host, '--host');
+      const region = parseUint(a.region, '--region');
+      const pieces = (a.extent ?? []).map(parseExtent);
+      if ((pieces.length === 0) === (a.tag === undefined))
+        throw new FmUsageError('give either --extent OFFSET:LEN (one or more) or --tag UUID');
+      await withClient(o, async (c) => {
+        const base = (await c.regionConfig(host)).regions[region]?.base ?? 0;
+        await c.release({
+          host,
+          region,
+          removalPolicy: a.tag ? RemovalPolicy.TagBased : RemovalPolicy.Prescriptive,
+          extents: pieces.map((p) => ({ startDpa: base + p.offset, len: p.len })),
+          tag: parseTag(a.tag),
+        });
+      });
+      out(
+        o,
+        { ok: true, host, extents: pieces, tag: a.tag ?? null },
+        () =>
+          `head ${host}: release of ${a.tag ? `extents tagged ${a.tag}` : pieces.map((p) => `${formatSize(p.len)} at pool offset ${p.offset}`).join(', ')} accepted`,
+      );
+    });
+}
+
+/** One line for any error the fm commands raise. */
+export function describeFmError(e: unknown): string | null {
+  if (e instanceof FmError) return `the device answered ${e.codeName} (0x${Number(e.code).toString(16).padStart(2, '0')}): ${e.message}`;
+  if (e instanceof FmUsageError || e instanceof PoolError) return e.message;
+  if (e instanceof Error && e.name === 'FmClientError') return e.message;
+  return null;
+}
