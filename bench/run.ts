@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
+import { benchFmApi } from './fmapi.js';
 
 const MiB = 2 ** 20;
 const results: Record<string, unknown>[] = [];
@@ -127,5 +128,6 @@ console.log('cxl-mhd benchmarks (each figure | its baseline from this run | rati
 benchClaimRelease(cbin);
 benchStatus(cbin);
 await benchAttach(report);
+await benchFmApi(report);
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);

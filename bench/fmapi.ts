@@ -1,0 +1,125 @@
+// 5604h end-to-end latency (request written → response read) for hotplug
+// and DCD heads, through the backend's FM-API, against a bare QMP round trip
+// (query-status) to the same QEMU, measured in the same run.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { FmClient, openPort } from '../src/fmapi/index.js';
+import { Backend } from '../src/heads/index.js';
+import { Pool } from '../src/pool/index.js';
+import { headArgs } from '../src/qemu/args.js';
+import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+import { QmpSession } from '../src/qmp/index.js';
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+
+async function monitor(path: string): Promise<QmpSession> {
+  for (let i = 0; i < 400; i++) {
+    if (existsSync(path)) {
+      const s = await new Promise<import('node:net').Socket | null>((resolve) => {
+        const c = connect(path);
+        c.once('connect', () => resolve(c));
+        c.once('error', () => resolve(null));
+      });
+      if (s) return QmpSession.open(s);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`monitor ${path} never came up`);
+}
+
+export async function benchFmApi(report: Report): Promise<void> {
+  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-fm-'));
+  const runDir = join(base, 'run');
+  const stateDir = join(base, 'state');
+  const pool = `bench-fm-${process.pid}`;
+  const capacityBytes = 4 * GiB;
+  const backend = await Backend.start({
+    pool,
+    runDir,
+    stateDir,
+    capacityBytes,
+    headCount: 3,
+    logger: pino({ level: 'silent' }),
+    fmSocket: true,
+  });
+  const children: ChildProcess[] = [];
+  const sessions: QmpSession[] = [];
+  try {
+    const start = async (head: number, delivery: 'hotplug' | 'dcd') => {
+      const mon = join(base, `mon${head}.sock`);
+      const args = headArgs({
+        pool,
+        head,
+        runDir,
+        capacityBytes,
+        static: head === 0 ? { offset: 0, size: 256 * MiB, exclusive: false } : undefined,
+        delivery,
+        sparePorts: delivery === 'hotplug' ? 2 : 0,
+        memory: '128M',
+      });
+      const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults', '-qmp', `unix:${mon},server=on,wait=off`]);
+      children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
+      const s = await monitor(mon);
+      sessions.push(s);
+      for (let i = 0; i < 400 && !(await s.execute<{ running: boolean }>('query-status')).running; i++)
+        await new Promise((r) => setTimeout(r, 25));
+      return s;
+    };
+    await start(0, 'hotplug');
+    const hp = await start(1, 'hotplug');
+    await start(2, 'dcd');
+
+    const client = new FmClient(await openPort(join(runDir, pool, 'fm.sock')), { timeoutMs: 30_000 });
+    const time = async (fn: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await fn();
+      return performance.now() - t0;
+    };
+    const qmpRtt: number[] = [];
+    for (let i = 0; i < 200; i++) qmpRtt.push(await time(() => hp.execute('query-status')));
+
+    const hotplug: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const offset = GiB + (i % 4) * 256 * MiB;
+      hotplug.push(await time(() => client.add({ host: 1, extents: [{ startDpa: offset, len: 256 * MiB }] })));
+      await client.release({ host: 1, extents: [{ startDpa: offset, len: 256 * MiB }] });
+      // Blocks and the port come back once QEMU has dropped the device.
+      for (let j = 0; j < 400 && backend.capacity.grantsOf(1).length > 0; j++) await new Promise((r) => setTimeout(r, 5));
+    }
+    const dcd: number[] = [];
+    // Each add at a fresh offset: QEMU 10.0 keeps a DCD extent pending until a DCD guest accepts it.
+    for (let i = 0; i < 100; i++)
+      dcd.push(await time(() => client.add({ host: 2, extents: [{ startDpa: 2 * GiB + i * 2 * MiB, len: 2 * MiB }] })));
+    client.close();
+
+    const q50 = pct(qmpRtt, 50);
+    report('5604h add, hotplug head, p50', pct(hotplug, 50), 'ms', 'bare QMP round trip (query-status) p50', q50, false);
+    report('5604h add, hotplug head, p99', pct(hotplug, 99), 'ms', 'bare QMP round trip p99', pct(qmpRtt, 99), false);
+    report('5604h add, dcd head, p50', pct(dcd, 50), 'ms', 'bare QMP round trip (query-status) p50', q50, false);
+    report('5604h add, dcd head, p99', pct(dcd, 99), 'ms', 'bare QMP round trip p99', pct(qmpRtt, 99), false);
+  } finally {
+    for (const s of sessions) s.close();
+    await Promise.all(
+      children.map((c) => {
+        const done = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        return done;
+      }),
+    );
+    await backend.stop();
+    Pool.destroy({ name: pool, stateDir, force: true });
+    rmSync(base, { recursive: true, force: true });
+  }
+}
