@@ -296,7 +296,9 @@ describe('deliveries against a fake QEMU', () => {
     const { fake, socket } = FakeQemu.pair();
     const qmp = await session(fake, socket);
     fake.handle('cxl-add-dynamic-capacity', (cmd) =>
-      (cmd.arguments?.extents as unknown[]).length === 2 ? ok() : fail('GenericError', 'cannot add DPA again while still pending'),
+      (cmd.arguments?.extents as unknown[] | undefined)?.length === 2
+        ? ok()
+        : fail('GenericError', 'cannot add DPA again while still pending'),
     );
     const d = new DcdDelivery(qmp, '/machine/peripheral/cxl-mhd-mem0', 2 * MiB, 256 * MiB);
     await d.add([
