@@ -319,3 +319,17 @@ describe('deliveries against a fake QEMU', () => {
     await expect(d.add(Array.from({ length: 9 }, (_, i) => ({ offset: i * 2 * MiB, len: 2 * MiB })))).rejects.toThrow(/at most 8/);
   });
 });
+
+describe('unfinished FM adds', () => {
+  it('finds claims of adds that began and never ended', async () => {
+    const p = pool();
+    const d = new StubDelivery();
+    const m = manager(p, { 1: d });
+    await m.initiateAdd(add(1, [[0, 256 * MiB]]));
+    // A backend killed after claiming, before delivering: begin + claim, no end.
+    const tx = p.note('fm-add-begin', { head: 1, pieces: [{ offset: GiB, len: 256 * MiB }] });
+    p.claim(1, { first: 512, count: 128 }, {}, { kind: 'dynamic', tx });
+    const { unfinishedAdds } = await import('../src/capacity/index.js');
+    expect(unfinishedAdds(readJournal(p.journalFile))).toEqual([{ tx, head: 1, ranges: [{ first: 512, count: 128 }] }]);
+  });
+});

@@ -281,3 +281,36 @@ describe('status', () => {
     }
   });
 });
+
+describe('recovery from a writer killed mid-operation', () => {
+  it('puts shm back to the journal: an unjournaled claim, registration and lease are undone', () => {
+    const { pool } = create();
+    try {
+      pool.lockWriter();
+      pool.registerHead(0, 11);
+      pool.claim(0, { first: 0, count: 4 });
+      // What a crash between the atomic update and the journal append leaves behind:
+      pool.state.claim(0, { first: 10, count: 2 });
+      pool.state.registerHead(1, 12);
+      pool.state.acquireLease(1);
+      expect(fsck(pool).clean).toBe(false);
+      expect(pool.recoverFromJournal()).toEqual({ blocks: 2, heads: [1], lease: true });
+      expect(fsck(pool).findings).toEqual([]);
+      expect(pool.state.blocksOf(0)).toEqual([0, 1, 2, 3]);
+      expect(pool.state.head(0)).toMatchObject({ attached: true, pid: 11 });
+      expect(pool.state.lease().owner).toBe(null);
+      expect(pool.recoverFromJournal()).toEqual({ blocks: 0, heads: [], lease: false });
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('refuses to recover without the writer lock', () => {
+    const { pool } = create();
+    try {
+      expect(poolErr(() => pool.recoverFromJournal()).code).toBe('LOCKED');
+    } finally {
+      pool.close();
+    }
+  });
+});

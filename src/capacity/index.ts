@@ -9,4 +9,4 @@ export {
   LD_DEVICE_PREFIX,
   type Piece,
 } from './delivery.js';
-export { CapacityManager, type CapacityOptions, type Grant, type GrantView, grantsFromJournal } from './manager.js';
+export { CapacityManager, type CapacityOptions, type Grant, type GrantView, grantsFromJournal, unfinishedAdds } from './manager.js';

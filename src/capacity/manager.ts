@@ -187,7 +187,9 @@ export class CapacityManager implements FmBackend {
       );
     }
     const claimed: Piece[] = [];
-    const meta = { kind: 'dynamic', tag: req.tag, delivery: d.kind };
+    // begin/end bracket the claims and the delivery: a backend killed in between is undone on restart.
+    const tx = this.pool.note('fm-add-begin', { head: req.hostId, pieces, shared, tag: req.tag, delivery: d.kind });
+    const meta = { kind: 'dynamic', tag: req.tag, delivery: d.kind, tx };
     try {
       for (const p of pieces) {
         this.pool.claim(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len), { shared }, meta);
@@ -195,6 +197,7 @@ export class CapacityManager implements FmBackend {
       }
     } catch (e) {
       this.unclaim(req.hostId, claimed, meta);
+      this.pool.note('fm-add-end', { tx, ok: false });
       if (e instanceof PoolError && e.code === 'CONFLICT') throw new FmError(ReturnCode.ResourcesExhausted, e.message);
       throw e;
     }
@@ -203,8 +206,10 @@ export class CapacityManager implements FmBackend {
       delivered = await d.add(pieces);
     } catch (e) {
       this.unclaim(req.hostId, claimed, meta);
+      this.pool.note('fm-add-end', { tx, ok: false });
       throw new FmError(ReturnCode.InternalError, `QEMU refused the ${d.kind} delivery to head ${req.hostId}: ${(e as Error).message}`);
     }
+    this.pool.note('fm-add-end', { tx, ok: true, devices: delivered.map((x) => x.deviceId ?? null) });
     const list = this.grants.get(req.hostId) ?? [];
     for (const dv of delivered)
       list.push({ head: req.hostId, offset: dv.offset, len: dv.len, tag: req.tag, shared, delivered: dv, state: 'active' });
@@ -429,4 +434,30 @@ export function grantsFromJournal(
     else if (e.op === 'release') live.delete(offset);
   }
   return [...live.values()].sort((a, b) => a.offset - b.offset);
+}
+
+/**
+ * Claims of FM adds that began but never ended (the backend died between
+ * claim and answer): the FM client never saw Success, so they are undone.
+ */
+export function unfinishedAdds(entries: JournalEntry[]): { tx: number; head: number; ranges: { first: number; count: number }[] }[] {
+  const ended = new Set<number>();
+  const begun = new Map<number, number>();
+  for (const e of entries) {
+    if (e.op !== 'note') continue;
+    if (e.args.event === 'fm-add-begin') begun.set(e.seq, Number(e.args.head));
+    if (e.args.event === 'fm-add-end') ended.add(Number(e.args.tx));
+  }
+  const out = [];
+  for (const [tx, head] of begun) {
+    if (ended.has(tx)) continue;
+    const held = new Map<number, number>(); // first → count
+    for (const e of entries) {
+      if (e.args.tx !== tx || !e.result.ok) continue;
+      if (e.op === 'claim') held.set(Number(e.args.first), Number(e.args.count));
+      if (e.op === 'release') held.delete(Number(e.args.first));
+    }
+    out.push({ tx, head, ranges: [...held].map(([first, count]) => ({ first, count })) });
+  }
+  return out;
 }

@@ -15,6 +15,7 @@ import {
   grantsFromJournal,
   HotplugDelivery,
   LD_DEVICE_PREFIX,
+  unfinishedAdds,
 } from '../capacity/index.js';
 import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { dataObjectPath, Pool, PoolError, poolRunDir, readJournal } from '../pool/index.js';
@@ -147,6 +148,7 @@ export class Backend {
     }
     const backend = new Backend(opts, pool);
     try {
+      backend.recoverFromCrash();
       backend.recoverStaleHeads();
       backend.servers = await listenHeads(
         poolRunDir(opts.runDir, opts.pool),
@@ -204,6 +206,28 @@ export class Backend {
       }
     });
     this.extraServers.push(server);
+  }
+
+  /**
+   * A backend killed mid-operation: shm is put back to what the journal
+   * says, and FM adds that never answered are undone, so each operation is
+   * either wholly there or not at all.
+   */
+  private recoverFromCrash(): void {
+    const fixed = this.pool.recoverFromJournal();
+    if (fixed.blocks || fixed.heads.length || fixed.lease) {
+      this.log.warn(fixed, 'shared memory was ahead of the journal (backend killed mid-operation); restored from the journal');
+    }
+    const state = this.pool.state;
+    for (const u of unfinishedAdds(readJournal(this.pool.journalFile))) {
+      for (const r of u.ranges) {
+        if (state.isAttached(u.head) && state.block(r.first).holders.includes(u.head)) {
+          this.pool.release(u.head, r, { kind: 'dynamic', tx: u.tx, rollback: true, recovered: true });
+        }
+      }
+      this.pool.note('fm-add-end', { tx: u.tx, ok: false, recovered: true });
+      this.log.warn({ head: u.head, tx: u.tx }, `FM add ${u.tx} to head ${u.head} never answered; undone`);
+    }
   }
 
   /**
@@ -339,7 +363,8 @@ export class Backend {
   private async readopt(entry: LiveHead, running: boolean, hotAdded: PoolWindow[]): Promise<void> {
     const { head } = entry;
     this.pool.note('head-readopted', { head, pid: entry.pid, running });
-    this.adoptGrants(entry, hotAdded);
+    this.ensureWindows(entry);
+    await this.adoptGrants(entry, hotAdded);
     if (this.pool.state.lease().owner === head) this.bindFmld(entry, await reattachFmldPort(entry.qmp));
   }
 
@@ -355,27 +380,62 @@ export class Backend {
     });
   }
 
-  /** Rebuilds a re-adopted head's grants from the journal, matched to the LDs QEMU still has. */
-  private adoptGrants(entry: LiveHead, hotAdded: PoolWindow[]): void {
+  /** A backend killed mid-attach may have registered the head without claiming its windows: claim what is missing. */
+  private ensureWindows(entry: LiveHead): void {
+    const s = this.pool.state;
+    for (const w of entry.windows) {
+      const r = s.bytesToBlocks(w.offset, w.size);
+      if (s.block(r.first).holders.includes(entry.head)) continue;
+      this.pool.claim(entry.head, r, { shared: !w.exclusive }, { kind: 'static', recovered: true });
+    }
+  }
+
+  /**
+   * Rebuilds a re-adopted head's grants from the journal and reconciles them
+   * with the LDs QEMU really has: a hot-add grant whose device is gone was
+   * released while we were down (its blocks are freed now); a device with no
+   * grant is left from an add that never answered (it is removed).
+   */
+  private async adoptGrants(entry: LiveHead, hotAdded: PoolWindow[]): Promise<void> {
+    const { head } = entry;
     const h = this.pool.state.header;
-    const grants = grantsFromJournal(readJournal(this.pool.journalFile), entry.head, h.blockBytes);
-    if (grants.length === 0) return;
-    this.capacity.adopt(
-      entry.head,
-      grants.map((g) => {
-        const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
-        const delivered: Delivered = ld
-          ? {
-              offset: g.offset,
-              len: g.len,
-              deviceId: ld.deviceId,
-              backendId: ld.backendId,
-              port: ld.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
-            }
-          : { offset: g.offset, len: g.len };
-        return { ...g, delivered };
-      }),
-    );
+    const grants = grantsFromJournal(readJournal(this.pool.journalFile), head, h.blockBytes);
+    const hotplug = entry.delivery?.kind === 'hotplug';
+    const kept = [];
+    for (const g of grants) {
+      const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
+      if (hotplug && !ld) {
+        this.pool.release(head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag, recovered: true });
+        continue;
+      }
+      const delivered: Delivered = ld
+        ? {
+            offset: g.offset,
+            len: g.len,
+            deviceId: ld.deviceId,
+            backendId: ld.backendId,
+            port: ld.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
+          }
+        : { offset: g.offset, len: g.len };
+      kept.push({ ...g, delivered });
+    }
+    for (const w of hotAdded) {
+      if (kept.some((g) => g.delivered.deviceId === w.deviceId)) continue;
+      this.pool.note('orphan-ld-removed', { head, device: w.deviceId, offset: w.offset, size: w.size });
+      // Through the delivery, so its port is free again once QEMU has dropped the device.
+      const orphan: Delivered = {
+        offset: w.offset,
+        len: w.size,
+        deviceId: w.deviceId,
+        backendId: w.backendId,
+        port: w.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
+      };
+      await entry.delivery?.release(orphan).then(
+        ({ gone }) => gone.catch(() => undefined),
+        () => undefined,
+      );
+    }
+    if (grants.length > 0) this.capacity.adopt(head, kept);
   }
 
   /** An FM-API server over the pool whose refusals are logged and journaled with their reasons. */

@@ -105,7 +105,7 @@ export function replayJournal(entries: JournalEntry[]): { state: PoolState; last
   const state = PoolState.blank(g, num(create.args, 'createdMs'));
   // holders[block] = Map(head → shared?)
   const holders = new Map<number, Map<number, boolean>>();
-  const registered = new Set<number>();
+  const registered = new Map<number, number>(); // head → pid
   let lease: number | null = null;
   let lastSeq = 0;
   for (const e of entries) {
@@ -114,7 +114,7 @@ export function replayJournal(entries: JournalEntry[]): { state: PoolState; last
     const a = e.args;
     switch (e.op) {
       case 'head-register':
-        registered.add(num(a, 'head'));
+        registered.set(num(a, 'head'), typeof a.pid === 'number' ? a.pid : 0);
         break;
       case 'head-unregister':
         registered.delete(num(a, 'head'));
@@ -151,7 +151,7 @@ export function replayJournal(entries: JournalEntry[]): { state: PoolState; last
         break;
     }
   }
-  for (const h of registered) state.registerHead(h, 0, 0);
+  for (const [h, pid] of registered) state.registerHead(h, pid, 0);
   // The lease outlives its owner's detach while other heads remain (DESIGN.md §2.3).
   state.setRawLease(lease);
   for (const [b, m] of holders) {

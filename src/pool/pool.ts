@@ -4,7 +4,7 @@
 import { rmSync, statfsSync } from 'node:fs';
 import { isNativeError, native } from '../native/index.js';
 import { PoolError } from './errors.js';
-import { Journal, type JournalEntry } from './journal.js';
+import { Journal, type JournalEntry, readJournal, replayJournal } from './journal.js';
 import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
 import { journalPath, poolStateDir, shmDataName, shmStateName, validatePoolName } from './paths.js';
 import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
@@ -273,9 +273,11 @@ export class Pool {
     return this.stateObj;
   }
 
-  private record(op: string, args: Record<string, unknown>, result: JournalEntry['result']): void {
-    if (!this.journal) return;
-    this.journal.append({ seq: this.state.nextJournalSeq(), time: new Date().toISOString(), op, args, result });
+  private record(op: string, args: Record<string, unknown>, result: JournalEntry['result']): number {
+    if (!this.journal) return 0;
+    const seq = this.state.nextJournalSeq();
+    this.journal.append({ seq, time: new Date().toISOString(), op, args, result });
+    return seq;
   }
 
   /** Runs `fn`, journals its outcome (success or refusal), returns or rethrows. */
@@ -344,8 +346,42 @@ export class Pool {
   }
 
   /** Free-form journal line (attach refusals and other events worth keeping). */
-  note(event: string, args: Record<string, unknown>): void {
-    this.record('note', { event, ...args }, { ok: true });
+  /** Returns the entry's sequence number, which callers use as a transaction id. */
+  note(event: string, args: Record<string, unknown>): number {
+    return this.record('note', { event, ...args }, { ok: true });
+  }
+
+  /**
+   * Makes shared memory equal the journal's replay. The single writer
+   * journals an operation after its atomic update, so a writer killed in
+   * between leaves shm one unreported step ahead; that step never counted,
+   * so it is undone. Returns what was changed (also journaled).
+   */
+  recoverFromJournal(): { blocks: number; heads: number[]; lease: boolean } {
+    if (!this.locked) throw new PoolError('LOCKED', 'recovery needs the writer lock');
+    const entries = readJournal(this.journalFile);
+    const { state: replay, lastSeq } = replayJournal(entries);
+    const s = this.state;
+    let blocks = 0;
+    for (let b = 0; b < s.blockCount; b++) {
+      const want = replay.rawBlockWord(b);
+      if (s.rawBlockWord(b) !== want) {
+        s.setRawBlockWord(b, want);
+        blocks++;
+      }
+    }
+    const heads: number[] = [];
+    for (let h = 0; h < s.headCount; h++) {
+      if (s.isAttached(h) !== replay.isAttached(h)) {
+        s.forceHeadState(h, replay.isAttached(h), replay.head(h).pid);
+        heads.push(h);
+      }
+    }
+    const lease = s.lease().owner !== replay.lease().owner;
+    if (lease) s.setRawLease(replay.lease().owner);
+    s.raiseJournalSeq(lastSeq);
+    if (blocks > 0 || heads.length > 0 || lease) this.note('recovered-from-journal', { blocks, heads, lease });
+    return { blocks, heads, lease };
   }
 
   get journalFile(): string {

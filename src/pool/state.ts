@@ -211,6 +211,15 @@ export class PoolState {
     this.bumpGeneration();
   }
 
+  /** Sets a head entry's state outright (journal recovery only). */
+  forceHeadState(head: number, attached: boolean, pid: number): void {
+    this.checkHead(head);
+    const o = headEntryOffset(head);
+    native.store32(this.buf, o + E.pid, attached ? pid >>> 0 : 0);
+    native.store32(this.buf, o + E.state, attached ? HeadState.Attached : HeadState.Free);
+    this.bumpGeneration();
+  }
+
   setHeadFlags(head: number, flags: number): void {
     this.checkHead(head);
     native.store32(this.buf, headEntryOffset(head) + E.flags, flags >>> 0);
