@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_DEPS := node_modules/.package-lock.json
 ADDON := native/build/Release/cxl_mhd.node
 
-.PHONY: setup build test lint bench demo asan clean qemu
+.PHONY: setup build test lint bench demo asan clean qemu guest soak
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci
@@ -19,13 +19,17 @@ dist/.built: $(NODE_DEPS) $(shell find src bench -name '*.ts' 2>/dev/null) tscon
 	@chmod +x dist/src/cli/main.js
 	@touch $@
 
-## setup: npm packages, the native addon, the compiled CLI (and QEMU, see `qemu`)
-setup: build qemu
+## setup: npm packages, the native addon, the compiled CLI, QEMU >= 10 and the guest image
+setup: build qemu guest
 
 build: $(ADDON) dist/.built
 
 qemu:
-	@if [ -x scripts/setup-qemu.sh ]; then scripts/setup-qemu.sh; fi
+	@scripts/setup-qemu.sh
+
+## guest: kernel + initramfs for boot tests and the demo (cached; rebuilt when inputs change)
+guest: qemu
+	@scripts/build-guest.sh
 
 lint: $(NODE_DEPS)
 	npx biome check .

@@ -64,6 +64,8 @@ export class CapacityManager implements FmBackend {
   private readonly generations = new Map<number, number>();
   /** One FM-API mutation at a time: claims and deliveries must not interleave. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Time spent carrying out adds and releases (claims + QMP), for the benchmarks' accounting. */
+  busyMs = 0;
 
   constructor(
     private readonly pool: Pool,
@@ -167,7 +169,15 @@ export class CapacityManager implements FmBackend {
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    const timed = async () => {
+      const t0 = performance.now();
+      try {
+        return await fn();
+      } finally {
+        this.busyMs += performance.now() - t0;
+      }
+    };
+    const run = this.queue.then(timed, timed);
     this.queue = run.catch(() => undefined);
     return run;
   }
