@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchFmApi } from './fmapi.js';
+import { benchLoad } from './load.js';
+import { benchScenario } from './scenario.js';
 
 const MiB = 2 ** 20;
 const results: Record<string, unknown>[] = [];
@@ -129,5 +131,7 @@ benchClaimRelease(cbin);
 benchStatus(cbin);
 await benchAttach(report);
 await benchFmApi(report);
+await benchLoad(report);
+await benchScenario(report);
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);

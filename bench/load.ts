@@ -1,0 +1,145 @@
+// Load: 32 paused heads attached, 10k mixed FM operations through the
+// FM-API (adds, releases, extent lists, region configs); throughput, p99
+// latency and the backend's RSS over the run (it must stay bounded).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FmClient, openPort } from '../src/fmapi/index.js';
+import { Pool } from '../src/pool/index.js';
+import { headArgs } from '../src/qemu/args.js';
+import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+
+type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD_LOAD_OPS ?? 10_000)): Promise<void> {
+  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-load-'));
+  const runDir = join(base, 'run');
+  const stateDir = join(base, 'state');
+  const pool = `bench-load-${process.pid}`;
+  const heads = 32;
+  const capacityBytes = 16 * GiB;
+  const serve = spawn(
+    process.execPath,
+    [
+      'dist/src/cli/main.js',
+      'serve',
+      '--pool',
+      pool,
+      '--capacity',
+      '16G',
+      '--heads',
+      String(heads),
+      '--fm-socket',
+      '--run-dir',
+      runDir,
+      '--state-dir',
+      stateDir,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const children: ChildProcess[] = [];
+  try {
+    await new Promise<void>((r) => serve.stdout?.on('data', (d) => String(d).includes('ready') && r()));
+    for (let h = 0; h < heads; h++) {
+      const args = headArgs({
+        pool,
+        head: h,
+        runDir,
+        capacityBytes,
+        sparePorts: h === 0 ? 0 : 2,
+        delivery: h % 2 === 0 && h > 0 ? 'dcd' : 'hotplug',
+        memory: '64M',
+      });
+      const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults']);
+      children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
+      if (h === 0) await new Promise((r) => setTimeout(r, 500)); // head 0 first: the FM-LD owner
+    }
+    const probe = Pool.open({ name: pool, stateDir, readOnly: true });
+    for (let i = 0; i < 3000 && probe.state.heads().filter((x) => x.attached).length < heads; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    probe.close();
+    const rssStart = rssMiB(serve.pid ?? 0);
+    const client = new FmClient(await openPort(join(runDir, pool, 'fm.sock')), { timeoutMs: 30_000 });
+    // Each hotplug head (odd ids) cycles through its own two 256 MiB slots; dcd heads get 2 MiB extents at fresh offsets.
+    const held = new Map<number, number[]>();
+    let dcdNext = 0;
+    let refused = 0;
+    const note = () => {
+      refused++;
+    };
+    const lat: number[] = [];
+    let rssMax = rssStart;
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const t0 = performance.now();
+    for (let i = 0; i < ops; i++) {
+      const kind = rand(10);
+      const head = 1 + rand(heads - 1);
+      const s = performance.now();
+      if (kind < 4) await client.allExtents(head);
+      else if (kind < 5) await client.regionConfig(head);
+      else if (head % 2 === 1) {
+        const slots = [0, 1].map((k) => (GiB * ((head - 1) / 2)) / 2 + k * 256 * MiB).filter((o) => o + 256 * MiB <= 8 * GiB);
+        const mine = held.get(head) ?? [];
+        if (mine.length > 0 && (kind < 8 || mine.length === slots.length)) {
+          const off = mine.shift() as number;
+          await client.release({ host: head, extents: [{ startDpa: off, len: 256 * MiB }] });
+        } else {
+          const off = slots.find((o) => !mine.includes(o));
+          if (off !== undefined) {
+            await client.add({ host: head, extents: [{ startDpa: off, len: 256 * MiB }] }).catch(note);
+            mine.push(off);
+          }
+        }
+        held.set(head, mine);
+      } else {
+        // DCD extents stay pending in QEMU without a DCD guest; add at fresh offsets in the upper half.
+        const off = 8 * GiB + (dcdNext++ % 4000) * 2 * MiB;
+        await client.add({ host: head, extents: [{ startDpa: off, len: 2 * MiB }] }).catch(note);
+      }
+      lat.push(performance.now() - s);
+      if (i % 500 === 0) rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
+    }
+    const secs = (performance.now() - t0) / 1000;
+    client.close();
+    rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
+    const sorted = [...lat].sort((a, b) => a - b);
+    const p50 = sorted[Math.floor(sorted.length / 2)] as number;
+    const p99 = sorted[Math.floor(sorted.length * 0.99)] as number;
+    report(
+      `load: ${ops} mixed FM ops on 32 heads, throughput`,
+      ops / secs,
+      'ops/s',
+      'its p50 latency as ops/s (1 client)',
+      1000 / p50,
+      true,
+    );
+    report('load: FM op latency p99', p99, 'ms', 'p50', p50, false);
+    report('load: backend RSS peak during the run', rssMax, 'MiB', 'backend RSS with 32 heads, before the run', rssStart, false);
+  } finally {
+    await Promise.all(
+      children.map((c) => {
+        const done = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        return done;
+      }),
+    );
+    serve.kill('SIGTERM');
+    await new Promise((r) => serve.once('exit', r));
+    Pool.destroy({ name: pool, stateDir, force: true });
+    rmSync(base, { recursive: true, force: true });
+  }
+}
