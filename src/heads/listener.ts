@@ -3,7 +3,7 @@
 // permissions, stale-socket recovery, and the peer-credential gate.
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { PoolError } from '../pool/index.js';
 
@@ -63,6 +63,9 @@ export async function listenHeads(
   onConnection: (head: number, socket: Socket, peer: PeerInfo) => void,
   onRejected: (head: number, reason: string) => void,
 ): Promise<Server[]> {
+  // The run dir itself only needs to be traversable (0711, when we create it);
+  // the pool's own dir below it is what guards the sockets.
+  mkdirSync(dirname(poolRunDir), { recursive: true, mode: 0o711 });
   mkdirSync(poolRunDir, { recursive: true, mode: 0o700 });
   const gid = access.group !== undefined ? resolveGroup(access.group) : undefined;
   if (gid !== undefined) {
