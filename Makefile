@@ -55,6 +55,7 @@ demo: setup
 
 ## soak: 1000 backend kill points and a million FM-API fuzz frames (long)
 soak: setup
+	@mkdir -p bench/out
 	CXL_MHD_KILL_POINTS=1000 CXL_MHD_FUZZ_FRAMES=1000000 CXL_MHD_FUZZ_CLI=20 CXL_MHD_RESULTS=bench/out/soak.jsonl \
 	  npx vitest run test/crash-qemu.test.ts test/fmapi-fuzz.test.ts test/fuzz-cli.test.ts --testTimeout=7200000
 
