@@ -23,7 +23,7 @@ import { headSerial } from '../qemu/args.js';
 import { QmpSession } from '../qmp/index.js';
 import { discoverDelivery, discoverWindows, type PoolWindow, windowProblem } from './devices.js';
 import { type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
-import { closeServers, listenHeads, type PeerInfo, peerOf, type SocketAccess } from './listener.js';
+import { allowedUids, closeServers, listenHeads, listenPrivately, type PeerInfo, peerOf, type SocketAccess } from './listener.js';
 
 export interface BackendOptions {
   pool: string;
@@ -176,7 +176,7 @@ export class Backend {
   private async listenFmSocket(): Promise<void> {
     const path = join(poolRunDir(this.opts.runDir, this.opts.pool), 'fm.sock');
     rmSync(path, { force: true });
-    const allowed = new Set([...(this.opts.access?.allowedUids ?? [process.getuid?.() ?? 0]), 0]);
+    const allowed = allowedUids(this.opts.access ?? {});
     const server = createServer((socket) => {
       let uid = -1;
       try {
@@ -196,15 +196,7 @@ export class Backend {
       });
       void ch.done.then(() => socket.destroy());
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const old = process.umask(0o177);
-      try {
-        server.listen(path, () => resolve());
-      } finally {
-        process.umask(old);
-      }
-    });
+    await listenPrivately(server, path);
     this.extraServers.push(server);
   }
 

@@ -75,8 +75,7 @@ export async function listenHeads(
   } else {
     chmodSync(poolRunDir, 0o700);
   }
-  const allowed = new Set(access.allowedUids ?? [process.getuid?.() ?? 0]);
-  allowed.add(0);
+  const allowed = allowedUids(access);
   const servers: Server[] = [];
   try {
     for (let head = 0; head < headCount; head++) {
@@ -102,16 +101,7 @@ export async function listenHeads(
         }
         onConnection(head, socket, peer);
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        // Created 0600 from the start: no window where others could connect.
-        const old = process.umask(0o177);
-        try {
-          server.listen(path, () => resolve());
-        } finally {
-          process.umask(old);
-        }
-      });
+      await listenPrivately(server, path);
       if (gid !== undefined) {
         chownSync(path, process.getuid?.() ?? 0, gid);
         chmodSync(path, 0o660);
@@ -123,6 +113,24 @@ export async function listenHeads(
     throw e;
   }
   return servers;
+}
+
+/** Uids that may connect: the configured list (default: our own uid), and root. */
+export function allowedUids(access: SocketAccess): Set<number> {
+  return new Set([...(access.allowedUids ?? [process.getuid?.() ?? 0]), 0]);
+}
+
+/** Listens on a Unix socket created 0600 from the start: no window where others could connect. */
+export function listenPrivately(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const old = process.umask(0o177);
+    try {
+      server.listen(path, () => resolve());
+    } finally {
+      process.umask(old);
+    }
+  });
 }
 
 export async function closeServers(servers: Server[], poolRunDir: string, headCount: number): Promise<void> {
