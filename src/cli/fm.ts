@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { FmClient, FmError, openPort, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
+import { FmClient, FmError, openPort, PayloadError, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
 import { formatSize, PoolError, parseSize } from '../pool/index.js';
 
 export const FMLD_PORT_NAME = 'cxl-mhd.fmld';
@@ -41,8 +41,8 @@ function resolvePort(port: string | undefined): string {
   return found;
 }
 
-function parseUint(text: string, what: string): number {
-  if (!/^\d+$/.test(text)) throw new FmUsageError(`${what} "${text}" is not a whole number`);
+function parseUint(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(text) || Number(text) > max) throw new FmUsageError(`${what} "${text}" is not a whole number from 0 to ${max}`);
   return Number(text);
 }
 
@@ -50,8 +50,9 @@ function parseUint(text: string, what: string): number {
 function parseExtent(text: string): { offset: number; len: number } {
   const m = /^([^:]+):([^:]+)$/.exec(text);
   if (!m) throw new FmUsageError(`extent "${text}" must be OFFSET:LEN, e.g. 1G:256M`);
-  const size = (s: string, what: string) => (s === '0' ? 0 : parseSize(s, what));
-  return { offset: size(m[1] as string, 'extent offset'), len: size(m[2] as string, 'extent length') };
+  const offset = /^0+[KMGTP]?$/i.test(m[1] as string) ? 0 : parseSize(m[1] as string, 'extent offset');
+  // parseSize refuses 0: an extent has a length.
+  return { offset, len: parseSize(m[2] as string, 'extent length') };
 }
 
 function parseTag(text: string | undefined): string {
@@ -73,14 +74,24 @@ interface FmOpts {
 }
 
 async function withClient<T>(o: FmOpts, fn: (c: FmClient) => Promise<T>): Promise<T> {
+  const timeoutMs = parseUint(o.timeout, '--timeout');
+  if (timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) throw new FmUsageError(`--timeout ${o.timeout} must be from 1 to ${2 ** 31 - 1} ms`);
   const path = resolvePort(o.port);
   // One descriptor for the whole request/response: bytes sent while the port is closed can be lost.
-  const stream = await openPort(path);
-  const client = new FmClient(stream, { timeoutMs: parseUint(o.timeout, '--timeout') });
+  let stream: Awaited<ReturnType<typeof openPort>>;
   try {
-    return await fn(client);
+    stream = await openPort(path);
+  } catch (e) {
+    throw new FmUsageError(`cannot open FM-LD port ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const client = new FmClient(stream, { timeoutMs });
+    try {
+      return await fn(client);
+    } finally {
+      client.close();
+    }
   } finally {
-    client.close();
     stream.destroy();
   }
 }
@@ -148,7 +159,7 @@ export function addFmCommands(program: Command): void {
     .requiredOption('--host <h>', 'head id')
     .action(async (a: { host: string }, cmd: Command) => {
       const o = opts(cmd);
-      const r = await withClient(o, (c) => c.regionConfig(parseUint(a.host, '--host')));
+      const r = await withClient(o, (c) => c.regionConfig(parseUint(a.host, '--host', 0xffff)));
       out(o, r, () =>
         [
           ...r.regions.map((g, i) => `region ${i}: base ${g.base} length ${formatSize(g.length)} block ${formatSize(g.blockSize)}`),
@@ -162,7 +173,7 @@ export function addFmCommands(program: Command): void {
     .requiredOption('--host <h>', 'head id')
     .action(async (a: { host: string }, cmd: Command) => {
       const o = opts(cmd);
-      const host = parseUint(a.host, '--host');
+      const host = parseUint(a.host, '--host', 0xffff);
       const r = await withClient(o, (c) => c.allExtents(host));
       out(o, { host, ...r }, () =>
         r.extents.length === 0
@@ -189,8 +200,8 @@ export function addFmCommands(program: Command): void {
         cmd: Command,
       ) => {
         const o = opts(cmd);
-        const host = parseUint(a.host, '--host');
-        const region = parseUint(a.region, '--region');
+        const host = parseUint(a.host, '--host', 0xffff);
+        const region = parseUint(a.region, '--region', 7);
         const tag = parseTag(a.tag);
         const pieces = (a.extent ?? []).map(parseExtent);
         const chooses = a.policy !== 'prescriptive';
@@ -233,8 +244,8 @@ export function addFmCommands(program: Command): void {
     .option('--tag <uuid>', 'release every extent with this tag instead')
     .action(async (a: { host: string; region: string; extent?: string[]; tag?: string }, cmd: Command) => {
       const o = opts(cmd);
-      const host = parseUint(a.host, '--host');
-      const region = parseUint(a.region, '--region');
+      const host = parseUint(a.host, '--host', 0xffff);
+      const region = parseUint(a.region, '--region', 7);
       const pieces = (a.extent ?? []).map(parseExtent);
       if ((pieces.length === 0) === (a.tag === undefined))
         throw new FmUsageError('give either --extent OFFSET:LEN (one or more) or --tag UUID');
@@ -259,6 +270,7 @@ export function addFmCommands(program: Command): void {
 
 /** One line for any error the fm commands raise. */
 export function describeFmError(e: unknown): string | null {
+  if (e instanceof PayloadError) return `request not sent: ${e.message}`;
   if (e instanceof FmError) return `the device answered ${e.codeName} (0x${Number(e.code).toString(16).padStart(2, '0')}): ${e.message}`;
   if (e instanceof FmUsageError || e instanceof PoolError) return e.message;
   if (e instanceof Error && e.name === 'FmClientError') return e.message;

@@ -9,6 +9,7 @@ import {
   DEFAULT_BLOCK_BYTES,
   formatSize,
   fsck,
+  MAX_HEADS,
   Pool,
   PoolError,
   type PoolStatus,
@@ -38,7 +39,18 @@ function parseHeads(text: string): number {
 
 function parseHead(text: string): number {
   if (!/^\d+$/.test(text)) throw new PoolError('UNKNOWN_HEAD', `head "${text}" is not a whole number`);
-  return Number(text);
+  const head = Number(text);
+  if (head >= MAX_HEADS)
+    throw new PoolError('UNKNOWN_HEAD', `head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
+  return head;
+}
+
+/** A positive whole number of milliseconds a timer can hold. */
+function parseMs(text: string, what: string): number {
+  const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(ms >= 1 && ms <= 2 ** 31 - 1))
+    throw new PoolError('OUT_OF_RANGE', `${what} "${text}" must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
+  return ms;
 }
 
 type StatusWithRecords = PoolStatus & {
@@ -113,7 +125,8 @@ export function buildProgram(): Command {
       .option('--mode <octal>', 'file mode of the shm objects', '600'),
   ).action((o: DirOpts & { pool: string; capacity: string; heads: string; block: string; mode: string }) => {
     const dirs = resolveDirs(o);
-    if (!/^[0-7]{3,4}$/.test(o.mode)) throw new PoolError('BAD_SIZE', `mode "${o.mode}" is not an octal file mode`);
+    if (!/^0?[0-7]{3}$/.test(o.mode))
+      throw new PoolError('BAD_SIZE', `mode "${o.mode}" must be an octal permission mode such as 600 or 660`);
     const p = Pool.create({
       name: o.pool,
       capacityBytes: parseSize(o.capacity, 'capacity'),
@@ -225,7 +238,7 @@ export function buildProgram(): Command {
           }),
         },
         logger,
-        qmpTimeoutMs: Number(o.qmpTimeout),
+        qmpTimeoutMs: parseMs(o.qmpTimeout, '--qmp-timeout'),
         fmSocket: o.fmSocket === true,
       });
       console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
@@ -286,6 +299,8 @@ export function buildProgram(): Command {
       if (o.sparePorts !== undefined && !/^\d+$/.test(o.sparePorts)) {
         throw new PoolError('OUT_OF_RANGE', `--spare-ports ${o.sparePorts} is not a whole number`);
       }
+      if (!/^\d+[KMG]?$/i.test(o.memory))
+        throw new PoolError('BAD_SIZE', `--memory "${o.memory}" must be a size QEMU's -m takes, e.g. 1G or 512M`);
       const args = headArgs({
         pool: o.pool,
         head,
@@ -339,6 +354,25 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * One line for the person at the terminal. Errors of the system (errno
+ * codes: a path that is a file, a socket nobody listens on, a permission)
+ * are the user's to fix and say so; anything else is our bug, said plainly,
+ * with the stack behind CXL_MHD_DEBUG=1.
+ */
+function describeError(e: unknown): string {
+  if (e instanceof PoolError) return e.message;
+  const fm = describeFmError(e);
+  if (fm !== null) return fm;
+  if (e instanceof Error) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return e.message;
+    if (e.name === 'Error' || e.name === 'QmpError' || e.name.startsWith('Qmp')) return e.message;
+    return `internal error: ${e.message} (set CXL_MHD_DEBUG=1 for details)`;
+  }
+  return String(e);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -349,12 +383,8 @@ export async function main(argv: string[]): Promise<number> {
       // Commander already printed its message (help, version or usage error).
       return e.exitCode === 0 ? 0 : 2;
     }
-    const known = e instanceof PoolError ? e.message : describeFmError(e);
-    if (known !== null) {
-      console.error(`cxl-mhd: ${known}`);
-      return 1;
-    }
-    console.error(`cxl-mhd: ${(e as Error).stack ?? String(e)}`);
+    console.error(`cxl-mhd: ${describeError(e)}`);
+    if (process.env.CXL_MHD_DEBUG && e instanceof Error && e.stack) console.error(e.stack);
     return 1;
   }
 }

@@ -1,10 +1,11 @@
 // The pool journal: append-only JSON lines, one per operation, fsynced
 // before the operation is reported done. Replaying it rebuilds the state
 // image that fsck compares with shared memory.
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PoolError } from './errors.js';
 import type { Geometry } from './layout.js';
+import { ensureDir } from './paths.js';
 import { PoolState } from './state.js';
 
 export type JournalOp =
@@ -31,8 +32,12 @@ export class Journal {
   private fd: number | null;
 
   constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.fd = openSync(path, 'a', 0o600);
+    ensureDir(dirname(path));
+    try {
+      this.fd = openSync(path, 'a', 0o600);
+    } catch (e) {
+      throw new PoolError('BAD_STATE', `cannot open journal ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
     // A fresh journal must survive a crash of the directory entry too.
     const dfd = openSync(dirname(path), 'r');
     try {

@@ -1,7 +1,8 @@
 // Where a pool's pieces live: shm object names, the run directory (head
 // sockets) and the state directory (journal), and the rule for pool names.
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { PoolError } from './errors.js';
 
 const POOL_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -59,4 +60,59 @@ export function poolStateDir(stateDir: string, pool: string): string {
 }
 export function journalPath(stateDir: string, pool: string): string {
   return join(poolStateDir(stateDir, pool), 'journal.jsonl');
+}
+
+/**
+ * Creates `dir` (mode 0700 for what it creates) one level at a time. Node's
+ * recursive mkdir can spin forever under /proc, and its errors name no
+ * culprit; this refuses a file, a dangling link or an unwritable parent in
+ * words, before anything else of a pool is made.
+ */
+export function ensureDir(dir: string, what = 'state directory'): void {
+  const target = resolve(dir);
+  const missing: string[] = [];
+  let p = target;
+  for (;;) {
+    let st: ReturnType<typeof statSync> | undefined;
+    try {
+      st = statSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') throw new PoolError('BAD_STATE', `${what} ${dir}: cannot use ${p} (${code})`);
+    }
+    if (st) {
+      if (!st.isDirectory()) throw new PoolError('BAD_STATE', `${what} ${dir}: ${p} is not a directory`);
+      break;
+    }
+    missing.unshift(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  for (const m of missing) {
+    try {
+      mkdirSync(m, { mode: 0o700 });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new PoolError('BAD_STATE', `${what} ${dir}: cannot create ${m} (${code ?? (e as Error).message})`);
+    }
+  }
+}
+
+/** Removes a pool's state directory, or says in words why it cannot. */
+export function removePoolStateDir(stateDir: string, pool: string): void {
+  const dir = poolStateDir(stateDir, pool);
+  try {
+    const st = statSync(stateDir);
+    if (!st.isDirectory()) throw new PoolError('BAD_STATE', `state directory ${stateDir} is not a directory`);
+  } catch (e) {
+    if (e instanceof PoolError) throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new PoolError('BAD_STATE', `state directory ${stateDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (e) {
+    throw new PoolError('BAD_STATE', `cannot remove ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }

@@ -6,7 +6,7 @@ import { isNativeError, native } from '../native/index.js';
 import { PoolError } from './errors.js';
 import { Journal, type JournalEntry, readJournal, replayJournal } from './journal.js';
 import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
-import { journalPath, poolStateDir, shmDataName, shmStateName, validatePoolName } from './paths.js';
+import { ensureDir, journalPath, poolStateDir, removePoolStateDir, shmDataName, shmStateName, validatePoolName } from './paths.js';
 import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
 import { MiB } from './units.js';
 
@@ -108,6 +108,8 @@ export class Pool {
     const name = validatePoolName(opts.name);
     validateGeometry(opts, opts);
     const mode = opts.mode ?? DEFAULT_MODE;
+    // The journal's directory first: a bad state dir must fail before any shm object exists.
+    ensureDir(poolStateDir(opts.stateDir, name));
     const { SHM_CREATE, SHM_EXCL } = native.constants;
     const created: string[] = [];
     let stateObj: Mapped | null = null;
@@ -221,9 +223,10 @@ export class Pool {
     } else if (!opts.force) {
       throw new PoolError('NOT_FOUND', `pool "${name}" does not exist`);
     }
+    // Journal first: if it cannot go, the pool stays whole rather than half-destroyed.
+    removePoolStateDir(opts.stateDir, name);
     unlinkQuietly(shmStateName(name));
     unlinkQuietly(shmDataName(name));
-    rmSync(poolStateDir(opts.stateDir, name), { recursive: true, force: true });
   }
 
   // ---- writer lock ----------------------------------------------------

@@ -41,7 +41,7 @@ export function parseStaticWindow(text: string): StaticWindow {
     throw new PoolError('BAD_SIZE', `static window "${text}" must look like SIZE[@OFFSET][,exclusive], e.g. 512M@1G,exclusive`);
   }
   const size = parseSize(m[1], 'static window size');
-  const offset = m[2] === undefined ? 0 : m[2].trim() === '0' ? 0 : parseSize(m[2], 'static window offset');
+  const offset = m[2] === undefined || /^\s*0+[KMGTP]?(?:i?B)?\s*$/i.test(m[2]) ? 0 : parseSize(m[2], 'static window offset');
   if (size % UNIT !== 0 || offset % UNIT !== 0) {
     throw new PoolError('BAD_SIZE', `static window "${text}": size and offset must be multiples of 256M`);
   }
