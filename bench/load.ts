@@ -69,7 +69,8 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       await new Promise((r) => setTimeout(r, 20));
     probe.close();
     const rssStart = rssMiB(serve.pid ?? 0);
-    const client = new FmClient(await openPort(join(runDir, pool, 'fm.sock')), { timeoutMs: 30_000 });
+    const stream = await openPort(join(runDir, pool, 'fm.sock'));
+    const client = new FmClient(stream, { timeoutMs: 30_000 });
     // Each hotplug head (odd ids) cycles through its own two 256 MiB slots; dcd heads get 2 MiB extents at fresh offsets.
     const held = new Map<number, number[]>();
     let dcdNext = 0;
@@ -79,6 +80,7 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
     };
     const lat: number[] = [];
     let rssMax = rssStart;
+    let rssHalf = rssStart;
     let seed = 12345;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) >>> 0;
@@ -96,31 +98,41 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
         const mine = held.get(head) ?? [];
         if (mine.length > 0 && (kind < 8 || mine.length === slots.length)) {
           const off = mine.shift() as number;
-          await client.release({ host: head, extents: [{ startDpa: off, len: 256 * MiB }] });
+          await client.release({ host: head, extents: [{ startDpa: off, len: 256 * MiB }] }).catch(note);
         } else {
           const off = slots.find((o) => !mine.includes(o));
           if (off !== undefined) {
-            await client.add({ host: head, extents: [{ startDpa: off, len: 256 * MiB }] }).catch(note);
-            mine.push(off);
+            // A slot just released may still be leaving QEMU: then the add is refused and the slot stays free.
+            const ok = await client.add({ host: head, extents: [{ startDpa: off, len: 256 * MiB }] }).then(
+              () => true,
+              () => {
+                note();
+                return false;
+              },
+            );
+            if (ok) mine.push(off);
           }
         }
         held.set(head, mine);
       } else {
         // DCD extents stay pending in QEMU without a DCD guest; add at fresh offsets in the upper half.
-        const off = 8 * GiB + (dcdNext++ % 4000) * 2 * MiB;
+        // 256 distinct offsets: once taken they are refused, so the pool's state stays bounded as ops go on.
+        const off = 8 * GiB + (dcdNext++ % 256) * 2 * MiB;
         await client.add({ host: head, extents: [{ startDpa: off, len: 2 * MiB }] }).catch(note);
       }
       lat.push(performance.now() - s);
       if (i % 500 === 0) rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
+      if (i === Math.floor(ops / 2)) rssHalf = rssMiB(serve.pid ?? 0);
     }
     const secs = (performance.now() - t0) / 1000;
     client.close();
+    stream.destroy();
     rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
     const sorted = [...lat].sort((a, b) => a - b);
     const p50 = sorted[Math.floor(sorted.length / 2)] as number;
     const p99 = sorted[Math.floor(sorted.length * 0.99)] as number;
     report(
-      `load: ${ops} mixed FM ops on 32 heads, throughput`,
+      `load: ${ops} mixed FM ops on 32 heads (${refused} refused), throughput`,
       ops / secs,
       'ops/s',
       'its p50 latency as ops/s (1 client)',
@@ -128,7 +140,10 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       true,
     );
     report('load: FM op latency p99', p99, 'ms', 'p50', p50, false);
+    const rssEnd = rssMiB(serve.pid ?? 0);
     report('load: backend RSS peak during the run', rssMax, 'MiB', 'backend RSS with 32 heads, before the run', rssStart, false);
+    // Bounded means the second half of the run does not keep growing it.
+    report('load: backend RSS after all ops', rssEnd, 'MiB', 'backend RSS after half the ops', rssHalf, false);
   } finally {
     await Promise.all(
       children.map((c) => {

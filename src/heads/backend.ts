@@ -90,6 +90,7 @@ class AttachRefused extends Error {}
 export class Backend {
   private servers: Server[] = [];
   private readonly extraServers: Server[] = [];
+  private readonly fmClients = new Set<Socket>();
   private readonly live = new Map<number, LiveHead>();
   private readonly records = new Map<number, HeadRecord>();
   private readonly attaching = new Set<Promise<void>>();
@@ -188,6 +189,9 @@ export class Backend {
         return;
       }
       socket.on('error', () => socket.destroy());
+      // Tracked so stop() can end them: server.close() waits for every open connection.
+      this.fmClients.add(socket);
+      socket.once('close', () => this.fmClients.delete(socket));
       const ch = serveChannel(socket, this.fmServer('fm.sock'), {
         isBound: () => {
           const owner = this.pool.state.lease().owner;
@@ -552,6 +556,7 @@ export class Backend {
       entry.fmld?.close();
     }
     this.live.clear();
+    for (const s of this.fmClients) s.destroy();
     await Promise.all(this.extraServers.map((s) => new Promise((r) => s.close(r))));
     await closeServers(this.servers, poolRunDir(this.opts.runDir, this.opts.pool), this.pool.state.headCount);
     this.pool.close();
