@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 
 export default function setup(): void {
+  // For running a single in-process test file while something else uses dist/ (a soak run).
+  if (process.env.CXL_MHD_SKIP_BUILD === '1') return;
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
   chmodSync('dist/src/cli/main.js', 0o755);
 }

@@ -94,6 +94,7 @@ export class Backend {
   private readonly live = new Map<number, LiveHead>();
   private readonly records = new Map<number, HeadRecord>();
   private readonly attaching = new Set<Promise<void>>();
+  private readonly connecting = new Set<number>();
   private stopping = false;
   private readonly log: Logger;
   readonly capacity: CapacityManager;
@@ -260,12 +261,17 @@ export class Backend {
       socket.destroy();
       return;
     }
-    if (this.live.has(head)) {
+    // `connecting` closes the window between accept and the QMP handshake, when `live` has no entry yet.
+    if (this.live.has(head) || this.connecting.has(head)) {
       this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: second connection (pid ${peer.pid}) refused, the head is already attached`);
       socket.destroy();
       return;
     }
-    const p = this.attach(head, socket, peer).finally(() => this.attaching.delete(p));
+    this.connecting.add(head);
+    const p = this.attach(head, socket, peer).finally(() => {
+      this.connecting.delete(head);
+      this.attaching.delete(p);
+    });
     this.attaching.add(p);
   }
 
@@ -283,8 +289,10 @@ export class Backend {
     }
     const entry: LiveHead = { head, pid: peer.pid, qmp, socket, windows: [], fmld: null, channel: null, delivery: null, leaving: false };
     this.live.set(head, entry);
+    let guestRunning = false;
     try {
       const status = await qmp.execute<{ running: boolean; status: string }>('query-status');
+      guestRunning = status.running;
       const shmHead = this.pool.state.head(head);
       const dataPath = dataObjectPath(this.opts.pool);
       const ours = (await discoverWindows(qmp)).filter((w) => w.memPath === dataPath);
@@ -317,6 +325,21 @@ export class Backend {
       );
       void qmp.closed.then((reason) => this.onSessionEnd(entry, reason.message));
     } catch (e) {
+      if (guestRunning && !(e instanceof AttachRefused)) {
+        // A running guest is never told to quit over a failed re-adoption: drop the session, QEMU redials and we try again.
+        entry.leaving = true;
+        this.live.delete(head);
+        entry.channel?.close();
+        entry.fmld?.close();
+        qmp.close();
+        this.setRecord(head, {
+          phase: 'detached',
+          pid: peer.pid,
+          reason: `re-adoption failed, waiting for QEMU to redial: ${(e as Error).message}`,
+        });
+        this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: re-adoption failed: ${(e as Error).message}`);
+        return;
+      }
       await this.refuse(entry, e);
     }
   }
@@ -473,6 +496,13 @@ export class Backend {
     this.live.delete(head);
     entry.channel?.close();
     entry.fmld?.close();
+    // Whatever this attach registered and claimed goes (e.g. QEMU died between the claim and `cont`).
+    const shm = this.pool.state.head(head);
+    if (shm.attached && shm.pid === entry.pid) {
+      this.capacity.forgetHead(head);
+      this.detachInShm(head);
+      this.freeLeaseIfNoHeads();
+    }
     this.pool.note('attach-refused', { head, pid: entry.pid, reason });
     this.setRecord(head, { phase: 'refused', pid: entry.pid, reason });
     this.log.error({ head, qemuPid: entry.pid }, `head ${head}: refused: ${reason}`);
