@@ -43,22 +43,28 @@ export async function discoverWindows(qmp: QomReader): Promise<PoolWindow[]> {
   for (const p of peripherals) {
     if (p.type !== 'child<cxl-type3>') continue;
     const devPath = `/machine/peripheral/${p.name}`;
-    const backendPath = await qmp.execute<string>('qom-get', { path: devPath, property: 'volatile-memdev' }).catch(() => '');
-    if (!backendPath) continue;
-    const backendType = await qmp.execute<string>('qom-get', { path: backendPath, property: 'type' }).catch(() => '');
-    if (backendType !== 'memory-backend-file') continue;
-    const get = (property: string) => qmp.execute<unknown>('qom-get', { path: backendPath, property });
-    const backendId = backendPath.split('/').pop() ?? '';
-    out.push({
-      deviceId: p.name,
-      backendPath,
-      backendId,
-      memPath: String(await get('mem-path')),
-      offset: asNumber(await get('offset')),
-      size: asNumber(await get('size')),
-      share: (await get('share')) === true,
-      exclusive: backendId.endsWith(EXCLUSIVE_SUFFIX),
-    });
+    // A device can vanish between qom-list and qom-get (a hot-remove finishing): skip it rather than fail the attach.
+    try {
+      const backendPath = await qmp.execute<string>('qom-get', { path: devPath, property: 'volatile-memdev' }).catch(() => '');
+      if (!backendPath) continue;
+      const backendType = await qmp.execute<string>('qom-get', { path: backendPath, property: 'type' }).catch(() => '');
+      if (backendType !== 'memory-backend-file') continue;
+      const get = (property: string) => qmp.execute<unknown>('qom-get', { path: backendPath, property });
+      const backendId = backendPath.split('/').pop() ?? '';
+      out.push({
+        deviceId: p.name,
+        backendPath,
+        backendId,
+        memPath: String(await get('mem-path')),
+        offset: asNumber(await get('offset')),
+        size: asNumber(await get('size')),
+        share: (await get('share')) === true,
+        exclusive: backendId.endsWith(EXCLUSIVE_SUFFIX),
+      });
+    } catch (e) {
+      if ((e as { errorClass?: string }).errorClass === 'DeviceNotFound') continue;
+      throw e;
+    }
   }
   return out;
 }
