@@ -5,7 +5,7 @@
 // here is killed, and every socket, shm object and directory removed, after
 // each test, pass or fail.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
@@ -15,6 +15,8 @@ import { tempDir, uniquePoolName } from './pool.js';
 const CLI = 'dist/src/cli/main.js';
 const children = new Set<ChildProcess>();
 const sessions = new Set<QmpSession>();
+const pools: { base: string; logDir: string }[] = [];
+const backendLogs = new Set<{ logDir: string; pid: number; stderr: () => string }>();
 
 export function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -32,6 +34,7 @@ export interface TestPool {
 
 export function makeTestPool(tag = 'q'): TestPool {
   const base = tempDir('cxl-mhd-qemu-');
+  pools.push({ base, logDir: join(base, 'logs') });
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
   const logDir = join(base, 'logs');
@@ -57,6 +60,7 @@ export async function startBackend(pool: TestPool, extra: string[] = []): Promis
     err += d;
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  backendLogs.add({ logDir: pool.logDir, pid: child.pid ?? -1, stderr: () => err });
   await new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (d) => {
       out += d;
@@ -232,7 +236,20 @@ export function journal(pool: TestPool): { op: string; args: Record<string, unkn
     .map((l) => JSON.parse(l));
 }
 
-afterEach(async () => {
+afterEach(async (ctx) => {
+  // A failed test keeps its logs, consoles, journal and head records (this runs before the dirs are removed).
+  if (ctx.task.result?.state === 'fail') {
+    const dest = join('test-artifacts', `${ctx.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}-${Date.now()}`);
+    try {
+      for (const b of backendLogs) writeFileSync(join(b.logDir, `backend-${b.pid}.log`), b.stderr());
+      // Sockets cannot be copied; everything else (logs, consoles, journal, heads.json) is kept.
+      pools.forEach((p, i) => cpSync(p.base, join(dest, `pool${i}`), { recursive: true, filter: (src) => !lstatSync(src).isSocket() }));
+    } catch (e) {
+      console.error(`could not keep test artifacts in ${dest}: ${(e as Error).message}`);
+    }
+  }
+  backendLogs.clear();
+  pools.length = 0;
   for (const s of sessions) s.close();
   sessions.clear();
   const waits: Promise<unknown>[] = [];
