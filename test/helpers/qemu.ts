@@ -243,7 +243,9 @@ afterEach(async (ctx) => {
     try {
       for (const b of backendLogs) writeFileSync(join(b.logDir, `backend-${b.pid}.log`), b.stderr());
       // Sockets cannot be copied; everything else (logs, consoles, journal, heads.json) is kept.
-      pools.forEach((p, i) => cpSync(p.base, join(dest, `pool${i}`), { recursive: true, filter: (src) => !lstatSync(src).isSocket() }));
+      for (const [i, p] of pools.entries()) {
+        cpSync(p.base, join(dest, `pool${i}`), { recursive: true, filter: (src) => !lstatSync(src).isSocket() });
+      }
     } catch (e) {
       console.error(`could not keep test artifacts in ${dest}: ${(e as Error).message}`);
     }
