@@ -2,11 +2,13 @@
 // LD hot-add (a cxl-type3 on a spare root port, for stock guests) or DCD
 // extents (for DCD-capable guests). One object per attached head, speaking
 // QMP to that head's QEMU; the pool's bookkeeping stays in CapacityManager.
+import { CAPACITY_UNIT } from '../pool/index.js';
 import type { QmpSession } from '../qmp/index.js';
 
 export type DeliveryKind = 'hotplug' | 'dcd';
 
-export const HOTPLUG_UNIT = 256 * 2 ** 20;
+// A hot-added LD is a CXL device, so it comes in CXL capacity units.
+export const HOTPLUG_UNIT = CAPACITY_UNIT;
 export const LD_DEVICE_PREFIX = 'cxl-mhd-ld';
 export const LD_BACKEND_PREFIX = 'cxl-mhd-ldmem';
 

@@ -3,7 +3,7 @@
 // judges whether a static window is acceptable. Exclusivity is read from
 // the VM's own configuration: the memory backend's id ends in "-excl".
 import { LD_DEVICE_PREFIX } from '../capacity/delivery.js';
-import type { Header } from '../pool/index.js';
+import { CAPACITY_UNIT, type Header } from '../pool/index.js';
 
 /** The few QMP calls device discovery needs. */
 export interface QomReader {
@@ -24,7 +24,6 @@ export interface PoolWindow {
 
 export const STATIC_BACKEND_ID = 'cxl-mhd-static';
 export const EXCLUSIVE_SUFFIX = '-excl';
-export const CAPACITY_UNIT = 256 * 2 ** 20;
 
 interface QomEntry {
   name: string;

@@ -220,11 +220,6 @@ export class PoolState {
     this.bumpGeneration();
   }
 
-  setHeadFlags(head: number, flags: number): void {
-    this.checkHead(head);
-    native.store32(this.buf, headEntryOffset(head) + E.flags, flags >>> 0);
-  }
-
   // ---- blocks ----------------------------------------------------------
 
   private word(block: number): bigint {

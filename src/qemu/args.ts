@@ -6,12 +6,11 @@
 import { createHash } from 'node:crypto';
 import { DC_BACKEND_ID, EXCLUSIVE_SUFFIX, ROOT_PORT_PREFIX, STATIC_BACKEND_ID, STATIC_DEVICE_ID } from '../heads/devices.js';
 import { headSocketPath } from '../heads/listener.js';
-import { dataObjectPath, PoolError, parseSize, poolRunDir } from '../pool/index.js';
+import { CAPACITY_UNIT, dataObjectPath, PoolError, parseSize, poolRunDir } from '../pool/index.js';
 
 export const HOST_BRIDGE_ID = 'cxl-mhd-hb';
 export const VSER_ID = 'cxl-mhd-vser';
 export const MONITOR_CHARDEV_ID = 'cxl-mhd';
-const UNIT = 256 * 2 ** 20;
 
 export interface StaticWindow {
   offset: number;
@@ -42,7 +41,7 @@ export function parseStaticWindow(text: string): StaticWindow {
   }
   const size = parseSize(m[1], 'static window size');
   const offset = m[2] === undefined || /^\s*0+[KMGTP]?(?:i?B)?\s*$/i.test(m[2]) ? 0 : parseSize(m[2], 'static window offset');
-  if (size % UNIT !== 0 || offset % UNIT !== 0) {
+  if (size % CAPACITY_UNIT !== 0 || offset % CAPACITY_UNIT !== 0) {
     throw new PoolError('BAD_SIZE', `static window "${text}": size and offset must be multiples of 256M`);
   }
   return { size, offset, exclusive: m[3] === 'exclusive' };
@@ -62,7 +61,7 @@ export function fixedWindowBytes(opts: Pick<HeadArgsOptions, 'capacityBytes' | '
   // Each spare port may carry up to the whole pool, a DC region spans it; the window is only address space.
   const dynamic = opts.delivery === 'dcd' ? opts.capacityBytes : (opts.sparePorts ?? 0) * opts.capacityBytes;
   const need = (opts.static?.size ?? 0) + dynamic;
-  return Math.max(UNIT, Math.ceil(need / UNIT) * UNIT);
+  return Math.max(CAPACITY_UNIT, Math.ceil(need / CAPACITY_UNIT) * CAPACITY_UNIT);
 }
 
 export function headArgs(opts: HeadArgsOptions): string[] {
