@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_DEPS := node_modules/.package-lock.json
 ADDON := native/build/Release/cxl_mhd.node
 
-.PHONY: setup build test lint bench demo asan clean qemu guest soak
+.PHONY: setup build test lint bench demo asan clean qemu guest soak host-tools
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci
@@ -19,8 +19,12 @@ dist/.built: $(NODE_DEPS) $(shell find src bench -name '*.ts' 2>/dev/null) tscon
 	@chmod +x dist/src/cli/main.js
 	@touch $@
 
-## setup: npm packages, the native addon, the compiled CLI, QEMU >= 10 and the guest image
-setup: build qemu guest
+## setup: npm packages, the native addon, the compiled CLI, QEMU >= 10, the guest image and the host-side test clients
+setup: build qemu guest host-tools
+
+## host-tools: redfishtool, python3-sushy and chromium from Debian (clients the tests drive)
+host-tools:
+	@scripts/setup-host.sh
 
 build: $(ADDON) dist/.built
 

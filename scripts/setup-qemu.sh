@@ -14,7 +14,7 @@ set -euo pipefail
 
 SUITE=trixie
 VARIANT=minbase
-INCLUDE=qemu-system-x86,linux-image-amd64,ndctl,daxctl,busybox-static,kmod
+INCLUDE=qemu-system-x86,linux-image-amd64,ndctl,daxctl,busybox-static,kmod,qemu-guest-agent
 MIN_MAJOR=10
 MIN_MINOR=0
 
