@@ -8,20 +8,18 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   CapacityManager,
-  DcdDelivery,
   type Delivered,
   type Delivery,
+  deliveryFor,
   type GrantView,
   grantsFromJournal,
-  HotplugDelivery,
-  LD_DEVICE_PREFIX,
   unfinishedAdds,
 } from '../capacity/index.js';
 import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
-import { dataObjectPath, Pool, PoolError, poolRunDir, readJournal } from '../pool/index.js';
-import { headSerial } from '../qemu/args.js';
+import { dataObjectPath, fmSocketPath, Pool, PoolError, poolRunDir, readJournal } from '../pool/index.js';
+import { deviceSerial, ldPortOf } from '../qemu/names.js';
 import { QmpSession } from '../qmp/index.js';
-import { discoverDelivery, discoverWindows, type PoolWindow, windowProblem } from './devices.js';
+import { discoverDelivery, discoverWindows, isHotAddedLd, type PoolWindow, windowProblem } from './devices.js';
 import { type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
 import { allowedUids, closeServers, listenHeads, listenPrivately, type PeerInfo, peerOf, type SocketAccess } from './listener.js';
 
@@ -98,10 +96,8 @@ export class Backend {
   private stopping = false;
   private readonly log: Logger;
   readonly capacity: CapacityManager;
-  /** Called when a head finishes attaching or detaching (tests, later the FM-API). */
+  /** Called when a head finishes attaching or detaching. */
   onChange: (head: number, record: HeadRecord) => void = () => {};
-  /** Called with the owner's FM-LD channel whenever one is bound. */
-  onFmldChannel: (head: number, port: FmldPort) => void = () => {};
 
   private constructor(
     readonly opts: BackendOptions,
@@ -109,8 +105,7 @@ export class Backend {
   ) {
     this.log = opts.logger;
     this.capacity = new CapacityManager(pool, {
-      // The device's own serial: head bits all ones, so no head's serial collides with it.
-      serial: headSerial(opts.pool, 0xffff),
+      serial: deviceSerial(opts.pool),
       deliveryOf: (head) => this.live.get(head)?.delivery ?? undefined,
       onChange: (head) => this.refreshRecord(head),
       log: (msg, fields) => this.log.info(fields ?? {}, msg),
@@ -153,7 +148,8 @@ export class Backend {
       backend.recoverFromCrash();
       backend.recoverStaleHeads();
       backend.servers = await listenHeads(
-        poolRunDir(opts.runDir, opts.pool),
+        opts.runDir,
+        opts.pool,
         pool.state.headCount,
         opts.access ?? {},
         (head, socket, peer) => backend.accept(head, socket, peer),
@@ -176,7 +172,7 @@ export class Backend {
   }
 
   private async listenFmSocket(): Promise<void> {
-    const path = join(poolRunDir(this.opts.runDir, this.opts.pool), 'fm.sock');
+    const path = fmSocketPath(this.opts.runDir, this.opts.pool);
     rmSync(path, { force: true });
     const allowed = allowedUids(this.opts.access ?? {});
     const server = createServer((socket) => {
@@ -296,12 +292,10 @@ export class Backend {
       const shmHead = this.pool.state.head(head);
       const dataPath = dataObjectPath(this.opts.pool);
       const ours = (await discoverWindows(qmp)).filter((w) => w.memPath === dataPath);
-      // Hot-added LDs are grants, not static windows; they only exist on a VM being re-adopted.
-      const isLd = (w: PoolWindow) => w.deviceId.startsWith(`${LD_DEVICE_PREFIX}-`);
-      entry.windows = ours.filter((w) => !isLd(w));
+      entry.windows = ours.filter((w) => !isHotAddedLd(w));
       entry.delivery = await this.makeDelivery(qmp, ours);
       if (shmHead.attached && shmHead.pid === peer.pid) {
-        await this.readopt(entry, status.running, ours.filter(isLd));
+        await this.readopt(entry, status.running, ours.filter(isHotAddedLd));
       } else {
         if (shmHead.attached) {
           if (pidAlive(shmHead.pid)) {
@@ -389,14 +383,9 @@ export class Backend {
 
   private async makeDelivery(qmp: QmpSession, windows: PoolWindow[]): Promise<Delivery> {
     const h = this.pool.state.header;
-    const cfg = await discoverDelivery(qmp, dataObjectPath(this.opts.pool), h.capacityBytes, windows);
-    if (cfg.kind === 'dcd') return new DcdDelivery(qmp, cfg.devicePath, h.blockBytes, cfg.regionBase);
-    const pool = this.opts.pool;
-    return new HotplugDelivery(qmp, dataObjectPath(pool), cfg.ports, cfg.occupied, (port) => {
-      // Hot-added LDs get serials of their own, derived from pool and port, distinct from any head's.
-      const n = Number(port.replace(/\D+/g, '')) || 0;
-      return headSerial(pool, 0x8000 + n);
-    });
+    const dataPath = dataObjectPath(this.opts.pool);
+    const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, windows);
+    return deliveryFor(qmp, cfg, { name: this.opts.pool, dataPath, blockBytes: h.blockBytes });
   }
 
   /** A backend killed mid-attach may have registered the head without claiming its windows: claim what is missing. */
@@ -433,7 +422,7 @@ export class Backend {
             len: g.len,
             deviceId: ld.deviceId,
             backendId: ld.backendId,
-            port: ld.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
+            port: ldPortOf(ld.deviceId) ?? undefined,
           }
         : { offset: g.offset, len: g.len };
       kept.push({ ...g, delivered });
@@ -447,7 +436,7 @@ export class Backend {
         len: w.size,
         deviceId: w.deviceId,
         backendId: w.backendId,
-        port: w.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
+        port: ldPortOf(w.deviceId) ?? undefined,
       };
       await entry.delivery?.release(orphan).then(
         ({ gone }) => gone.catch(() => undefined),
@@ -486,7 +475,6 @@ export class Backend {
         }
       },
     });
-    this.onFmldChannel(head, port);
   }
 
   private async refuse(entry: LiveHead, e: unknown): Promise<void> {
@@ -588,7 +576,7 @@ export class Backend {
     this.live.clear();
     for (const s of this.fmClients) s.destroy();
     await Promise.all(this.extraServers.map((s) => new Promise((r) => s.close(r))));
-    await closeServers(this.servers, poolRunDir(this.opts.runDir, this.opts.pool), this.pool.state.headCount);
+    await closeServers(this.servers, this.opts.runDir, this.opts.pool, this.pool.state.headCount);
     this.pool.close();
   }
 }
