@@ -9,4 +9,13 @@ export {
   HotplugDelivery,
   type Piece,
 } from './delivery.js';
-export { CapacityManager, type CapacityOptions, type Grant, type GrantView, grantsFromJournal, unfinishedAdds } from './manager.js';
+export {
+  type CapacityEvent,
+  CapacityManager,
+  type CapacityOptions,
+  type Grant,
+  type GrantView,
+  grantsFromJournal,
+  unfinishedAdds,
+  VIA,
+} from './manager.js';

@@ -14,12 +14,14 @@ import {
   type GrantView,
   grantsFromJournal,
   unfinishedAdds,
+  VIA,
 } from '../capacity/index.js';
-import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
-import { dataObjectPath, fmSocketPath, Pool, PoolError, poolRunDir, readJournal } from '../pool/index.js';
+import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel, ZERO_TAG } from '../fmapi/index.js';
+import { dataObjectPath, fmSocketPath, Pool, PoolError, type PoolStatus, poolRunDir, poolStatus, readJournal } from '../pool/index.js';
 import { deviceSerial, ldPortOf } from '../qemu/names.js';
 import { QmpSession } from '../qmp/index.js';
 import { discoverDelivery, discoverWindows, isHotAddedLd, type PoolWindow, windowProblem } from './devices.js';
+import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import { type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
 import { allowedUids, closeServers, listenHeads, listenPrivately, type PeerInfo, peerOf, type SocketAccess } from './listener.js';
 
@@ -40,6 +42,14 @@ export interface BackendOptions {
    * owner is attached, exactly as the owner's port would; guests never see it.
    */
   fmSocket?: boolean;
+  /** Subscribed before recovery runs, so it also sees what recovery changes while the backend starts. */
+  onEvent?: BackendListener;
+}
+
+/** What `status --json` shows: the pool and the backend's record of each head. */
+export interface BackendSnapshot {
+  status: PoolStatus;
+  heads: HeadRecord[];
 }
 
 export type HeadPhase = 'attaching' | 'attached' | 'refused' | 'detached';
@@ -95,7 +105,12 @@ export class Backend {
   private readonly connecting = new Set<number>();
   private stopping = false;
   private readonly log: Logger;
+  private readonly pendingRefresh = new Set<number>();
+  private refreshTimer: NodeJS.Immediate | null = null;
   readonly capacity: CapacityManager;
+  readonly events: EventBus;
+  /** Where the host FM-API socket listens (`fmSocket`), or null. */
+  fmSocketPath: string | null = null;
   /** Called when a head finishes attaching or detaching. */
   onChange: (head: number, record: HeadRecord) => void = () => {};
 
@@ -104,12 +119,30 @@ export class Backend {
     readonly pool: Pool,
   ) {
     this.log = opts.logger;
+    this.events = new EventBus((e) => this.log.error(`event listener failed: ${(e as Error)?.message ?? String(e)}`));
+    if (opts.onEvent) this.events.subscribe(opts.onEvent);
     this.capacity = new CapacityManager(pool, {
       serial: deviceSerial(opts.pool),
       deliveryOf: (head) => this.live.get(head)?.delivery ?? undefined,
-      onChange: (head) => this.refreshRecord(head),
+      onEvent: (e) => {
+        this.events.emit(e);
+        this.refreshLater(e.head);
+      },
       log: (msg, fields) => this.log.info(fields ?? {}, msg),
     });
+  }
+
+  /** Returns the function that unsubscribes. */
+  subscribe(listener: BackendListener): () => void {
+    return this.events.subscribe(listener);
+  }
+
+  snapshot(): BackendSnapshot {
+    return { status: poolStatus(this.pool), heads: [...this.records.values()].sort((a, b) => a.head - b.head) };
+  }
+
+  private emit(e: BackendEvent): void {
+    this.events.emit(e);
   }
 
   static async start(opts: BackendOptions): Promise<Backend> {
@@ -173,6 +206,7 @@ export class Backend {
 
   private async listenFmSocket(): Promise<void> {
     const path = fmSocketPath(this.opts.runDir, this.opts.pool);
+    this.fmSocketPath = path;
     rmSync(path, { force: true });
     const allowed = allowedUids(this.opts.access ?? {});
     const server = createServer((socket) => {
@@ -238,6 +272,7 @@ export class Backend {
       this.log.warn({ head: h.id, qemuPid: h.pid }, `head ${h.id}: QEMU pid ${h.pid} is gone; reclaiming its grants`);
       this.pool.note('stale-head-reclaimed', { head: h.id, pid: h.pid });
       this.detachInShm(h.id);
+      this.emit({ kind: 'head-detached', head: h.id, pid: h.pid, reason: `QEMU pid ${h.pid} is gone (found by recovery)` });
     }
     this.freeLeaseIfNoHeads();
   }
@@ -279,7 +314,9 @@ export class Backend {
       qmp = await QmpSession.open(socket, { commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000 });
     } catch (e) {
       socket.destroy();
-      this.setRecord(head, { phase: 'detached', pid: peer.pid, reason: `QMP handshake failed: ${(e as Error).message}` });
+      const reason = `QMP handshake failed: ${(e as Error).message}`;
+      this.setRecord(head, { phase: 'detached', pid: peer.pid, reason });
+      this.emit({ kind: 'head-detached', head, pid: peer.pid, reason });
       this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: QMP handshake failed: ${(e as Error).message}`);
       return;
     }
@@ -303,16 +340,18 @@ export class Backend {
           }
           this.pool.note('stale-head-reclaimed', { head, pid: shmHead.pid });
           this.detachInShm(head);
+          this.emit({ kind: 'head-detached', head, pid: shmHead.pid, reason: `QEMU pid ${shmHead.pid} is gone` });
         }
         await this.attachFresh(entry);
       }
       qmp.on('RESET', () => {
         this.pool.note('guest-reset', { head });
-        void this.capacity.onReset(head);
+        void this.capacity.onReset(head).then(() => this.refreshLater(head));
       });
       if (!status.running) await qmp.execute('cont');
       if (this.stopping) return;
       this.setRecord(head, { phase: 'attached', pid: peer.pid, reason: null });
+      this.emit({ kind: 'head-attached', head, pid: peer.pid, fmld: entry.fmld !== null, delivery: entry.delivery?.kind ?? null });
       this.log.info(
         { head, qemuPid: peer.pid, fmld: entry.fmld !== null },
         `head ${head}: attached (QEMU pid ${peer.pid})${entry.fmld ? ', FM-LD owner' : ''}`,
@@ -326,11 +365,9 @@ export class Backend {
         entry.channel?.close();
         entry.fmld?.close();
         qmp.close();
-        this.setRecord(head, {
-          phase: 'detached',
-          pid: peer.pid,
-          reason: `re-adoption failed, waiting for QEMU to redial: ${(e as Error).message}`,
-        });
+        const reason = `re-adoption failed, waiting for QEMU to redial: ${(e as Error).message}`;
+        this.setRecord(head, { phase: 'detached', pid: peer.pid, reason });
+        this.emit({ kind: 'head-detached', head, pid: peer.pid, reason });
         this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: re-adoption failed: ${(e as Error).message}`);
         return;
       }
@@ -363,7 +400,10 @@ export class Backend {
           throw e;
         }
       }
-      if (this.pool.acquireLease(head)) this.bindFmld(entry, await openFmldPort(entry.qmp));
+      if (this.pool.acquireLease(head)) {
+        this.emit({ kind: 'lease-acquired', head, epoch: this.pool.state.lease().epoch });
+        this.bindFmld(entry, await openFmldPort(entry.qmp));
+      }
     } catch (e) {
       // Nothing is left claimed for a refused head.
       this.detachInShm(head);
@@ -414,6 +454,8 @@ export class Backend {
       const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
       if (hotplug && !ld) {
         this.pool.release(head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag, recovered: true });
+        const tag = g.tag === ZERO_TAG ? null : g.tag;
+        this.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag, via: VIA.recovery });
         continue;
       }
       const delivered: Delivered = ld
@@ -448,7 +490,7 @@ export class Backend {
 
   /** An FM-API server over the pool whose refusals are logged and journaled with their reasons. */
   private fmServer(via: string): FmApiServer {
-    return new FmApiServer(this.capacity, {
+    return new FmApiServer(this.fmBackend(via), {
       onInternalError: (e, ctx) => {
         const reason = (e as Error).message ?? String(e);
         this.pool.note('fm-internal-error', { via, opcode: ctx.opcode, reason });
@@ -459,6 +501,16 @@ export class Backend {
         this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
       },
     });
+  }
+
+  /** The capacity manager as one path sees it; head records are refreshed once a request is done. */
+  private fmBackend(via: string): FmBackend {
+    const cap = this.capacity.through(via);
+    return {
+      ...cap,
+      initiateAdd: (r) => this.capacity.initiateAdd(r, via).finally(() => this.refreshLater(r.hostId)),
+      initiateRelease: (r) => this.capacity.initiateRelease(r, via).finally(() => this.refreshLater(r.hostId)),
+    };
   }
 
   /** Serves the FM-API on the owner's channel; it answers only while bound to the lease owner's current port. */
@@ -486,12 +538,14 @@ export class Backend {
     entry.fmld?.close();
     // Whatever this attach registered and claimed goes (e.g. QEMU died between the claim and `cont`).
     const shm = this.pool.state.head(head);
-    if (shm.attached && shm.pid === entry.pid) {
-      this.capacity.forgetHead(head);
+    const owned = shm.attached && shm.pid === entry.pid;
+    if (owned) {
       this.detachInShm(head);
-      this.freeLeaseIfNoHeads();
+      this.capacity.forgetHead(head, 'attach-refused');
     }
     this.pool.note('attach-refused', { head, pid: entry.pid, reason });
+    this.emit({ kind: 'head-refused', head, pid: entry.pid, reason });
+    if (owned) this.freeLeaseIfNoHeads();
     this.setRecord(head, { phase: 'refused', pid: entry.pid, reason });
     this.log.error({ head, qemuPid: entry.pid }, `head ${head}: refused: ${reason}`);
     // The guest never ran (still -S): tell QEMU to quit rather than leave it paused forever.
@@ -504,10 +558,12 @@ export class Backend {
     this.live.delete(entry.head);
     entry.channel?.close();
     entry.fmld?.close();
-    this.capacity.forgetHead(entry.head);
     this.detachInShm(entry.head);
+    this.capacity.forgetHead(entry.head, VIA.qemuExit);
+    const reason = `QEMU disconnected: ${why}`;
+    this.emit({ kind: 'head-detached', head: entry.head, pid: entry.pid, reason });
     this.freeLeaseIfNoHeads();
-    this.setRecord(entry.head, { phase: 'detached', pid: entry.pid, reason: `QEMU disconnected: ${why}` });
+    this.setRecord(entry.head, { phase: 'detached', pid: entry.pid, reason });
     this.log.info({ head: entry.head, qemuPid: entry.pid }, `head ${entry.head}: detached (${why})`);
   }
 
@@ -522,7 +578,8 @@ export class Backend {
     const { owner } = this.pool.state.lease();
     if (owner === null) return;
     if (this.pool.state.heads().some((h) => h.attached)) return;
-    this.pool.releaseLease(owner);
+    const epoch = this.pool.state.lease().epoch;
+    if (this.pool.releaseLease(owner)) this.emit({ kind: 'lease-released', head: owner, epoch });
     this.log.info({ head: owner }, `FM-LD lease of head ${owner} freed: no head is attached`);
   }
 
@@ -544,9 +601,19 @@ export class Backend {
     this.onChange(head, rec);
   }
 
-  private refreshRecord(head: number): void {
-    const rec = this.records.get(head);
-    if (rec) this.setRecord(head, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
+  /** Capacity changed under a head: its record is rewritten once the current request has finished. */
+  private refreshLater(head: number): void {
+    this.pendingRefresh.add(head);
+    this.refreshTimer ??= setImmediate(() => {
+      this.refreshTimer = null;
+      const heads = [...this.pendingRefresh];
+      this.pendingRefresh.clear();
+      if (this.stopping) return;
+      for (const h of heads) {
+        const rec = this.records.get(h);
+        if (rec) this.setRecord(h, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
+      }
+    });
   }
 
   private writeRecords(): void {
@@ -566,6 +633,7 @@ export class Backend {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.refreshTimer) clearImmediate(this.refreshTimer);
     await Promise.allSettled([...this.attaching]);
     for (const entry of this.live.values()) {
       entry.leaving = true;
