@@ -87,35 +87,23 @@ function checkInt(value: unknown, max: number, name: string): number {
   return value;
 }
 
-export function u8(at: number): Scalar<number> {
-  return scalar(
-    at,
-    8,
-    { type: 'int', min: 0, max: 0xff },
-    (v, o) => v.getUint8(o),
-    (v, o, x, name) => v.setUint8(o, checkInt(x, 0xff, name)),
-  );
+type Getter = (v: DataView, o: number) => number;
+type Setter = (v: DataView, o: number, x: number) => void;
+const UINT: Record<1 | 2 | 4, [Getter, Setter]> = {
+  1: [(v, o) => v.getUint8(o), (v, o, x) => v.setUint8(o, x)],
+  2: [(v, o) => v.getUint16(o, true), (v, o, x) => v.setUint16(o, x, true)],
+  4: [(v, o) => v.getUint32(o, true), (v, o, x) => v.setUint32(o, x, true)],
+};
+
+function uint(at: number, bytes: 1 | 2 | 4): Scalar<number> {
+  const max = 2 ** (8 * bytes) - 1;
+  const [get, set] = UINT[bytes];
+  return scalar(at, 8 * bytes, { type: 'int', min: 0, max }, get, (v, o, x, name) => set(v, o, checkInt(x, max, name)));
 }
 
-export function u16(at: number): Scalar<number> {
-  return scalar(
-    at,
-    16,
-    { type: 'int', min: 0, max: 0xffff },
-    (v, o) => v.getUint16(o, true),
-    (v, o, x, name) => v.setUint16(o, checkInt(x, 0xffff, name), true),
-  );
-}
-
-export function u32(at: number): Scalar<number> {
-  return scalar(
-    at,
-    32,
-    { type: 'int', min: 0, max: 0xffff_ffff },
-    (v, o) => v.getUint32(o, true),
-    (v, o, x, name) => v.setUint32(o, checkInt(x, 0xffff_ffff, name), true),
-  );
-}
+export const u8 = (at: number): Scalar<number> => uint(at, 1);
+export const u16 = (at: number): Scalar<number> => uint(at, 2);
+export const u32 = (at: number): Scalar<number> => uint(at, 4);
 
 /**
  * A 64-bit quantity (bytes, a DPA, a count), exchanged as a number: the pool
