@@ -15,6 +15,7 @@ import {
   type Of,
   oneOf,
   range,
+  type Scalar,
   struct,
   tail,
   u8,
@@ -65,7 +66,7 @@ export const DsmasFlag = {
   ReadOnly: 1 << 6,
 } as const;
 
-const capacity = (f: ReturnType<typeof u64>) => units(f, CAPACITY_UNIT, '256 MiB');
+const capacity = (f: Scalar<number>) => units(f, CAPACITY_UNIT, '256 MiB');
 const dcRegion = (at: number) => range(u8(at), 0, MAX_DC_REGIONS - 1, 'a DC region');
 
 const EMPTY = struct('Empty', 0, {});
