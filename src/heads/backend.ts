@@ -6,16 +6,7 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import {
-  CapacityManager,
-  type Delivered,
-  type Delivery,
-  deliveryFor,
-  type GrantView,
-  grantsFromJournal,
-  unfinishedAdds,
-  VIA,
-} from '../capacity/index.js';
+import { CapacityManager, type Delivered, type Delivery, deliveryFor, type GrantView, VIA } from '../capacity/index.js';
 import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel, ZERO_TAG } from '../fmapi/index.js';
 import { dataObjectPath, fmSocketPath, Pool, PoolError, type PoolStatus, poolRunDir, poolStatus, readJournal } from '../pool/index.js';
 import { deviceSerial, ldPortOf } from '../qemu/names.js';
@@ -24,6 +15,7 @@ import { discoverDelivery, discoverWindows, isHotAddedLd, type PoolWindow, windo
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import { type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
 import { allowedUids, closeServers, listenHeads, listenPrivately, type PeerInfo, peerOf, type SocketAccess } from './listener.js';
+import { grantsFromJournal, unfinishedAdds } from './recovery.js';
 
 export interface BackendOptions {
   pool: string;
@@ -252,7 +244,7 @@ export class Backend {
           this.pool.release(u.head, r, { kind: 'dynamic', tx: u.tx, rollback: true, recovered: true });
         }
       }
-      this.pool.note('fm-add-end', { tx: u.tx, ok: false, recovered: true });
+      this.pool.note({ event: 'fm-add-end', tx: u.tx, ok: false, recovered: true });
       this.log.warn({ head: u.head, tx: u.tx }, `FM add ${u.tx} to head ${u.head} never answered; undone`);
     }
   }
@@ -270,7 +262,7 @@ export class Backend {
         continue;
       }
       this.log.warn({ head: h.id, qemuPid: h.pid }, `head ${h.id}: QEMU pid ${h.pid} is gone; reclaiming its grants`);
-      this.pool.note('stale-head-reclaimed', { head: h.id, pid: h.pid });
+      this.pool.note({ event: 'stale-head-reclaimed', head: h.id, pid: h.pid });
       this.detachInShm(h.id);
       this.emit({ kind: 'head-detached', head: h.id, pid: h.pid, reason: `QEMU pid ${h.pid} is gone (found by recovery)` });
     }
@@ -338,14 +330,14 @@ export class Backend {
           if (pidAlive(shmHead.pid)) {
             throw new AttachRefused(`head ${head} is already attached to QEMU pid ${shmHead.pid}, which is still running`);
           }
-          this.pool.note('stale-head-reclaimed', { head, pid: shmHead.pid });
+          this.pool.note({ event: 'stale-head-reclaimed', head, pid: shmHead.pid });
           this.detachInShm(head);
           this.emit({ kind: 'head-detached', head, pid: shmHead.pid, reason: `QEMU pid ${shmHead.pid} is gone` });
         }
         await this.attachFresh(entry);
       }
       qmp.on('RESET', () => {
-        this.pool.note('guest-reset', { head });
+        this.pool.note({ event: 'guest-reset', head });
         void this.capacity.onReset(head).then(() => this.refreshLater(head));
       });
       if (!status.running) await qmp.execute('cont');
@@ -415,7 +407,7 @@ export class Backend {
   /** The backend restarted under a running QEMU: keep grants and lease, rebind the FM-LD channel. */
   private async readopt(entry: LiveHead, running: boolean, hotAdded: PoolWindow[]): Promise<void> {
     const { head } = entry;
-    this.pool.note('head-readopted', { head, pid: entry.pid, running });
+    this.pool.note({ event: 'head-readopted', head, pid: entry.pid, running });
     this.ensureWindows(entry);
     await this.adoptGrants(entry, hotAdded);
     if (this.pool.state.lease().owner === head) this.bindFmld(entry, await reattachFmldPort(entry.qmp));
@@ -471,7 +463,7 @@ export class Backend {
     }
     for (const w of hotAdded) {
       if (kept.some((g) => g.delivered.deviceId === w.deviceId)) continue;
-      this.pool.note('orphan-ld-removed', { head, device: w.deviceId, offset: w.offset, size: w.size });
+      this.pool.note({ event: 'orphan-ld-removed', head, device: w.deviceId, offset: w.offset, size: w.size });
       // Through the delivery, so its port is free again once QEMU has dropped the device.
       const orphan: Delivered = {
         offset: w.offset,
@@ -493,11 +485,11 @@ export class Backend {
     return new FmApiServer(this.fmBackend(via), {
       onInternalError: (e, ctx) => {
         const reason = (e as Error).message ?? String(e);
-        this.pool.note('fm-internal-error', { via, opcode: ctx.opcode, reason });
+        this.pool.note({ event: 'fm-internal-error', via, opcode: ctx.opcode, reason });
         this.log.error({ opcode: ctx.opcode }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: internal error: ${reason}`);
       },
       onRefusal: (e, ctx) => {
-        this.pool.note('fm-refused', { via, opcode: ctx.opcode, code: e.code, reason: e.message });
+        this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message });
         this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
       },
     });
@@ -522,7 +514,7 @@ export class Backend {
       isBound: () => this.live.get(head)?.fmld === port && this.pool.state.lease().owner === head,
       onEvent: (ev) => {
         if (ev.type === 'refused' || ev.type === 'reset') {
-          this.pool.note(`fmld-${ev.type}`, { head, ...('reason' in ev ? { reason: ev.reason } : {}) });
+          this.pool.note(ev.type === 'refused' ? { event: 'fmld-refused', head } : { event: 'fmld-reset', head, reason: ev.reason });
           this.log.warn({ head }, `FM-LD channel ${ev.type}`);
         }
       },
@@ -543,7 +535,7 @@ export class Backend {
       this.detachInShm(head);
       this.capacity.forgetHead(head, 'attach-refused');
     }
-    this.pool.note('attach-refused', { head, pid: entry.pid, reason });
+    this.pool.note({ event: 'attach-refused', head, pid: entry.pid, reason });
     this.emit({ kind: 'head-refused', head, pid: entry.pid, reason });
     if (owned) this.freeLeaseIfNoHeads();
     this.setRecord(head, { phase: 'refused', pid: entry.pid, reason });

@@ -4,3 +4,4 @@ export { discoverWindows, type PoolWindow, windowProblem } from './devices.js';
 export { type BackendEvent, type BackendListener, EventBus, type StampedEvent } from './events.js';
 export type { FmldPort } from './fmld.js';
 export type { SocketAccess } from './listener.js';
+export { grantsFromJournal, type JournalGrant, type UnfinishedAdd, unfinishedAdds } from './recovery.js';
