@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // The cxl-mhd command line: argument parsing and output formatting only;
 // the work is done by the pool, heads, qemu and fmapi modules.
-import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
-import { Backend, type HeadRecord, headRecordsPath } from '../heads/index.js';
+import { Backend, type HeadRecord, readHeadRecords } from '../heads/index.js';
 import {
   DEFAULT_BLOCK_BYTES,
   formatSize,
@@ -63,14 +62,8 @@ type StatusWithRecords = PoolStatus & {
 
 /** Adds what the backend recorded per head (refusal reasons) when it is there to read. */
 function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
-  const path = headRecordsPath(runDir, s.pool);
-  if (!existsSync(path)) return s;
-  let records: HeadRecord[] = [];
-  try {
-    records = (JSON.parse(readFileSync(path, 'utf8')) as { heads: HeadRecord[] }).heads;
-  } catch {
-    return s;
-  }
+  const records = readHeadRecords(runDir, s.pool);
+  if (!records) return s;
   return {
     ...s,
     heads: s.heads.map((h) => {
