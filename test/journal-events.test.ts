@@ -30,9 +30,10 @@ describe('journal events', () => {
     expect(state.isAttached(1)).toBe(true);
     expect(state.lease().owner).toBe(1);
     expect(state.blocksOf(1)).toHaveLength(256);
-    expect(grantsFromJournal(entries, 1, 2 ** 21)).toEqual([
-      { offset: 0, len: 256 * 2 ** 20, tag: '00000000-0000-0000-0000-000000000000', shared: false },
-      { offset: 512 * 2 ** 20, len: 256 * 2 ** 20, tag: '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b', shared: true },
+    const more = { delivery: 'dcd', device: null, releasing: false };
+    expect(grantsFromJournal(entries, 1)).toEqual([
+      { offset: 0, len: 256 * 2 ** 20, tag: '00000000-0000-0000-0000-000000000000', shared: false, ...more },
+      { offset: 512 * 2 ** 20, len: 256 * 2 ** 20, tag: '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b', shared: true, ...more },
     ]);
     expect(unfinishedAdds(entries)).toEqual([{ tx: 7, head: 1, ranges: [{ first: 256, count: 128 }] }]);
   });

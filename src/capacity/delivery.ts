@@ -123,7 +123,12 @@ export class HotplugDelivery implements Delivery {
 
   async release(piece: Delivered): Promise<{ gone: Promise<void> }> {
     if (!piece.deviceId) throw new Error(`extent at ${piece.offset} has no hot-added device to remove`);
-    await this.qmp.execute('device_del', { id: piece.deviceId });
+    try {
+      await this.qmp.execute('device_del', { id: piece.deviceId });
+    } catch (e) {
+      // Asked again (a restarted backend finishing an answered release): the unplug under way is ours.
+      if (!/already in the process of unplug/i.test((e as Error).message)) throw e;
+    }
     return { gone: this.waitGone(piece) };
   }
 

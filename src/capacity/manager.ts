@@ -25,7 +25,7 @@ import {
   SelectionPolicy,
   ZERO_TAG,
 } from '../fmapi/index.js';
-import { type GrantMeta, type Pool, PoolError } from '../pool/index.js';
+import { type Pool, PoolError } from '../pool/index.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 
 export interface Grant {
@@ -225,18 +225,21 @@ export class CapacityManager implements FmBackend {
         `head ${req.hostId} can take ${d.capacityForPieces()} more extent(s) by ${d.kind}, not ${pieces.length}`,
       );
     }
+    // One durable write per add (docs/reliability.md): claims are staged in shm,
+    // QEMU gets the capacity, then one journal line says it all before Success.
+    // A backend killed before that line is undone by recovery (shm back to the
+    // journal, an orphan device removed on re-adoption).
     const claimed: Piece[] = [];
-    // begin/end bracket the claims and the delivery: a backend killed in between is undone on restart.
-    const tx = this.pool.note({ event: 'fm-add-begin', head: req.hostId, pieces, shared, tag: req.tag, delivery: d.kind });
-    const meta: GrantMeta = { kind: 'dynamic', tag: req.tag, delivery: d.kind, tx };
+    const unstage = () => {
+      for (const p of claimed) this.pool.unstage(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len));
+    };
     try {
       for (const p of pieces) {
-        this.pool.claim(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len), { shared }, meta);
+        this.pool.stage(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len), { shared });
         claimed.push(p);
       }
     } catch (e) {
-      this.unclaim(req.hostId, claimed, meta);
-      this.pool.note({ event: 'fm-add-end', tx, ok: false });
+      unstage();
       if (e instanceof PoolError && e.code === 'CONFLICT') throw new FmError(ReturnCode.ResourcesExhausted, e.message);
       throw e;
     }
@@ -244,11 +247,19 @@ export class CapacityManager implements FmBackend {
     try {
       delivered = await d.add(pieces);
     } catch (e) {
-      this.unclaim(req.hostId, claimed, meta);
-      this.pool.note({ event: 'fm-add-end', tx, ok: false });
+      unstage();
       throw new FmError(ReturnCode.InternalError, `QEMU refused the ${d.kind} delivery to head ${req.hostId}: ${(e as Error).message}`);
     }
-    this.pool.note({ event: 'fm-add-end', tx, ok: true, devices: delivered.map((x) => x.deviceId ?? null) });
+    this.pool.recordAdd({
+      head: req.hostId,
+      pieces: delivered.map((dv) => ({
+        ...this.pool.state.bytesToBlocks(dv.offset, dv.len),
+        ...(dv.deviceId ? { device: dv.deviceId } : {}),
+      })),
+      shared,
+      tag: req.tag,
+      delivery: d.kind,
+    });
     const list = this.grants.get(req.hostId) ?? [];
     for (const dv of delivered)
       list.push({ head: req.hostId, offset: dv.offset, len: dv.len, tag: req.tag, shared, delivered: dv, state: 'active' });
@@ -324,10 +335,6 @@ export class CapacityManager implements FmBackend {
     return pieces;
   }
 
-  private unclaim(head: number, pieces: Piece[], meta: GrantMeta): void {
-    for (const p of pieces) this.pool.release(head, this.pool.state.bytesToBlocks(p.offset, p.len), { ...meta, rollback: true });
-  }
-
   private async release(req: ReleaseRequest, via: string): Promise<void> {
     const d = this.delivery(req.hostId);
     if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
@@ -349,21 +356,34 @@ export class CapacityManager implements FmBackend {
         return g;
       });
     }
-    for (const g of targets) {
-      let gone: Promise<void>;
-      try {
-        ({ gone } = await d.release(g.delivered));
-      } catch (e) {
-        throw new FmError(ReturnCode.Busy, `QEMU refused to release ${g.len}@${g.offset} from head ${req.hostId}: ${(e as Error).message}`);
+    // One durable write per release, before the answer: what QEMU accepted is
+    // marked releasing; the blocks are freed (journaled) once QEMU dropped them.
+    const accepted: { g: Grant; gone: Promise<void> }[] = [];
+    try {
+      for (const g of targets) {
+        try {
+          accepted.push({ g, ...(await d.release(g.delivered)) });
+        } catch (e) {
+          throw new FmError(
+            ReturnCode.Busy,
+            `QEMU refused to release ${g.len}@${g.offset} from head ${req.hostId}: ${(e as Error).message}`,
+          );
+        }
       }
-      g.state = 'releasing';
-      g.releaseVia = via;
-      this.changed(req.hostId);
-      void gone.then(
-        () => this.finishRelease(g),
-        (e) =>
-          this.opts.log?.(`head ${g.head}: release of ${g.len}@${g.offset} did not complete: ${(e as Error).message}`, { head: g.head }),
-      );
+    } finally {
+      if (accepted.length > 0) {
+        this.pool.recordRelease({ head: req.hostId, pieces: accepted.map(({ g }) => this.pool.state.bytesToBlocks(g.offset, g.len)) });
+      }
+      for (const { g, gone } of accepted) {
+        g.state = 'releasing';
+        g.releaseVia = via;
+        void gone.then(
+          () => this.finishRelease(g),
+          (e) =>
+            this.opts.log?.(`head ${g.head}: release of ${g.len}@${g.offset} did not complete: ${(e as Error).message}`, { head: g.head }),
+        );
+      }
+      if (accepted.length > 0) this.changed(req.hostId);
     }
   }
 

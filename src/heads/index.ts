@@ -6,5 +6,5 @@ export { type BackendEvent, type BackendListener, EventBus, type StampedEvent } 
 export type { FmldPort } from './fmld.js';
 export type { SocketAccess } from './listener.js';
 export { type HeadPhase, type HeadRecord, headRecordsPath, readHeadRecords } from './records.js';
-export { grantsFromJournal, type JournalGrant, type UnfinishedAdd, unfinishedAdds } from './recovery.js';
+export { grantsFromJournal, unfinishedAdds } from './recovery.js';
 export type { SessionState } from './session.js';

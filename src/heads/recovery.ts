@@ -1,77 +1,29 @@
-// Crash recovery and re-adoption: what the journal says a head holds and
-// which FM adds never answered, read from the typed journal events
-// (pool/journal-events.ts), and the procedures a starting backend runs on
-// them so every operation is either wholly there or not at all.
+// Crash recovery and re-adoption: what the journal's image (pool/image.ts:
+// snapshot + tail, built once when the backend takes the writer lock) says
+// each head holds and which FM adds never answered, and the procedures a
+// starting backend runs on it so every operation is either wholly there or
+// not at all.
 import type { Logger } from 'pino';
-import { type CapacityManager, type Delivered, type Delivery, VIA } from '../capacity/index.js';
-import { ZERO_TAG } from '../fmapi/index.js';
-import { type JournalEntry, noteOf, type Pool, readJournal } from '../pool/index.js';
+import { type CapacityManager, type Delivered, type Delivery, type Grant, VIA } from '../capacity/index.js';
+import { RemovalPolicy, ZERO_TAG } from '../fmapi/index.js';
+import { type ImageGrant, type JournalEntry, JournalImage, type Pool, type UnfinishedAdd } from '../pool/index.js';
 import { ldPortOf } from '../qemu/names.js';
 import type { PoolWindow } from './devices.js';
 import type { BackendEvent } from './events.js';
 import type { RecordState } from './records.js';
 
-export interface JournalGrant {
-  offset: number;
-  len: number;
-  tag: string;
-  shared: boolean;
-}
-
 /**
- * The dynamic grants a head holds according to the journal: its `kind:
- * dynamic` claims since it last registered, less what was released since.
- * Used to rebuild a re-adopted head's extent list after a backend restart.
+ * The dynamic grants a head holds according to a whole journal (lines
+ * from pool-create on). Recovery itself reads the writer's live image
+ * (Pool.image), built once from snapshot + tail; this is for tools and tests.
  */
-export function grantsFromJournal(entries: JournalEntry[], head: number, blockBytes: number): JournalGrant[] {
-  let start = 0;
-  entries.forEach((e, i) => {
-    if (e.op === 'head-register' && e.result.ok && e.args.head === head) start = i + 1;
-  });
-  const live = new Map<number, JournalGrant>();
-  for (const e of entries.slice(start)) {
-    if (!e.result.ok) continue;
-    if (e.op === 'release-all' && e.args.head === head) live.clear();
-    if ((e.op !== 'claim' && e.op !== 'release') || e.args.head !== head || e.args.kind !== 'dynamic') continue;
-    const offset = e.args.first * blockBytes;
-    const len = e.args.count * blockBytes;
-    if (e.op === 'claim') live.set(offset, { offset, len, tag: e.args.tag ?? ZERO_TAG, shared: e.args.shared === true });
-    else live.delete(offset);
-  }
-  return [...live.values()].sort((a, b) => a.offset - b.offset);
+export function grantsFromJournal(entries: JournalEntry[], head: number): ImageGrant[] {
+  return JournalImage.fromEntries(entries).grantsOf(head);
 }
 
-export interface UnfinishedAdd {
-  tx: number;
-  head: number;
-  ranges: { first: number; count: number }[];
-}
-
-/**
- * Claims of FM adds that began but never ended (the backend died between
- * claim and answer): the FM client never saw Success, so they are undone.
- */
+/** Claims of FM adds that began and never ended, in a whole journal (journals written before one-line adds). */
 export function unfinishedAdds(entries: JournalEntry[]): UnfinishedAdd[] {
-  const ended = new Set<number>();
-  const begun = new Map<number, number>();
-  for (const e of entries) {
-    const begin = noteOf(e, 'fm-add-begin');
-    if (begin) begun.set(e.seq, begin.head);
-    const end = noteOf(e, 'fm-add-end');
-    if (end) ended.add(end.tx);
-  }
-  const out: UnfinishedAdd[] = [];
-  for (const [tx, head] of begun) {
-    if (ended.has(tx)) continue;
-    const held = new Map<number, number>(); // first → count
-    for (const e of entries) {
-      if ((e.op !== 'claim' && e.op !== 'release') || e.args.tx !== tx || !e.result.ok) continue;
-      if (e.op === 'claim') held.set(e.args.first, e.args.count);
-      else held.delete(e.args.first);
-    }
-    out.push({ tx, head, ranges: [...held].map(([first, count]) => ({ first, count })) });
-  }
-  return out;
+  return JournalImage.fromEntries(entries).unfinishedAdds();
 }
 
 // ---- procedures -------------------------------------------------------------
@@ -111,7 +63,8 @@ export function recoverFromCrash(host: RecoveryHost): void {
     log.warn(fixed, 'shared memory was ahead of the journal (backend killed mid-operation); restored from the journal');
   }
   const state = pool.state;
-  for (const u of unfinishedAdds(readJournal(pool.journalFile))) {
+  // Only journals written before one-line adds can hold these (fm-add-begin without fm-add-end).
+  for (const u of pool.image.unfinishedAdds()) {
     for (const r of u.ranges) {
       if (state.isAttached(u.head) && state.block(r.first).holders.includes(u.head)) {
         pool.release(u.head, r, { kind: 'dynamic', tx: u.tx, rollback: true, recovered: true });
@@ -154,25 +107,29 @@ export function ensureWindows(pool: Pool, head: number, windows: PoolWindow[]): 
 }
 
 /**
- * Rebuilds a re-adopted head's grants from the journal and reconciles them
- * with the LDs QEMU really has: a hot-add grant whose device is gone was
- * released while we were down (its blocks are freed now); a device with no
- * grant is left from an add that never answered (it is removed).
+ * Rebuilds a re-adopted head's grants from the journal's image (built once
+ * at start, not read again per head) and reconciles them with the LDs QEMU
+ * really has: a hot-add grant whose device is gone was released while we
+ * were down (its blocks are freed now); a device with no grant is left from
+ * an add that never answered (it is removed). A grant whose release was
+ * answered but not finished is finished: a DCD release QEMU accepted is
+ * final; a hot-added device still present is released again.
  */
 export async function adoptGrants(host: RecoveryHost, head: number, delivery: Delivery | null, hotAdded: PoolWindow[]): Promise<void> {
   const { pool } = host;
-  const grants = grantsFromJournal(readJournal(pool.journalFile), head, pool.state.header.blockBytes);
+  const grants = pool.image.grantsOf(head);
   const hotplug = delivery?.kind === 'hotplug';
-  const kept = [];
+  const kept: (Omit<Grant, 'state' | 'head'> & { releasing: boolean })[] = [];
   for (const g of grants) {
     const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
-    if (hotplug && !ld) {
+    if ((hotplug && !ld) || (!hotplug && g.releasing)) {
       pool.release(head, pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag, recovered: true });
       const tag = g.tag === ZERO_TAG ? null : g.tag;
       host.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag, via: VIA.recovery });
       continue;
     }
-    kept.push({ ...g, delivered: ld ? ldDelivered(ld) : { offset: g.offset, len: g.len } });
+    const delivered = ld ? ldDelivered(ld) : { offset: g.offset, len: g.len };
+    kept.push({ offset: g.offset, len: g.len, tag: g.tag, shared: g.shared, delivered, releasing: g.releasing });
   }
   for (const w of hotAdded) {
     if (kept.some((g) => g.delivered.deviceId === w.deviceId)) continue;
@@ -183,7 +140,25 @@ export async function adoptGrants(host: RecoveryHost, head: number, delivery: De
       () => undefined,
     );
   }
-  if (grants.length > 0) host.capacity.adopt(head, kept);
+  if (grants.length === 0) return;
+  host.capacity.adopt(head, kept);
+  const unfinished = kept.filter((g) => g.releasing);
+  if (unfinished.length === 0 || !delivery) return;
+  // The client was told these are released: finish the job through the usual path.
+  await host.capacity
+    .initiateRelease(
+      {
+        hostId: head,
+        removalPolicy: RemovalPolicy.Prescriptive,
+        forced: false,
+        region: 0,
+        length: 0,
+        tag: ZERO_TAG,
+        extents: unfinished.map((g) => ({ startDpa: delivery.regionBase + g.offset, len: g.len, tag: g.tag, sharedSeq: 0 })),
+      },
+      VIA.recovery,
+    )
+    .catch((e: Error) => host.log.warn({ head }, `head ${head}: finishing an answered release failed: ${e.message}`));
 }
 
 /** A hot-added LD found in QOM, as its delivery would have recorded it. */

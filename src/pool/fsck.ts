@@ -1,7 +1,6 @@
 // The invariant checker: what must hold in a pool's state image, and
-// whether shared memory agrees with the journal's replay.
+// whether shared memory agrees with the journal's replay (snapshot + tail).
 import { existsSync } from 'node:fs';
-import { readJournal, replayJournal } from './journal.js';
 import { MASK_BITS, SHARED_FLAG } from './layout.js';
 import type { Pool } from './pool.js';
 import { maskHolders, type PoolState } from './state.js';
@@ -31,7 +30,10 @@ export interface FsckReport {
   clean: boolean;
   findings: Finding[];
   blocksChecked: number;
+  /** Tail lines replayed on top of the snapshot. */
   journalEntries: number | null;
+  /** The last seq the snapshot covers, or null when the journal has no snapshot yet. */
+  snapshotSeq: number | null;
 }
 
 /** Invariants of one image on its own. Stops listing after `limit` findings. */
@@ -87,7 +89,7 @@ export function checkInvariants(state: PoolState, limit = 100): Finding[] {
   return out;
 }
 
-/** Shm against the journal's replay. */
+/** Shm against the journal's replay (snapshot + tail). */
 export function compareWithJournal(state: PoolState, replay: PoolState, limit = 100): Finding[] {
   const out: Finding[] = [];
   for (let b = 0; b < state.blockCount && out.length < limit; b++) {
@@ -124,6 +126,7 @@ export function compareWithJournal(state: PoolState, replay: PoolState, limit = 
 export function fsck(pool: Pool): FsckReport {
   const findings = checkInvariants(pool.state);
   let journalEntries: number | null = null;
+  let snapshotSeq: number | null = null;
   if (!existsSync(pool.journalFile)) {
     findings.push({
       kind: 'journal-missing',
@@ -131,12 +134,13 @@ export function fsck(pool: Pool): FsckReport {
     });
   } else {
     try {
-      const entries = readJournal(pool.journalFile);
-      journalEntries = entries.length;
-      findings.push(...compareWithJournal(pool.state, replayJournal(entries).state));
+      const loaded = pool.loadImage();
+      journalEntries = loaded.tailEntries;
+      snapshotSeq = loaded.snapshotSeq;
+      findings.push(...compareWithJournal(pool.state, loaded.image.toState()));
     } catch (e) {
       findings.push({ kind: 'journal-unreadable', message: (e as Error).message });
     }
   }
-  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries };
+  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries, snapshotSeq };
 }

@@ -1,8 +1,10 @@
 // Public surface of the pool: the shared-memory state of one CXL MHD pool.
 export { PoolError, type PoolErrorCode } from './errors.js';
 export { checkInvariants, type Finding, type FsckReport, fsck } from './fsck.js';
-export { Journal, readJournal, replayJournal } from './journal.js';
+export { type ImageGrant, JournalImage, type Snapshot, type UnfinishedAdd } from './image.js';
+export { Journal, type LoadedImage, loadImage, readJournal, replayJournal } from './journal.js';
 export {
+  type FmPiece,
   type GrantMeta,
   type JournalEntry,
   type JournalEvent,
@@ -25,9 +27,10 @@ export {
   resolveDirs,
   shmDataName,
   shmStateName,
+  snapshotPath,
   validatePoolName,
 } from './paths.js';
-export { CAPACITY_UNIT, type CreateOptions, DEFAULT_BLOCK_BYTES, Pool, validateGeometry } from './pool.js';
+export { CAPACITY_UNIT, COMPACT_FLOOR, type CreateOptions, DEFAULT_BLOCK_BYTES, Pool, validateGeometry } from './pool.js';
 export { type BlockInfo, type BlockRange, type ClaimOptions, type HeadInfo, type LeaseInfo, PoolState } from './state.js';
 export { type HeadStatus, type PoolStatus, poolStatus } from './status.js';
 export { formatSize, GiB, MiB, parseSize } from './units.js';

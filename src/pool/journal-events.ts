@@ -10,7 +10,7 @@ export interface GrantMeta {
   kind?: 'static' | 'dynamic';
   tag?: string;
   delivery?: 'hotplug' | 'dcd';
-  /** The seq of the fm-add-begin note this claim (or its rollback) belongs to. */
+  /** The seq of the fm-add-begin note this claim (or its rollback) belongs to (journals written before one-line adds). */
   tx?: number;
   /** Undoes a claim of the same transaction. */
   rollback?: boolean;
@@ -22,6 +22,13 @@ interface Range {
   head: number;
   first: number;
   count: number;
+}
+
+/** One delivered piece of an FM add: blocks and, for a hot-add, the device QEMU has. */
+export interface FmPiece {
+  first: number;
+  count: number;
+  device?: string;
 }
 
 /** The notes: events worth keeping that change no state by themselves. */
@@ -38,7 +45,8 @@ export type NoteEvent =
   /** The owner's FM-LD channel answered a request with a refusal (port not bound), or dropped garbled input. */
   | { event: 'fmld-refused'; head: number }
   | { event: 'fmld-reset'; head: number; reason: string }
-  | { event: 'recovered-from-journal'; blocks: number; heads: number[]; lease: boolean };
+  | { event: 'recovered-from-journal'; blocks: number; heads: number[]; lease: boolean }
+  | { event: 'fmld-fenced'; head: number; reason: string };
 
 export type NoteName = NoteEvent['event'];
 
@@ -52,6 +60,16 @@ export type JournalEvent =
   | { op: 'release-all'; args: { head: number; sharedOnly: boolean } }
   | { op: 'lease-acquire'; args: { head: number } }
   | { op: 'lease-release'; args: { head: number } }
+  /** The lease moved by `lease takeover` (result: { epoch }); `from` was fenced first. */
+  | { op: 'lease-takeover'; args: { from: number | null; to: number; forced: boolean } }
+  /**
+   * One FM add, whole: its claims and delivered devices in one line, written
+   * once QEMU has the capacity and before the client hears Success. Nothing
+   * of the add is durable before it (docs/reliability.md).
+   */
+  | { op: 'fm-add'; args: { head: number; pieces: FmPiece[]; shared: boolean; tag: string; delivery: string } }
+  /** QEMU accepted the release of these grants and the client is answered; their blocks are freed by a `release` once QEMU dropped them. */
+  | { op: 'fm-release'; args: { head: number; pieces: { first: number; count: number }[] } }
   | { op: 'note'; args: NoteEvent };
 
 export type JournalOp = JournalEvent['op'];

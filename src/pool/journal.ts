@@ -1,17 +1,37 @@
-// The pool journal: append-only JSON lines, one per operation, fsynced
-// before the operation is reported done. Replaying it rebuilds the state
-// image that fsck compares with shared memory. What a line may say is
-// journal-events.ts.
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+// The pool journal: a snapshot (snapshot.json, the image as of a seq) and a
+// tail (journal.jsonl) of JSON lines appended after it, one per operation,
+// fsynced before the operation is reported done. Snapshot + tail replay to
+// the image (image.ts) that recovery and fsck compare with shared memory.
+// What a line may say is journal-events.ts.
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PoolError } from './errors.js';
+import { JournalImage, type Snapshot } from './image.js';
 import type { JournalEntry } from './journal-events.js';
-import type { Geometry } from './layout.js';
 import { ensureDir } from './paths.js';
-import { PoolState } from './state.js';
+import type { PoolState } from './state.js';
 
+/** Test-only fault injection: the crash tests kill the writer at a named point inside compaction. */
+function faultPoint(name: string): void {
+  if (process.env.CXL_MHD_FAULT === name) process.kill(process.pid, 'SIGKILL');
+}
+
+function fsyncDir(dir: string): void {
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+/**
+ * The tail: JSON lines appended after the snapshot. Each append is one
+ * write(2) and one fdatasync, however many lines it carries.
+ */
 export class Journal {
   private fd: number | null;
+  private bytes: number;
 
   constructor(readonly path: string) {
     ensureDir(dirname(path));
@@ -20,20 +40,66 @@ export class Journal {
     } catch (e) {
       throw new PoolError('BAD_STATE', `cannot open journal ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
+    this.bytes = fstatSync(this.fd).size;
     // A fresh journal must survive a crash of the directory entry too.
-    const dfd = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    fsyncDir(dirname(path));
+  }
+
+  /** Bytes in the tail now. */
+  get tailBytes(): number {
+    return this.bytes;
   }
 
   append(entry: JournalEntry): void {
     if (this.fd === null) throw new PoolError('CLOSED', `journal ${this.path} is closed`);
     // One write per line: O_APPEND keeps concurrent writers' lines whole.
-    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
+    const line = `${JSON.stringify(entry)}\n`;
+    writeSync(this.fd, line);
     fdatasyncSync(this.fd);
+    this.bytes += Buffer.byteLength(line);
+  }
+
+  /**
+   * A crash mid-write leaves a torn last line (never fsynced, so never
+   * answered). It is cut off before the writer appends, or the next line
+   * would be glued to it. Writer only. Returns the bytes dropped.
+   */
+  repairTail(): number {
+    if (this.fd === null) throw new PoolError('CLOSED', `journal ${this.path} is closed`);
+    const text = readFileSync(this.path);
+    if (text.length === 0 || text[text.length - 1] === 0x0a) return 0;
+    const keep = text.lastIndexOf(0x0a) + 1;
+    ftruncateSync(this.fd, keep);
+    fsyncSync(this.fd);
+    this.bytes = keep;
+    return text.length - keep;
+  }
+
+  /**
+   * Writes `snapshot` (covering every line so far) atomically and empties
+   * the tail. Order: temp file + fsync, rename + directory fsync, then
+   * truncate. A crash before the rename leaves the old snapshot and the
+   * whole tail; after it, the new snapshot and a tail whose lines it already
+   * covers (replay skips seq <= its lastSeq). Either replays to the same image.
+   */
+  compact(snapshotFile: string, snapshot: string): void {
+    if (this.fd === null) throw new PoolError('CLOSED', `journal ${this.path} is closed`);
+    const tmp = `${snapshotFile}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, snapshot);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    faultPoint('compact-snapshot-written');
+    renameSync(tmp, snapshotFile);
+    fsyncDir(dirname(snapshotFile));
+    faultPoint('compact-snapshot-renamed');
+    ftruncateSync(this.fd, 0);
+    fdatasyncSync(this.fd);
+    this.bytes = 0;
+    faultPoint('compact-tail-truncated');
   }
 
   close(): void {
@@ -70,84 +136,52 @@ export function readJournal(path: string): JournalEntry[] {
   return out;
 }
 
-// Lines come from disk: a field replay depends on is checked, not trusted to the type.
-const num = <A extends object>(args: A, key: keyof A & string): number => {
-  const v: unknown = args[key];
-  if (typeof v !== 'number') throw new PoolError('BAD_STATE', `journal entry lacks numeric "${key}"`);
-  return v;
-};
+/** Rebuilds a private state image from journal entries (the whole journal, from pool-create on). */
+export function replayJournal(entries: JournalEntry[]): { state: PoolState; lastSeq: number } {
+  const img = JournalImage.fromEntries(entries);
+  return { state: img.toState(), lastSeq: img.lastSeq };
+}
+
+function readSnapshot(path: string): { snapshot: Snapshot; bytes: number } | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new PoolError('BAD_STATE', `cannot read snapshot ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return { snapshot: JSON.parse(text) as Snapshot, bytes: Buffer.byteLength(text) };
+  } catch {
+    // Written to a temp file and renamed only once fsynced: a damaged snapshot is real damage.
+    throw new PoolError('BAD_STATE', `snapshot ${path} is not valid JSON`);
+  }
+}
+
+export interface LoadedImage {
+  image: JournalImage;
+  /** Tail lines replayed on top of the snapshot. */
+  tailEntries: number;
+  /** The snapshot's lastSeq, or null when there is none yet. */
+  snapshotSeq: number | null;
+  snapshotBytes: number;
+}
 
 /**
- * Rebuilds a private state image from journal entries. Effects are applied
- * per head (set or clear that head's bit), so the result does not depend on
- * the order in which concurrent writers' entries landed.
+ * The pool's image from its snapshot (if any) and the tail lines after it.
+ * A writer may compact meanwhile (fsck runs beside a live backend): if the
+ * snapshot changed while we read, read again.
  */
-export function replayJournal(entries: JournalEntry[]): { state: PoolState; lastSeq: number } {
-  const create = entries.find((e) => e.op === 'pool-create' && e.result.ok);
-  if (create?.op !== 'pool-create') throw new PoolError('BAD_STATE', 'journal has no pool-create entry');
-  const g: Geometry = {
-    capacityBytes: num(create.args, 'capacityBytes'),
-    blockBytes: num(create.args, 'blockBytes'),
-    headCount: num(create.args, 'headCount'),
-  };
-  const state = PoolState.blank(g, num(create.args, 'createdMs'));
-  // holders[block] = Map(head → shared?)
-  const holders = new Map<number, Map<number, boolean>>();
-  const registered = new Map<number, number>(); // head → pid
-  let lease: number | null = null;
-  let lastSeq = 0;
-  for (const e of entries) {
-    lastSeq = Math.max(lastSeq, e.seq);
-    if (!e.result.ok) continue;
-    switch (e.op) {
-      case 'head-register':
-        registered.set(num(e.args, 'head'), typeof e.args.pid === 'number' ? e.args.pid : 0);
-        break;
-      case 'head-unregister':
-        registered.delete(num(e.args, 'head'));
-        break;
-      case 'claim': {
-        const a = e.args;
-        const head = num(a, 'head');
-        const first = num(a, 'first');
-        for (let b = first; b < first + num(a, 'count'); b++) {
-          const m = holders.get(b) ?? new Map<number, boolean>();
-          holders.set(b, m);
-          m.set(head, a.shared === true);
-        }
-        break;
-      }
-      case 'release': {
-        const a = e.args;
-        const head = num(a, 'head');
-        const first = num(a, 'first');
-        for (let b = first; b < first + num(a, 'count'); b++) holders.get(b)?.delete(head);
-        break;
-      }
-      case 'release-all': {
-        const head = num(e.args, 'head');
-        const sharedOnly = e.args.sharedOnly === true;
-        for (const m of holders.values()) if (!sharedOnly || m.get(head) === true) m.delete(head);
-        break;
-      }
-      case 'lease-acquire':
-        if (e.result.acquired === true) lease = num(e.args, 'head');
-        break;
-      case 'lease-release':
-        if (e.result.released === true) lease = null;
-        break;
-      case 'pool-create':
-      case 'note':
-        break;
-    }
+export function loadImage(snapshotFile: string, tailFile: string): LoadedImage {
+  for (let attempt = 0; ; attempt++) {
+    const before = readSnapshot(snapshotFile);
+    const tail = readJournal(tailFile);
+    const after = readSnapshot(snapshotFile);
+    if (attempt < 5 && (before?.snapshot.lastSeq ?? null) !== (after?.snapshot.lastSeq ?? null)) continue;
+    if (!before) return { image: JournalImage.fromEntries(tail), tailEntries: tail.length, snapshotSeq: null, snapshotBytes: 0 };
+    const image = JournalImage.fromSnapshot(before.snapshot, `snapshot ${snapshotFile}`);
+    const newer = tail.filter((e) => e.seq > before.snapshot.lastSeq);
+    for (const e of newer) image.apply(e);
+    return { image, tailEntries: newer.length, snapshotSeq: before.snapshot.lastSeq, snapshotBytes: before.bytes };
   }
-  for (const [h, pid] of registered) state.registerHead(h, pid, 0);
-  // The lease outlives its owner's detach while other heads remain (DESIGN.md §2.3).
-  state.setRawLease(lease);
-  for (const [b, m] of holders) {
-    let word = 0n;
-    for (const [h, shared] of m) word |= (1n << BigInt(h)) | (shared ? 1n << 32n : 0n);
-    if (word !== 0n) state.setRawBlockWord(b, word);
-  }
-  return { state, lastSeq };
 }

@@ -1,5 +1,5 @@
 // Where a pool's pieces live: shm object names, the run directory (head
-// sockets) and the state directory (journal), and the rule for pool names.
+// sockets) and the state directory (journal snapshot and tail), and the rule for pool names.
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -66,8 +66,13 @@ export function fmSocketPath(runDir: string, pool: string): string {
 export function poolStateDir(stateDir: string, pool: string): string {
   return join(stateDir, validatePoolName(pool));
 }
+/** The journal's tail: lines appended since the snapshot. */
 export function journalPath(stateDir: string, pool: string): string {
   return join(poolStateDir(stateDir, pool), 'journal.jsonl');
+}
+/** The journal's snapshot: the image as of a seq (pool/image.ts). */
+export function snapshotPath(stateDir: string, pool: string): string {
+  return join(poolStateDir(stateDir, pool), 'snapshot.json');
 }
 
 /**

@@ -1,19 +1,37 @@
 // Pool: one named pool's shared-memory objects (data + state), its journal
 // and its writer lock. Every state-changing operation goes to PoolState
 // (lock-free, in shm) and is then journaled and fsynced before returning.
+// The writer keeps the journal's image in memory (each line applied as it
+// is written) and compacts the journal into a snapshot when the tail grows.
 import { rmSync, statfsSync } from 'node:fs';
 import { isNativeError, native } from '../native/index.js';
 import { PoolError } from './errors.js';
-import { Journal, readJournal, replayJournal } from './journal.js';
-import type { GrantMeta, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
+import type { JournalImage } from './image.js';
+import { Journal, type LoadedImage, loadImage } from './journal.js';
+import type { FmPiece, GrantMeta, JournalEntry, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
 import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
-import { ensureDir, journalPath, poolStateDir, removePoolStateDir, shmDataName, shmStateName, validatePoolName } from './paths.js';
+import {
+  ensureDir,
+  journalPath,
+  poolStateDir,
+  removePoolStateDir,
+  shmDataName,
+  shmStateName,
+  snapshotPath,
+  validatePoolName,
+} from './paths.js';
 import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
 import { MiB } from './units.js';
 
 export const DEFAULT_BLOCK_BYTES = 2 * MiB;
 export const CAPACITY_UNIT = 256 * MiB;
 const DEFAULT_MODE = 0o600;
+/**
+ * The tail is compacted once it exceeds max(COMPACT_FLOOR, snapshot size).
+ * 48 KiB, not 64: snapshot + tail of a pool with nothing granted then stay
+ * under 64 KiB whatever the number of operations.
+ */
+export const COMPACT_FLOOR = 48 * 1024;
 
 export interface CreateOptions extends Geometry {
   name: string;
@@ -90,6 +108,12 @@ function unlinkQuietly(name: string): void {
 export class Pool {
   private journal: Journal | null;
   private locked = false;
+  /** The journal's image, kept by the writer (from lockWriter on). */
+  private img: JournalImage | null = null;
+  private snapshotBytes = 0;
+  private compactPending = false;
+  /** Compactions done by this writer (tests and the long-run soak read it). */
+  compactions = 0;
 
   private constructor(
     readonly name: string,
@@ -140,6 +164,7 @@ export class Pool {
       const createdMs = Date.now();
       const state = PoolState.format(stateObj.buf, opts, createdMs);
       rmSync(journalPath(opts.stateDir, name), { force: true });
+      rmSync(snapshotPath(opts.stateDir, name), { force: true });
       const journal = new Journal(journalPath(opts.stateDir, name));
       const pool = new Pool(name, opts.stateDir, stateObj, state, journal);
       stateObj = null;
@@ -245,6 +270,24 @@ export class Pool {
     }
     this.locked = true;
     this.state.setWriterPid(process.pid);
+    if (this.journal) {
+      // A damaged journal throws here; the caller closes the pool, which drops the lock.
+      this.journal.repairTail();
+      const loaded = this.loadImage();
+      this.img = loaded.image;
+      this.snapshotBytes = loaded.snapshotBytes;
+    }
+  }
+
+  /** The journal's image from disk: snapshot + tail. */
+  loadImage(): LoadedImage {
+    return loadImage(this.snapshotFile, this.journalFile);
+  }
+
+  /** The writer's live image of the journal (what replaying it now would give). */
+  get image(): JournalImage {
+    if (!this.img) throw new PoolError('LOCKED', `pool "${this.name}": the journal image is kept by the writer only`);
+    return this.img;
   }
 
   get hasWriterLock(): boolean {
@@ -277,8 +320,48 @@ export class Pool {
   private record(event: JournalEvent, result: JournalResult): number {
     if (!this.journal) return 0;
     const seq = this.state.nextJournalSeq();
-    this.journal.append({ seq, time: new Date().toISOString(), ...event, result });
+    const entry = { seq, time: new Date().toISOString(), ...event, result } as JournalEntry;
+    this.journal.append(entry);
+    if (this.img) {
+      this.img.apply(entry);
+      this.maybeCompact();
+    }
     return seq;
+  }
+
+  // ---- compaction -------------------------------------------------------------
+
+  private get compactAt(): number {
+    return Math.max(COMPACT_FLOOR, this.snapshotBytes);
+  }
+
+  /**
+   * Compaction runs after the current operation has answered (setImmediate),
+   * so it never adds to an FM answer's latency; a tail far past the mark
+   * (a burst of synchronous writes) is compacted at once.
+   */
+  private maybeCompact(): void {
+    const tail = this.journal?.tailBytes ?? 0;
+    if (tail <= this.compactAt) return;
+    if (tail > 4 * this.compactAt) {
+      this.compact();
+      return;
+    }
+    if (this.compactPending) return;
+    this.compactPending = true;
+    setImmediate(() => {
+      this.compactPending = false;
+      if (this.journal && this.img && this.journal.tailBytes > this.compactAt) this.compact();
+    });
+  }
+
+  /** Writes the image as the new snapshot and empties the tail (writer only). */
+  compact(): void {
+    if (!this.journal || !this.img) throw new PoolError('LOCKED', 'compaction needs the writer lock');
+    const body = `${JSON.stringify(this.img.toSnapshot())}\n`;
+    this.journal.compact(this.snapshotFile, body);
+    this.snapshotBytes = Buffer.byteLength(body);
+    this.compactions++;
   }
 
   /** Runs `fn`, journals its outcome (success or refusal), returns or rethrows. */
@@ -330,11 +413,43 @@ export class Pool {
     return this.journaled(
       { op: 'lease-acquire', args: { head } },
       () => this.state.acquireLease(head),
-      (acquired) => ({
-        acquired,
-        owner: this.state.lease().owner,
-      }),
+      (acquired) => ({ acquired, owner: this.state.lease().owner, epoch: this.state.lease().epoch }),
     );
+  }
+
+  /** Moves the lease to `to` (whoever held it, `from`, was fenced by the caller); bumps the epoch. Returns it. */
+  takeLease(from: number | null, to: number, forced: boolean): number {
+    return this.journaled(
+      { op: 'lease-takeover', args: { from, to, forced } },
+      () => this.state.takeLease(from, to),
+      (epoch) => ({ epoch }),
+    );
+  }
+
+  // ---- one-write FM operations (docs/reliability.md) -----------------------------
+
+  /**
+   * Claims in shared memory only: an FM add stages its claims, delivers, and
+   * journals itself whole with recordAdd. A writer killed before that line
+   * leaves shm ahead of the journal, which recovery undoes.
+   */
+  stage(head: number, range: BlockRange, opts: ClaimOptions = {}): void {
+    this.state.claim(head, range, opts);
+  }
+
+  /** Undoes a staged claim (the add failed before it was journaled). */
+  unstage(head: number, range: BlockRange): void {
+    this.state.release(head, range);
+  }
+
+  /** The one durable write of an FM add: its staged claims and delivered devices. */
+  recordAdd(args: { head: number; pieces: FmPiece[]; shared: boolean; tag: string; delivery: string }): void {
+    this.record({ op: 'fm-add', args }, { ok: true });
+  }
+
+  /** The one durable write of an FM release: QEMU accepted it; the blocks follow with release() once QEMU dropped them. */
+  recordRelease(args: { head: number; pieces: { first: number; count: number }[] }): void {
+    this.record({ op: 'fm-release', args }, { ok: true });
   }
 
   releaseLease(head: number): boolean {
@@ -358,8 +473,8 @@ export class Pool {
    */
   recoverFromJournal(): { blocks: number; heads: number[]; lease: boolean } {
     if (!this.locked) throw new PoolError('LOCKED', 'recovery needs the writer lock');
-    const entries = readJournal(this.journalFile);
-    const { state: replay, lastSeq } = replayJournal(entries);
+    const img = this.image;
+    const replay = img.toState();
     const s = this.state;
     let blocks = 0;
     for (let b = 0; b < s.blockCount; b++) {
@@ -376,15 +491,21 @@ export class Pool {
         heads.push(h);
       }
     }
-    const lease = s.lease().owner !== replay.lease().owner;
-    if (lease) s.setRawLease(replay.lease().owner);
-    s.raiseJournalSeq(lastSeq);
+    const lease = s.lease().owner !== img.lease.owner;
+    if (lease) s.setRawLease(img.lease.owner);
+    // The epoch only has to grow: shm may be one takeover ahead, never behind.
+    s.raiseLeaseEpoch(img.lease.epoch);
+    s.raiseJournalSeq(img.lastSeq);
     if (blocks > 0 || heads.length > 0 || lease) this.note({ event: 'recovered-from-journal', blocks, heads, lease });
     return { blocks, heads, lease };
   }
 
   get journalFile(): string {
     return journalPath(this.stateDir, this.name);
+  }
+
+  get snapshotFile(): string {
+    return snapshotPath(this.stateDir, this.name);
   }
 
   close(): void {
@@ -395,6 +516,7 @@ export class Pool {
     }
     this.journal?.close();
     this.journal = null;
+    this.img = null;
     closeObject(this.stateObj);
     this.stateObj = null;
     this.locked = false;

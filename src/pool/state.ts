@@ -413,6 +413,34 @@ export class PoolState {
     native.store32(this.buf, H.leaseOwner, owner === null ? 0 : owner + 1);
   }
 
+  /**
+   * Moves the lease from `from` (null: free) to `to`, bumping the epoch, so
+   * anything still acting under the old epoch can tell. Refuses if the owner
+   * changed meanwhile. Returns the new epoch.
+   */
+  takeLease(from: number | null, to: number): number {
+    this.checkHead(to);
+    if (!this.isAttached(to)) {
+      throw new PoolError('HEAD_NOT_ATTACHED', `head ${to} is not attached and cannot own the FM-LD`, { head: to });
+    }
+    const expected = from === null ? 0 : from + 1;
+    const seen = native.cas32(this.buf, H.leaseOwner, expected, to + 1);
+    if (seen !== expected) {
+      throw new PoolError('CONFLICT', `the FM-LD lease moved meanwhile (now ${seen === 0 ? 'free' : `head ${seen - 1}`})`, { head: to });
+    }
+    const epoch = native.fetchAdd32(this.buf, H.leaseEpoch, 1) + 1;
+    this.bumpGeneration();
+    return epoch;
+  }
+
+  /** Raises the lease epoch to at least `epoch` (journal replay into shm). */
+  raiseLeaseEpoch(epoch: number): void {
+    for (;;) {
+      const cur = native.load32(this.buf, H.leaseEpoch);
+      if (cur >= epoch || native.cas32(this.buf, H.leaseEpoch, cur, epoch) === cur) return;
+    }
+  }
+
   /** Frees the lease if `head` holds it. True if it did. */
   releaseLease(head: number): boolean {
     this.checkHead(head);
