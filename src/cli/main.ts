@@ -18,6 +18,7 @@ import {
 } from '../pool/index.js';
 import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
+import { addLeaseCommands } from './lease.js';
 
 interface DirOpts {
   runDir?: string;
@@ -309,6 +310,7 @@ export function buildProgram(): Command {
   );
 
   addFmCommands(program);
+  addLeaseCommands(program);
 
   program
     .command('demo')

@@ -1,6 +1,6 @@
 // The running backend of one pool (`cxl-mhd serve`): owns the writer lock,
-// the listeners (head sockets and fm.sock, all through listener.ts's one
-// uid-checked gate), the sessions of attached heads (session.ts), the FM-API
+// the listeners (head sockets, fm.sock and control.sock, all through
+// listener.ts's one uid-checked gate), lease takeover, the sessions of attached heads (session.ts), the FM-API
 // wiring, the event bus and the head records. Recovery runs before it
 // listens (recovery.ts).
 import type { Server, Socket } from 'node:net';
@@ -9,9 +9,10 @@ import { CapacityManager } from '../capacity/index.js';
 import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { fmSocketPath, Pool, PoolError, type PoolStatus, poolStatus } from '../pool/index.js';
 import { deviceSerial } from '../qemu/names.js';
+import { type ControlReply, listenControl } from './control.js';
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import type { FmldPort } from './fmld.js';
-import { allowedUids, closeServers, listenAllowed, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
+import { allowedUids, clearStaleSocket, closeServers, listenAllowed, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
 import { type HeadRecord, HeadRecords, type RecordState } from './records.js';
 import { recoverFromCrash, recoverStaleHeads } from './recovery.js';
 import { HeadSession, type SessionHost } from './session.js';
@@ -72,6 +73,7 @@ function openPool(opts: BackendOptions): Pool {
 export class Backend implements SessionHost {
   private servers: Server[] = [];
   private fmServer: Server | null = null;
+  private controlServer: Server | null = null;
   private readonly fmClients = new Set<Socket>();
   readonly live = new Map<number, HeadSession>();
   private readonly attaching = new Set<Promise<void>>();
@@ -131,13 +133,17 @@ export class Backend implements SessionHost {
       pool.close();
       throw e;
     }
-    if (opts.fmSocket) {
-      try {
-        await backend.listenFmSocket();
-      } catch (e) {
-        await backend.stop();
-        throw e;
-      }
+    try {
+      backend.controlServer = await listenControl(
+        opts.runDir,
+        opts.pool,
+        (req) => backend.takeLease(req.head, req.force),
+        (reason) => backend.log.warn(`control.sock: ${reason}`),
+      );
+      if (opts.fmSocket) await backend.listenFmSocket();
+    } catch (e) {
+      await backend.stop();
+      throw e;
     }
     backend.records.write();
     return backend;
@@ -185,6 +191,7 @@ export class Backend implements SessionHost {
 
   private async listenFmSocket(): Promise<void> {
     const path = fmSocketPath(this.opts.runDir, this.opts.pool);
+    await clearStaleSocket(path);
     this.fmServer = await listenAllowed(
       path,
       allowedUids(this.opts.access ?? {}),
@@ -245,6 +252,61 @@ export class Backend implements SessionHost {
         }
       },
     });
+  }
+
+  // ---- lease takeover ------------------------------------------------------------
+
+  /**
+   * Moves the FM-LD lease to `head` (`cxl-mhd lease takeover`, docs/security.md).
+   * Refused while the owner is attached unless forced. The old owner is
+   * fenced first (its port leaves its QEMU), then the lease moves with a new
+   * epoch (shm + journal), then the new owner gets its port. A failure
+   * before the journal line changes nothing; fm.sock follows the lease.
+   */
+  async takeLease(head: number, force: boolean): Promise<ControlReply> {
+    const state = this.pool.state;
+    if (head >= state.headCount)
+      return { ok: false, error: `head ${head} does not exist: pool "${this.opts.pool}" has heads 0..${state.headCount - 1}` };
+    const target = this.live.get(head);
+    if (target?.state !== 'attached')
+      return { ok: false, error: `head ${head} is not attached; the FM-LD lease goes only to an attached head` };
+    const { owner, epoch: oldEpoch } = state.lease();
+    if (owner === head) return { ok: false, error: `head ${head} already owns the FM-LD (epoch ${oldEpoch})` };
+    const old = owner === null ? undefined : this.live.get(owner);
+    const ownerAttached = old?.state === 'attached';
+    if (ownerAttached && !force) {
+      return {
+        ok: false,
+        error: `head ${owner} owns the FM-LD and is attached; add --force to fence it and give the lease to head ${head}`,
+      };
+    }
+    if (old?.qmp) await old.fence(`lease taken over by head ${head}${force ? ' (forced)' : ''}`);
+    const epoch = this.pool.takeLease(owner, head, force);
+    if (owner !== null) this.emit({ kind: 'lease-released', head: owner, epoch: oldEpoch });
+    this.emit({ kind: 'lease-acquired', head, epoch });
+    this.log.warn(
+      { head, from: owner, epoch, force },
+      `FM-LD lease moved from ${owner === null ? 'nobody' : `head ${owner}`} to head ${head} (epoch ${epoch})`,
+    );
+    let portProblem: string | null = null;
+    try {
+      await target.becomeOwner();
+    } catch (e) {
+      portProblem = (e as Error).message;
+      this.log.error({ head }, `head ${head}: FM-LD port not added: ${portProblem}`);
+    }
+    for (const h of [owner, head]) {
+      const rec = h === null ? undefined : this.records.get(h);
+      if (h !== null && rec) this.setRecord(h, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
+    }
+    const from = owner === null ? 'nobody' : `head ${owner}${old?.qmp ? ' (fenced: its FM-LD port was removed)' : ' (detached)'}`;
+    const detail = { from: owner, to: head, epoch, fenced: old?.qmp != null, port: portProblem === null };
+    if (portProblem)
+      return {
+        ok: false,
+        error: `the lease moved to head ${head} (epoch ${epoch}), but its FM-LD port could not be added: ${portProblem}`,
+      };
+    return { ok: true, message: `FM-LD lease moved from ${from} to head ${head}, epoch ${epoch}`, detail };
   }
 
   // ---- what sessions and recovery share ---------------------------------------
@@ -325,6 +387,8 @@ export class Backend implements SessionHost {
     for (const s of this.fmClients) s.destroy();
     const fm = this.fmServer;
     if (fm) await new Promise((r) => fm.close(r));
+    const control = this.controlServer;
+    if (control) await new Promise((r) => control.close(r));
     await closeServers(this.servers, this.opts.runDir, this.opts.pool, this.pool.state.headCount);
     this.pool.close();
   }

@@ -73,3 +73,34 @@ export async function reattachFmldPort(qmp: QmpSession): Promise<FmldPort> {
   }
   return port;
 }
+
+/** True if the VM has the FM-LD chardev (and so, normally, its port). */
+export async function hasFmldPort(qmp: QmpSession): Promise<boolean> {
+  const chardevs = await qmp.execute<{ label: string }[]>('query-chardev');
+  return chardevs.some((c) => c.label === FMLD_CHARDEV_ID);
+}
+
+const gone = (e: unknown) =>
+  /not found|no chardev|DeviceNotFound/i.test(`${(e as { errorClass?: string }).errorClass ?? ''} ${(e as Error).message}`);
+
+/**
+ * Fences a VM off the FM-API: its virtserialport and chardev are removed
+ * (a virtio-serial port unplugs at once, without the guest's help), so its
+ * guest has no channel left to speak on. Safe to repeat.
+ */
+export async function removeFmldPort(qmp: QmpSession): Promise<void> {
+  await qmp.execute('device_del', { id: FMLD_PORT_ID }).catch((e) => {
+    if (!gone(e)) throw e;
+  });
+  // The chardev is busy until the port has let go of it.
+  for (let i = 0; ; i++) {
+    try {
+      await qmp.execute('chardev-remove', { id: FMLD_CHARDEV_ID });
+      return;
+    } catch (e) {
+      if (gone(e)) return;
+      if (i >= 50) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

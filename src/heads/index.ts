@@ -1,5 +1,7 @@
 // Public surface of heads: the serving backend (daemon), its events, its
 // head records, and the journal readers recovery uses.
+
+export { type ControlReply, type ControlRequest, controlRequest } from './control.js';
 export { Backend, type BackendOptions, type BackendSnapshot } from './daemon.js';
 export { discoverWindows, type PoolWindow, windowProblem } from './devices.js';
 export { type BackendEvent, type BackendListener, EventBus, type StampedEvent } from './events.js';

@@ -79,11 +79,7 @@ export async function listenHeads(
   try {
     for (let head = 0; head < headCount; head++) {
       const path = headSocketPath(runDir, pool, head);
-      if (existsSync(path)) {
-        if (!lstatSync(path).isSocket()) throw new PoolError('BAD_STATE', `${path} exists and is not a socket; refusing to replace it`);
-        if (await socketIsLive(path)) throw new PoolError('LOCKED', `${path} is served by another process`);
-        unlinkSync(path);
-      }
+      await clearStaleSocket(path);
       const server = await listenAllowed(
         path,
         allowed,
@@ -101,6 +97,14 @@ export async function listenHeads(
     throw e;
   }
   return servers;
+}
+
+/** Removes a socket left by a crashed backend; refuses a live one or anything that is not a socket. */
+export async function clearStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw new PoolError('BAD_STATE', `${path} exists and is not a socket; refusing to replace it`);
+  if (await socketIsLive(path)) throw new PoolError('LOCKED', `${path} is served by another process`);
+  unlinkSync(path);
 }
 
 /** Uids that may connect: the configured list (default: our own uid), and root. */

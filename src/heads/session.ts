@@ -19,7 +19,7 @@ import { dataObjectPath, type Pool, PoolError } from '../pool/index.js';
 import { QmpSession } from '../qmp/index.js';
 import { discoverDelivery, discoverWindows, isHotAddedLd, type PoolWindow, windowProblem } from './devices.js';
 import type { BackendEvent } from './events.js';
-import { type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
+import { type FmldPort, hasFmldPort, openFmldPort, reattachFmldPort, removeFmldPort } from './fmld.js';
 import type { PeerInfo } from './listener.js';
 import { adoptGrants, ensureWindows, pidAlive, type RecoveryHost } from './recovery.js';
 
@@ -238,6 +238,30 @@ export class HeadSession {
     ensureWindows(this.pool, head, this.windows);
     await adoptGrants(this.host, head, this.delivery, hotAdded);
     if (this.pool.state.lease().owner === head) this.bindFmld(await reattachFmldPort(this.requireQmp()));
+    // The lease moved away while this VM was not connected (a takeover): fence it now.
+    else if (await hasFmldPort(this.requireQmp())) {
+      await removeFmldPort(this.requireQmp());
+      this.pool.note({ event: 'fmld-fenced', head, reason: 'not the lease owner when re-adopted' });
+    }
+  }
+
+  /** Takeover, new owner: gives this VM the FM-LD port (one left from an earlier ownership is reused). */
+  async becomeOwner(): Promise<void> {
+    this.bindFmld(await reattachFmldPort(this.requireQmp()));
+  }
+
+  /**
+   * Takeover, old owner: removes its FM-LD port from its QEMU, then closes
+   * our end; from then on its channel answers nothing. If QEMU refuses,
+   * nothing has changed.
+   */
+  async fence(reason: string): Promise<void> {
+    await removeFmldPort(this.requireQmp());
+    this.channel?.close();
+    this.fmld?.close();
+    this.channel = null;
+    this.fmld = null;
+    this.pool.note({ event: 'fmld-fenced', head: this.head, reason });
   }
 
   private bindFmld(port: FmldPort): void {

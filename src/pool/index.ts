@@ -16,6 +16,7 @@ export {
 } from './journal-events.js';
 export { type Geometry, type Header, HeadState, MAX_HEADS } from './layout.js';
 export {
+  controlSocketPath,
   dataObjectPath,
   defaultRunDir,
   defaultStateDir,

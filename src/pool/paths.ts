@@ -63,6 +63,10 @@ export function headSocketPath(runDir: string, pool: string, head: number): stri
 export function fmSocketPath(runDir: string, pool: string): string {
   return join(poolRunDir(runDir, pool), 'fm.sock');
 }
+/** The backend's control socket (`lease takeover`): 0600, the backend's own uid only. */
+export function controlSocketPath(runDir: string, pool: string): string {
+  return join(poolRunDir(runDir, pool), 'control.sock');
+}
 export function poolStateDir(stateDir: string, pool: string): string {
   return join(stateDir, validatePoolName(pool));
 }

@@ -273,6 +273,8 @@ export class Pool {
     if (this.journal) {
       // A damaged journal throws here; the caller closes the pool, which drops the lock.
       this.journal.repairTail();
+      // A compaction killed before its rename left this; the snapshot it was to replace is still whole.
+      rmSync(`${this.snapshotFile}.tmp`, { force: true });
       const loaded = this.loadImage();
       this.img = loaded.image;
       this.snapshotBytes = loaded.snapshotBytes;

@@ -205,6 +205,7 @@ export interface StatusJson {
   capacityBytes: number;
   blockBytes: number;
   fmldOwner: number | null;
+  leaseEpoch: number;
   freeBytes: number;
   backend: { running: boolean; pid: number | null };
   heads: {
