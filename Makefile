@@ -57,11 +57,11 @@ bench: build
 demo: setup
 	@scripts/demo.sh
 
-## soak: 1000 backend kill points and a million FM-API fuzz frames (long)
+## soak: 1000 backend kill points, 100k FM operations through one long-lived backend, a million FM-API fuzz frames (long)
 soak: setup
 	@mkdir -p bench/out
-	CXL_MHD_KILL_POINTS=1000 CXL_MHD_FUZZ_FRAMES=1000000 CXL_MHD_FUZZ_CLI=20 CXL_MHD_RESULTS=bench/out/soak.jsonl \
-	  npx vitest run test/crash-qemu.test.ts test/fmapi-fuzz.test.ts test/fuzz-cli.test.ts --testTimeout=7200000
+	CXL_MHD_KILL_POINTS=1000 CXL_MHD_LONGRUN_OPS=100000 CXL_MHD_FUZZ_FRAMES=1000000 CXL_MHD_FUZZ_CLI=20 CXL_MHD_RESULTS=bench/out/soak.jsonl \
+	  npx vitest run test/crash-qemu.test.ts test/longrun-fake.test.ts test/fmapi-fuzz.test.ts test/fuzz-cli.test.ts --testTimeout=7200000
 
 clean:
 	rm -rf dist native/build

@@ -125,13 +125,18 @@ function benchStatus(cbin: string): void {
   });
 }
 
-const cbin = buildC();
+// `node dist/bench/run.js fmapi load` runs only the named benchmarks; no names, all of them.
+const only = new Set(process.argv.slice(2));
+const want = (name: string) => only.size === 0 || only.has(name);
 console.log('cxl-mhd benchmarks (each figure | its baseline from this run | ratio)');
-benchClaimRelease(cbin);
-benchStatus(cbin);
-await benchAttach(report);
-await benchFmApi(report);
-await benchLoad(report);
-await benchScenario(report);
+if (want('claim') || want('status')) {
+  const cbin = buildC();
+  if (want('claim')) benchClaimRelease(cbin);
+  if (want('status')) benchStatus(cbin);
+}
+if (want('attach')) await benchAttach(report);
+if (want('fmapi')) await benchFmApi(report);
+if (want('load')) await benchLoad(report);
+if (want('scenario')) await benchScenario(report);
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);

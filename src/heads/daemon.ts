@@ -44,6 +44,9 @@ export interface BackendSnapshot {
   heads: HeadRecord[];
 }
 
+/** How long head records may lag a capacity change (they are rewritten once per burst). */
+const RECORD_REFRESH_MS = 20;
+
 function openPool(opts: BackendOptions): Pool {
   if (!Pool.exists(opts.pool) && opts.capacityBytes !== undefined && opts.headCount !== undefined) {
     return Pool.create({
@@ -80,7 +83,7 @@ export class Backend implements SessionHost {
   private readonly connecting = new Set<number>();
   private isStopping = false;
   private readonly pendingRefresh = new Set<number>();
-  private refreshTimer: NodeJS.Immediate | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
   private readonly records: HeadRecords;
   readonly log: Logger;
   readonly capacity: CapacityManager;
@@ -165,7 +168,8 @@ export class Backend implements SessionHost {
   }
 
   snapshot(): BackendSnapshot {
-    return { status: poolStatus(this.pool), heads: this.records.all() };
+    // Grants are read live: the records file is refreshed a little after each change (refreshLater).
+    return { status: poolStatus(this.pool), heads: this.records.all().map((r) => ({ ...r, grants: this.capacity.view(r.head) })) };
   }
 
   // ---- listeners --------------------------------------------------------------
@@ -356,10 +360,15 @@ export class Backend implements SessionHost {
     });
   }
 
-  /** Capacity changed under a head: its record is rewritten once the current request has finished. */
+  /**
+   * Capacity changed under a head: its record is rewritten a little later,
+   * once for a burst of requests. heads.json is a status file (not durable
+   * state) and rewriting it costs more than a DCD add itself once a head
+   * holds many grants, so it stays off the answer path.
+   */
   refreshLater(head: number): void {
     this.pendingRefresh.add(head);
-    this.refreshTimer ??= setImmediate(() => {
+    this.refreshTimer ??= setTimeout(() => {
       this.refreshTimer = null;
       const heads = [...this.pendingRefresh];
       this.pendingRefresh.clear();
@@ -368,7 +377,7 @@ export class Backend implements SessionHost {
         const rec = this.records.get(h);
         if (rec) this.setRecord(h, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
       }
-    });
+    }, RECORD_REFRESH_MS);
   }
 
   // ---- shutdown -----------------------------------------------------------------
@@ -380,7 +389,7 @@ export class Backend implements SessionHost {
   async stop(): Promise<void> {
     if (this.isStopping) return;
     this.isStopping = true;
-    if (this.refreshTimer) clearImmediate(this.refreshTimer);
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
     await Promise.allSettled([...this.attaching]);
     for (const session of [...this.live.values()]) session.close();
     this.live.clear();
