@@ -132,7 +132,7 @@ describe('faults', () => {
         readoptMs.push(performance.now() - t0);
 
         const fsck = cli(['fsck', '--pool', pool.name, ...pool.dirArgs]);
-        expect(fsck.stdout).toMatch(/clean/);
+        expect(`${fsck.stdout}${fsck.stderr}`).toMatch(/clean/);
         expect(status(pool).fmldOwner).toBe(0);
         const actual = await holdings(pool, vms);
         // Each head holds what the client knows, give or take the one operation whose answer was lost.

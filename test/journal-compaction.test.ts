@@ -86,6 +86,7 @@ describe('compaction', () => {
     expect(readJournal(pool.journalFile)).toEqual([]);
     const snap = JSON.parse(readFileSync(pool.snapshotFile, 'utf8')) as Snapshot;
     expect(snap).toEqual(live);
+    expect(statSync(pool.snapshotFile).mode & 0o777).toBe(0o600);
     expect(snap.lease).toEqual({ owner: 2, epoch: pool.state.lease().epoch });
     expect(snap.heads).toEqual([
       { head: 0, pid: 100 },

@@ -180,7 +180,7 @@ export function buildProgram(): Command {
         for (const f of r.findings) console.log(`${f.kind}: ${f.message}`);
         console.log(
           r.clean
-            ? `pool ${p.name}: clean (${r.blocksChecked} blocks, ${r.journalEntries} journal entries)`
+            ? `pool ${p.name}: clean (${r.blocksChecked} blocks, ${r.snapshotSeq === null ? '' : `snapshot to seq ${r.snapshotSeq} + `}${r.journalEntries} journal entries)`
             : `pool ${p.name}: ${r.findings.length} problem(s)`,
         );
       }

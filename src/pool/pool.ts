@@ -439,9 +439,15 @@ export class Pool {
     this.state.claim(head, range, opts);
   }
 
-  /** Undoes a staged claim (the add failed before it was journaled). */
+  /**
+   * Undoes a staged claim (the add failed before it was journaled). Blocks
+   * the head no longer holds are skipped: its QEMU may have gone meanwhile,
+   * taking everything with it.
+   */
   unstage(head: number, range: BlockRange): void {
-    this.state.release(head, range);
+    for (let b = range.first; b < range.first + range.count; b++) {
+      if (this.state.block(b).holders.includes(head)) this.state.release(head, { first: b, count: 1 });
+    }
   }
 
   /** The one durable write of an FM add: its staged claims and delivered devices. */
