@@ -9,7 +9,7 @@ import { type Command, Option } from 'commander';
 import { UsageError } from '../errors/index.js';
 import { FmClient, FmError, openPort, PayloadError, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
 import { formatSize, parseSize } from '../pool/index.js';
-import { FMLD_PORT_NAME } from '../qemu/names.js';
+import { FMLD_PORT_NAME } from '../qemu/index.js';
 
 /** The guest's FM-LD port: the /dev/vportNpM whose sysfs name is cxl-mhd.fmld. */
 export function findFmldPort(sysRoot = '/sys/class/virtio-ports'): string | null {

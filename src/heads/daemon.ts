@@ -10,7 +10,7 @@ import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
 import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
-import { deviceSerial } from '../qemu/names.js';
+import { deviceSerial } from '../qemu/index.js';
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import type { FmldPort } from './fmld.js';
 import { allowedUids, closeServers, listenAllowed, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
