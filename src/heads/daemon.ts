@@ -251,6 +251,7 @@ export class Backend implements SessionHost {
   }
 
   // ---- what sessions and recovery share ---------------------------------------
+  // (the SessionHost / RecoveryHost side of Backend; callers outside heads/ use the public surface above)
 
   emit(e: BackendEvent): void {
     this.events.emit(e);
