@@ -78,6 +78,9 @@ function poolRoundTrip(binDir: string, tag: string): void {
   expect(status.code, status.out).toBe(0);
   expect(JSON.parse(status.stdout)).toMatchObject({ pool, capacityBytes: 256 * 2 ** 20, fmldOwner: null });
   expect(run('fsck', '--pool', pool, '--state-dir', stateDir).stdout).toMatch(/clean/);
+  const qemuArgs = run('qemu-args', '--pool', pool, '--head', '1', '--run-dir', '/run/cxl-mhd', '--state-dir', stateDir);
+  expect(qemuArgs.code, qemuArgs.out).toBe(0);
+  expect(qemuArgs.stdout).toContain(`/run/cxl-mhd/${pool}/head1.sock`);
   const destroyed = run('pool', 'destroy', '--pool', pool, '--state-dir', stateDir);
   expect(destroyed.code, destroyed.out).toBe(0);
   expect(existsSync(`/dev/shm/cxl-mhd.${pool}.mem`)).toBe(false);

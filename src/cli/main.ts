@@ -257,9 +257,7 @@ export function buildProgram(): Command {
         fmSocket: o.fmSocket === true,
       });
       console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
-      const notifyProblem = await notifyReady(`serving pool ${o.pool}: ${backend.headCount} head sockets`);
-      if (notifyProblem) logger.warn(notifyProblem);
-      await new Promise<void>((resolve) => {
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
           resolve();
@@ -267,6 +265,10 @@ export function buildProgram(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+      // Only now: a manager may send SIGTERM the moment it reads READY=1.
+      const notifyProblem = await notifyReady(`serving pool ${o.pool}: ${backend.headCount} head sockets`);
+      if (notifyProblem) logger.warn(notifyProblem);
+      await stopped;
       await backend.stop();
       logger.flush();
     },
