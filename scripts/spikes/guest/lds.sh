@@ -1,0 +1,34 @@
+#!/bin/sh
+# Guest side of scripts/spikes/multi_ld.py: regions for the static memdev and
+# for every hot-added LD as it arrives, found by the tag in its LSA.
+PATH=/scenario/guest:$PATH
+up() { cut -d' ' -f1 /proc/uptime; }
+echo "SPIKE-TOPO root decoders:"; for d in /sys/bus/cxl/devices/decoder0.*; do echo "SPIKE-TOPO ${d##*/} targets=$(cat $d/target_list) size=$(cat $d/size)"; done
+for p in /sys/bus/cxl/devices/root0/dport*; do echo "SPIKE-TOPO ${p##*/} -> $(readlink -f $p/physical_node)"; done
+echo "SPIKE-TOPO cxl list -D -d root -m mem0:"; cxl list -D -d root -m mem0 | sed 's/^/SPIKE-TOPO /'
+if [ -e /sys/bus/cxl/devices/mem0 ]; then
+  dax=$(cxl-mhd-devdax mem0 2>&1 | sed 's/^/SPIKE-LOG /') ; echo "$dax"
+  echo "SPIKE-STATIC $(cxl-mhd-devdax mem0 2>/dev/null)"
+fi
+seen=" mem0 "
+echo "SPIKE-WAITING uptime=$(up)"
+want=${CXLMHD_LDS:-6}
+got=0
+while [ $got -lt "$want" ]; do
+  for m in /sys/bus/cxl/devices/mem*; do
+    n=${m##*/}
+    case $seen in *" $n "*) continue ;; esac
+    [ -e "$m/driver" ] || continue
+    t0=$(up)
+    tag=$(cxl-mhd-devdax --list | awk -v m="$n" '$1==m {print $2}')
+    [ -n "$tag" ] || { [ "$(cat $m/label_storage_size)" -gt 0 ] || { echo "SPIKE-NOLSA $n"; seen="$seen$n "; got=$((got+1)); }; continue; }
+    echo "SPIKE-LOG $n first seen at $t0 tag=$tag; cxl list -D -d root -m $n: $(cxl list -D -d root -m $n | tr -d ' \n')"
+    dax=$(cxl-mhd-devdax --tag "$tag" 2>/tmp/err) || { echo "SPIKE-FAIL $n $(tr '\n' ' ' </tmp/err)"; seen="$seen$n "; got=$((got+1)); continue; }
+    out=$(daxpoke write "$dax" 0 "spike11:$tag" 2>&1) || { echo "SPIKE-FAIL $n daxpoke write $dax: $out" | tr '\n' ' '; echo; seen="$seen$n "; got=$((got+1)); continue; }
+    echo "SPIKE-DAX mem=$n tag=$tag dax=$dax seen=$t0 ready=$(up)"
+    seen="$seen$n "; got=$((got+1))
+  done
+  sleep 0.1
+done
+echo "SPIKE-REGIONS $(ls -d /sys/bus/cxl/devices/region* | wc -l)"
+cxl list -R | sed 's/^/SPIKE-R /' | head -n 200
