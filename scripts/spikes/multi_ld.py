@@ -34,7 +34,7 @@ from qmp_lib import MiB, QMP, Transcript, cache_dir, qemu_command, qemu_version 
 from lsa_label import lsa_image  # noqa: E402
 
 LD = 256 * MiB
-LSA = 128 * 1024
+LSA = 4096
 
 
 def layout(k, mode, static=True):

@@ -20,12 +20,13 @@ while [ $got -lt "$want" ]; do
     case $seen in *" $n "*) continue ;; esac
     [ -e "$m/driver" ] || continue
     t0=$(up)
-    tag=$(cxl-mhd-devdax --list | awk -v m="$n" '$1==m {print $2}')
+    tag=$(cxl-mhd-devdax --list "$n" | awk -v m="$n" '$1==m {print $2}')
     [ -n "$tag" ] || { [ "$(cat $m/label_storage_size)" -gt 0 ] || { echo "SPIKE-NOLSA $n"; seen="$seen$n "; got=$((got+1)); }; continue; }
+    t1=$(up)
     echo "SPIKE-LOG $n first seen at $t0 tag=$tag; cxl list -D -d root -m $n: $(cxl list -D -d root -m $n | tr -d ' \n')"
     dax=$(cxl-mhd-devdax --tag "$tag" 2>/tmp/err) || { echo "SPIKE-FAIL $n $(tr '\n' ' ' </tmp/err)"; seen="$seen$n "; got=$((got+1)); continue; }
     out=$(daxpoke write "$dax" 0 "spike11:$tag" 2>&1) || { echo "SPIKE-FAIL $n daxpoke write $dax: $out" | tr '\n' ' '; echo; seen="$seen$n "; got=$((got+1)); continue; }
-    echo "SPIKE-DAX mem=$n tag=$tag dax=$dax seen=$t0 ready=$(up)"
+    echo "SPIKE-DAX mem=$n tag=$tag dax=$dax seen=$t0 tagread=$t1 ready=$(up)"
     seen="$seen$n "; got=$((got+1))
   done
   sleep 0.1
