@@ -11,12 +11,14 @@ memdev's tag with `cxl read-labels`, runs the prototype cxl-mhd-devdax
 in the pool file at the LD's offset and times device_add -> devdax usable.
 
   multi_ld.py [--lds 6] [--layout perport|grouped] [--no-lsa]
-Layouts: perport = one pxb-cxl (+ window) per root port (QEMU leaves a
+Layouts: ts = src/qemu/layout.ts (the product's; windows sized for a whole
+pool per port); perport = one pxb-cxl (+ window) per root port (QEMU leaves a
 one-port bridge without HDM decoders: passthrough); grouped = 4 root ports
 per pxb-cxl (each bridge has 4 HDM decoders). Not product code.
 """
 
 import argparse
+import json
 import os
 import queue
 import shutil
@@ -53,14 +55,27 @@ def layout(k, mode, static=True):
     return bridges
 
 
-def qemu_args(bridges, pool, qmp_path, share, append):
-    m = "q35,cxl=on,accel=tcg"
-    devs = []
+def spike_args(bridges):
+    keys, devs = [], []
     for w, (hb, bus_nr, ports, size) in enumerate(bridges):
-        m += f",cxl-fmw.{w}.targets.0={hb},cxl-fmw.{w}.size={size // MiB}M"
+        keys += [f"cxl-fmw.{w}.targets.0={hb}", f"cxl-fmw.{w}.size={size // MiB}M"]
         devs += ["-device", f"pxb-cxl,bus_nr={bus_nr},bus=pcie.0,id={hb}"]
         for pid, num in ports:
             devs += ["-device", f"cxl-rp,port={num},bus={hb},id={pid},chassis={w + 1},slot={num}"]
+    return keys, devs
+
+
+def ts_args(k, ld_max):
+    """The product's layout: src/qemu/layout.ts (built into dist/ by `npx tsc -p tsconfig.build.json`)."""
+    mod = os.path.join(HERE, "..", "..", "dist", "src", "qemu", "layout.js")
+    js = (f"import('{mod}').then(m => console.log(JSON.stringify(m.layoutArgs(m.cxlLayout("
+          f"{{staticBytes: {LD}, dcBytes: 0, sparePorts: {k}, ldMaxBytes: {ld_max}}})))))")
+    out = json.loads(subprocess.run(["node", "-e", js], capture_output=True, text=True, check=True).stdout)
+    return out["machineKeys"], out["devices"]
+
+
+def qemu_args(keys, devs, static_port, pool, qmp_path, share, append):
+    m = ",".join(["q35,cxl=on,accel=tcg", *keys])
     g = os.path.join(cache_dir(), "guest")
     return [
         "-machine", m, "-cpu", "max,hypervisor=off", "-m", "1G", "-smp", "1",
@@ -68,7 +83,7 @@ def qemu_args(bridges, pool, qmp_path, share, append):
         "-qmp", f"unix:{qmp_path},server=on,wait=off",
         *devs,
         "-object", f"memory-backend-file,id=static,mem-path={pool},offset=0,size={LD},share=on",
-        "-device", "cxl-type3,bus=rp0,volatile-memdev=static,id=mem-static,sn=0x5100",
+        "-device", f"cxl-type3,bus={static_port},volatile-memdev=static,id=mem-static,sn=0x5100",
         "-fsdev", f"local,id=cxlmhd,path={share},security_model=none",
         "-device", "virtio-9p-pci,bus=pcie.0,fsdev=cxlmhd,mount_tag=cxlmhd",
         "-kernel", f"{g}/vmlinuz", "-initrd", f"{g}/initramfs.cpio.gz", "-append", append,
@@ -78,8 +93,9 @@ def qemu_args(bridges, pool, qmp_path, share, append):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lds", type=int, default=6)
-    ap.add_argument("--layout", choices=["perport", "grouped"], default="perport")
+    ap.add_argument("--layout", choices=["perport", "grouped", "ts"], default="perport")
     ap.add_argument("--no-lsa", action="store_true")
+    ap.add_argument("--teardown", action="store_true", help="afterwards destroy the regions oldest first")
     ap.add_argument("--timeout", type=float, default=900)
     o = ap.parse_args()
     t = Transcript()
@@ -94,9 +110,14 @@ def main():
     os.chmod(pool, 0o600)
     lsas = []
     qmp_path = os.path.join(tmp, "qmp.sock")
-    bridges = layout(o.lds, o.layout)
-    append = f"console=ttyS0 quiet cxlmhd.run=/scenario/guest/lds.sh cxlmhd.lds={o.lds} cxlmhd.timeout={int(o.timeout)}"
-    argv = qemu_command() + qemu_args(bridges, pool, qmp_path, share, append)
+    if o.layout == "ts":
+        keys, devs = ts_args(o.lds, LD * (o.lds + 1))
+        port = lambda i: f"cxl-mhd-rp{i}"  # noqa: E731
+    else:
+        keys, devs = spike_args(layout(o.lds, o.layout))
+        port = lambda i: f"rp{i}"  # noqa: E731
+    append = f"console=ttyS0 quiet cxlmhd.run=/scenario/guest/lds.sh cxlmhd.lds={o.lds} cxlmhd.teardown={int(o.teardown)} cxlmhd.timeout={int(o.timeout)}"
+    argv = qemu_command() + qemu_args(keys, devs, port(0), pool, qmp_path, share, append)
     t.note("argv: " + " ".join(argv))
     lines = queue.Queue()
     qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -143,7 +164,7 @@ def main():
             ld_tag = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}/{i}"))
             q.ok("object-add", {"qom-type": "memory-backend-file", "id": f"ld{i}", "mem-path": pool,
                                 "offset": LD * i, "size": LD, "share": True})
-            dev = {"driver": "cxl-type3", "bus": f"rp{i}", "volatile-memdev": f"ld{i}", "id": f"cxl-ld{i}", "sn": 0x5100 + i}
+            dev = {"driver": "cxl-type3", "bus": port(i), "volatile-memdev": f"ld{i}", "id": f"cxl-ld{i}", "sn": 0x5100 + i}
             if not o.no_lsa:
                 lsa_path = f"/dev/shm/{tag}.lsa{i}"
                 with open(lsa_path, "wb") as f:
@@ -164,6 +185,12 @@ def main():
             print(f"LD {i}: device_add -> devdax usable {ts - t0:.2f} s; tag matched={ok}; guest bytes in pool={seen}", flush=True)
         wait_for("SPIKE-REGIONS")
         wait_for("CXLMHD-EXIT")
+        # Did the guest (cxl driver, libnvdimm) write to any label area? Compare with what the host wrote.
+        for i, path in enumerate(lsas, 1):
+            ld_tag = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}/{i}"))
+            with open(path, "rb") as f:
+                same = f.read() == lsa_image(LSA, ld_tag, LD)[0]
+            print(f"LSA {i}: {'unchanged' if same else 'MODIFIED by the guest'}", flush=True)
     finally:
         qemu.kill()
         qemu.wait()

@@ -32,4 +32,16 @@ while [ $got -lt "$want" ]; do
   sleep 0.1
 done
 echo "SPIKE-REGIONS $(ls -d /sys/bus/cxl/devices/region* | wc -l)"
-cxl list -R | sed 's/^/SPIKE-R /' | head -n 200
+cxl list -R | tr -d ' \n' | sed 's/^/SPIKE-R /'; echo
+dmesg | grep -iE 'cxl|label|lsa|nvdimm' | grep -viE 'pciehp|link up|button|card present' | tail -n 40 | sed 's/^/SPIKE-DMESG /'
+# Teardown in creation order (oldest hot-added region first, the static one
+# last): what a head does when allocations are released in any order.
+if [ "${CXLMHD_TEARDOWN:-0}" = 1 ]; then
+  for r in $(ls -d /sys/bus/cxl/devices/region* | sed 's#.*/region##' | sort -n); do
+    [ "$r" = 0 ] && continue
+    out=$( { cxl disable-region "region$r" && cxl destroy-region "region$r"; } 2>&1 )
+    echo "SPIKE-TEARDOWN region$r rc=$? $(echo "$out" | tr '\n' ' ')"
+  done
+  echo "SPIKE-TEARDOWN left: $(ls -d /sys/bus/cxl/devices/region* 2>/dev/null | sed 's#.*/##' | tr '\n' ' ')"
+  dmesg | grep -iE 'out of order|decoder|reset' | tail -n 20 | sed 's/^/SPIKE-DMESG /'
+fi
