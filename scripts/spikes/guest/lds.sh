@@ -34,14 +34,19 @@ done
 echo "SPIKE-REGIONS $(ls -d /sys/bus/cxl/devices/region* | wc -l)"
 cxl list -R | tr -d ' \n' | sed 's/^/SPIKE-R /'; echo
 dmesg | grep -iE 'cxl|label|lsa|nvdimm' | grep -viE 'pciehp|link up|button|card present' | tail -n 40 | sed 's/^/SPIKE-DMESG /'
-# Teardown in creation order (oldest hot-added region first, the static one
-# last): what a head does when allocations are released in any order.
+# Release in any order: destroy the OLDEST hot-added LD's region and make it
+# again while the newer ones stay (a head releasing its first allocation),
+# then destroy all oldest first and make them all again. With several root
+# ports per bridge the bridge's HDM decoders are committed in order, so this
+# is where a layout's decoder accounting shows.
+region_of_mem() { for r in /sys/bus/cxl/devices/region*; do t=$(cat $r/target0 2>/dev/null); t=${t#decoder}; [ "$(readlink -f /sys/bus/cxl/devices/endpoint${t%%.*}/uport 2>/dev/null)" = "$(readlink -f /sys/bus/cxl/devices/$1)" ] && echo ${r##*/}; done; }
+destroy() { out=$( { cxl disable-region "$1" && cxl destroy-region "$1"; } 2>&1 ); rc=$?; echo "SPIKE-TEARDOWN destroy $1 rc=$rc $(echo "$out" | tr '\n' ' ')"; }
+remake() { out=$(cxl-mhd-devdax "$1" 2>&1); rc=$?; echo "SPIKE-TEARDOWN remake $1 rc=$rc $(echo "$out" | tr '\n' ' ')"; }
 if [ "${CXLMHD_TEARDOWN:-0}" = 1 ]; then
-  for r in $(ls -d /sys/bus/cxl/devices/region* | sed 's#.*/region##' | sort -n); do
-    [ "$r" = 0 ] && continue
-    out=$( { cxl disable-region "region$r" && cxl destroy-region "region$r"; } 2>&1 )
-    echo "SPIKE-TEARDOWN region$r rc=$? $(echo "$out" | tr '\n' ' ')"
-  done
-  echo "SPIKE-TEARDOWN left: $(ls -d /sys/bus/cxl/devices/region* 2>/dev/null | sed 's#.*/##' | tr '\n' ' ')"
-  dmesg | grep -iE 'out of order|decoder|reset' | tail -n 20 | sed 's/^/SPIKE-DMESG /'
+  destroy "$(region_of_mem mem1)"
+  remake mem1
+  for i in $(seq 1 "$want"); do destroy "$(region_of_mem mem$i)"; done
+  for i in $(seq 1 "$want"); do remake mem$i; done
+  echo "SPIKE-TEARDOWN regions now: $(ls -d /sys/bus/cxl/devices/region* 2>/dev/null | sed 's#.*/##' | tr '\n' ' ')"
+  dmesg | grep -iE 'out of order|decoder|reset|region' | tail -n 20 | sed 's/^/SPIKE-DMESG /'
 fi
