@@ -150,12 +150,16 @@ def main():
 
     results = []
     try:
-        for _ in range(100):
-            if os.path.exists(qmp_path):
+        for _ in range(300):  # QEMU binds the socket a moment before it listens
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(qmp_path)
                 break
-            time.sleep(0.1)
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(qmp_path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+                time.sleep(0.1)
+        else:
+            raise TimeoutError("QEMU's QMP socket never accepted")
         q = QMP(s, "qmp", t)
         q.greeting()
         q.ok("qmp_capabilities")
