@@ -74,11 +74,11 @@ def ts_args(k, ld_max):
     return out["machineKeys"], out["devices"]
 
 
-def qemu_args(keys, devs, static_port, pool, qmp_path, share, append):
+def qemu_args(keys, devs, static_port, pool, qmp_path, share, append, cpu="max,hypervisor=off"):
     m = ",".join(["q35,cxl=on,accel=tcg", *keys])
     g = os.path.join(cache_dir(), "guest")
     return [
-        "-machine", m, "-cpu", "max,hypervisor=off", "-m", "1G", "-smp", "1",
+        "-machine", m, "-cpu", cpu, "-m", "1G", "-smp", "1",
         "-display", "none", "-nodefaults", "-no-reboot", "-serial", "stdio",
         "-qmp", f"unix:{qmp_path},server=on,wait=off",
         *devs,
@@ -96,6 +96,9 @@ def main():
     ap.add_argument("--layout", choices=["perport", "grouped", "ts"], default="perport")
     ap.add_argument("--no-lsa", action="store_true")
     ap.add_argument("--teardown", action="store_true", help="afterwards destroy the regions oldest first")
+    ap.add_argument("--churn", action="store_true", help="then device_del LD 1 (region live) and hot-add a new LD on its port")
+    ap.add_argument("--window-gib", type=int, default=0, help="ts layout: size each spare window for an LD of this many GiB")
+    ap.add_argument("--phys-bits", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=900)
     o = ap.parse_args()
     t = Transcript()
@@ -106,18 +109,19 @@ def main():
     shutil.copytree(os.path.join(HERE, "guest"), os.path.join(share, "guest"))
     pool = f"/dev/shm/{tag}.mem"
     with open(pool, "wb") as f:
-        f.truncate(LD * (o.lds + 1))
+        f.truncate(LD * (o.lds + 2))
     os.chmod(pool, 0o600)
     lsas = []
     qmp_path = os.path.join(tmp, "qmp.sock")
     if o.layout == "ts":
-        keys, devs = ts_args(o.lds, LD * (o.lds + 1))
+        keys, devs = ts_args(o.lds, (o.window_gib << 30) or LD * (o.lds + 1))
         port = lambda i: f"cxl-mhd-rp{i}"  # noqa: E731
     else:
         keys, devs = spike_args(layout(o.lds, o.layout))
         port = lambda i: f"rp{i}"  # noqa: E731
-    append = f"console=ttyS0 quiet cxlmhd.run=/scenario/guest/lds.sh cxlmhd.lds={o.lds} cxlmhd.teardown={int(o.teardown)} cxlmhd.timeout={int(o.timeout)}"
-    argv = qemu_command() + qemu_args(keys, devs, port(0), pool, qmp_path, share, append)
+    append = f"console=ttyS0 quiet cxlmhd.run=/scenario/guest/lds.sh cxlmhd.lds={o.lds + int(o.churn)} cxlmhd.teardown={int(o.teardown)} cxlmhd.timeout={int(o.timeout)}"
+    argv = qemu_command() + qemu_args(keys, devs, port(0), pool, qmp_path, share, append,
+                                         "max,hypervisor=off" + (f",phys-bits={o.phys_bits}" if o.phys_bits else ""))
     t.note("argv: " + " ".join(argv))
     lines = queue.Queue()
     qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -164,19 +168,19 @@ def main():
         q.greeting()
         q.ok("qmp_capabilities")
         wait_for("SPIKE-WAITING")
-        for i in range(1, o.lds + 1):
+        def hot_add(i, port_id, gen):
             ld_tag = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}/{i}"))
-            q.ok("object-add", {"qom-type": "memory-backend-file", "id": f"ld{i}", "mem-path": pool,
+            q.ok("object-add", {"qom-type": "memory-backend-file", "id": f"ld{gen}", "mem-path": pool,
                                 "offset": LD * i, "size": LD, "share": True})
-            dev = {"driver": "cxl-type3", "bus": port(i), "volatile-memdev": f"ld{i}", "id": f"cxl-ld{i}", "sn": 0x5100 + i}
+            dev = {"driver": "cxl-type3", "bus": port_id, "volatile-memdev": f"ld{gen}", "id": f"cxl-ld{gen}", "sn": 0x5100 + gen}
             if not o.no_lsa:
                 lsa_path = f"/dev/shm/{tag}.lsa{i}"
                 with open(lsa_path, "wb") as f:
                     f.write(lsa_image(LSA, ld_tag, LD)[0])
                 lsas.append(lsa_path)
-                q.ok("object-add", {"qom-type": "memory-backend-file", "id": f"lsa{i}", "mem-path": lsa_path,
+                q.ok("object-add", {"qom-type": "memory-backend-file", "id": f"lsa{gen}", "mem-path": lsa_path,
                                     "size": LSA, "share": True})
-                dev["lsa"] = f"lsa{i}"
+                dev["lsa"] = f"lsa{gen}"
             t0 = time.monotonic()
             q.ok("device_add", dev)
             ts, line = wait_for(("SPIKE-DAX", "SPIKE-FAIL", "SPIKE-NOLSA"))
@@ -187,10 +191,21 @@ def main():
             seen = got == f"spike11:{ld_tag}"
             results.append((i, ts - t0, ok, seen, line))
             print(f"LD {i}: device_add -> devdax usable {ts - t0:.2f} s; tag matched={ok}; guest bytes in pool={seen}", flush=True)
+
+        for i in range(1, o.lds + 1):
+            hot_add(i, port(i), i)
+        if o.churn:
+            # Release the oldest LD while its region is live, then reuse its port for a new LD.
+            t0 = time.monotonic()
+            q.ok("device_del", {"id": "cxl-ld1"})
+            gone = q.wait_gone("cxl-ld1", 60)
+            print(f"CHURN: device_del cxl-ld1 -> gone from QOM after {gone} s", flush=True)
+            hot_add(o.lds + 1, port(1), 100)
         wait_for("SPIKE-REGIONS")
         wait_for("CXLMHD-EXIT")
         # Did the guest (cxl driver, libnvdimm) write to any label area? Compare with what the host wrote.
-        for i, path in enumerate(lsas, 1):
+        for path in lsas:
+            i = int(path.rsplit("lsa", 1)[1])
             ld_tag = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}/{i}"))
             with open(path, "rb") as f:
                 same = f.read() == lsa_image(LSA, ld_tag, LD)[0]
@@ -205,7 +220,7 @@ def main():
     print("\nsummary (layout %s, %d LDs):" % (o.layout, o.lds))
     for i, dt, ok, seen, line in results:
         print(f"  LD {i:2d}: {dt:6.2f} s  tag ok={ok} bytes ok={seen}  {line}")
-    return 0 if all(ok and seen for _, _, ok, seen, _ in results) and len(results) == o.lds else 1
+    return 0 if all(ok and seen for _, _, ok, seen, _ in results) and len(results) == o.lds + int(o.churn) else 1
 
 
 if __name__ == "__main__":
