@@ -81,7 +81,7 @@ def main():
                 "-fsdev", f"local,id=cxlmhd,path={share},security_model=none,readonly=on",
                 "-device", "virtio-9p-pci,bus=pcie.0,fsdev=cxlmhd,mount_tag=cxlmhd",
                 "-kernel", f"{g}/vmlinuz", "-initrd", f"{g}/initramfs.cpio.gz",
-                "-append", f"console=ttyS0 quiet cxlmhd.run=/scenario/guest/atomics.sh cxlmhd.head={i} cxlmhd.rounds={spec}",
+                "-append", f"console=ttyS0 {os.environ.get('SPIKE_KERNEL_ARGS', 'quiet')} cxlmhd.run=/scenario/guest/atomics.sh cxlmhd.head={i} cxlmhd.rounds={spec}",
             ]
             if i == 0:
                 print("argv: " + " ".join(argv), flush=True)
