@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_DEPS := node_modules/.package-lock.json
 ADDON := native/build/Release/cxl_mhd.node
 
-.PHONY: setup build test lint bench demo asan clean qemu guest soak host-tools
+.PHONY: setup build test lint bench demo asan clean qemu guest soak host-tools install uninstall
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci
@@ -62,6 +62,15 @@ soak: setup
 	@mkdir -p bench/out
 	CXL_MHD_KILL_POINTS=1000 CXL_MHD_FUZZ_FRAMES=1000000 CXL_MHD_FUZZ_CLI=20 CXL_MHD_RESULTS=bench/out/soak.jsonl \
 	  npx vitest run test/crash-qemu.test.ts test/fmapi-fuzz.test.ts test/fuzz-cli.test.ts --testTimeout=7200000
+
+## install: the built package under $(DESTDIR)$(PREFIX) (bin/cxl-mhd, lib/cxl-mhd, the systemd unit); see docs/operations.md
+PREFIX ?= /usr/local
+export PREFIX DESTDIR BINDIR LIBDIR UNITDIR SYSUSERSDIR DOCDIR NODE CREATE_USER
+install: build
+	@scripts/install.sh install
+
+uninstall:
+	@scripts/install.sh uninstall
 
 clean:
 	rm -rf dist native/build

@@ -18,6 +18,7 @@ import {
 } from '../pool/index.js';
 import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
+import { notifyReady } from './sd-notify.js';
 
 interface DirOpts {
   runDir?: string;
@@ -40,6 +41,12 @@ function parseHead(text: string): number {
   const head = Number(text);
   if (head >= MAX_HEADS) throw new UsageError(`head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
   return head;
+}
+
+/** An octal file mode for a pool's shm objects. */
+function parseMode(text: string): number {
+  if (!/^0?[0-7]{3}$/.test(text)) throw new UsageError(`mode "${text}" must be an octal permission mode such as 600 or 660`);
+  return Number.parseInt(text, 8);
 }
 
 /** A positive whole number of milliseconds a timer can hold. */
@@ -116,14 +123,14 @@ export function buildProgram(): Command {
       .option('--mode <octal>', 'file mode of the shm objects', '600'),
   ).action((o: DirOpts & { pool: string; capacity: string; heads: string; block: string; mode: string }) => {
     const dirs = resolveDirs(o);
-    if (!/^0?[0-7]{3}$/.test(o.mode)) throw new UsageError(`mode "${o.mode}" must be an octal permission mode such as 600 or 660`);
+    const mode = parseMode(o.mode);
     const p = Pool.create({
       name: o.pool,
       capacityBytes: parseSize(o.capacity, 'capacity'),
       blockBytes: o.block ? parseSize(o.block, 'block size') : DEFAULT_BLOCK_BYTES,
       headCount: parseHeads(o.heads),
       stateDir: dirs.stateDir,
-      mode: Number.parseInt(o.mode, 8),
+      mode,
     });
     try {
       console.log(
@@ -195,6 +202,7 @@ export function buildProgram(): Command {
       .option('--capacity <size>', 'create the pool with this capacity if it does not exist (with --heads)')
       .option('--heads <n>', 'head count for a pool created here')
       .option('--block <size>', 'block size for a pool created here')
+      .option('--mode <octal>', 'file mode of the shm objects of a pool created here (default 600)')
       .option('--socket-group <group>', 'make head sockets 0660 for this group (default 0600)')
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
       .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
@@ -206,6 +214,7 @@ export function buildProgram(): Command {
         capacity?: string;
         heads?: string;
         block?: string;
+        mode?: string;
         socketGroup?: string;
         allowUid?: string[];
         qmpTimeout: string;
@@ -214,6 +223,13 @@ export function buildProgram(): Command {
     ) => {
       const dirs = resolveDirs(o);
       const logger = pino({ base: undefined }, pino.destination(2));
+      const mode = o.mode === undefined ? undefined : parseMode(o.mode);
+      if (mode !== undefined && o.capacity && o.heads && !Pool.exists(o.pool)) {
+        // The backend creates pools 0600; a wider mode (QEMU as another user) is made here first.
+        const blockBytes = o.block ? parseSize(o.block, 'block size') : DEFAULT_BLOCK_BYTES;
+        const capacityBytes = parseSize(o.capacity, 'capacity');
+        Pool.create({ name: o.pool, capacityBytes, blockBytes, headCount: parseHeads(o.heads), stateDir: dirs.stateDir, mode }).close();
+      }
       const backend = await Backend.start({
         pool: o.pool,
         ...dirs,
@@ -232,7 +248,7 @@ export function buildProgram(): Command {
         fmSocket: o.fmSocket === true,
       });
       console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
-      await new Promise<void>((resolve) => {
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
           resolve();
@@ -240,6 +256,10 @@ export function buildProgram(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+      // Only now: a manager may send SIGTERM the moment it reads READY=1.
+      const notifyProblem = await notifyReady(`serving pool ${o.pool}: ${backend.headCount} head sockets`);
+      if (notifyProblem) logger.warn(notifyProblem);
+      await stopped;
       await backend.stop();
       logger.flush();
     },

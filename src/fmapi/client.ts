@@ -9,7 +9,6 @@ import {
   type AddRequest,
   COMMANDS,
   type CommandName,
-  type CommandSpec,
   type DcdInfoResponse,
   type Extent,
   type ExtentListResponse,
@@ -191,7 +190,7 @@ export class FmClient {
 
   /** A command by name: encodes, sends, raises FmError for a non-success return code, decodes. */
   async call<K extends CommandName>(name: K, req: RequestOf<K>): Promise<ResponseOf<K>> {
-    const spec = COMMANDS[name] as unknown as CommandSpec<RequestOf<K>, ResponseOf<K>>;
+    const spec = COMMANDS[name];
     const payload = spec.request.encode(req);
     const rsp = await this.send(spec.opcode, payload);
     if (rsp.returnCode !== ReturnCode.Success) {
