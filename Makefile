@@ -53,7 +53,7 @@ test: setup
 bench: build
 	node dist/bench/run.js
 
-## demo: build, then show a freshly created pool (the guest demo arrives later)
+## demo: setup, then three guests on one pool move capacity with the FM-API (scripts/demo.sh)
 demo: setup
 	@scripts/demo.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The cxl-mhd command line: argument parsing and output formatting only;
-// the work is done by the pool (and later heads/fmapi) modules.
+// the work is done by the pool, heads and fmapi modules.
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
