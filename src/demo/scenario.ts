@@ -66,15 +66,23 @@ function projectRoot(): string {
 }
 
 /**
- * This checkout's guest image from `make setup` (scripts/build-guest.sh): one
- * per checkout, since the image names the checkout whose CLI its guests run.
+ * This checkout's guest image (scripts/build-guest.sh): one per checkout,
+ * since the image names the checkout whose CLI its guests run. A checkout
+ * that has none yet gets it here (a copy of the shared base when that is
+ * current; `[guest]` progress lines go to stderr).
  */
 export function guestImage(root: string = projectRoot()): { kernel: string; initrd: string } {
-  const dir = execFileSync(join(root, 'scripts', 'build-guest.sh'), ['--print-dir'], { encoding: 'utf8' }).trim();
+  const script = join(root, 'scripts', 'build-guest.sh');
+  const dir = execFileSync(script, ['--print-dir'], { encoding: 'utf8' }).trim();
   const kernel = join(dir, 'vmlinuz');
   const initrd = join(dir, 'initramfs.cpio.gz');
-  if (!existsSync(kernel) || !existsSync(initrd))
-    throw new Error(`no guest image for this checkout in ${dir}: run \`make guest\` (or \`make setup\`)`);
+  if (!existsSync(kernel) || !existsSync(initrd)) {
+    try {
+      execFileSync(script, [], { stdio: ['ignore', 2, 2] });
+    } catch {
+      throw new Error(`no guest image for this checkout in ${dir}, and building it failed (above): run \`make setup\``);
+    }
+  }
   return { kernel, initrd };
 }
 
