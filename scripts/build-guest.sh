@@ -148,8 +148,8 @@ publish_checkout() {
   printf '%s\n' "$PROJECT" >"$t/project"
   printf '%s\n' "$mine_stamp" >"$t/.stamp"
   rm -rf "$t/overlay" "$t/project.cpio.gz"
-  final="$CHECKOUTS/.$KEY-$(printf '%s' "$mine_stamp" | sha256sum | cut -c1-16)"
-  rm -rf "$final"
+  # Unique per build, so a forced rebuild never removes what the link shows.
+  final="$CHECKOUTS/.$KEY-$(printf '%s' "$mine_stamp" | sha256sum | cut -c1-16)-${t##*.}"
   mv -T "$t" "$final"
   [[ -d "$MINE" && ! -L "$MINE" ]] && rm -rf "$MINE"
   switch_link "$MINE" "$final"
