@@ -9,12 +9,11 @@
 //
 // CXL_MHD_FUZZ_CLI multiplies the case and run counts (default 1: 20 000
 // cases per function, 300 CLI runs; `make soak` can raise it).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { UsageError } from '../src/errors/index.js';
 import { FmApiServer, serveChannel } from '../src/fmapi/server.js';
 import { PoolError } from '../src/pool/errors.js';
@@ -23,6 +22,7 @@ import { validatePoolName } from '../src/pool/paths.js';
 import { validateGeometry } from '../src/pool/pool.js';
 import { parseSize } from '../src/pool/units.js';
 import { parseStaticWindow } from '../src/qemu/args.js';
+import { RUN_TIMEOUT_MS, type RunResult, runCli, runProblems } from './helpers/cli-run.js';
 import { FakeBackend } from './helpers/fmapi-backend.js';
 import { prng } from './helpers/fmapi-util.js';
 import { tempDir, uniquePoolName } from './helpers/pool.js';
@@ -42,8 +42,6 @@ const SCALE = fuzzScale();
 const CASES = Math.max(1_000, Math.round(20_000 * SCALE));
 const RUNS = Math.max(20, Math.round(300 * SCALE));
 const LANES = 4;
-const RUN_TIMEOUT_MS = 20_000;
-const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
 const KiB = 2 ** 10;
 const MiB = 2 ** 20;
@@ -422,69 +420,6 @@ describe(`property fuzz: ${CASES} inputs per function (seeded)`, () => {
 });
 
 // ---- the CLI as a process ---------------------------------------------------
-
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-const children = new Set<ChildProcess>();
-
-function runCli(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...argv], {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.gid }),
-    });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    const cap = (s: string, d: string) => (s.length > 1_000_000 ? s : s + d);
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      stdout = cap(stdout, d);
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr = cap(stderr, d);
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, RUN_TIMEOUT_MS);
-    child.on('error', (e) => {
-      stderr += `spawn failed: ${e.message}`;
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    });
-  });
-}
-
-afterAll(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-/** What every run must satisfy; returns the broken rules. */
-function runProblems(r: RunResult, opts: { fsck?: boolean } = {}): string[] {
-  const p: string[] = [];
-  if (r.timedOut) p.push(`hang: still running after ${RUN_TIMEOUT_MS} ms (killed)`);
-  else if (r.code === null) p.push(`died of ${r.signal}`);
-  else if (![0, 1, 2].includes(r.code)) p.push(`exit code ${r.code}`);
-  // fsck reports its findings on stdout and exits 1: that is its contract.
-  const fsckFindings = opts.fsck === true && r.code === 1 && /problem\(s\)|"clean":false/.test(r.stdout);
-  if (r.code !== 0 && !r.timedOut && r.stderr.trim() === '' && !fsckFindings) p.push('non-zero exit with nothing on stderr');
-  if (/^\s+at /m.test(r.stderr)) p.push('stack trace on stderr');
-  const js = /\b(TypeError|RangeError|ReferenceError|SyntaxError)\b/.exec(r.stderr);
-  if (js) p.push(`${js[1]} on stderr`);
-  return p;
-}
 
 const firstLines = (s: string, n = 3) =>
   s
@@ -967,38 +902,6 @@ describe('inputs the fuzzing found', () => {
       const r = await runCli(argv, { cwd: world.cwd, env: { ...world.env, CXL_MHD_QEMU: world.noQemu } });
       expectCleanRefusal(r);
       expect(r.stderr).toMatch(/CXL_MHD_QEMU/);
-    },
-  );
-
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  it.skipIf(!root)(
-    'a pool another user cannot open, and a state dir it cannot write: clear refusals (needs root to switch uid)',
-    async () => {
-      const world = makeWorld();
-      const pool = uniquePoolName('fz');
-      const state = join(world.root, 'state');
-      chmodSync(world.root, 0o755);
-      chmodSync(state, 0o755);
-      const made = await runCli(['pool', 'create', '--pool', pool, '--capacity', '256M', '--heads', '2', '--state-dir', state], {
-        cwd: world.cwd,
-        env: world.env,
-      });
-      expect(made.code, made.stderr).toBe(0);
-      const nobody = { cwd: '/', env: world.env, uid: 65534, gid: 65534 };
-      for (const argv of [
-        ['status', '--pool', pool, '--state-dir', state],
-        ['fsck', '--pool', pool, '--state-dir', state],
-        ['pool', 'destroy', '--pool', pool, '--state-dir', state],
-      ]) {
-        const r = await runCli(argv, nobody);
-        expect(runProblems(r), `${argv.join(' ')} as uid 65534: exit ${r.code}, stderr:\n${r.stderr}`).toEqual([]);
-        expect(r.code).not.toBe(0);
-      }
-      expect(shmExists(pool)).toEqual({ state: true, mem: true });
-      const other = uniquePoolName('fz');
-      const r = await runCli(['pool', 'create', '--pool', other, '--capacity', '256M', '--heads', '1', '--state-dir', state], nobody);
-      expect(runProblems(r), `pool create as uid 65534 in a root-owned state dir: exit ${r.code}, stderr:\n${r.stderr}`).toEqual([]);
-      expect(shmExists(other)).toEqual({ state: false, mem: false });
     },
   );
 });

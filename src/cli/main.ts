@@ -247,7 +247,6 @@ export function buildProgram(): Command {
         qmpTimeoutMs: parseMs(o.qmpTimeout, '--qmp-timeout'),
         fmSocket: o.fmSocket === true,
       });
-      console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
       const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
@@ -255,6 +254,8 @@ export function buildProgram(): Command {
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
+        // Only now: whoever waits for "ready" may signal at once, and without a handler SIGTERM kills outright.
+        console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
       });
       // Only now: a manager may send SIGTERM the moment it reads READY=1.
       const notifyProblem = await notifyReady(`serving pool ${o.pool}: ${backend.headCount} head sockets`);
