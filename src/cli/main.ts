@@ -3,6 +3,7 @@
 // the work is done by the pool, heads, qemu and fmapi modules.
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
+import { isCodedError, UsageError } from '../errors/index.js';
 import { Backend, type HeadRecord, readHeadRecords } from '../heads/index.js';
 import {
   DEFAULT_BLOCK_BYTES,
@@ -10,7 +11,6 @@ import {
   fsck,
   MAX_HEADS,
   Pool,
-  PoolError,
   type PoolStatus,
   parseSize,
   poolStatus,
@@ -19,6 +19,7 @@ import {
 import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
 import { addLeaseCommands } from './lease.js';
+import { notifyReady } from './sd-notify.js';
 
 interface DirOpts {
   runDir?: string;
@@ -32,23 +33,28 @@ function withDirs(cmd: Command): Command {
 }
 
 function parseHeads(text: string): number {
-  if (!/^\d+$/.test(text)) throw new PoolError('BAD_HEADS', `head count "${text}" is not a whole number`);
+  if (!/^\d+$/.test(text)) throw new UsageError(`head count "${text}" is not a whole number`);
   return Number(text);
 }
 
 function parseHead(text: string): number {
-  if (!/^\d+$/.test(text)) throw new PoolError('UNKNOWN_HEAD', `head "${text}" is not a whole number`);
+  if (!/^\d+$/.test(text)) throw new UsageError(`head "${text}" is not a whole number`);
   const head = Number(text);
-  if (head >= MAX_HEADS)
-    throw new PoolError('UNKNOWN_HEAD', `head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
+  if (head >= MAX_HEADS) throw new UsageError(`head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
   return head;
+}
+
+/** An octal file mode for a pool's shm objects. */
+function parseMode(text: string): number {
+  if (!/^0?[0-7]{3}$/.test(text)) throw new UsageError(`mode "${text}" must be an octal permission mode such as 600 or 660`);
+  return Number.parseInt(text, 8);
 }
 
 /** A positive whole number of milliseconds a timer can hold. */
 function parseMs(text: string, what: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!(ms >= 1 && ms <= 2 ** 31 - 1))
-    throw new PoolError('OUT_OF_RANGE', `${what} "${text}" must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
+    throw new UsageError(`${what} "${text}" must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
   return ms;
 }
 
@@ -118,15 +124,14 @@ export function buildProgram(): Command {
       .option('--mode <octal>', 'file mode of the shm objects', '600'),
   ).action((o: DirOpts & { pool: string; capacity: string; heads: string; block: string; mode: string }) => {
     const dirs = resolveDirs(o);
-    if (!/^0?[0-7]{3}$/.test(o.mode))
-      throw new PoolError('BAD_SIZE', `mode "${o.mode}" must be an octal permission mode such as 600 or 660`);
+    const mode = parseMode(o.mode);
     const p = Pool.create({
       name: o.pool,
       capacityBytes: parseSize(o.capacity, 'capacity'),
       blockBytes: o.block ? parseSize(o.block, 'block size') : DEFAULT_BLOCK_BYTES,
       headCount: parseHeads(o.heads),
       stateDir: dirs.stateDir,
-      mode: Number.parseInt(o.mode, 8),
+      mode,
     });
     try {
       console.log(
@@ -198,6 +203,7 @@ export function buildProgram(): Command {
       .option('--capacity <size>', 'create the pool with this capacity if it does not exist (with --heads)')
       .option('--heads <n>', 'head count for a pool created here')
       .option('--block <size>', 'block size for a pool created here')
+      .option('--mode <octal>', 'file mode of the shm objects of a pool created here (default 600)')
       .option('--socket-group <group>', 'make head sockets 0660 for this group (default 0600)')
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
       .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
@@ -209,6 +215,7 @@ export function buildProgram(): Command {
         capacity?: string;
         heads?: string;
         block?: string;
+        mode?: string;
         socketGroup?: string;
         allowUid?: string[];
         qmpTimeout: string;
@@ -217,6 +224,13 @@ export function buildProgram(): Command {
     ) => {
       const dirs = resolveDirs(o);
       const logger = pino({ base: undefined }, pino.destination(2));
+      const mode = o.mode === undefined ? undefined : parseMode(o.mode);
+      if (mode !== undefined && o.capacity && o.heads && !Pool.exists(o.pool)) {
+        // The backend creates pools 0600; a wider mode (QEMU as another user) is made here first.
+        const blockBytes = o.block ? parseSize(o.block, 'block size') : DEFAULT_BLOCK_BYTES;
+        const capacityBytes = parseSize(o.capacity, 'capacity');
+        Pool.create({ name: o.pool, capacityBytes, blockBytes, headCount: parseHeads(o.heads), stateDir: dirs.stateDir, mode }).close();
+      }
       const backend = await Backend.start({
         pool: o.pool,
         ...dirs,
@@ -226,7 +240,7 @@ export function buildProgram(): Command {
         access: {
           group: o.socketGroup,
           allowedUids: o.allowUid?.map((u) => {
-            if (!/^\d+$/.test(u)) throw new PoolError('BAD_NAME', `--allow-uid ${u} is not a numeric uid`);
+            if (!/^\d+$/.test(u)) throw new UsageError(`--allow-uid ${u} is not a numeric uid`);
             return Number(u);
           }),
         },
@@ -234,15 +248,20 @@ export function buildProgram(): Command {
         qmpTimeoutMs: parseMs(o.qmpTimeout, '--qmp-timeout'),
         fmSocket: o.fmSocket === true,
       });
-      console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
-      await new Promise<void>((resolve) => {
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
           resolve();
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
+        // Only now: whoever waits for "ready" may signal at once, and without a handler SIGTERM kills outright.
+        console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
       });
+      // Only now: a manager may send SIGTERM the moment it reads READY=1.
+      const notifyProblem = await notifyReady(`serving pool ${o.pool}: ${backend.headCount} head sockets`);
+      if (notifyProblem) logger.warn(notifyProblem);
+      await stopped;
       await backend.stop();
       logger.flush();
     },
@@ -287,13 +306,12 @@ export function buildProgram(): Command {
       } else if (o.capacity) {
         capacityBytes = parseSize(o.capacity, 'capacity');
       } else {
-        throw new PoolError('NOT_FOUND', `pool "${o.pool}" does not exist; create it first or pass --capacity`);
+        throw new UsageError(`pool "${o.pool}" does not exist; create it first or pass --capacity`);
       }
       if (o.sparePorts !== undefined && !/^\d+$/.test(o.sparePorts)) {
-        throw new PoolError('OUT_OF_RANGE', `--spare-ports ${o.sparePorts} is not a whole number`);
+        throw new UsageError(`--spare-ports ${o.sparePorts} is not a whole number`);
       }
-      if (!/^\d+[KMG]?$/i.test(o.memory))
-        throw new PoolError('BAD_SIZE', `--memory "${o.memory}" must be a size QEMU's -m takes, e.g. 1G or 512M`);
+      if (!/^\d+[KMG]?$/i.test(o.memory)) throw new UsageError(`--memory "${o.memory}" must be a size QEMU's -m takes, e.g. 1G or 512M`);
       const args = headArgs({
         pool: o.pool,
         head,
@@ -355,13 +373,15 @@ export function buildProgram(): Command {
  * with the stack behind CXL_MHD_DEBUG=1.
  */
 function describeError(e: unknown): string {
-  if (e instanceof PoolError) return e.message;
   const fm = describeFmError(e);
   if (fm !== null) return fm;
+  // Usage, pool, socket, QMP and FM-channel errors: their messages are written for this line.
+  if (isCodedError(e)) return e.message;
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return e.message;
-    if (e.name === 'Error' || e.name === 'QmpError' || e.name.startsWith('Qmp')) return e.message;
+    // A plain Error is one we raised with a message for the user (e.g. no QEMU found); subclasses we did not expect are bugs.
+    if (Object.getPrototypeOf(e) === Error.prototype) return e.message;
     return `internal error: ${e.message} (set CXL_MHD_DEBUG=1 for details)`;
   }
   return String(e);

@@ -11,8 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Backend } from '../heads/index.js';
 import { dataObjectPath, Pool, poolStatus } from '../pool/index.js';
-import { cacheDir, qemuArgv, resolveQemu } from '../qemu/binary.js';
-import { headArgs, headSerial } from '../qemu/index.js';
+import { headArgs, headSerial, qemuArgv, resolveQemu } from '../qemu/index.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -65,12 +64,24 @@ function projectRoot(): string {
   return dir;
 }
 
-/** The guest image from `make setup` (scripts/build-guest.sh). */
-export function guestImage(): { kernel: string; initrd: string } {
-  const dir = join(cacheDir(), 'guest');
+/**
+ * This checkout's guest image (scripts/build-guest.sh): one per checkout,
+ * since the image names the checkout whose CLI its guests run. A checkout
+ * that has none yet gets it here (a copy of the shared base when that is
+ * current; `[guest]` progress lines go to stderr).
+ */
+export function guestImage(root: string = projectRoot()): { kernel: string; initrd: string } {
+  const script = join(root, 'scripts', 'build-guest.sh');
+  const dir = execFileSync(script, ['--print-dir'], { encoding: 'utf8' }).trim();
   const kernel = join(dir, 'vmlinuz');
   const initrd = join(dir, 'initramfs.cpio.gz');
-  if (!existsSync(kernel) || !existsSync(initrd)) throw new Error(`no guest image in ${dir}: run \`make setup\``);
+  if (!existsSync(kernel) || !existsSync(initrd)) {
+    try {
+      execFileSync(script, [], { stdio: ['ignore', 2, 2] });
+    } catch {
+      throw new Error(`no guest image for this checkout in ${dir}, and building it failed (above): run \`make setup\``);
+    }
+  }
   return { kernel, initrd };
 }
 
@@ -93,7 +104,7 @@ const readNum = (path: string): number | null => {
 export async function runThreeHeadScenario(opts: ScenarioOptions = {}): Promise<ScenarioResult> {
   const say = opts.narrate ?? (() => {});
   const root = projectRoot();
-  const image = guestImage();
+  const image = guestImage(root);
   const qemu = resolveQemu();
   const pool = opts.pool ?? `demo-${process.pid}`;
   const work = opts.workDir ?? mkdtempSync(join(tmpdir(), 'cxl-mhd-scenario-'));
@@ -158,7 +169,6 @@ export async function runThreeHeadScenario(opts: ScenarioOptions = {}): Promise<
         'console=ttyS0',
         'quiet',
         `cxlmhd.head=${head}`,
-        `cxlmhd.project=${root}`,
         `cxlmhd.p1seed=${P1}`,
         `cxlmhd.p2seed=${P2}`,
         'cxlmhd.timeout=400',

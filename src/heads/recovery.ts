@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { type CapacityManager, type Delivered, type Delivery, type Grant, VIA } from '../capacity/index.js';
 import { RemovalPolicy, ZERO_TAG } from '../fmapi/index.js';
 import { type ImageGrant, type JournalEntry, JournalImage, type Pool, type UnfinishedAdd } from '../pool/index.js';
-import { ldPortOf } from '../qemu/names.js';
+import { ldPortOf } from '../qemu/index.js';
 import type { PoolWindow } from './devices.js';
 import type { BackendEvent } from './events.js';
 import type { RecordState } from './records.js';
