@@ -10,44 +10,23 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
-import { dataObjectPath, fsck } from '../src/pool/index.js';
-import { FakeQemu, ok } from './helpers/fake-qemu.js';
+import { fsck } from '../src/pool/index.js';
+import { fakeVm } from './helpers/fake-vm.js';
 import { tempDir, uniquePoolName } from './helpers/pool.js';
 
 const MiB = 2 ** 20;
 const KiB = 1024;
 const POOL_BYTES = 1024 * MiB;
 const OPS = Number(process.env.CXL_MHD_LONGRUN_OPS ?? 3000);
-const GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 10}, "package": ""}, "capabilities": []}}\r\n';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A VM as a fake QEMU: head 0 plain (the owner), head 1 with a DC region over the whole pool. */
-async function vm(path: string, pool: string, dcd: boolean): Promise<FakeQemu> {
-  const fake = await FakeQemu.dial(path, { greeting: false });
+async function vm(path: string, pool: string, dcd: boolean) {
+  const fake = await fakeVm(path, pool, POOL_BYTES, dcd);
   cleanups.push(() => fake.close());
-  const dc: Record<string, unknown> = { 'mem-path': dataObjectPath(pool), offset: 0, size: POOL_BYTES };
-  fake
-    .handle('query-status', () => ok({ running: true, status: 'running' }))
-    .handle('qom-list', () => ok(dcd ? [{ name: 'cxl-mhd-mem0', type: 'child<cxl-type3>' }] : []))
-    .handle('qom-get', (cmd) => {
-      const { path: p, property } = cmd.arguments as { path: string; property: string };
-      if (p === '/machine/peripheral/cxl-mhd-mem0' && property === 'volatile-dc-memdev') return ok('/objects/cxl-mhd-dc');
-      if (p === '/objects/cxl-mhd-dc' && property in dc) return ok(dc[property]);
-      return { error: { class: 'GenericError', desc: `no property ${property}` } };
-    })
-    .handle('getfd', () => ok())
-    .handle('query-chardev', () => ok([]))
-    .handle('chardev-add', () => ok())
-    .handle('chardev-change', () => ok())
-    .handle('device_add', () => ok())
-    .handle('cxl-add-dynamic-capacity', () => ok())
-    .handle('cxl-release-dynamic-capacity', () => ok())
-    .handle('cont', () => ok());
-  await fake.sendRaw(GREETING);
   return fake;
 }
 
