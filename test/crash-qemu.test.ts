@@ -163,7 +163,7 @@ describe('faults', () => {
       void vms;
       // Each kill point costs a QEMU reconnect (reconnect-ms=1000) and the checks: a ceiling, not a measurement.
     },
-    Math.max(120_000, KILL_POINTS * 10_000),
+    Math.max(120_000, KILL_POINTS * 20_000),
   );
 
   it("a head's QEMU SIGKILLed mid-operation: its grants are reclaimed and journaled, the others are untouched", async () => {
