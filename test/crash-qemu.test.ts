@@ -22,10 +22,11 @@ const KILL_POINTS = killPoints();
 /**
  * A hang guard, not a speed check: the work grows with the kill points, so
  * the limit does too. A point (FM stream, SIGKILL, restart, re-adoption,
- * fsck, three-way holdings check) takes about 2.4 s on a loaded 2-core
- * machine; 10 s each is four times that, plus two minutes for booting the
- * three heads. A hang inside a point is caught sooner, by the FM client's
- * timeout and `eventually`'s bound.
+ * fsck, three-way holdings check) took 2.4-2.9 s on a 2-core machine
+ * under a load of 13 (50 points: 118-145 s, past the global 120 s); 10 s
+ * each is over three times that, plus two minutes for booting the three
+ * heads. A hang inside a point is caught sooner, by the FM client's timeout
+ * and `eventually`'s bound.
  */
 const KILL_SETUP_MS = 120_000;
 const KILL_POINT_MS = 10_000;
