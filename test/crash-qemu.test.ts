@@ -11,8 +11,26 @@ import { cli, eventually, type HeadVm, makeTestPool, startBackend, startHead, st
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 const SLOT = 256 * MiB;
-/** Kill points in CI; `make soak` raises it. */
-const KILL_POINTS = Number(process.env.CXL_MHD_KILL_POINTS ?? 50);
+/** Kill points: CXL_MHD_KILL_POINTS, a whole number of at least 1, or 50 (CI); `make soak` raises it. */
+function killPoints(env = process.env.CXL_MHD_KILL_POINTS): number {
+  if (env === undefined || env.trim() === '') return 50;
+  const n = Number(env.trim());
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`CXL_MHD_KILL_POINTS="${env}" must be a whole number of at least 1`);
+  return n;
+}
+const KILL_POINTS = killPoints();
+/**
+ * A hang guard, not a speed check: the work grows with the kill points, so
+ * the limit does too. A point (FM stream, SIGKILL, restart, re-adoption,
+ * fsck, three-way holdings check) took 2.4-2.9 s on a 2-core machine
+ * under a load of 13 (50 points: 118-145 s, past the global 120 s); 10 s
+ * each is over three times that, plus two minutes for booting the three
+ * heads. A hang inside a point is caught sooner, by the FM client's timeout
+ * and `eventually`'s bound.
+ */
+const KILL_SETUP_MS = 120_000;
+const KILL_POINT_MS = 10_000;
+const killTimeoutFor = (points: number) => KILL_SETUP_MS + points * KILL_POINT_MS;
 const OFFSETS = [1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75].map((g) => g * GiB);
 
 let seed = 0x2545f491;
@@ -161,9 +179,8 @@ describe('faults', () => {
       }
       await backend.stop();
       void vms;
-      // Each kill point costs a QEMU reconnect (reconnect-ms=1000) and the checks: a ceiling, not a measurement.
     },
-    Math.max(120_000, KILL_POINTS * 20_000),
+    killTimeoutFor(KILL_POINTS),
   );
 
   it("a head's QEMU SIGKILLed mid-operation: its grants are reclaimed and journaled, the others are untouched", async () => {
