@@ -10,6 +10,7 @@ import type { JournalImage } from './image.js';
 import { Journal, type LoadedImage, loadImage } from './journal.js';
 import type { FmPiece, GrantMeta, JournalEntry, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
 import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
+import { closeObject, type Mapped, openObject, unlinkQuietly } from './objects.js';
 import {
   ensureDir,
   journalPath,
@@ -70,38 +71,6 @@ export function validateGeometry(g: Geometry, opts: { allowOvercommit?: boolean 
         `capacity ${capacityBytes} exceeds the ${avail} bytes free in /dev/shm; choose a smaller pool or enlarge /dev/shm`,
       );
     }
-  }
-}
-
-interface Mapped {
-  fd: number;
-  buf: ArrayBuffer;
-}
-
-function openObject(name: string, flags: number, mode: number, size: number | null, writable: boolean): Mapped {
-  const fd = native.shmOpen(name, flags, mode);
-  try {
-    if (size !== null) native.ftruncate(fd, size);
-    const bytes = native.fstatSize(fd);
-    const buf = native.mmap(fd, bytes, writable);
-    return { fd, buf };
-  } catch (e) {
-    native.close(fd);
-    throw e;
-  }
-}
-
-function closeObject(m: Mapped | null): void {
-  if (!m) return;
-  native.munmap(m.buf);
-  native.close(m.fd);
-}
-
-function unlinkQuietly(name: string): void {
-  try {
-    native.shmUnlink(name);
-  } catch (e) {
-    if (!isNativeError(e, 'ENOENT')) throw e;
   }
 }
 
