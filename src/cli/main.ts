@@ -20,6 +20,7 @@ import {
 import { headArgs, parseStaticWindow } from '../qemu/args.js';
 import { qemuArgv, resolveQemu } from '../qemu/binary.js';
 import { addFmCommands, describeFmError } from './fm.js';
+import { addRunCommand } from './run.js';
 
 interface DirOpts {
   runDir?: string;
@@ -317,6 +318,7 @@ export function buildProgram(): Command {
   );
 
   addFmCommands(program);
+  addRunCommand(program);
 
   program
     .command('demo')
