@@ -53,7 +53,7 @@ test: setup
 bench: build
 	node dist/bench/run.js
 
-## demo: build, then show a freshly created pool (the guest demo arrives later)
+## demo: build, then boot three guests and run examples/ci/three-heads.yaml through `cxl-mhd run`
 demo: setup
 	@scripts/demo.sh
 

@@ -70,6 +70,19 @@ describe('scenario files', () => {
     }
   });
 
+  it('the CI jobs build a kernel with the config fragment and run the kernel example with --junit', () => {
+    const fragment = readFileSync(join('examples', 'ci', 'cxl-mhd.config'), 'utf8');
+    for (const opt of ['CONFIG_CXL_BUS', 'CONFIG_CXL_REGION', 'CONFIG_DEV_DAX_CXL', 'CONFIG_VIRTIO_CONSOLE', 'CONFIG_9P_FS']) expect(fragment).toContain(`${opt}=y`);
+    for (const f of ['gitlab-ci.yml', 'github-actions.yml']) {
+      const text = readFileSync(join('examples', 'ci', f), 'utf8');
+      const doc = parseYaml(text) as object;
+      expect(Object.keys(doc).length, f).toBeGreaterThan(1);
+      expect(text).toMatch(/merge_config\.sh -m \.config ci\/cxl-mhd\.config/);
+      expect(text).toMatch(/make -j"\$\(nproc\)" bzImage modules/);
+      expect(text).toMatch(/main\.js" run ci\/kernel\.yaml --junit cxl-mhd\.xml|main\.js run ci\/kernel\.yaml --junit cxl-mhd\.xml/);
+    }
+  });
+
   it('names the line and column of each mistake and what was expected', () => {
     expect(errorsOf(minimal)).toEqual([]);
     expect(errorsOf(minimal.replace('heads: 2', 'heads: two'))).toEqual(['x.yaml:1:30: expected the pool\'s head count, 1..32, got "two"']);
