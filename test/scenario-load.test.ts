@@ -72,7 +72,8 @@ describe('scenario files', () => {
 
   it('the CI jobs build a kernel with the config fragment and run the kernel example with --junit', () => {
     const fragment = readFileSync(join('examples', 'ci', 'cxl-mhd.config'), 'utf8');
-    for (const opt of ['CONFIG_CXL_BUS', 'CONFIG_CXL_REGION', 'CONFIG_DEV_DAX_CXL', 'CONFIG_VIRTIO_CONSOLE', 'CONFIG_9P_FS']) expect(fragment).toContain(`${opt}=y`);
+    for (const opt of ['CONFIG_CXL_BUS', 'CONFIG_CXL_REGION', 'CONFIG_DEV_DAX_CXL', 'CONFIG_VIRTIO_CONSOLE', 'CONFIG_9P_FS'])
+      expect(fragment).toContain(`${opt}=y`);
     for (const f of ['gitlab-ci.yml', 'github-actions.yml']) {
       const text = readFileSync(join('examples', 'ci', f), 'utf8');
       const doc = parseYaml(text) as object;

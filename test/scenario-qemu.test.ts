@@ -4,7 +4,7 @@
 // and a killed head, plus an expectation that fails on purpose (exit 1, the
 // JUnit file names exactly that step, with its output); and Ctrl-C in the
 // middle of a step, after which no QEMU, socket or shm object is left.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -164,4 +164,53 @@ steps:
       throw new Error(`${(e as Error).message}\n--- cxl-mhd run said:\n${run.output()}`);
     }
   }, 1_200_000);
+});
+
+describe('cxl-mhd run with a distribution disk', () => {
+  it("boots a Debian disk (systemd, the distribution's own qemu-guest-agent) with the kernel and initramfs passed in", async () => {
+    const { kernel } = debianKernel();
+    const root = findTrixieRoot() as string;
+    const initrd = join(root, 'boot', kernel.split('/').pop()?.replace('vmlinuz', 'initrd.img') as string);
+    const dir = tempDir('cxl-mhd-disk-');
+    // The trixie root as an ext4 image (mke2fs -d: no mount, no loop device).
+    const disk = join(dir, 'debian.img');
+    const mk = spawnSync('mke2fs', ['-q', '-t', 'ext4', '-d', root, '-L', 'root', '-F', disk, '1536M'], { encoding: 'utf8' });
+    if (mk.status !== 0) throw new Error(`mke2fs: ${mk.stderr}`);
+    const file = join(dir, 'disk.yaml');
+    writeFileSync(
+      file,
+      `name: debian-disk
+pool: { capacity: 1G, heads: 1 }
+guest:
+  kernel: ${kernel}
+  initrd: ${initrd}
+  disk: debian.img
+  append: root=/dev/vda rw systemd.firstboot=off
+  memory: 1G
+heads: [{ id: 0, static: 256M@0 }]
+steps:
+  - name: the distribution's agent answers from systemd's service
+    guest: 0
+    run: systemctl is-active qemu-guest-agent; cat /etc/debian_version
+    expect: /^active\\n13\\./
+  - name: the distribution's cxl(1) sees the memdev
+    guest: 0
+    run: cxl list -M
+    expect: /"memdev":"mem0"/
+    retry: 60s
+`,
+    );
+    const run = runCli([file, '--tap']);
+    const code = await run.done;
+    const out = run.output();
+    try {
+      expect(code).toBe(0);
+      expect(out).toMatch(/^1\.\.2$/m);
+      expect(out).toMatch(/^ok 1 - the distribution's agent answers/m);
+      expect(out).toMatch(/^ok 2 - the distribution's cxl\(1\) sees the memdev/m);
+      expect(out).toContain(`booting disk`);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- cxl-mhd run said:\n${out}`);
+    }
+  }, 1_800_000);
 });

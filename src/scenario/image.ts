@@ -119,7 +119,7 @@ export function initrdWithModules(baseInitrd: string, modulesDir: string, out: s
 export function bootImage(guest: GuestSpec, work: string, head: number): BootImage {
   if (guest.disk && !guest.kernel) return { disk: guest.disk };
   const project = projectGuest();
-  if (guest.disk) return { kernel: guest.kernel, disk: guest.disk };
+  if (guest.disk) return { kernel: guest.kernel, disk: guest.disk, ...(guest.initrd ? { initrd: guest.initrd } : {}) };
   if (!guest.kernel) return project;
   if (!guest.modules) return { kernel: guest.kernel, initrd: project.initrd };
   const out = join(work, `head${head}-initramfs.cpio.gz`);

@@ -17,6 +17,8 @@ export interface GuestSpec {
   kernel?: string;
   /** A lib/modules/VERSION tree whose CXL/DAX/virtio modules go into the initramfs. */
   modules?: string;
+  /** The kernel's own initramfs, with disk: (root on the disk); replaces the project's. */
+  initrd?: string;
   /** A full distribution image with qemu-guest-agent, booted instead of the initramfs. */
   disk?: string;
   append: string;
@@ -82,7 +84,7 @@ export class ScenarioFileError extends Error {
   }
 }
 
-const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+const DEFAULT_STEP_TIMEOUT_MS = 180_000;
 const DEFAULT_BOOT_TIMEOUT_MS = 600_000;
 
 export function parseDuration(v: number | string): number {
@@ -207,7 +209,7 @@ function build(c: Checker, raw: Raw, base: string, env: NodeJS.ProcessEnv): Scen
   const guestOf = (g: Raw | undefined, path: (string | number)[], inherit?: GuestSpec): GuestSpec => {
     const spec: GuestSpec = inherit ? { ...inherit } : { append: '', memory: '768M', fmCommand: 'cxl-mhd fm' };
     if (!g) return spec;
-    const file = (key: 'kernel' | 'modules' | 'disk', dir: boolean): string | undefined => {
+    const file = (key: 'kernel' | 'modules' | 'disk' | 'initrd', dir: boolean): string | undefined => {
       const v = g[key];
       if (typeof v !== 'string') return undefined;
       let p: string;
@@ -228,15 +230,20 @@ function build(c: Checker, raw: Raw, base: string, env: NodeJS.ProcessEnv): Scen
       delete spec.kernel;
       delete spec.modules;
       delete spec.disk;
+      delete spec.initrd;
     }
     const kernel = file('kernel', false);
     const modules = file('modules', true);
     const disk = file('disk', false);
+    const initrd = file('initrd', false);
     if (kernel) spec.kernel = kernel;
+    if (initrd) spec.initrd = initrd;
     if (modules) spec.modules = modules;
     if (disk) spec.disk = disk;
-    if (g.modules !== undefined && g.kernel === undefined)
+    if (g.modules !== undefined && g.kernel === undefined && inherit?.kernel === undefined)
       c.add([...path, 'modules'], 'expected modules only with a kernel (they must match it)', true);
+    if (g.initrd !== undefined && (spec.kernel === undefined || spec.disk === undefined))
+      c.add([...path, 'initrd'], 'expected initrd only with kernel and disk (your initramfs mounting the root on the disk)', true);
     if (g.modules !== undefined && g.disk !== undefined)
       c.add([...path, 'modules'], 'expected either disk or modules: a disk brings its own', true);
     if (typeof g.append === 'string') spec.append = g.append;

@@ -65,7 +65,8 @@ export function vmArgv(o: VmOptions, paths: { console: string; agent: string }):
   if (image.disk) args.push('-drive', `file=${image.disk},if=virtio,snapshot=on`);
   if (image.kernel) {
     const append = ['console=ttyS0', 'panic=-1'];
-    if (image.initrd) {
+    // The project's initramfs (not a disk guest's own) takes its orders from cxlmhd.* words.
+    if (image.initrd && !image.disk) {
       append.push('quiet', `cxlmhd.head=${head.id}`, `cxlmhd.project=${o.root}`, 'cxlmhd.agent=1');
       if (head.guest.modules) append.push(`cxlmhd.modules=${EXTRA_INIT_MODULES.join(',')}`);
     }
