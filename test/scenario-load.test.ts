@@ -293,7 +293,7 @@ describe('guest side', () => {
       /-append console=ttyS0 panic=-1 quiet cxlmhd\.head=1 cxlmhd\.project=\/proj cxlmhd\.agent=1 cxlmhd\.modules=cxl_port,virtio_console loglevel=4 -initrd \/i/,
     );
     const d = vmArgv({ ...base, image: { disk: '/img.qcow2' } }, { console: '/w/c', agent: '/w/a.sock' }).join(' ');
-    expect(d).toContain('-drive file=/img.qcow2,if=virtio,snapshot=on');
+    expect(d).toContain('-drive file=/img.qcow2,if=none,id=disk0,snapshot=on -device virtio-blk-pci,drive=disk0,bus=pcie.0');
     expect(d).not.toContain('-kernel');
   });
 

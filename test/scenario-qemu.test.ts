@@ -185,7 +185,7 @@ guest:
   kernel: ${kernel}
   initrd: ${initrd}
   disk: debian.img
-  append: root=/dev/vda rw systemd.firstboot=off
+  append: root=/dev/vda rw init=/usr/lib/systemd/systemd systemd.firstboot=off
   memory: 1G
 heads: [{ id: 0, static: 256M@0 }]
 steps:
@@ -211,6 +211,9 @@ steps:
       expect(out).toContain(`booting disk`);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n--- cxl-mhd run said:\n${out}`);
+    } finally {
+      const kept = /consoles and logs: (\S+)/.exec(out)?.[1];
+      if (kept) rmSync(kept, { recursive: true, force: true });
     }
   }, 1_800_000);
 });

@@ -62,7 +62,10 @@ export function vmArgv(o: VmOptions, paths: { console: string; agent: string }):
     '-device',
     'virtio-9p-pci,bus=pcie.0,fsdev=hostproject,mount_tag=hostproject',
   );
-  if (image.disk) args.push('-drive', `file=${image.disk},if=virtio,snapshot=on`);
+  // Copy-on-write: the user's image is never written. On pcie.0 explicitly: by default QEMU
+  // would put it on the CXL host bridge's bus, which takes only bridges.
+  if (image.disk)
+    args.push('-drive', `file=${image.disk},if=none,id=disk0,snapshot=on`, '-device', 'virtio-blk-pci,drive=disk0,bus=pcie.0');
   if (image.kernel) {
     const append = ['console=ttyS0', 'panic=-1'];
     // The project's initramfs (not a disk guest's own) takes its orders from cxlmhd.* words.
