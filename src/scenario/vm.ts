@@ -67,7 +67,9 @@ export function vmArgv(o: VmOptions, paths: { console: string; agent: string }):
   if (image.disk)
     args.push('-drive', `file=${image.disk},if=none,id=disk0,snapshot=on`, '-device', 'virtio-blk-pci,drive=disk0,bus=pcie.0');
   if (image.kernel) {
-    const append = ['console=ttyS0', 'panic=-1'];
+    // no_timer_check: on a loaded host the kernel's IO-APIC timer check under TCG can
+    // miss its ticks and panic ("IO-APIC + timer doesn't work!"); VMs skip it.
+    const append = ['console=ttyS0', 'panic=-1', 'no_timer_check'];
     // The project's initramfs (not a disk guest's own) takes its orders from cxlmhd.* words.
     if (image.initrd && !image.disk) {
       append.push('quiet', `cxlmhd.head=${head.id}`, `cxlmhd.project=${o.root}`, 'cxlmhd.agent=1');
