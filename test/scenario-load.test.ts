@@ -110,6 +110,11 @@ describe('scenario files', () => {
     expect(errorsOf(minimal.replace('heads:\n', 'guest: { kernel: $NO_SUCH_VAR/bzImage }\nheads:\n'))).toEqual([
       'x.yaml:2:18: expected a path whose variables are set: environment variable NO_SUCH_VAR is not set',
     ]);
+    expect(
+      errorsOf(
+        `a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [${Array(20).fill('*a').join(', ')}]\nc: [${Array(20).fill('*b').join(', ')}]\n`,
+      ),
+    ).toEqual(['x.yaml:1:1: expected a plain YAML document: Excessive alias count indicates a resource exhaustion attack']);
     // Several mistakes: one line each.
     expect(errorsOf(minimal.replace('heads: 2', 'heads: 0').replace('expect: hi', 'expect-exit: 300'))).toHaveLength(2);
     expect(errorsOf('')).toEqual([

@@ -187,7 +187,13 @@ export function parseScenario(text: string, file: string, env: NodeJS.ProcessEnv
     throw new ScenarioFileError(lines);
   }
   const c = new Checker(file, doc, counter);
-  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // Alias bombs and the like: the document parsed, but cannot be expanded.
+    throw new ScenarioFileError([`${file}:1:1: expected a plain YAML document: ${firstLine((e as Error).message)}`]);
+  }
   const findings = checkSchema(raw);
   for (const f of findings) c.add(f.path, f.message, f.atKey);
   if (c.lines.length > 0) throw new ScenarioFileError(c.lines);
