@@ -20,6 +20,7 @@ import {
 import { headArgs, parseStaticWindow } from '../qemu/args.js';
 import { qemuArgv, resolveQemu } from '../qemu/binary.js';
 import { addFmCommands, describeFmError } from './fm.js';
+import { addHttpCommands, checkHttpOptions, type HttpServeOptions, readHttpRecord, startHttp } from './http.js';
 
 interface DirOpts {
   runDir?: string;
@@ -54,6 +55,7 @@ function parseMs(text: string, what: string): number {
 }
 
 type StatusWithRecords = PoolStatus & {
+  http?: { url: string; redfish: string; sse: string; pid: number };
   heads: (PoolStatus['heads'][number] & {
     phase?: string;
     reason?: string | null;
@@ -64,6 +66,12 @@ type StatusWithRecords = PoolStatus & {
 
 /** Adds what the backend recorded per head (refusal reasons) when it is there to read. */
 function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
+  const rec = s.backend.running ? readHttpRecord(runDir, s.pool) : null;
+  const withHttp = rec ? { ...s, http: { url: rec.url, redfish: rec.redfish, sse: rec.sse, pid: rec.pid } } : s;
+  return withHeadRecords(withHttp, runDir);
+}
+
+function withHeadRecords(s: StatusWithRecords, runDir: string): StatusWithRecords {
   const path = headRecordsPath(runDir, s.pool);
   if (!existsSync(path)) return s;
   let records: HeadRecord[] = [];
@@ -86,6 +94,7 @@ function renderStatus(s: StatusWithRecords): string {
     `pool ${s.pool}: ${formatSize(s.capacityBytes)} in ${s.blockCount} blocks of ${formatSize(s.blockBytes)}, ${s.headCount} heads`,
     `backend: ${s.backend.running ? `running${s.backend.pid ? ` (pid ${s.backend.pid})` : ''}` : 'not running'}`,
     `FM-LD owner: ${s.fmldOwner === null ? 'none' : `head ${s.fmldOwner}`}`,
+    ...(s.http ? [`http: ${s.http.url} (Redfish ${s.http.redfish}, events ${s.http.sse})`] : []),
     `free: ${formatSize(s.freeBytes)}`,
     'head  attached  pid       granted   shared',
   ];
@@ -208,7 +217,13 @@ export function buildProgram(): Command {
       .option('--socket-group <group>', 'make head sockets 0660 for this group (default 0600)')
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
       .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
-      .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached'),
+      .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached')
+      .option(
+        '--http <addr:port>',
+        'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
+      )
+      .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
+      .option('--http-allow-remote', 'let --http listen on a non-loopback address'),
   ).action(
     async (
       o: DirOpts & {
@@ -220,9 +235,10 @@ export function buildProgram(): Command {
         allowUid?: string[];
         qmpTimeout: string;
         fmSocket?: boolean;
-      },
+      } & HttpServeOptions,
     ) => {
       const dirs = resolveDirs(o);
+      const httpAt = checkHttpOptions(o);
       const logger = pino({ base: undefined }, pino.destination(2));
       const backend = await Backend.start({
         pool: o.pool,
@@ -239,9 +255,20 @@ export function buildProgram(): Command {
         },
         logger,
         qmpTimeoutMs: parseMs(o.qmpTimeout, '--qmp-timeout'),
-        fmSocket: o.fmSocket === true,
+        fmSocket: o.fmSocket === true || httpAt !== null,
       });
-      console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
+      let http: Awaited<ReturnType<typeof startHttp>> | null = null;
+      if (httpAt) {
+        try {
+          http = await startHttp(backend, httpAt, { ...o, ...dirs }, logger);
+        } catch (e) {
+          await backend.stop();
+          throw e;
+        }
+      }
+      console.log(
+        `cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}${http ? `; Redfish on ${http.url}/redfish/v1` : ''}`,
+      );
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
@@ -250,6 +277,7 @@ export function buildProgram(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+      await http?.close();
       await backend.stop();
       logger.flush();
     },
@@ -317,6 +345,7 @@ export function buildProgram(): Command {
   );
 
   addFmCommands(program);
+  addHttpCommands(program);
 
   program
     .command('demo')
