@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fixedWindowBytes, headArgs, headSerial, parseStaticWindow } from '../src/qemu/args.js';
+import { fixedWindowBytes, headArgs, headSerial, parseStaticWindow } from '../src/qemu/index.js';
 import { tempDir } from './helpers/pool.js';
 
 const MiB = 2 ** 20;

@@ -3,14 +3,21 @@
 // extents (for DCD-capable guests). One object per attached head, speaking
 // QMP to that head's QEMU; the pool's bookkeeping stays in CapacityManager.
 import { CAPACITY_UNIT } from '../pool/index.js';
+import { ldBackendId, ldDeviceId, ldSerial, peripheralPath } from '../qemu/names.js';
 import type { QmpSession } from '../qmp/index.js';
 
 export type DeliveryKind = 'hotplug' | 'dcd';
 
-// A hot-added LD is a CXL device, so it comes in CXL capacity units.
-export const HOTPLUG_UNIT = CAPACITY_UNIT;
-export const LD_DEVICE_PREFIX = 'cxl-mhd-ld';
-export const LD_BACKEND_PREFIX = 'cxl-mhd-ldmem';
+/** How a head receives dynamic capacity, as its VM was configured (`qemu-args --delivery`); found by heads/devices. */
+export type DeliveryConfig =
+  | { kind: 'dcd'; devicePath: string; regionBase: number }
+  | { kind: 'hotplug'; ports: string[]; occupied: Map<string, string> };
+
+/** The delivery a head's configuration calls for. */
+export function deliveryFor(qmp: QmpSession, cfg: DeliveryConfig, pool: { name: string; dataPath: string; blockBytes: number }): Delivery {
+  if (cfg.kind === 'dcd') return new DcdDelivery(qmp, cfg.devicePath, pool.blockBytes, cfg.regionBase);
+  return new HotplugDelivery(qmp, pool.dataPath, cfg.ports, cfg.occupied, (port) => ldSerial(pool.name, port));
+}
 
 /** One contiguous piece of the pool delivered to a head. */
 export interface Piece {
@@ -48,7 +55,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export class HotplugDelivery implements Delivery {
   readonly kind = 'hotplug';
-  readonly unit = HOTPLUG_UNIT;
+  // A hot-added LD is a CXL device, so it comes in CXL capacity units.
+  readonly unit = CAPACITY_UNIT;
   readonly regionBase = 0;
   private readonly busy = new Map<string, string>(); // port → device id
   private nextBackend: number;
@@ -80,8 +88,8 @@ export class HotplugDelivery implements Delivery {
     try {
       for (const [i, piece] of pieces.entries()) {
         const port = free[i] as string;
-        const backendId = `${LD_BACKEND_PREFIX}-${this.nextBackend++}`;
-        const deviceId = `${LD_DEVICE_PREFIX}-${port}`;
+        const backendId = ldBackendId(this.nextBackend++);
+        const deviceId = ldDeviceId(port);
         await this.qmp.execute('object-add', {
           'qom-type': 'memory-backend-file',
           id: backendId,
@@ -126,7 +134,7 @@ export class HotplugDelivery implements Delivery {
 
   /** Resolves once the device left QOM (the guest finished its unplug), then frees the port. */
   private async waitGone(piece: Delivered): Promise<void> {
-    const path = `/machine/peripheral/${piece.deviceId}`;
+    const path = peripheralPath(String(piece.deviceId));
     const deadline = Date.now() + this.removalTimeoutMs;
     for (;;) {
       const present = await this.qmp.execute('qom-get', { path, property: 'type' }).then(

@@ -3,10 +3,19 @@ export {
   DcdDelivery,
   type Delivered,
   type Delivery,
+  type DeliveryConfig,
   type DeliveryKind,
-  HOTPLUG_UNIT,
+  deliveryFor,
   HotplugDelivery,
-  LD_DEVICE_PREFIX,
   type Piece,
 } from './delivery.js';
-export { CapacityManager, type CapacityOptions, type Grant, type GrantView, grantsFromJournal, unfinishedAdds } from './manager.js';
+export {
+  type CapacityEvent,
+  CapacityManager,
+  type CapacityOptions,
+  type Grant,
+  type GrantView,
+  grantsFromJournal,
+  unfinishedAdds,
+  VIA,
+} from './manager.js';

@@ -37,7 +37,20 @@ export interface Grant {
   delivered: Delivered;
   /** 'releasing' from the moment QEMU accepted the release until the blocks are free. */
   state: 'active' | 'releasing';
+  /** The path that asked for the release under way, named in its event. */
+  releaseVia?: string;
 }
+
+/**
+ * What the manager reports once a change is journaled (heads/events puts
+ * them on the backend's bus). `via` names the path that caused it.
+ */
+export type CapacityEvent =
+  | { kind: 'capacity-added'; head: number; offset: number; len: number; shared: boolean; tag: string | null; via: string }
+  | { kind: 'capacity-released'; head: number; offset: number; len: number; tag: string | null; via: string };
+
+/** The `via` of changes made outside any FM-API path. */
+export const VIA = { qemuExit: 'qemu-exit', guestReset: 'guest-reset', recovery: 'recovery', fmApi: 'fm-api' } as const;
 
 export interface GrantView {
   offset: number;
@@ -53,7 +66,8 @@ export interface CapacityOptions {
   serial: bigint;
   /** The delivery of an attached head, undefined when the head is not attached. */
   deliveryOf: (head: number) => Delivery | undefined;
-  onChange?: (head: number) => void;
+  /** Called synchronously after each journaled change; must not call back into the manager. */
+  onEvent?: (e: CapacityEvent) => void;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -160,12 +174,27 @@ export class CapacityManager implements FmBackend {
 
   // ---- add / release -----------------------------------------------------
 
-  initiateAdd(req: AddRequest): Promise<void> {
-    return this.serialize(() => this.add(req));
+  /** `via` names the FM-API path the request came in on (for events). */
+  initiateAdd(req: AddRequest, via: string = VIA.fmApi): Promise<void> {
+    return this.serialize(() => this.add(req, via));
   }
 
-  initiateRelease(req: ReleaseRequest): Promise<void> {
-    return this.serialize(() => this.release(req));
+  initiateRelease(req: ReleaseRequest, via: string = VIA.fmApi): Promise<void> {
+    return this.serialize(() => this.release(req, via));
+  }
+
+  /** The FM-API backend of one path (fm.sock, a head's FM-LD port): its adds and releases name it. */
+  through(via: string): FmBackend {
+    return {
+      identify: () => this.identify(),
+      mhdInfo: (r) => this.mhdInfo(r),
+      headInfo: (r) => this.headInfo(r),
+      dcdInfo: () => this.dcdInfo(),
+      hostRegionConfig: (r) => this.hostRegionConfig(r),
+      extentList: (r) => this.extentList(r),
+      initiateAdd: (r) => this.initiateAdd(r, via),
+      initiateRelease: (r) => this.initiateRelease(r, via),
+    };
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -182,7 +211,7 @@ export class CapacityManager implements FmBackend {
     return run;
   }
 
-  private async add(req: AddRequest): Promise<void> {
+  private async add(req: AddRequest, via: string): Promise<void> {
     const d = this.delivery(req.hostId);
     if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
     const shared = req.selectionPolicy === SelectionPolicy.EnableSharedAccess;
@@ -226,6 +255,9 @@ export class CapacityManager implements FmBackend {
     list.sort((a, b) => a.offset - b.offset);
     this.grants.set(req.hostId, list);
     this.changed(req.hostId);
+    for (const dv of delivered) {
+      this.emit({ kind: 'capacity-added', head: req.hostId, offset: dv.offset, len: dv.len, shared, tag: tagOrNull(req.tag), via });
+    }
     this.opts.log?.(`head ${req.hostId}: added ${pieces.map((p) => `${p.len}@${p.offset}`).join(', ')} by ${d.kind}`, { head: req.hostId });
   }
 
@@ -296,7 +328,7 @@ export class CapacityManager implements FmBackend {
     for (const p of pieces) this.pool.release(head, this.pool.state.bytesToBlocks(p.offset, p.len), { ...meta, rollback: true });
   }
 
-  private async release(req: ReleaseRequest): Promise<void> {
+  private async release(req: ReleaseRequest, via: string): Promise<void> {
     const d = this.delivery(req.hostId);
     if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
     if (req.forced) throw new FmError(ReturnCode.InvalidInput, 'forced removal is not supported (QEMU 10.0 cannot force-release)');
@@ -325,6 +357,7 @@ export class CapacityManager implements FmBackend {
         throw new FmError(ReturnCode.Busy, `QEMU refused to release ${g.len}@${g.offset} from head ${req.hostId}: ${(e as Error).message}`);
       }
       g.state = 'releasing';
+      g.releaseVia = via;
       this.changed(req.hostId);
       void gone.then(
         () => this.finishRelease(g),
@@ -340,23 +373,36 @@ export class CapacityManager implements FmBackend {
     this.pool.release(g.head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag });
     list.splice(list.indexOf(g), 1);
     this.changed(g.head);
+    this.emit({
+      kind: 'capacity-released',
+      head: g.head,
+      offset: g.offset,
+      len: g.len,
+      tag: tagOrNull(g.tag),
+      via: g.releaseVia ?? VIA.fmApi,
+    });
     this.opts.log?.(`head ${g.head}: released ${g.len}@${g.offset}`, { head: g.head });
   }
 
   // ---- head lifecycle -------------------------------------------------------
 
-  /** The head's QEMU is gone; its blocks were released with it. */
-  forgetHead(head: number): void {
-    if (this.grants.delete(head)) this.changed(head);
+  /** The head's QEMU is gone and its blocks were released (journaled) with it: `via` says why. */
+  forgetHead(head: number, via: string = VIA.qemuExit): void {
+    const held = this.grants.get(head);
+    if (!held) return;
+    this.grants.delete(head);
+    this.changed(head);
+    for (const g of held) this.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag: tagOrNull(g.tag), via });
   }
 
-  /** Rebuilds the grants of a re-adopted head (backend restart). */
+  /** Rebuilds the grants of a re-adopted head (backend restart); announced as added by recovery. */
   adopt(head: number, grants: Omit<Grant, 'state' | 'head'>[]): void {
-    this.grants.set(
-      head,
-      grants.map((g) => ({ ...g, head, state: 'active' as const })).sort((a, b) => a.offset - b.offset),
-    );
+    const list = grants.map((g) => ({ ...g, head, state: 'active' as const })).sort((a, b) => a.offset - b.offset);
+    this.grants.set(head, list);
     this.changed(head);
+    for (const g of list) {
+      this.emit({ kind: 'capacity-added', head, offset: g.offset, len: g.len, shared: g.shared, tag: tagOrNull(g.tag), via: VIA.recovery });
+    }
   }
 
   /**
@@ -373,6 +419,7 @@ export class CapacityManager implements FmBackend {
         try {
           const { gone } = await d.release(g.delivered);
           g.state = 'releasing';
+          g.releaseVia = VIA.guestReset;
           await gone;
           this.finishRelease(g);
         } catch (e) {
@@ -415,9 +462,14 @@ export class CapacityManager implements FmBackend {
 
   private changed(head: number): void {
     this.generations.set(head, ((this.generations.get(head) ?? 0) + 1) >>> 0);
-    this.opts.onChange?.(head);
+  }
+
+  private emit(e: CapacityEvent): void {
+    this.opts.onEvent?.(e);
   }
 }
+
+const tagOrNull = (tag: string): string | null => (tag === ZERO_TAG ? null : tag);
 
 /**
  * The dynamic grants a head holds according to the journal: its `kind:

@@ -7,8 +7,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { FmClient, FmError, openPort, PayloadError, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
-import { FMLD_PORT_NAME } from '../heads/fmld.js';
 import { formatSize, PoolError, parseSize } from '../pool/index.js';
+import { FMLD_PORT_NAME } from '../qemu/names.js';
 
 /** Thrown for things the user must fix: printed as one line, exit 1. */
 export class FmUsageError extends Error {}

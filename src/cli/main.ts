@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The cxl-mhd command line: argument parsing and output formatting only;
-// the work is done by the pool (and later heads/fmapi) modules.
+// the work is done by the pool, heads, qemu and fmapi modules.
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
@@ -17,8 +17,7 @@ import {
   poolStatus,
   resolveDirs,
 } from '../pool/index.js';
-import { headArgs, parseStaticWindow } from '../qemu/args.js';
-import { qemuArgv, resolveQemu } from '../qemu/binary.js';
+import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
 import { addHttpCommands, checkHttpOptions, type HttpServeOptions, readHttpRecord, startHttp } from './http.js';
 

@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Backend } from '../heads/index.js';
 import { dataObjectPath, Pool, poolStatus } from '../pool/index.js';
-import { headArgs, headSerial } from '../qemu/args.js';
 import { cacheDir, qemuArgv, resolveQemu } from '../qemu/binary.js';
+import { headArgs, headSerial } from '../qemu/index.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;

@@ -8,20 +8,20 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   CapacityManager,
-  DcdDelivery,
   type Delivered,
   type Delivery,
+  deliveryFor,
   type GrantView,
   grantsFromJournal,
-  HotplugDelivery,
-  LD_DEVICE_PREFIX,
   unfinishedAdds,
+  VIA,
 } from '../capacity/index.js';
-import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
-import { dataObjectPath, Pool, PoolError, poolRunDir, readJournal } from '../pool/index.js';
-import { headSerial } from '../qemu/args.js';
+import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel, ZERO_TAG } from '../fmapi/index.js';
+import { dataObjectPath, fmSocketPath, Pool, PoolError, type PoolStatus, poolRunDir, poolStatus, readJournal } from '../pool/index.js';
+import { deviceSerial, ldPortOf } from '../qemu/names.js';
 import { QmpSession } from '../qmp/index.js';
-import { discoverDelivery, discoverWindows, type PoolWindow, windowProblem } from './devices.js';
+import { discoverDelivery, discoverWindows, isHotAddedLd, type PoolWindow, windowProblem } from './devices.js';
+import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import { type FmldPort, openFmldPort, reattachFmldPort } from './fmld.js';
 import { allowedUids, closeServers, listenHeads, listenPrivately, type PeerInfo, peerOf, type SocketAccess } from './listener.js';
 
@@ -42,6 +42,14 @@ export interface BackendOptions {
    * owner is attached, exactly as the owner's port would; guests never see it.
    */
   fmSocket?: boolean;
+  /** Subscribed before recovery runs, so it also sees what recovery changes while the backend starts. */
+  onEvent?: BackendListener;
+}
+
+/** What `status --json` shows: the pool and the backend's record of each head. */
+export interface BackendSnapshot {
+  status: PoolStatus;
+  heads: HeadRecord[];
 }
 
 export type HeadPhase = 'attaching' | 'attached' | 'refused' | 'detached';
@@ -97,24 +105,44 @@ export class Backend {
   private readonly connecting = new Set<number>();
   private stopping = false;
   private readonly log: Logger;
+  private readonly pendingRefresh = new Set<number>();
+  private refreshTimer: NodeJS.Immediate | null = null;
   readonly capacity: CapacityManager;
-  /** Called when a head finishes attaching or detaching (tests, later the FM-API). */
+  readonly events: EventBus;
+  /** Where the host FM-API socket listens (`fmSocket`), or null. */
+  fmSocketPath: string | null = null;
+  /** Called when a head finishes attaching or detaching. */
   onChange: (head: number, record: HeadRecord) => void = () => {};
-  /** Called with the owner's FM-LD channel whenever one is bound. */
-  onFmldChannel: (head: number, port: FmldPort) => void = () => {};
 
   private constructor(
     readonly opts: BackendOptions,
     readonly pool: Pool,
   ) {
     this.log = opts.logger;
+    this.events = new EventBus((e) => this.log.error(`event listener failed: ${(e as Error)?.message ?? String(e)}`));
+    if (opts.onEvent) this.events.subscribe(opts.onEvent);
     this.capacity = new CapacityManager(pool, {
-      // The device's own serial: head bits all ones, so no head's serial collides with it.
-      serial: headSerial(opts.pool, 0xffff),
+      serial: deviceSerial(opts.pool),
       deliveryOf: (head) => this.live.get(head)?.delivery ?? undefined,
-      onChange: (head) => this.refreshRecord(head),
+      onEvent: (e) => {
+        this.events.emit(e);
+        this.refreshLater(e.head);
+      },
       log: (msg, fields) => this.log.info(fields ?? {}, msg),
     });
+  }
+
+  /** Returns the function that unsubscribes. */
+  subscribe(listener: BackendListener): () => void {
+    return this.events.subscribe(listener);
+  }
+
+  snapshot(): BackendSnapshot {
+    return { status: poolStatus(this.pool), heads: [...this.records.values()].sort((a, b) => a.head - b.head) };
+  }
+
+  private emit(e: BackendEvent): void {
+    this.events.emit(e);
   }
 
   static async start(opts: BackendOptions): Promise<Backend> {
@@ -153,7 +181,8 @@ export class Backend {
       backend.recoverFromCrash();
       backend.recoverStaleHeads();
       backend.servers = await listenHeads(
-        poolRunDir(opts.runDir, opts.pool),
+        opts.runDir,
+        opts.pool,
         pool.state.headCount,
         opts.access ?? {},
         (head, socket, peer) => backend.accept(head, socket, peer),
@@ -176,7 +205,8 @@ export class Backend {
   }
 
   private async listenFmSocket(): Promise<void> {
-    const path = join(poolRunDir(this.opts.runDir, this.opts.pool), 'fm.sock');
+    const path = fmSocketPath(this.opts.runDir, this.opts.pool);
+    this.fmSocketPath = path;
     rmSync(path, { force: true });
     const allowed = allowedUids(this.opts.access ?? {});
     const server = createServer((socket) => {
@@ -242,6 +272,7 @@ export class Backend {
       this.log.warn({ head: h.id, qemuPid: h.pid }, `head ${h.id}: QEMU pid ${h.pid} is gone; reclaiming its grants`);
       this.pool.note('stale-head-reclaimed', { head: h.id, pid: h.pid });
       this.detachInShm(h.id);
+      this.emit({ kind: 'head-detached', head: h.id, pid: h.pid, reason: `QEMU pid ${h.pid} is gone (found by recovery)` });
     }
     this.freeLeaseIfNoHeads();
   }
@@ -283,7 +314,9 @@ export class Backend {
       qmp = await QmpSession.open(socket, { commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000 });
     } catch (e) {
       socket.destroy();
-      this.setRecord(head, { phase: 'detached', pid: peer.pid, reason: `QMP handshake failed: ${(e as Error).message}` });
+      const reason = `QMP handshake failed: ${(e as Error).message}`;
+      this.setRecord(head, { phase: 'detached', pid: peer.pid, reason });
+      this.emit({ kind: 'head-detached', head, pid: peer.pid, reason });
       this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: QMP handshake failed: ${(e as Error).message}`);
       return;
     }
@@ -296,12 +329,10 @@ export class Backend {
       const shmHead = this.pool.state.head(head);
       const dataPath = dataObjectPath(this.opts.pool);
       const ours = (await discoverWindows(qmp)).filter((w) => w.memPath === dataPath);
-      // Hot-added LDs are grants, not static windows; they only exist on a VM being re-adopted.
-      const isLd = (w: PoolWindow) => w.deviceId.startsWith(`${LD_DEVICE_PREFIX}-`);
-      entry.windows = ours.filter((w) => !isLd(w));
+      entry.windows = ours.filter((w) => !isHotAddedLd(w));
       entry.delivery = await this.makeDelivery(qmp, ours);
       if (shmHead.attached && shmHead.pid === peer.pid) {
-        await this.readopt(entry, status.running, ours.filter(isLd));
+        await this.readopt(entry, status.running, ours.filter(isHotAddedLd));
       } else {
         if (shmHead.attached) {
           if (pidAlive(shmHead.pid)) {
@@ -309,16 +340,18 @@ export class Backend {
           }
           this.pool.note('stale-head-reclaimed', { head, pid: shmHead.pid });
           this.detachInShm(head);
+          this.emit({ kind: 'head-detached', head, pid: shmHead.pid, reason: `QEMU pid ${shmHead.pid} is gone` });
         }
         await this.attachFresh(entry);
       }
       qmp.on('RESET', () => {
         this.pool.note('guest-reset', { head });
-        void this.capacity.onReset(head);
+        void this.capacity.onReset(head).then(() => this.refreshLater(head));
       });
       if (!status.running) await qmp.execute('cont');
       if (this.stopping) return;
       this.setRecord(head, { phase: 'attached', pid: peer.pid, reason: null });
+      this.emit({ kind: 'head-attached', head, pid: peer.pid, fmld: entry.fmld !== null, delivery: entry.delivery?.kind ?? null });
       this.log.info(
         { head, qemuPid: peer.pid, fmld: entry.fmld !== null },
         `head ${head}: attached (QEMU pid ${peer.pid})${entry.fmld ? ', FM-LD owner' : ''}`,
@@ -332,11 +365,9 @@ export class Backend {
         entry.channel?.close();
         entry.fmld?.close();
         qmp.close();
-        this.setRecord(head, {
-          phase: 'detached',
-          pid: peer.pid,
-          reason: `re-adoption failed, waiting for QEMU to redial: ${(e as Error).message}`,
-        });
+        const reason = `re-adoption failed, waiting for QEMU to redial: ${(e as Error).message}`;
+        this.setRecord(head, { phase: 'detached', pid: peer.pid, reason });
+        this.emit({ kind: 'head-detached', head, pid: peer.pid, reason });
         this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: re-adoption failed: ${(e as Error).message}`);
         return;
       }
@@ -369,7 +400,10 @@ export class Backend {
           throw e;
         }
       }
-      if (this.pool.acquireLease(head)) this.bindFmld(entry, await openFmldPort(entry.qmp));
+      if (this.pool.acquireLease(head)) {
+        this.emit({ kind: 'lease-acquired', head, epoch: this.pool.state.lease().epoch });
+        this.bindFmld(entry, await openFmldPort(entry.qmp));
+      }
     } catch (e) {
       // Nothing is left claimed for a refused head.
       this.detachInShm(head);
@@ -389,14 +423,9 @@ export class Backend {
 
   private async makeDelivery(qmp: QmpSession, windows: PoolWindow[]): Promise<Delivery> {
     const h = this.pool.state.header;
-    const cfg = await discoverDelivery(qmp, dataObjectPath(this.opts.pool), h.capacityBytes, windows);
-    if (cfg.kind === 'dcd') return new DcdDelivery(qmp, cfg.devicePath, h.blockBytes, cfg.regionBase);
-    const pool = this.opts.pool;
-    return new HotplugDelivery(qmp, dataObjectPath(pool), cfg.ports, cfg.occupied, (port) => {
-      // Hot-added LDs get serials of their own, derived from pool and port, distinct from any head's.
-      const n = Number(port.replace(/\D+/g, '')) || 0;
-      return headSerial(pool, 0x8000 + n);
-    });
+    const dataPath = dataObjectPath(this.opts.pool);
+    const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, windows);
+    return deliveryFor(qmp, cfg, { name: this.opts.pool, dataPath, blockBytes: h.blockBytes });
   }
 
   /** A backend killed mid-attach may have registered the head without claiming its windows: claim what is missing. */
@@ -425,6 +454,8 @@ export class Backend {
       const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
       if (hotplug && !ld) {
         this.pool.release(head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag, recovered: true });
+        const tag = g.tag === ZERO_TAG ? null : g.tag;
+        this.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag, via: VIA.recovery });
         continue;
       }
       const delivered: Delivered = ld
@@ -433,7 +464,7 @@ export class Backend {
             len: g.len,
             deviceId: ld.deviceId,
             backendId: ld.backendId,
-            port: ld.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
+            port: ldPortOf(ld.deviceId) ?? undefined,
           }
         : { offset: g.offset, len: g.len };
       kept.push({ ...g, delivered });
@@ -447,7 +478,7 @@ export class Backend {
         len: w.size,
         deviceId: w.deviceId,
         backendId: w.backendId,
-        port: w.deviceId.slice(LD_DEVICE_PREFIX.length + 1),
+        port: ldPortOf(w.deviceId) ?? undefined,
       };
       await entry.delivery?.release(orphan).then(
         ({ gone }) => gone.catch(() => undefined),
@@ -459,7 +490,7 @@ export class Backend {
 
   /** An FM-API server over the pool whose refusals are logged and journaled with their reasons. */
   private fmServer(via: string): FmApiServer {
-    return new FmApiServer(this.capacity, {
+    return new FmApiServer(this.fmBackend(via), {
       onInternalError: (e, ctx) => {
         const reason = (e as Error).message ?? String(e);
         this.pool.note('fm-internal-error', { via, opcode: ctx.opcode, reason });
@@ -470,6 +501,16 @@ export class Backend {
         this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
       },
     });
+  }
+
+  /** The capacity manager as one path sees it; head records are refreshed once a request is done. */
+  private fmBackend(via: string): FmBackend {
+    const cap = this.capacity.through(via);
+    return {
+      ...cap,
+      initiateAdd: (r) => this.capacity.initiateAdd(r, via).finally(() => this.refreshLater(r.hostId)),
+      initiateRelease: (r) => this.capacity.initiateRelease(r, via).finally(() => this.refreshLater(r.hostId)),
+    };
   }
 
   /** Serves the FM-API on the owner's channel; it answers only while bound to the lease owner's current port. */
@@ -486,7 +527,6 @@ export class Backend {
         }
       },
     });
-    this.onFmldChannel(head, port);
   }
 
   private async refuse(entry: LiveHead, e: unknown): Promise<void> {
@@ -498,12 +538,14 @@ export class Backend {
     entry.fmld?.close();
     // Whatever this attach registered and claimed goes (e.g. QEMU died between the claim and `cont`).
     const shm = this.pool.state.head(head);
-    if (shm.attached && shm.pid === entry.pid) {
-      this.capacity.forgetHead(head);
+    const owned = shm.attached && shm.pid === entry.pid;
+    if (owned) {
       this.detachInShm(head);
-      this.freeLeaseIfNoHeads();
+      this.capacity.forgetHead(head, 'attach-refused');
     }
     this.pool.note('attach-refused', { head, pid: entry.pid, reason });
+    this.emit({ kind: 'head-refused', head, pid: entry.pid, reason });
+    if (owned) this.freeLeaseIfNoHeads();
     this.setRecord(head, { phase: 'refused', pid: entry.pid, reason });
     this.log.error({ head, qemuPid: entry.pid }, `head ${head}: refused: ${reason}`);
     // The guest never ran (still -S): tell QEMU to quit rather than leave it paused forever.
@@ -516,10 +558,12 @@ export class Backend {
     this.live.delete(entry.head);
     entry.channel?.close();
     entry.fmld?.close();
-    this.capacity.forgetHead(entry.head);
     this.detachInShm(entry.head);
+    this.capacity.forgetHead(entry.head, VIA.qemuExit);
+    const reason = `QEMU disconnected: ${why}`;
+    this.emit({ kind: 'head-detached', head: entry.head, pid: entry.pid, reason });
     this.freeLeaseIfNoHeads();
-    this.setRecord(entry.head, { phase: 'detached', pid: entry.pid, reason: `QEMU disconnected: ${why}` });
+    this.setRecord(entry.head, { phase: 'detached', pid: entry.pid, reason });
     this.log.info({ head: entry.head, qemuPid: entry.pid }, `head ${entry.head}: detached (${why})`);
   }
 
@@ -534,7 +578,8 @@ export class Backend {
     const { owner } = this.pool.state.lease();
     if (owner === null) return;
     if (this.pool.state.heads().some((h) => h.attached)) return;
-    this.pool.releaseLease(owner);
+    const epoch = this.pool.state.lease().epoch;
+    if (this.pool.releaseLease(owner)) this.emit({ kind: 'lease-released', head: owner, epoch });
     this.log.info({ head: owner }, `FM-LD lease of head ${owner} freed: no head is attached`);
   }
 
@@ -556,9 +601,19 @@ export class Backend {
     this.onChange(head, rec);
   }
 
-  private refreshRecord(head: number): void {
-    const rec = this.records.get(head);
-    if (rec) this.setRecord(head, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
+  /** Capacity changed under a head: its record is rewritten once the current request has finished. */
+  private refreshLater(head: number): void {
+    this.pendingRefresh.add(head);
+    this.refreshTimer ??= setImmediate(() => {
+      this.refreshTimer = null;
+      const heads = [...this.pendingRefresh];
+      this.pendingRefresh.clear();
+      if (this.stopping) return;
+      for (const h of heads) {
+        const rec = this.records.get(h);
+        if (rec) this.setRecord(h, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
+      }
+    });
   }
 
   private writeRecords(): void {
@@ -578,6 +633,7 @@ export class Backend {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.refreshTimer) clearImmediate(this.refreshTimer);
     await Promise.allSettled([...this.attaching]);
     for (const entry of this.live.values()) {
       entry.leaving = true;
@@ -588,7 +644,7 @@ export class Backend {
     this.live.clear();
     for (const s of this.fmClients) s.destroy();
     await Promise.all(this.extraServers.map((s) => new Promise((r) => s.close(r))));
-    await closeServers(this.servers, poolRunDir(this.opts.runDir, this.opts.pool), this.pool.state.headCount);
+    await closeServers(this.servers, this.opts.runDir, this.opts.pool, this.pool.state.headCount);
     this.pool.close();
   }
 }

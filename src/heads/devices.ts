@@ -2,8 +2,9 @@
 // window of this pool's data object (through QMP qom-list/qom-get) and
 // judges whether a static window is acceptable. Exclusivity is read from
 // the VM's own configuration: the memory backend's id ends in "-excl".
-import { LD_DEVICE_PREFIX } from '../capacity/delivery.js';
+import type { DeliveryConfig } from '../capacity/index.js';
 import { CAPACITY_UNIT, type Header } from '../pool/index.js';
+import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/names.js';
 
 /** The few QMP calls device discovery needs. */
 export interface QomReader {
@@ -22,9 +23,6 @@ export interface PoolWindow {
   exclusive: boolean;
 }
 
-export const STATIC_BACKEND_ID = 'cxl-mhd-static';
-export const EXCLUSIVE_SUFFIX = '-excl';
-
 interface QomEntry {
   name: string;
   type: string;
@@ -41,7 +39,7 @@ export async function discoverWindows(qmp: QomReader): Promise<PoolWindow[]> {
   const out: PoolWindow[] = [];
   for (const p of peripherals) {
     if (p.type !== 'child<cxl-type3>') continue;
-    const devPath = `/machine/peripheral/${p.name}`;
+    const devPath = peripheralPath(p.name);
     // A device can vanish between qom-list and qom-get (a hot-remove finishing): skip it rather than fail the attach.
     try {
       const backendPath = await qmp.execute<string>('qom-get', { path: devPath, property: 'volatile-memdev' }).catch(() => '');
@@ -58,7 +56,7 @@ export async function discoverWindows(qmp: QomReader): Promise<PoolWindow[]> {
         offset: asNumber(await get('offset')),
         size: asNumber(await get('size')),
         share: (await get('share')) === true,
-        exclusive: backendId.endsWith(EXCLUSIVE_SUFFIX),
+        exclusive: isExclusiveBackend(backendId),
       });
     } catch (e) {
       if ((e as { errorClass?: string }).errorClass === 'DeviceNotFound') continue;
@@ -80,14 +78,10 @@ export function windowProblem(w: PoolWindow, header: Header): string | null {
   return null;
 }
 
-export const STATIC_DEVICE_ID = 'cxl-mhd-mem0';
-export const DC_BACKEND_ID = 'cxl-mhd-dc';
-export const ROOT_PORT_PREFIX = 'cxl-mhd-rp';
-
-/** How a head receives dynamic capacity, as its VM was configured (`qemu-args --delivery`). */
-export type DeliveryConfig =
-  | { kind: 'dcd'; devicePath: string; regionBase: number }
-  | { kind: 'hotplug'; ports: string[]; occupied: Map<string, string>; hotAdded: PoolWindow[] };
+/** Hot-added LDs are grants, not static windows; they only exist on a VM being re-adopted. */
+export function isHotAddedLd(w: PoolWindow): boolean {
+  return isLdDevice(w.deviceId);
+}
 
 /**
  * A head is a DCD head when its cxl-type3 has a DC region over the whole pool
@@ -102,7 +96,7 @@ export async function discoverDelivery(
   const peripherals = await qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
   const names = new Set(peripherals.map((p) => p.name));
   if (names.has(STATIC_DEVICE_ID)) {
-    const devicePath = `/machine/peripheral/${STATIC_DEVICE_ID}`;
+    const devicePath = peripheralPath(STATIC_DEVICE_ID);
     const dc = await qmp.execute<string>('qom-get', { path: devicePath, property: 'volatile-dc-memdev' }).catch(() => '');
     if (dc) {
       const get = (property: string) => qmp.execute<unknown>('qom-get', { path: dc, property });
@@ -117,13 +111,15 @@ export async function discoverDelivery(
     }
   }
   const ports = peripherals
-    .filter((p) => p.type === 'child<cxl-rp>' && p.name.startsWith(ROOT_PORT_PREFIX))
+    .filter((p) => p.type === 'child<cxl-rp>' && rootPortIndex(p.name) !== null)
     .map((p) => p.name)
-    .sort((a, b) => Number(a.slice(ROOT_PORT_PREFIX.length)) - Number(b.slice(ROOT_PORT_PREFIX.length)));
+    .sort((a, b) => (rootPortIndex(a) ?? 0) - (rootPortIndex(b) ?? 0));
   const occupied = new Map<string, string>();
   // qemu-args puts the static window on the first port.
   if (names.has(STATIC_DEVICE_ID) && ports[0]) occupied.set(ports[0], STATIC_DEVICE_ID);
-  const hotAdded = windows.filter((w) => w.deviceId.startsWith(`${LD_DEVICE_PREFIX}-`));
-  for (const w of hotAdded) occupied.set(w.deviceId.slice(LD_DEVICE_PREFIX.length + 1), w.deviceId);
-  return { kind: 'hotplug', ports, occupied, hotAdded };
+  for (const w of windows) {
+    const port = ldPortOf(w.deviceId);
+    if (port !== null) occupied.set(port, w.deviceId);
+  }
+  return { kind: 'hotplug', ports, occupied };
 }

@@ -4,13 +4,8 @@
 // gets one, so other guests have no path to the FM-API at all.
 import { Socket } from 'node:net';
 import { native } from '../native/index.js';
+import { FMLD_CHARDEV_ID, FMLD_FD_NAME, FMLD_PORT_ID, FMLD_PORT_NAME, VSER_BUS } from '../qemu/names.js';
 import type { QmpSession } from '../qmp/index.js';
-
-export const FMLD_FD_NAME = 'cxl-mhd-fmld-fd';
-export const FMLD_CHARDEV_ID = 'cxl-mhd-fmld';
-export const FMLD_PORT_ID = 'cxl-mhd-fmld-port';
-export const FMLD_PORT_NAME = 'cxl-mhd.fmld';
-export const VSER_BUS = 'cxl-mhd-vser.0';
 
 export interface FmldPort {
   /** The backend's end of the channel: FM-API requests arrive here. */

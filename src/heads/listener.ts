@@ -3,19 +3,15 @@
 // permissions, stale-socket recovery, and the peer-credential gate.
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { native } from '../native/index.js';
-import { PoolError } from '../pool/index.js';
+import { headSocketPath, PoolError, poolRunDir } from '../pool/index.js';
 
 export interface SocketAccess {
   /** Group allowed to connect (name or gid): sockets become 0660 with that group. */
   group?: string;
   /** Uids allowed to connect; default: the backend's own uid. root is always allowed. */
   allowedUids?: number[];
-}
-
-export function headSocketPath(poolRunDir: string, head: number): string {
-  return join(poolRunDir, `head${head}.sock`);
 }
 
 export function resolveGroup(group: string): number {
@@ -57,7 +53,8 @@ export function peerOf(socket: Socket): PeerInfo {
  * crashed backend.
  */
 export async function listenHeads(
-  poolRunDir: string,
+  runDir: string,
+  pool: string,
   headCount: number,
   access: SocketAccess,
   onConnection: (head: number, socket: Socket, peer: PeerInfo) => void,
@@ -65,21 +62,22 @@ export async function listenHeads(
 ): Promise<Server[]> {
   // The run dir itself only needs to be traversable (0711, when we create it);
   // the pool's own dir below it is what guards the sockets.
-  mkdirSync(dirname(poolRunDir), { recursive: true, mode: 0o711 });
-  mkdirSync(poolRunDir, { recursive: true, mode: 0o700 });
+  const dir = poolRunDir(runDir, pool);
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o711 });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const gid = access.group !== undefined ? resolveGroup(access.group) : undefined;
   if (gid !== undefined) {
     // Group members need to traverse the directory to reach the sockets.
-    chownSync(poolRunDir, process.getuid?.() ?? 0, gid);
-    chmodSync(poolRunDir, 0o750);
+    chownSync(dir, process.getuid?.() ?? 0, gid);
+    chmodSync(dir, 0o750);
   } else {
-    chmodSync(poolRunDir, 0o700);
+    chmodSync(dir, 0o700);
   }
   const allowed = allowedUids(access);
   const servers: Server[] = [];
   try {
     for (let head = 0; head < headCount; head++) {
-      const path = headSocketPath(poolRunDir, head);
+      const path = headSocketPath(runDir, pool, head);
       if (existsSync(path)) {
         if (!lstatSync(path).isSocket()) throw new PoolError('BAD_STATE', `${path} exists and is not a socket; refusing to replace it`);
         if (await socketIsLive(path)) throw new PoolError('LOCKED', `${path} is served by another process`);
@@ -109,7 +107,7 @@ export async function listenHeads(
       servers.push(server);
     }
   } catch (e) {
-    await closeServers(servers, poolRunDir, headCount);
+    await closeServers(servers, runDir, pool, headCount);
     throw e;
   }
   return servers;
@@ -133,10 +131,10 @@ export function listenPrivately(server: Server, path: string): Promise<void> {
   });
 }
 
-export async function closeServers(servers: Server[], poolRunDir: string, headCount: number): Promise<void> {
+export async function closeServers(servers: Server[], runDir: string, pool: string, headCount: number): Promise<void> {
   await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   for (let head = 0; head < headCount; head++) {
-    const p = headSocketPath(poolRunDir, head);
+    const p = headSocketPath(runDir, pool, head);
     try {
       if (lstatSync(p).isSocket()) unlinkSync(p);
     } catch {

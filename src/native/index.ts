@@ -61,7 +61,18 @@ function findAddon(): string {
   throw new Error('cxl-mhd native addon is not built: run `npm ci` (or `make build`) in the project directory');
 }
 
-export const native: Addon = createRequire(import.meta.url)(findAddon()) as Addon;
+/**
+ * The addon, loaded on first use rather than on import: modules that only
+ * re-export through an index (the guest-side FM client, `qemu-args`) must
+ * run where no addon is built. The first property read swaps the live
+ * binding for the loaded addon, so later calls go straight to it.
+ */
+export let native: Addon = new Proxy({} as Addon, {
+  get(_target, key) {
+    native = createRequire(import.meta.url)(findAddon()) as Addon;
+    return native[key as keyof Addon];
+  },
+});
 
 export function isNativeError(e: unknown, code?: string): e is NativeError {
   return e instanceof Error && typeof (e as NativeError).code === 'string' && (code === undefined || (e as NativeError).code === code);

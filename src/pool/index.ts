@@ -7,6 +7,8 @@ export {
   dataObjectPath,
   defaultRunDir,
   defaultStateDir,
+  fmSocketPath,
+  headSocketPath,
   journalPath,
   type PoolDirs,
   poolRunDir,

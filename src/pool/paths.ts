@@ -55,6 +55,14 @@ export function resolveDirs(opts: Partial<PoolDirs> = {}): PoolDirs {
 export function poolRunDir(runDir: string, pool: string): string {
   return join(runDir, validatePoolName(pool));
 }
+/** The Unix socket head N's QEMU dials (its monitor chardev). */
+export function headSocketPath(runDir: string, pool: string, head: number): string {
+  return join(poolRunDir(runDir, pool), `head${head}.sock`);
+}
+/** The host-side FM-API socket (`serve --fm-socket`). */
+export function fmSocketPath(runDir: string, pool: string): string {
+  return join(poolRunDir(runDir, pool), 'fm.sock');
+}
 export function poolStateDir(stateDir: string, pool: string): string {
   return join(stateDir, validatePoolName(pool));
 }

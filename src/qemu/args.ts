@@ -3,14 +3,17 @@
 // the static window plus spare ports for hot-add, the type-3 device over a
 // window of the pool's data object, virtio-serial for the FM-LD port, and
 // the monitor chardev that dials the backend. Verified on QEMU 10.0.
-import { createHash } from 'node:crypto';
-import { DC_BACKEND_ID, EXCLUSIVE_SUFFIX, ROOT_PORT_PREFIX, STATIC_BACKEND_ID, STATIC_DEVICE_ID } from '../heads/devices.js';
-import { headSocketPath } from '../heads/listener.js';
-import { CAPACITY_UNIT, dataObjectPath, PoolError, parseSize, poolRunDir } from '../pool/index.js';
-
-export const HOST_BRIDGE_ID = 'cxl-mhd-hb';
-export const VSER_ID = 'cxl-mhd-vser';
-export const MONITOR_CHARDEV_ID = 'cxl-mhd';
+import { CAPACITY_UNIT, dataObjectPath, headSocketPath, PoolError, parseSize } from '../pool/index.js';
+import {
+  DC_BACKEND_ID,
+  HOST_BRIDGE_ID,
+  headSerial,
+  MONITOR_CHARDEV_ID,
+  rootPortId,
+  STATIC_DEVICE_ID,
+  staticBackendId,
+  VSER_ID,
+} from './names.js';
 
 export interface StaticWindow {
   offset: number;
@@ -47,16 +50,6 @@ export function parseStaticWindow(text: string): StaticWindow {
   return { size, offset, exclusive: m[3] === 'exclusive' };
 }
 
-/**
- * A stable PCIe serial number per (pool, head): the guest shows it as
- * memX/serial. Kept below 2^53 so it survives JSON (QMP, status) intact:
- * 0xc7 marker, 28 bits of pool hash, 16 bits of head.
- */
-export function headSerial(pool: string, head: number): bigint {
-  const h = createHash('sha256').update(`cxl-mhd:${pool}`).digest();
-  return (0xc7n << 44n) | (BigInt(h.readUInt32BE(0) & 0xfff_ffff) << 16n) | BigInt(head);
-}
-
 export function fixedWindowBytes(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static' | 'sparePorts' | 'delivery'>): number {
   // Each spare port may carry up to the whole pool, a DC region spans it; the window is only address space.
   const dynamic = opts.delivery === 'dcd' ? opts.capacityBytes : (opts.sparePorts ?? 0) * opts.capacityBytes;
@@ -74,7 +67,7 @@ export function headArgs(opts: HeadArgsOptions): string[] {
   if (st && st.offset + st.size > opts.capacityBytes) {
     throw new PoolError('OUT_OF_RANGE', `static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
   }
-  const sock = headSocketPath(poolRunDir(opts.runDir, pool), head);
+  const sock = headSocketPath(opts.runDir, pool, head);
   const fmw = fixedWindowBytes({ capacityBytes: opts.capacityBytes, static: st, sparePorts: spare, delivery: opts.delivery });
   const args = [
     '-S',
@@ -93,12 +86,12 @@ export function headArgs(opts: HeadArgsOptions): string[] {
   ];
   const ports = (st || dcd ? 1 : 0) + spare;
   for (let p = 0; p < ports; p++) {
-    args.push('-device', `cxl-rp,port=${p},bus=${HOST_BRIDGE_ID},id=${ROOT_PORT_PREFIX}${p},chassis=0,slot=${p}`);
+    args.push('-device', `cxl-rp,port=${p},bus=${HOST_BRIDGE_ID},id=${rootPortId(p)},chassis=0,slot=${p}`);
   }
   if (st || dcd) {
     const memdevs: string[] = [];
     if (st) {
-      const backendId = st.exclusive ? `${STATIC_BACKEND_ID}${EXCLUSIVE_SUFFIX}` : STATIC_BACKEND_ID;
+      const backendId = staticBackendId(st.exclusive);
       args.push(
         '-object',
         `memory-backend-file,id=${backendId},mem-path=${dataObjectPath(pool)},offset=${st.offset},size=${st.size},share=on`,
@@ -115,7 +108,7 @@ export function headArgs(opts: HeadArgsOptions): string[] {
     }
     args.push(
       '-device',
-      `cxl-type3,bus=${ROOT_PORT_PREFIX}0,${memdevs.join(',')},id=${STATIC_DEVICE_ID},sn=0x${headSerial(pool, head).toString(16)}`,
+      `cxl-type3,bus=${rootPortId(0)},${memdevs.join(',')},id=${STATIC_DEVICE_ID},sn=0x${headSerial(pool, head).toString(16)}`,
     );
   }
   // Without bus= QEMU would put it on the CXL host bridge's bus and fail.
