@@ -4,13 +4,13 @@
 // `cxl-mhd http-passwd` (a scrypt line for the users file).
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import type { Backend } from '../heads/index.js';
-import { hashPassword, isLoopback, loadUsers, Northbound, parseListen, type RedfishEvent } from '../http/index.js';
+import { hashPassword, isLoopback, loadUsers, Northbound, type NorthboundDeps, parseListen, type RedfishEvent } from '../http/index.js';
 import { journalPath, PoolError, poolRunDir, resolveDirs } from '../pool/index.js';
-import { backendDeps } from './northbound-adapter.js';
+import { deviceSerial } from '../qemu/index.js';
 
 export interface HttpServeOptions {
   http?: string;
@@ -27,6 +27,9 @@ export interface HttpRecord {
   redfish: string;
   sse: string;
   pid: number;
+  usersFile: string;
+  stateFile: string;
+  fmSocket: string;
   localToken: string;
 }
 
@@ -55,6 +58,19 @@ export function checkHttpOptions(o: HttpServeOptions): { host: string; port: num
   return where;
 }
 
+/** The backend as the northbound sees it (CONTRACT.md): snapshots, events, and fm.sock for every capacity move. */
+function backendDeps(backend: Backend): NorthboundDeps {
+  const fmSocketPath = backend.fmSocketPath;
+  if (fmSocketPath === null) throw new Error('the backend serves no fm.sock; the northbound moves capacity only through it');
+  return {
+    pool: backend.opts.pool,
+    serial: `0x${deviceSerial(backend.opts.pool).toString(16)}`,
+    fmSocketPath,
+    snapshot: () => backend.snapshot(),
+    subscribe: (fn) => backend.subscribe(fn),
+  };
+}
+
 export async function startHttp(
   backend: Backend,
   where: { host: string; port: number },
@@ -62,11 +78,9 @@ export async function startHttp(
   log: Logger,
 ): Promise<{ url: string; close: () => Promise<void> }> {
   const pool = backend.opts.pool;
-  const nb = new Northbound({
-    deps: backendDeps(backend, o.runDir),
-    users: o.httpUsers as string,
-    stateFile: join(dirname(journalPath(o.stateDir, pool)), 'northbound.json'),
-  });
+  const deps = backendDeps(backend);
+  const stateFile = join(dirname(journalPath(o.stateDir, pool)), 'northbound.json');
+  const nb = new Northbound({ deps, users: o.httpUsers as string, stateFile });
   nb.onInternalError = (e, url) => log.error({ url }, `northbound: ${(e as Error).message ?? String(e)}`);
   const url = await nb.listen(where.host, where.port, {
     allowRemote: o.httpAllowRemote === true,

@@ -54,7 +54,7 @@ function parseMs(text: string, what: string): number {
 }
 
 type StatusWithRecords = PoolStatus & {
-  http?: { url: string; redfish: string; sse: string; pid: number };
+  http?: { url: string; redfish: string; sse: string; pid: number; usersFile: string; stateFile: string; fmSocket: string };
   heads: (PoolStatus['heads'][number] & {
     phase?: string;
     reason?: string | null;
@@ -66,7 +66,20 @@ type StatusWithRecords = PoolStatus & {
 /** Adds what the backend recorded per head (refusal reasons) when it is there to read. */
 function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
   const rec = s.backend.running ? readHttpRecord(runDir, s.pool) : null;
-  const withHttp = rec ? { ...s, http: { url: rec.url, redfish: rec.redfish, sse: rec.sse, pid: rec.pid } } : s;
+  const withHttp = rec
+    ? {
+        ...s,
+        http: {
+          url: rec.url,
+          redfish: rec.redfish,
+          sse: rec.sse,
+          pid: rec.pid,
+          usersFile: rec.usersFile,
+          stateFile: rec.stateFile,
+          fmSocket: rec.fmSocket,
+        },
+      }
+    : s;
   return withHeadRecords(withHttp, runDir);
 }
 
@@ -93,7 +106,12 @@ function renderStatus(s: StatusWithRecords): string {
     `pool ${s.pool}: ${formatSize(s.capacityBytes)} in ${s.blockCount} blocks of ${formatSize(s.blockBytes)}, ${s.headCount} heads`,
     `backend: ${s.backend.running ? `running${s.backend.pid ? ` (pid ${s.backend.pid})` : ''}` : 'not running'}`,
     `FM-LD owner: ${s.fmldOwner === null ? 'none' : `head ${s.fmldOwner}`}`,
-    ...(s.http ? [`http: ${s.http.url} (Redfish ${s.http.redfish}, events ${s.http.sse})`] : []),
+    ...(s.http
+      ? [
+          `http: ${s.http.url} (Redfish ${s.http.redfish}, events ${s.http.sse})`,
+          `  users ${s.http.usersFile}; chunks and connections ${s.http.stateFile}; FM-API via ${s.http.fmSocket}`,
+        ]
+      : []),
     `free: ${formatSize(s.freeBytes)}`,
     'head  attached  pid       granted   shared',
   ];

@@ -236,7 +236,11 @@ export class Northbound {
   }
 
   /** Listens; `host` must be loopback unless allowRemote. */
-  async listen(host: string, port: number, opts: { allowRemote?: boolean; recordFile?: string | null } = {}): Promise<string> {
+  async listen(
+    host: string,
+    port: number,
+    opts: { allowRemote?: boolean; recordFile?: string | null; recordExtra?: Record<string, unknown> } = {},
+  ): Promise<string> {
     if (!opts.allowRemote && !isLoopback(host)) {
       throw new Error(`--http ${host} is not a loopback address; pass --http-allow-remote to listen on it`);
     }
@@ -246,7 +250,14 @@ export class Northbound {
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
     if (opts.recordFile) {
       this.recordFile = opts.recordFile;
-      const body = { url, redfish: `${url}${ROOT}`, sse: `${url}${SSE_PATH}`, pid: process.pid, localToken: this.auth.localToken };
+      const body = {
+        url,
+        redfish: `${url}${ROOT}`,
+        sse: `${url}${SSE_PATH}`,
+        pid: process.pid,
+        ...opts.recordExtra,
+        localToken: this.auth.localToken,
+      };
       writeFileSync(opts.recordFile, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
     }
     return url;
