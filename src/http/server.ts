@@ -191,7 +191,26 @@ export class Northbound {
   private routes(): void {
     const { app, ctx } = this;
     // JSON only: anything else is 415, not a string that fails the schema.
-    app.removeContentTypeParser('text/plain');
+    app.removeContentTypeParser(['text/plain', 'application/json']);
+    // An empty JSON body (a DELETE sent with Content-Type: application/json) is no body, not malformed JSON.
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+      if (body === '') {
+        done(null, undefined);
+        return;
+      }
+      try {
+        done(null, JSON.parse(body as string));
+      } catch {
+        done(
+          new RedfishError(
+            400,
+            'MalformedJSON',
+            'The request body submitted was malformed JSON and could not be parsed by the receiving service.',
+          ),
+          undefined,
+        );
+      }
+    });
     app.addHook('onRequest', async (req, reply) => {
       reply.header('OData-Version', '4.0');
       const key = `${req.method} ${cleanPath(req.url)}`;
