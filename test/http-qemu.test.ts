@@ -73,7 +73,10 @@ describe('Redfish northbound on real QEMU heads', () => {
     expect(conn).toBe('/redfish/v1/Fabrics/CXL/Connections/c1');
     // The FM-API really delivered it: QEMU has a hot-added cxl-type3 over exactly that pool range.
     expect(await ldDevices(rig.vms[1]!)).toEqual([{ id: 'cxl-mhd-ld-cxl-mhd-rp1', offset: GiB, size: 256 * MiB }]);
-    expect(run('status')).toMatch(/grant 256M at pool offset 1073741824/);
+    const st = run('status');
+    expect(st).toMatch(/grant 256M at pool offset 1073741824/);
+    expect(st).toContain(`http: ${rig.url} (Redfish ${rig.url}/redfish/v1`);
+    expect(st).toMatch(/users \S+\/users; chunks and connections \S+\/northbound.json; FM-API via \S+\/fm.sock/);
     expect(status(rig.pool).heads[1]?.grantedBytes).toBe(512 * MiB);
     expect(run('sse').trim()).toBe('"MessageId":"CxlMhd.1.0.CapacityAdded"');
     // `cxl-mhd events` on the terminal, from the run dir record.

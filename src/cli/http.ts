@@ -85,6 +85,7 @@ export async function startHttp(
   const url = await nb.listen(where.host, where.port, {
     allowRemote: o.httpAllowRemote === true,
     recordFile: httpRecordPath(o.runDir, pool),
+    recordExtra: { usersFile: resolve(o.httpUsers as string), stateFile, fmSocket: deps.fmSocketPath },
   });
   return { url, close: () => nb.close() };
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { Auth, loadUsers } from './auth.js';
 import { registerCapacity } from './capacity.js';
 import { Context } from './context.js';
@@ -158,6 +158,15 @@ export class Northbound {
       logger: false,
       bodyLimit: L.bodyLimit,
       return503OnClosing: true,
+      // The router's own refusals (a path parameter too long, a bad URL) get Redfish bodies too.
+      frameworkErrors: (e, _req, reply) => {
+        const r =
+          e.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? new RedfishError(414, 'GeneralError', 'The request URI is longer than this service accepts.')
+            : fastifyErrorToRedfish(e);
+        // frameworkErrors is typed for any route's reply; ours all answer JSON.
+        void (reply as unknown as FastifyReply).code(r.status).type('application/json').header('OData-Version', '4.0').send(r.body());
+      },
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: 128 },
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
       serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {

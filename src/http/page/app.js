@@ -183,7 +183,8 @@ function logEvent(e) {
 
 function listen() {
   const live = document.getElementById('live');
-  const es = new EventSource('/redfish/v1/EventService/SSE');
+  // The first connection replays what the ring holds, so the log starts with recent history; reconnects send Last-Event-ID.
+  const es = new EventSource('/redfish/v1/EventService/SSE?lastEventId=0');
   es.onopen = () => {
     live.className = 'live on';
     live.textContent = 'live';
