@@ -8,6 +8,7 @@ import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchFmApi } from './fmapi.js';
 import { benchLoad } from './load.js';
+import { benchNorthbound } from './northbound.js';
 import { benchScenario } from './scenario.js';
 
 const MiB = 2 ** 20;
@@ -131,6 +132,7 @@ benchClaimRelease(cbin);
 benchStatus(cbin);
 await benchAttach(report);
 await benchFmApi(report);
+await benchNorthbound(report);
 await benchLoad(report);
 await benchScenario(report);
 mkdirSync('bench/out', { recursive: true });
