@@ -8,9 +8,9 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FmError } from '../src/fmapi/index.js';
-import { hashPassword, loadUsers } from '../src/http/index.js';
+import { hashPassword, loadUsers, Northbound } from '../src/http/index.js';
 import { REGION_BASE } from './helpers/fmapi-backend.js';
-import { BASIC, fakeNorthbound } from './helpers/northbound.js';
+import { BASIC, fakeNorthbound, USERS } from './helpers/northbound.js';
 import { tempDir } from './helpers/pool.js';
 
 const MiB = 2 ** 20;
@@ -140,6 +140,12 @@ describe('Redfish service (in process)', () => {
     expect((await nb.app.inject({ method: 'DELETE', url: c.headers.location as string, headers: auth })).statusCode).toBe(204);
     // Chunk definitions persist in a 0600 file.
     expect(statSync(join(dir, 'northbound.json')).mode & 0o777).toBe(0o600);
+    // A later run of the northbound (a backend restart) finds the chunks defined before.
+    await nb.app.inject({ method: 'POST', url: CHUNKS, headers: auth, payload: { MemoryChunkSizeMiB: 512, AddressRangeOffsetMiB: 2048 } });
+    const again = new Northbound({ deps: nb.ctx.deps, users: USERS, stateFile: join(dir, 'northbound.json') });
+    const listed = (await again.app.inject({ url: CHUNKS, headers: auth })).json();
+    expect(listed.Members).toContainEqual({ '@odata.id': `${CHUNKS}/2048M-512M` });
+    await again.close();
   });
 
   it('maps CXL return codes: Resources Exhausted 409, Invalid Input 400, unbound (owner detached) 503; nothing stays added', async () => {
@@ -299,6 +305,35 @@ describe('SSE event stream', () => {
     expect(got.map((f) => /^id: (\d+)/.exec(f)?.[1])).toEqual(['2', '3']);
     expect(got[1]).toContain('CxlMhd.1.0.LeaseAcquired');
     const c = await sse(`${url}/redfish/v1/EventService/SSE`, { authorization: BASIC });
+    // A connection made over Redfish: its CapacityAdded names the connection, which is created.
+    const chunk = await nb.app.inject({
+      method: 'POST',
+      url: CHUNKS,
+      headers: auth,
+      payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 512 },
+    });
+    const made = await nb.app.inject({
+      method: 'POST',
+      url: CONNS,
+      headers: auth,
+      payload: {
+        ConnectionType: 'Memory',
+        MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
+        Links: { InitiatorEndpoints: [ep(2)] },
+      },
+    });
+    expect(made.statusCode).toBe(201);
+    const frames = await c.next(2);
+    expect(frames[0]).toContain(`"OriginOfCondition":{"@odata.id":"${CHUNKS}/512M-256M"}`);
+    const added = JSON.parse((frames[1] as string).split('data: ')[1] as string).Events;
+    expect(
+      added.map((r: { MessageId: string; OriginOfCondition: { '@odata.id': string } }) => [r.MessageId, r.OriginOfCondition['@odata.id']]),
+    ).toEqual([
+      ['CxlMhd.1.0.CapacityAdded', `${CONNS}/c1`],
+      ['ResourceEvent.1.0.ResourceCreated', `${CONNS}/c1`],
+      ['ResourceEvent.1.0.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
+    ]);
+    expect(made.headers.location).toBe(`${CONNS}/c1`);
     const d = await sse(`${url}/redfish/v1/EventService/SSE`, { authorization: BASIC });
     expect(d.status).toBe(503);
     b.close();

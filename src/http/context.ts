@@ -6,7 +6,6 @@ import type { EventHub } from './events.js';
 import type { FmLink } from './fmlink.js';
 import { PoolModel } from './model.js';
 import type { Store } from './store.js';
-import type { ConnectionIndex } from './translate.js';
 import type { NorthboundDeps } from './types.js';
 
 export class Context {
@@ -21,7 +20,6 @@ export class Context {
     readonly auth: Auth,
     readonly hub: EventHub,
     readonly fm: FmLink,
-    readonly index: ConnectionIndex,
     readonly uuid: string,
   ) {
     this.pool = deps.pool;
@@ -30,7 +28,6 @@ export class Context {
 
   model(): PoolModel {
     const m = new PoolModel(this.deps.snapshot(), this.store);
-    this.index.update(m);
     for (const id of m.staleConnections(this.store)) if (!this.pending.has(id)) this.store.removeConnection(id);
     return m;
   }

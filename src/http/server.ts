@@ -16,7 +16,7 @@ import { registerPage } from './page.js';
 import { RedfishError, ROOT } from './redfish.js';
 import { cleanPath, registerReads, SSE_PATH } from './routes.js';
 import { Store } from './store.js';
-import { ConnectionIndex, translate } from './translate.js';
+import { translate } from './translate.js';
 import type { NorthboundDeps } from './types.js';
 
 export interface Limits {
@@ -145,15 +145,7 @@ export class Northbound {
         : new Map(Object.entries(opts.users).map(([u, p]) => [u, { kind: 'plain' as const, password: Buffer.from(p) }]));
     const auth = new Auth(users, { sessionTimeoutMs: L.sessionTimeoutMs, maxSessions: L.maxSessions });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
-    this.ctx = new Context(
-      opts.deps,
-      new Store(opts.stateFile),
-      auth,
-      hub,
-      new FmLink(opts.deps.fmSocketPath),
-      new ConnectionIndex(),
-      randomUUID(),
-    );
+    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), randomUUID());
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,
@@ -189,7 +181,7 @@ export class Northbound {
     this.routes();
     this.unsubscribe = opts.deps.subscribe((e) => {
       try {
-        const records = translate(e, this.ctx.pool, this.ctx.model(), this.ctx.index);
+        const records = translate(e, this.ctx.pool, this.ctx.model(), this.ctx.store);
         this.ctx.hub.publish(records, e.at);
       } catch (err) {
         this.onInternalError(err, `event ${e.kind}`);

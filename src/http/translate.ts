@@ -5,7 +5,7 @@
 import type { RedfishEvent } from './events.js';
 import type { PoolModel } from './model.js';
 import { formatMessage, link, REGISTRY, RESOURCE_EVENT } from './redfish.js';
-import { chunkId } from './store.js';
+import { chunkId, type Store } from './store.js';
 import { paths } from './tree.js';
 import type { StampedEvent } from './types.js';
 
@@ -36,22 +36,17 @@ export function resourceRecord(kind: 'ResourceCreated' | 'ResourceRemoved' | 'Re
 }
 
 /**
- * Remembers which connection each (head, chunk) belonged to, so a release
- * names the connection that just went away.
+ * The connection a grant of (head, chunk) belongs to, as the model will show
+ * it: a connection made here (even one still being made: the event comes
+ * before the POST answers), else the per-chunk `grant-…` connection. Asked at
+ * event time, when the head records may not show the grant yet.
  */
-export class ConnectionIndex {
-  private readonly byKey = new Map<string, string>();
-
-  update(m: PoolModel): void {
-    for (const c of m.connections.values()) for (const chunk of c.chunks) for (const h of c.heads) this.byKey.set(`${h}/${chunk}`, c.id);
-  }
-
-  lookup(head: number, chunk: string): string | undefined {
-    return this.byKey.get(`${head}/${chunk}`);
-  }
+export function connectionOf(store: Store, head: number, chunk: string): string {
+  const def = store.connections.find((c) => c.heads.includes(head) && c.chunks.includes(chunk));
+  return def ? def.id : `grant-${chunk}`;
 }
 
-export function translate(e: StampedEvent, pool: string, m: PoolModel, index: ConnectionIndex): Rec[] {
+export function translate(e: StampedEvent, pool: string, m: PoolModel, store: Store): Rec[] {
   const ep = paths.endpoint(e.head);
   const oem = { BackendSeq: e.seq, Kind: e.kind };
   switch (e.kind) {
@@ -70,28 +65,30 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, index: Co
       return [cxl('LeaseReleased', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), resourceRecord('ResourceChanged', ep)];
     case 'capacity-added': {
       const chunk = chunkId(e.offset, e.len);
-      index.update(m);
-      const conn = index.lookup(e.head, chunk);
-      const origin = conn ? paths.connection(conn) : paths.chunk(pool, chunk);
+      const conn = connectionOf(store, e.head, chunk);
+      const origin = paths.connection(conn);
       const out = [
         cxl('CapacityAdded', [e.len, e.offset, e.head, e.shared ? 'shared' : 'exclusive', e.via], origin, 'OK', { ...oem, Tag: e.tag }),
+        // Created with its first head; another head joining a shared connection changes it.
+        resourceRecord((m.connections.get(conn)?.heads ?? []).some((h) => h !== e.head) ? 'ResourceChanged' : 'ResourceCreated', origin),
       ];
-      if (conn) {
-        const c = m.connections.get(conn);
-        out.push(resourceRecord(c && c.heads.length > 1 ? 'ResourceChanged' : 'ResourceCreated', origin));
-      }
-      if (m.chunks.get(chunk)?.origin !== 'defined') out.push(resourceRecord('ResourceCreated', paths.chunk(pool, chunk)));
+      if (!m.chunks.has(chunk)) out.push(resourceRecord('ResourceCreated', paths.chunk(pool, chunk)));
       out.push(resourceRecord('ResourceChanged', ep));
       return out;
     }
     case 'capacity-released': {
       const chunk = chunkId(e.offset, e.len);
-      const conn = index.lookup(e.head, chunk);
-      index.update(m);
-      const origin = conn ? paths.connection(conn) : paths.chunk(pool, chunk);
-      const out = [cxl('CapacityReleased', [e.len, e.offset, e.head, e.via], origin, 'OK', { ...oem, Tag: e.tag })];
-      if (conn) out.push(resourceRecord(m.connections.has(conn) ? 'ResourceChanged' : 'ResourceRemoved', origin));
-      if (!m.chunks.has(chunk)) out.push(resourceRecord('ResourceRemoved', paths.chunk(pool, chunk)));
+      const conn = connectionOf(store, e.head, chunk);
+      const origin = paths.connection(conn);
+      // The records may still show this grant: what is left is every other head's holding of the chunk.
+      const others = m.holdings.filter((h) => h.kind === 'grant' && h.head !== e.head && chunkId(h.offset, h.len) === chunk);
+      const out = [
+        cxl('CapacityReleased', [e.len, e.offset, e.head, e.via], origin, 'OK', { ...oem, Tag: e.tag }),
+        resourceRecord(others.length > 0 ? 'ResourceChanged' : 'ResourceRemoved', origin),
+      ];
+      const chunkLeft =
+        m.chunks.get(chunk)?.origin === 'defined' || m.holdings.some((h) => h.head !== e.head && chunkId(h.offset, h.len) === chunk);
+      if (!chunkLeft) out.push(resourceRecord('ResourceRemoved', paths.chunk(pool, chunk)));
       out.push(resourceRecord('ResourceChanged', ep));
       return out;
     }

@@ -52,6 +52,10 @@ export async function fakeNorthbound(
   const attached = new Set(Array.from({ length: heads }, (_, i) => i));
   let seq = 0;
   const listeners = new Set<(e: StampedEvent) => void>();
+  const emit = (e: BackendEvent) => {
+    const stamped = { ...e, seq: ++seq, at: new Date().toISOString() } as StampedEvent;
+    for (const l of listeners) l(stamped);
+  };
   const snapshot = (): SnapshotView => {
     const records = Array.from({ length: heads }, (_, h) => {
       const grants = (fake.extents.get(h) ?? []).map((e) => ({
@@ -90,6 +94,28 @@ export async function fakeNorthbound(
       heads: records,
     };
   };
+  // Like the real backend: an event per extent, emitted before the FM-API answers.
+  const add = fake.initiateAdd.bind(fake);
+  fake.initiateAdd = async (req) => {
+    await add(req);
+    for (const x of req.extents) {
+      emit({
+        kind: 'capacity-added',
+        head: req.hostId,
+        offset: x.startDpa - REGION_BASE,
+        len: x.len,
+        shared: req.selectionPolicy === 3,
+        tag: req.tag,
+        via: 'fm.sock',
+      });
+    }
+  };
+  const release = fake.initiateRelease.bind(fake);
+  fake.initiateRelease = async (req) => {
+    await release(req);
+    for (const x of req.extents)
+      emit({ kind: 'capacity-released', head: req.hostId, offset: x.startDpa - REGION_BASE, len: x.len, tag: null, via: 'fm.sock' });
+  };
   const nb = new Northbound({
     deps: {
       pool: 'fakepool',
@@ -112,9 +138,6 @@ export async function fakeNorthbound(
     attached,
     capacityBytes,
     bound,
-    emit: (e) => {
-      const stamped = { ...e, seq: ++seq, at: new Date().toISOString() } as StampedEvent;
-      for (const l of listeners) l(stamped);
-    },
+    emit,
   };
 }
