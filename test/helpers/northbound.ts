@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { FmApiServer, serveChannel } from '../../src/fmapi/server.js';
+import type { HeadRecord } from '../../src/heads/index.js';
 import { type BackendEvent, type Limits, Northbound, type SnapshotView, type StampedEvent } from '../../src/http/index.js';
 import { FakeBackend, REGION_BASE } from './fmapi-backend.js';
 import { tempDir } from './pool.js';
@@ -57,13 +58,13 @@ export async function fakeNorthbound(
     for (const l of listeners) l(stamped);
   };
   const snapshot = (): SnapshotView => {
-    const records = Array.from({ length: heads }, (_, h) => {
+    const records = Array.from({ length: heads }, (_, h): HeadRecord => {
       const grants = (fake.extents.get(h) ?? []).map((e) => ({
         offset: e.startDpa - REGION_BASE,
         len: e.len,
         tag: e.tag,
         shared: true,
-        state: 'active',
+        state: 'active' as const,
         delivery: 'dcd',
       }));
       return {
@@ -88,8 +89,17 @@ export async function fakeNorthbound(
         headCount: heads,
         fmldOwner: 0,
         leaseEpoch: 1,
+        generation: 1,
+        backend: { running: true, pid: process.pid },
         freeBytes: capacityBytes - 256 * MiB,
-        heads: records.map((r, i) => ({ id: i, attached: attached.has(i), pid: r.pid, grantedBytes: granted[i] ?? 0, sharedBytes: 0 })),
+        heads: records.map((r, i) => ({
+          id: i,
+          attached: attached.has(i),
+          pid: r.pid,
+          grantedBytes: granted[i] ?? 0,
+          sharedBytes: 0,
+          attachedAt: null,
+        })),
       },
       heads: records,
     };
