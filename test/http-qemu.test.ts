@@ -189,6 +189,26 @@ describe('Redfish northbound on real QEMU heads', () => {
     expect((await http(rig, 'DELETE', mine.headers.location as string)).status).toBe(204);
     await eventually(() => status(rig.pool).heads[1]?.grantedBytes === 512 * MiB, 'the 768M grant to be freed');
     expect(cli(['fsck', '--pool', rig.pool.name, ...rig.pool.dirArgs]).code).toBe(0);
+
+    // A QEMU exit is published too, with the capacity it took along.
+    let streamed = '';
+    const stream = request(`${rig.url}/redfish/v1/EventService/SSE`, { headers: { authorization: rig.basic } }, (res) => {
+      res.on('data', (d) => {
+        streamed += d;
+      });
+    });
+    stream.end();
+    await eventually(() => streamed.includes('retry:'), 'the event stream to open');
+    await rig.vms[0]!.kill();
+    await eventually(
+      () => streamed.includes('"MessageId":"CxlMhd.1.0.HeadDetached","Message":"Head 0 detached'),
+      'HeadDetached for head 0',
+    );
+    await eventually(
+      () => /CapacityReleased","Message":"268435456 bytes at pool offset 1610612736 were released from head 0 via qemu-exit/.test(streamed),
+      'its shared grant released',
+    );
+    stream.destroy();
     await rig.backend.stop();
   });
 });
