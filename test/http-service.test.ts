@@ -3,7 +3,8 @@
 // sessions, the resource tree, chunks and connections issuing 5604h/5605h,
 // CXL return codes as Redfish errors, bad input, and the SSE stream with
 // Last-Event-ID resume and its client cap.
-import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +43,8 @@ describe('Redfish service (in process)', () => {
     });
     expect(wrong.statusCode).toBe(401);
     expect((await nb.app.inject({ url: '/', headers: {} })).statusCode).toBe(401);
+    const head = await nb.app.inject({ method: 'HEAD', url: '/redfish/v1/EventService/SSE', headers: auth });
+    expect([head.statusCode, head.headers['content-type']]).toEqual([200, 'text/event-stream']);
     const ok = await nb.app.inject({ url: '/redfish/v1/Chassis', headers: auth });
     expect(ok.json()).toMatchObject({ 'Members@odata.count': 1, Members: [{ '@odata.id': '/redfish/v1/Chassis/fakepool' }] });
   });
@@ -229,6 +232,41 @@ describe('Redfish service (in process)', () => {
     expect(overlapB.statusCode).toBe(409);
     expect(fake.calls.filter((x) => x.method.startsWith('initiate'))).toEqual([]);
     expect((await nb.app.inject({ method: 'PATCH', url: '/redfish/v1/Chassis/fakepool', headers: auth })).statusCode).toBe(405);
+  });
+
+  it('serve --http refuses a readable users file, a remote address, a missing users file: one line, nothing started', () => {
+    const dir = tempDir();
+    const file = join(dir, 'users');
+    writeFileSync(file, 'admin:secret\n', { mode: 0o640 });
+    chmodSync(file, 0o640);
+    const serve = (...args: string[]) =>
+      spawnSync(
+        process.execPath,
+        ['dist/src/cli/main.js', 'serve', '--pool', 'nbcli', '--run-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), ...args],
+        {
+          encoding: 'utf8',
+        },
+      );
+    const cases: [string[], RegExp][] = [
+      [
+        ['--http', '127.0.0.1:0', '--http-users', file],
+        /^cxl-mhd: --http-users \S+ is mode 0640; it holds passwords and must be 0600 \(chmod 600 \S+\)\n$/,
+      ],
+      [
+        ['--http', '0.0.0.0:8080', '--http-users', file],
+        /^cxl-mhd: --http 0.0.0.0:8080 is not a loopback address; pass --http-allow-remote to listen on it\n$/,
+      ],
+      [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
+      [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
+      [['--http-users', file], /^cxl-mhd: --http-users and --http-allow-remote need --http/],
+    ];
+    for (const [args, want] of cases) {
+      const r = serve(...args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(want);
+    }
+    // Refused before anything was made: no run dir, no pool.
+    expect(existsSync(join(dir, 'run'))).toBe(false);
   });
 
   it('users file: must be 0600; plain and scrypt lines; one clear line otherwise', async () => {

@@ -104,6 +104,8 @@ export function registerReads(app: FastifyInstance, ctx: Context): void {
     collection(`${EVENTS}/Subscriptions`, '#EventDestinationCollection.EventDestinationCollection', 'Subscriptions (SSE only)', []),
   );
   app.get(SSE_PATH, (req, reply) => {
+    // HEAD (which fastify routes here too) learns the type; it never becomes a stream.
+    if (req.method === 'HEAD') return reply.type('text/event-stream').send();
     const last = req.headers['last-event-id'];
     const fromQuery = (req.query as Record<string, unknown>).lastEventId;
     const id = typeof last === 'string' ? last : typeof fromQuery === 'string' ? fromQuery : undefined;
