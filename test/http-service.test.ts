@@ -3,7 +3,7 @@
 // sessions, the resource tree, chunks and connections issuing 5604h/5605h,
 // CXL return codes as Redfish errors, bad input, and the SSE stream with
 // Last-Event-ID resume and its client cap.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
@@ -376,6 +376,29 @@ describe('SSE event stream', () => {
     expect(d.status).toBe(503);
     b.close();
     c.close();
+    // `cxl-mhd events` with --url and --user (password from the environment), one JSON Event per line.
+    // Asynchronously: the server answering it lives in this process.
+    const events = (env: Record<string, string>, ...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          ['dist/src/cli/main.js', 'events', '--pool', 'fakepool', '--url', url, '--user', 'viewer', ...args],
+          { env: { ...process.env, ...env }, timeout: 30_000 },
+          (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const follow = await events({ CXL_MHD_PASSWORD: 'p@ss:word' }, '--json', '--last-event-id', '1', '--count', '2');
+    expect(follow.stderr).toBe('');
+    const ids = follow.stdout
+      .trim()
+      .split('\n')
+      .map((l: string) => JSON.parse(l).Events[0].MessageId);
+    expect(ids).toEqual(['CxlMhd.1.0.LeaseReleased', 'CxlMhd.1.0.LeaseAcquired']);
+    const wrongPw = await events({ CXL_MHD_PASSWORD: 'nope' });
+    expect([wrongPw.code, wrongPw.stderr]).toEqual([
+      1,
+      'cxl-mhd: the event stream answered 401: There is no valid session established with the implementation.\n',
+    ]);
     const denied = await sse(`${url}/redfish/v1/EventService/SSE`, {});
     expect(denied.status).toBe(401);
     denied.close();
