@@ -121,7 +121,7 @@ export async function benchNorthbound(report: Report): Promise<void> {
     const redfish: number[] = [];
     const eventLag: number[] = [];
     let early = 0;
-    const N = 60;
+    const N = 150;
     // DCD head, a fresh 2 MiB extent each time (QEMU 10.0 keeps DCD extents pending without a guest); the two paths alternate.
     for (let i = 0; i < N; i++) {
       const a = GiB + i * 4 * MiB;

@@ -7,7 +7,7 @@ import type { Context } from './context.js';
 import type { Piece } from './fmlink.js';
 import type { PoolModel } from './model.js';
 import { notFound, RedfishError } from './redfish.js';
-import { chunkId } from './store.js';
+import { type ConnectionDef, chunkId } from './store.js';
 import { resourceRecord } from './translate.js';
 import { chunkBody, connectionBody, FABRIC, paths } from './tree.js';
 
@@ -154,7 +154,7 @@ function resolveHeads(m: PoolModel, body: ConnectionBody): number[] {
   return heads;
 }
 
-async function connect(ctx: Context, body: ConnectionBody): Promise<string> {
+async function connect(ctx: Context, body: ConnectionBody): Promise<ConnectionDef> {
   const m = ctx.model();
   const chunks = resolveChunks(ctx, m, body);
   const heads = resolveHeads(m, body);
@@ -184,7 +184,7 @@ async function connect(ctx: Context, body: ConnectionBody): Promise<string> {
   } finally {
     ctx.pending.delete(def.id);
   }
-  return def.id;
+  return def;
 }
 
 async function disconnect(ctx: Context, id: string): Promise<void> {
@@ -239,10 +239,18 @@ export function registerCapacity(app: FastifyInstance, ctx: Context): void {
   });
 
   app.post(`${FABRIC}/Connections`, { schema: { body: connectionSchema } }, async (req, reply) => {
-    const id = await connect(ctx, req.body as ConnectionBody);
-    const c = ctx.model().connections.get(id);
-    reply.code(201).header('Location', paths.connection(id));
-    return c ? connectionBody(ctx.pool, c) : { '@odata.id': paths.connection(id), Id: id };
+    const def = await connect(ctx, req.body as ConnectionBody);
+    reply.code(201).header('Location', paths.connection(def.id));
+    // From what was just made: every add answered Success, so it is active on all its heads.
+    return connectionBody(ctx.pool, {
+      id: def.id,
+      origin: 'redfish',
+      chunks: def.chunks,
+      heads: def.heads,
+      shared: def.shared,
+      state: 'active',
+      def,
+    });
   });
 
   app.delete(`${FABRIC}/Connections/:id`, async (req, reply) => {

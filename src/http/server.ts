@@ -17,7 +17,7 @@ import { RedfishError, ROOT } from './redfish.js';
 import { cleanPath, registerReads, SSE_PATH } from './routes.js';
 import { Store } from './store.js';
 import { translate } from './translate.js';
-import type { NorthboundDeps } from './types.js';
+import type { NorthboundDeps, StampedEvent } from './types.js';
 
 export interface Limits {
   bodyLimit: number;
@@ -179,13 +179,19 @@ export class Northbound {
       },
     });
     this.routes();
-    this.unsubscribe = opts.deps.subscribe((e) => {
+    // The backend emits inside its own critical path (before the FM-API answers): queue there, translate just after.
+    const queue: StampedEvent[] = [];
+    const flush = () => {
+      const batch = queue.splice(0);
       try {
-        const records = translate(e, this.ctx.pool, this.ctx.model(), this.ctx.store);
-        this.ctx.hub.publish(records, e.at);
+        const m = this.ctx.model();
+        for (const e of batch) this.ctx.hub.publish(translate(e, this.ctx.pool, m, this.ctx.store), e.at);
       } catch (err) {
-        this.onInternalError(err, `event ${e.kind}`);
+        this.onInternalError(err, `events ${batch.map((e) => e.kind).join(', ')}`);
       }
+    };
+    this.unsubscribe = opts.deps.subscribe((e) => {
+      if (queue.push(e) === 1) setImmediate(flush);
     });
   }
 
