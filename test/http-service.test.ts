@@ -284,6 +284,11 @@ describe('Redfish service (in process)', () => {
     const a = new Auth(loadUsers(file));
     expect(a.check('bob', 'hunter2')).toBe(true);
     expect(a.check('bob', 'hunter3')).toBe(false);
+    // Guessing is throttled: past the per-second budget a wrong guess costs no scrypt, a verified password still works.
+    const t = new Auth(loadUsers(file), { maxHashChecksPerSecond: 3 });
+    expect(t.check('bob', 'hunter2')).toBe(true);
+    for (let i = 0; i < 5; i++) expect(t.check('bob', `guess${i}`)).toBe(false);
+    expect(t.check('bob', 'hunter2')).toBe(true);
   });
 });
 

@@ -75,6 +75,8 @@ export interface SessionInfo {
 export interface AuthOptions {
   sessionTimeoutMs?: number;
   maxSessions?: number;
+  /** scrypt checks of not-yet-verified passwords per second; beyond it they fail without the work (guessing costs CPU). */
+  maxHashChecksPerSecond?: number;
 }
 
 export class Auth {
@@ -84,6 +86,8 @@ export class Auth {
   readonly localToken = randomBytes(24).toString('hex');
   readonly sessionTimeoutMs: number;
   readonly maxSessions: number;
+  private readonly maxHashChecks: number;
+  private hashChecks: number[] = [];
 
   constructor(
     private readonly users: Map<string, Secret>,
@@ -91,6 +95,7 @@ export class Auth {
   ) {
     this.sessionTimeoutMs = opts.sessionTimeoutMs ?? 30 * 60_000;
     this.maxSessions = opts.maxSessions ?? 64;
+    this.maxHashChecks = opts.maxHashChecksPerSecond ?? 20;
   }
 
   check(user: string, password: string): boolean {
@@ -103,6 +108,10 @@ export class Auth {
     if (secret.kind === 'plain') {
       ok = given.length === secret.password.length && timingSafeEqual(given, secret.password);
     } else {
+      const now = Date.now();
+      this.hashChecks = this.hashChecks.filter((t) => now - t < 1000);
+      if (this.hashChecks.length >= this.maxHashChecks) return false;
+      this.hashChecks.push(now);
       const { N, r, p, salt, hash } = secret;
       const got = scryptSync(given, salt, hash.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
       ok = timingSafeEqual(got, hash);
