@@ -46,7 +46,7 @@ function rng(seed: number): () => number {
   };
 }
 
-export function fuzzRequests(seed: number, n: number) {
+function fuzzRequests(seed: number, n: number) {
   const r = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const int = (max: number) => Math.floor(r() * max);
