@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_DEPS := node_modules/.package-lock.json
 ADDON := native/build/Release/cxl_mhd.node
 
-.PHONY: setup build test lint bench demo asan clean qemu guest soak host-tools
+.PHONY: setup build unit test lint bench demo asan clean qemu guest soak host-tools qemu-facts install uninstall
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci
@@ -46,14 +46,22 @@ asan:
 	  -o native/build/asan/core_test native/test/core_test.c native/src/core.c -lrt -lpthread
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 native/build/asan/core_test
 
+## unit: the fast tier, the first thing to run: asan + every test that needs neither root nor QEMU
+unit: build
+	@scripts/test.sh --unit
+
 ## test: everything CI checks; ends with "N passed, N failed"
 test: setup
 	@scripts/test.sh
 
+## qemu-facts: checks each fact docs/qemu-facts.md states against the QEMU that `make qemu` resolves
+qemu-facts: build qemu
+	npx vitest run test/qemu-facts-qemu.test.ts
+
 bench: build
 	node dist/bench/run.js
 
-## demo: build, then show a freshly created pool (the guest demo arrives later)
+## demo: build, then boot three guests and run examples/ci/three-heads.yaml through `cxl-mhd run`
 demo: setup
 	@scripts/demo.sh
 
@@ -61,7 +69,16 @@ demo: setup
 soak: setup
 	@mkdir -p bench/out
 	CXL_MHD_KILL_POINTS=1000 CXL_MHD_FUZZ_FRAMES=1000000 CXL_MHD_FUZZ_CLI=20 CXL_MHD_RESULTS=bench/out/soak.jsonl \
-	  npx vitest run test/crash-qemu.test.ts test/fmapi-fuzz.test.ts test/fuzz-cli.test.ts --testTimeout=7200000
+	  npx vitest run test/crash-qemu.test.ts test/fmapi-fuzz.test.ts test/fuzz-cli.test.ts
+
+## install: the built package under $(DESTDIR)$(PREFIX) (bin/cxl-mhd, lib/cxl-mhd, the systemd unit); see docs/operations.md
+PREFIX ?= /usr/local
+export PREFIX DESTDIR BINDIR LIBDIR UNITDIR SYSUSERSDIR DOCDIR NODE CREATE_USER
+install: build
+	@scripts/install.sh install
+
+uninstall:
+	@scripts/install.sh uninstall
 
 clean:
 	rm -rf dist native/build

@@ -1,10 +1,25 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+// Test tiers are chosen by file name, never by guessing:
+//   test/**/*-qemu.test.ts   runs real QEMU (and guests)
+//   test/**/*-root.test.ts   needs root (switches uid)
+//   everything else          the unit tier: neither root nor QEMU
+// CXL_MHD_TIER=unit (`make unit`) leaves out the first two; unset runs all.
+const NEEDS_QEMU = 'test/**/*-qemu.test.ts';
+const NEEDS_ROOT = 'test/**/*-root.test.ts';
+const tier = process.env.CXL_MHD_TIER;
+if (tier !== undefined && tier !== '' && tier !== 'unit') throw new Error(`CXL_MHD_TIER=${tier}: only "unit" (or unset) is known`);
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    exclude: tier === 'unit' ? [...configDefaults.exclude, NEEDS_QEMU, NEEDS_ROOT] : configDefaults.exclude,
     globalSetup: ['test/global-setup.ts'],
-    // Real QEMU and multi-process tests need time; none asserts on it.
+    // Hang guards, not speed checks: real QEMU and multi-process tests need
+    // time and none asserts on it. These cover work of a fixed size (hooks only
+    // start, stop and clean up heads); a test whose work grows with a count
+    // (kill points, fuzz frames, CLI runs) passes its own limit derived from
+    // that count, which also holds under `make soak`'s larger counts.
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Tests share /dev/shm and spawn QEMU; two cores do not want parallel files fighting.

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Builds the cxl-mhd guest image: a kernel and an initramfs, both taken from
 # the Debian trixie root that scripts/setup-qemu.sh debootstraps (kernel 6.12,
-# busybox-static, kmod, ndctl's `cxl`, `daxctl`), plus guest/init as /init,
+# busybox-static, kmod, ndctl's `cxl`, `daxctl`, qemu-guest-agent's `qemu-ga`), plus guest/init as /init,
 # guest/cxl-mhd (runs the host's Node + the project's CLI over 9p; also
 # installed as `node`), guest/cxlmhd-devdax (memdev -> region -> /dev/daxX.Y)
 # and guest/daxpoke.c (a static mmap tool for /dev/daxX.Y) compiled here.
 #
-# Output (see docs/guest.md):
-#   $CACHE/guest/vmlinuz
-#   $CACHE/guest/initramfs.cpio.gz
-#   $CACHE/guest/contents.txt     what went in (files, modules, versions)
-#   $CACHE/guest/.stamp           hash of the inputs; unchanged inputs = no rebuild
-# $CACHE/guest is a symlink to $CACHE/.guest-<hash>, switched atomically: the
-# paths above always hold a complete image, old or new.
+# Output (see docs/guest.md), one image per checkout, because the image
+# names the checkout that built it (/etc/cxl-mhd-project: the host path whose
+# dist/ the guest's /bin/cxl-mhd runs; cxlmhd.project= on the kernel command
+# line overrides it):
+#   $CACHE/checkouts/<key>/vmlinuz              <key>: hash of this checkout's path
+#   $CACHE/checkouts/<key>/initramfs.cpio.gz    the shared base + a small cpio with /etc/cxl-mhd-project
+#   $CACHE/checkouts/<key>/project              the checkout's path
+#   $CACHE/checkouts/<key>/.stamp               hash of the inputs + the checkout's path
+# The project-independent base is built once for all checkouts with the same
+# inputs:
+#   $CACHE/guest/{vmlinuz,initramfs.cpio.gz,contents.txt,.stamp}
+# Each of these directories is a symlink to a versioned directory, switched
+# atomically: the paths above always hold a complete image, old or new. A
+# checkout's image is a full copy, so a base rebuilt for another checkout's
+# inputs never changes it; images of checkouts that no longer exist are removed.
 #
 # Environment:
 #   CXL_MHD_CACHE        cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd)
@@ -20,7 +28,7 @@
 #   CC                   C compiler for daxpoke (default gcc; must link -static)
 # Options:
 #   --force              rebuild even if the stamp matches
-#   --print-dir          print the output directory and exit
+#   --print-dir          print this checkout's output directory and exit
 set -euo pipefail
 
 CACHE="${CXL_MHD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd}"
@@ -28,6 +36,9 @@ ROOT="${CXL_MHD_GUEST_ROOT:-$CACHE/trixie-root}"
 OUT="$CACHE/guest"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 PROJECT=$(cd "$HERE/.." && pwd -P)
+CHECKOUTS="$CACHE/checkouts"
+KEY=$(printf '%s' "$PROJECT" | sha256sum | cut -c1-16)
+MINE="$CHECKOUTS/$KEY"
 GUEST_SRC="$PROJECT/guest"
 CC="${CC:-gcc}"
 MULTIARCH=x86_64-linux-gnu
@@ -42,7 +53,7 @@ MODULES=(
   virtio_rng                          # entropy early (Node start-up)
 )
 # Root packages whose versions are part of the stamp.
-PACKAGES=(busybox-static kmod ndctl daxctl libcxl1 libdaxctl1)
+PACKAGES=(busybox-static kmod ndctl daxctl libcxl1 libdaxctl1 qemu-guest-agent)
 
 log() { printf '[guest] %s\n' "$*"; }
 die() { printf '[guest] error: %s\n' "$*" >&2; exit 1; }
@@ -51,7 +62,7 @@ force=0
 for arg in "$@"; do
   case $arg in
     --force) force=1 ;;
-    --print-dir) printf '%s\n' "$OUT"; exit 0 ;;
+    --print-dir) printf '%s\n' "$MINE"; exit 0 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg" ;;
   esac
@@ -77,8 +88,8 @@ MODDIR="$ROOT/lib/modules/$kver"
 BUSYBOX="$ROOT/usr/bin/busybox"
 [[ -x "$BUSYBOX" ]] || BUSYBOX="$ROOT/bin/busybox"
 [[ -x "$BUSYBOX" ]] || die "no busybox in $ROOT (busybox-static)"
-for b in usr/bin/kmod usr/bin/cxl usr/bin/daxctl; do
-  [[ -x "$ROOT/$b" ]] || die "no $b in $ROOT (packages kmod, ndctl, daxctl)"
+for b in usr/bin/kmod usr/bin/cxl usr/bin/daxctl usr/sbin/qemu-ga; do
+  [[ -x "$ROOT/$b" ]] || die "no $b in $ROOT (packages kmod, ndctl, daxctl, qemu-guest-agent; re-run make setup)"
 done
 
 pkg_versions() {
@@ -100,18 +111,70 @@ stamp=$(
     "$CC" --version 2>/dev/null | head -n1 || true
   } | sha256sum | cut -d' ' -f1
 )
-if [[ $force == 0 && -f "$OUT/.stamp" && "$(cat "$OUT/.stamp")" == "$stamp" \
-      && -f "$OUT/vmlinuz" && -f "$OUT/initramfs.cpio.gz" ]]; then
-  log "up to date: $OUT (kernel $kver)"
+mine_stamp="$stamp $PROJECT"
+complete() { # dir, stamp: the dir holds a complete image for that stamp
+  [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" && -f "$1/vmlinuz" && -f "$1/initramfs.cpio.gz" ]]
+}
+if [[ $force == 0 ]] && complete "$MINE" "$mine_stamp"; then
+  log "up to date: $MINE (kernel $kver, project $PROJECT)"
   exit 0
 fi
 
-# --- build in a temporary directory next to the output -------------------------
 mkdir -p "$CACHE"
 # One build at a time (tests may call this concurrently); the loser re-checks.
 if command -v flock >/dev/null 2>&1 && [[ -z "${CXL_MHD_GUEST_LOCKED:-}" ]]; then
   CXL_MHD_GUEST_LOCKED=1 exec flock "$CACHE/.guest.lock" bash "$HERE/build-guest.sh" "$@"
 fi
+
+# Atomically points symlink $1 at the versioned directory $2 (a sibling).
+switch_link() {
+  ln -s "${2##*/}" "$1.link.$$"
+  mv -T "$1.link.$$" "$1"
+}
+
+# This checkout's image: the base plus a second (gzip'd) cpio archive with
+# /etc/cxl-mhd-project. The kernel unpacks concatenated archives in order.
+publish_checkout() {
+  mkdir -p "$CHECKOUTS"
+  local t final
+  t=$(mktemp -d "$CHECKOUTS/.tmp.XXXXXX")
+  chmod 755 "$t"
+  mkdir -p "$t/overlay/etc"
+  printf '%s\n' "$PROJECT" >"$t/overlay/etc/cxl-mhd-project"
+  (cd "$t/overlay" && printf '%s\n' etc etc/cxl-mhd-project | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) \
+    | gzip -6 -n >"$t/project.cpio.gz"
+  cat "$OUT/initramfs.cpio.gz" "$t/project.cpio.gz" >"$t/initramfs.cpio.gz"
+  cp "$OUT/vmlinuz" "$t/vmlinuz"
+  printf '%s\n' "$PROJECT" >"$t/project"
+  printf '%s\n' "$mine_stamp" >"$t/.stamp"
+  rm -rf "$t/overlay" "$t/project.cpio.gz"
+  # Unique per build, so a forced rebuild never removes what the link shows.
+  final="$CHECKOUTS/.$KEY-$(printf '%s' "$mine_stamp" | sha256sum | cut -c1-16)-${t##*.}"
+  mv -T "$t" "$final"
+  [[ -d "$MINE" && ! -L "$MINE" ]] && rm -rf "$MINE"
+  switch_link "$MINE" "$final"
+  local d p
+  for d in "$CHECKOUTS/.$KEY"-*; do
+    [[ "$d" == "$final" ]] || rm -rf "$d"
+  done
+  # Images of checkouts that are gone (temporary clones) go too.
+  for d in "$CHECKOUTS"/*; do
+    [[ -L "$d" && "$d" != "$MINE" ]] || continue
+    p=$(cat "$d/project" 2>/dev/null || true)
+    if [[ -z "$p" || ! -f "$p/guest/init" ]]; then
+      rm -rf "$CHECKOUTS/$(readlink "$d")" "$d"
+    fi
+  done
+  log "ready: $MINE (project $PROJECT)"
+}
+
+if [[ $force == 0 ]] && complete "$OUT" "$stamp"; then
+  log "base up to date: $OUT (kernel $kver)"
+  publish_checkout
+  exit 0
+fi
+
+# --- build the base in a temporary directory next to the output ----------------
 tmp=$(mktemp -d "$CACHE/.guest.tmp.XXXXXX")
 chmod 755 "$tmp"
 cleanup() {
@@ -146,6 +209,8 @@ guest_path() {
 # --- programs and their libraries --------------------------------------------
 cp "$BUSYBOX" "$S/usr/bin/busybox"
 cp "$ROOT/usr/bin/kmod" "$ROOT/usr/bin/cxl" "$ROOT/usr/bin/daxctl" "$S/usr/bin/"
+# The QEMU guest agent: /init starts it when cxlmhd.agent=1 (the scenario runner's way in).
+cp "$ROOT/usr/sbin/qemu-ga" "$S/usr/sbin/qemu-ga"
 for t in modprobe insmod rmmod lsmod modinfo depmod; do
   ln -s ../bin/kmod "$S/usr/sbin/$t"
 done
@@ -169,8 +234,8 @@ add_lib() {
   case $src in "$ROOT"/*) ;; *) die "library $src resolved outside $ROOT" ;; esac
   libs["$src"]=1
 }
-for b in kmod cxl daxctl; do
-  out=$(in_root --list "$ROOT/usr/bin/$b") || die "$LDSO --list $b failed: $out"
+for b in bin/kmod bin/cxl bin/daxctl sbin/qemu-ga; do
+  out=$(in_root --list "$ROOT/usr/$b") || die "$LDSO --list $b failed: $out"
   if grep -q 'not found' <<<"$out"; then
     die "$b: missing libraries in $ROOT: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"
   fi
@@ -242,9 +307,9 @@ if [[ $(id -u) == 0 ]]; then
 fi
 
 # Smoke test on the host: the copied programs start against the copied libraries.
-for b in cxl daxctl kmod; do
+for b in bin/cxl bin/daxctl bin/kmod sbin/qemu-ga; do
   "$S/usr/lib/$MULTIARCH/ld-linux-x86-64.so.2" --library-path "$S/usr/lib/$MULTIARCH" \
-    "$S/usr/bin/$b" --version >/dev/null 2>&1 || die "$b does not start from the staged libraries"
+    "$S/usr/$b" --version >/dev/null 2>&1 || die "$b does not start from the staged libraries"
 done
 
 # --- archive ----------------------------------------------------------------
@@ -270,9 +335,9 @@ tmp=""
 if [[ -d "$OUT" && ! -L "$OUT" ]]; then
   rm -rf "$OUT"                       # a plain directory from an older layout
 fi
-ln -s "${final##*/}" "$CACHE/.guest.link.$$"
-mv -T "$CACHE/.guest.link.$$" "$OUT"
+switch_link "$OUT" "$final"
 for d in "$CACHE"/.guest-*; do
   [[ "$d" == "$final" ]] || rm -rf "$d"
 done
-log "ready: $OUT/vmlinuz ($(du -h "$OUT/vmlinuz" | cut -f1)), $OUT/initramfs.cpio.gz ($(du -h "$OUT/initramfs.cpio.gz" | cut -f1))"
+log "base ready: $OUT/vmlinuz ($(du -h "$OUT/vmlinuz" | cut -f1)), $OUT/initramfs.cpio.gz ($(du -h "$OUT/initramfs.cpio.gz" | cut -f1))"
+publish_checkout

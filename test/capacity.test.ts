@@ -2,9 +2,10 @@
 // and the deliveries against a fake QEMU that fails on cue — rollback on
 // every failure, nothing claimed or delivered half-way.
 import { afterEach, describe, expect, it } from 'vitest';
-import { DcdDelivery, type Delivered, type Delivery, grantsFromJournal, HotplugDelivery } from '../src/capacity/index.js';
+import { DcdDelivery, type Delivered, type Delivery, HotplugDelivery } from '../src/capacity/index.js';
 import { CapacityManager } from '../src/capacity/manager.js';
 import { FmError, ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/index.js';
+import { grantsFromJournal, unfinishedAdds } from '../src/heads/index.js';
 import { Pool, readJournal } from '../src/pool/index.js';
 import { QmpSession } from '../src/qmp/index.js';
 import { FakeQemu, fail, ok } from './helpers/fake-qemu.js';
@@ -105,7 +106,9 @@ describe('CapacityManager', () => {
     expect(p.state.blocksOf(1)).toEqual([]);
     expect(m.grantsOf(1)).toEqual([]);
     expect(p.state.generation).toBeGreaterThan(gen); // the claim and its rollback both happened, journaled
-    const ops = readJournal(p.journalFile).filter((e) => e.args.kind === 'dynamic');
+    const ops = readJournal(p.journalFile).flatMap((e) =>
+      (e.op === 'claim' || e.op === 'release') && e.args.kind === 'dynamic' ? [e] : [],
+    );
     expect(ops.map((e) => [e.op, e.args.rollback === true])).toEqual([
       ['claim', false],
       ['release', true],
@@ -327,9 +330,15 @@ describe('unfinished FM adds', () => {
     const m = manager(p, { 1: d });
     await m.initiateAdd(add(1, [[0, 256 * MiB]]));
     // A backend killed after claiming, before delivering: begin + claim, no end.
-    const tx = p.note('fm-add-begin', { head: 1, pieces: [{ offset: GiB, len: 256 * MiB }] });
+    const tx = p.note({
+      event: 'fm-add-begin',
+      head: 1,
+      pieces: [{ offset: GiB, len: 256 * MiB }],
+      shared: false,
+      tag: ZERO_TAG,
+      delivery: 'dcd',
+    });
     p.claim(1, { first: 512, count: 128 }, {}, { kind: 'dynamic', tx });
-    const { unfinishedAdds } = await import('../src/capacity/index.js');
     expect(unfinishedAdds(readJournal(p.journalFile))).toEqual([{ tx, head: 1, ranges: [{ first: 512, count: 128 }] }]);
   });
 });

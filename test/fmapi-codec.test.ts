@@ -1,6 +1,11 @@
 // Golden bytes for every FM-API request and response cxl-mhd speaks, written
-// by hand from DESIGN.md §4 (not produced by the codec), plus round trips and
-// the refusal of every malformed field.
+// by hand from the CXL r3.1 payload tables (not produced by the codec):
+// §8.2.9.1.1 Identify (0001h); §7.6.7.5.1 Get Multi-Headed Info (5500h),
+// §7.6.7.5.2 Get Head Info (5501h); §7.6.7.6.1 Get DCD Info (5600h),
+// §7.6.7.6.2 Get Host DC Region Configuration (5601h), §7.6.7.6.4 Get DC
+// Region Extent Lists (5603h), §7.6.7.6.5 Initiate Dynamic Capacity Add
+// (5604h), §7.6.7.6.6 Initiate Dynamic Capacity Release (5605h). Plus round
+// trips and the refusal of every malformed field.
 import { describe, expect, it } from 'vitest';
 import {
   type AddRequest,

@@ -14,7 +14,7 @@ import {
 import { hex, toHex } from './helpers/fmapi-util.js';
 
 describe('CCI header', () => {
-  it('encodes a request as DESIGN.md §4 lays it out', () => {
+  it('encodes a request as CXL r3.1 §7.6.3 (Figure 7-19) lays it out', () => {
     const m = encodeMessage({ category: Category.Request, tag: 0x2a, opcode: 0x5604, payload: hex('aa bb cc') });
     expect(toHex(m)).toBe(
       toHex(

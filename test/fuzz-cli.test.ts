@@ -1,7 +1,7 @@
 // Fuzzing the command line's and the pool configuration's inputs. First,
 // seeded property tests of the parsers and validators the CLI feeds: every
 // input either yields a well-formed value that an independent re-computation
-// agrees with, or a PoolError with a message, never another exception. Then a
+// agrees with, or a PoolError or UsageError with a message, never another exception. Then a
 // few hundred runs of the built CLI on random argv made from its real
 // vocabulary mixed with garbage: exit 0, 1 or 2, a message on stderr for every
 // failure, never a stack trace or a hang, nothing half-made in /dev/shm.
@@ -9,12 +9,12 @@
 //
 // CXL_MHD_FUZZ_CLI multiplies the case and run counts (default 1: 20 000
 // cases per function, 300 CLI runs; `make soak` can raise it).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { UsageError } from '../src/errors/index.js';
 import { FmApiServer, serveChannel } from '../src/fmapi/server.js';
 import { PoolError } from '../src/pool/errors.js';
 import type { Geometry } from '../src/pool/layout.js';
@@ -22,6 +22,7 @@ import { validatePoolName } from '../src/pool/paths.js';
 import { validateGeometry } from '../src/pool/pool.js';
 import { parseSize } from '../src/pool/units.js';
 import { parseStaticWindow } from '../src/qemu/args.js';
+import { RUN_TIMEOUT_MS, type RunResult, runCli, runProblems } from './helpers/cli-run.js';
 import { FakeBackend } from './helpers/fmapi-backend.js';
 import { prng } from './helpers/fmapi-util.js';
 import { tempDir, uniquePoolName } from './helpers/pool.js';
@@ -41,8 +42,6 @@ const SCALE = fuzzScale();
 const CASES = Math.max(1_000, Math.round(20_000 * SCALE));
 const RUNS = Math.max(20, Math.round(300 * SCALE));
 const LANES = 4;
-const RUN_TIMEOUT_MS = 20_000;
-const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
 const KiB = 2 ** 10;
 const MiB = 2 ** 20;
@@ -266,7 +265,8 @@ interface Tally {
 
 /**
  * Runs `fn` on `count` generated inputs. A call must return (then `accept`
- * checks the value and returns a problem or null) or throw a PoolError with a
+ * checks the value and returns a problem or null) or throw a PoolError (or, for
+ * what a person typed outside the pool, a UsageError) with a
  * message (then `refuse` may object to the refusal).
  */
 function property<I, O>(
@@ -275,7 +275,7 @@ function property<I, O>(
   gen: (r: Rng) => I,
   fn: (input: I) => O,
   accept: (input: I, value: O) => string | null,
-  refuse: (input: I, e: PoolError) => string | null,
+  refuse: (input: I, e: PoolError | UsageError) => string | null,
 ): Tally {
   const r = prng(seed);
   const t: Tally = { accepted: 0, refused: 0, problems: [] };
@@ -292,10 +292,15 @@ function property<I, O>(
       value = fn(input);
     } catch (e) {
       t.refused++;
-      if (!(e instanceof PoolError)) {
+      if (!(e instanceof PoolError || e instanceof UsageError)) {
         note(i, input, `threw ${(e as Error)?.constructor?.name ?? typeof e}: ${(e as Error)?.message ?? String(e)}`);
-      } else if (typeof e.message !== 'string' || e.message.trim() === '' || typeof e.code !== 'string') {
-        note(i, input, `PoolError without a message or code: ${show({ code: e.code, message: e.message })}`);
+      } else if (
+        typeof e.message !== 'string' ||
+        e.message.trim() === '' ||
+        typeof e.code !== 'string' ||
+        !e.errorCode.startsWith('CXLMHD_ERR_')
+      ) {
+        note(i, input, `${e.name} without a message or code: ${show({ code: e.code, errorCode: e.errorCode, message: e.message })}`);
       } else {
         const p = refuse(input, e);
         if (p) note(i, input, p);
@@ -359,7 +364,7 @@ describe(`property fuzz: ${CASES} inputs per function (seeded)`, () => {
     expectHealthy('validatePoolName', t);
   });
 
-  it('parseStaticWindow: 256 MiB-aligned size and offset equal to an independent parse, or a PoolError', () => {
+  it('parseStaticWindow: 256 MiB-aligned size and offset equal to an independent parse, or a coded refusal', () => {
     const t = property(
       0x3a7d,
       CASES,
@@ -415,69 +420,6 @@ describe(`property fuzz: ${CASES} inputs per function (seeded)`, () => {
 });
 
 // ---- the CLI as a process ---------------------------------------------------
-
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-const children = new Set<ChildProcess>();
-
-function runCli(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...argv], {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.gid }),
-    });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    const cap = (s: string, d: string) => (s.length > 1_000_000 ? s : s + d);
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      stdout = cap(stdout, d);
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr = cap(stderr, d);
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, RUN_TIMEOUT_MS);
-    child.on('error', (e) => {
-      stderr += `spawn failed: ${e.message}`;
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    });
-  });
-}
-
-afterAll(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-/** What every run must satisfy; returns the broken rules. */
-function runProblems(r: RunResult, opts: { fsck?: boolean } = {}): string[] {
-  const p: string[] = [];
-  if (r.timedOut) p.push(`hang: still running after ${RUN_TIMEOUT_MS} ms (killed)`);
-  else if (r.code === null) p.push(`died of ${r.signal}`);
-  else if (![0, 1, 2].includes(r.code)) p.push(`exit code ${r.code}`);
-  // fsck reports its findings on stdout and exits 1: that is its contract.
-  const fsckFindings = opts.fsck === true && r.code === 1 && /problem\(s\)|"clean":false/.test(r.stdout);
-  if (r.code !== 0 && !r.timedOut && r.stderr.trim() === '' && !fsckFindings) p.push('non-zero exit with nothing on stderr');
-  if (/^\s+at /m.test(r.stderr)) p.push('stack trace on stderr');
-  const js = /\b(TypeError|RangeError|ReferenceError|SyntaxError)\b/.exec(r.stderr);
-  if (js) p.push(`${js[1]} on stderr`);
-  return p;
-}
 
 const firstLines = (s: string, n = 3) =>
   s
@@ -960,38 +902,6 @@ describe('inputs the fuzzing found', () => {
       const r = await runCli(argv, { cwd: world.cwd, env: { ...world.env, CXL_MHD_QEMU: world.noQemu } });
       expectCleanRefusal(r);
       expect(r.stderr).toMatch(/CXL_MHD_QEMU/);
-    },
-  );
-
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  it.skipIf(!root)(
-    'a pool another user cannot open, and a state dir it cannot write: clear refusals (needs root to switch uid)',
-    async () => {
-      const world = makeWorld();
-      const pool = uniquePoolName('fz');
-      const state = join(world.root, 'state');
-      chmodSync(world.root, 0o755);
-      chmodSync(state, 0o755);
-      const made = await runCli(['pool', 'create', '--pool', pool, '--capacity', '256M', '--heads', '2', '--state-dir', state], {
-        cwd: world.cwd,
-        env: world.env,
-      });
-      expect(made.code, made.stderr).toBe(0);
-      const nobody = { cwd: '/', env: world.env, uid: 65534, gid: 65534 };
-      for (const argv of [
-        ['status', '--pool', pool, '--state-dir', state],
-        ['fsck', '--pool', pool, '--state-dir', state],
-        ['pool', 'destroy', '--pool', pool, '--state-dir', state],
-      ]) {
-        const r = await runCli(argv, nobody);
-        expect(runProblems(r), `${argv.join(' ')} as uid 65534: exit ${r.code}, stderr:\n${r.stderr}`).toEqual([]);
-        expect(r.code).not.toBe(0);
-      }
-      expect(shmExists(pool)).toEqual({ state: true, mem: true });
-      const other = uniquePoolName('fz');
-      const r = await runCli(['pool', 'create', '--pool', other, '--capacity', '256M', '--heads', '1', '--state-dir', state], nobody);
-      expect(runProblems(r), `pool create as uid 65534 in a root-owned state dir: exit ${r.code}, stderr:\n${r.stderr}`).toEqual([]);
-      expect(shmExists(other)).toEqual({ state: false, mem: false });
     },
   );
 });

@@ -106,22 +106,23 @@ describe('shm', () => {
 });
 
 describe('atomics', () => {
-  it('32- and 64-bit CAS, fetch-or/and/add, load/store with bounds and alignment checks', () => {
+  it('32- and 64-bit CAS, fetch-add, load/store with bounds and alignment checks', () => {
     const buf = new ArrayBuffer(64);
     expect(native.cas32(buf, 4, 0, 5)).toBe(0);
     expect(native.cas32(buf, 4, 0, 9)).toBe(5);
     expect(native.load32(buf, 4)).toBe(5);
-    expect(native.fetchOr32(buf, 4, 0x80000000)).toBe(5);
-    expect(native.load32(buf, 4)).toBe(0x80000005);
-    expect(native.fetchAnd32(buf, 4, 1)).toBe(0x80000005);
+    expect(native.fetchAdd32(buf, 4, 0xfffffffc)).toBe(5);
+    // 32-bit wraparound: 5 + 0xfffffffc = 1 (mod 2^32).
     expect(native.fetchAdd32(buf, 4, 2)).toBe(1);
+    expect(native.load32(buf, 4)).toBe(3);
     native.store32(buf, 8, 0xffffffff);
     expect(native.load32(buf, 8)).toBe(0xffffffff);
     expect(native.cas64(buf, 16, 0n, (1n << 63n) | 1n)).toBe(0n);
     expect(native.load64(buf, 16)).toBe((1n << 63n) | 1n);
-    expect(native.fetchOr64(buf, 16, 2n)).toBe((1n << 63n) | 1n);
-    expect(native.fetchAnd64(buf, 16, 3n)).toBe((1n << 63n) | 3n);
+    expect(native.fetchAdd64(buf, 16, (1n << 63n) + 2n)).toBe((1n << 63n) | 1n);
+    // 64-bit wraparound: the top bit carries out.
     expect(native.fetchAdd64(buf, 16, 1n)).toBe(3n);
+    expect(native.load64(buf, 16)).toBe(4n);
     native.store64(buf, 24, 123n);
     expect(native.load64(buf, 24)).toBe(123n);
     expect(() => native.load32(buf, 2)).toThrow(/aligned/);

@@ -116,12 +116,6 @@ Napi::Value FstatSize(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), static_cast<double>(r));
 }
 
-Napi::Value Fchmod(const Napi::CallbackInfo &info) {
-  int r = core_fchmod(ArgInt(info, 0, "fd"), static_cast<unsigned>(ArgInt(info, 1, "mode")));
-  if (r < 0) throw ErrnoError(info.Env(), r, "fchmod");
-  return info.Env().Undefined();
-}
-
 Napi::Value Flock(const Napi::CallbackInfo &info) {
   int fd = ArgInt(info, 0, "fd");
   bool exclusive = info.Length() > 1 && info[1].ToBoolean();
@@ -275,7 +269,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate));
   exports.Set("fstatSize", Napi::Function::New(env, FstatSize));
-  exports.Set("fchmod", Napi::Function::New(env, Fchmod));
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("mmap", Napi::Function::New(env, Mmap));
@@ -283,14 +276,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("load32", Napi::Function::New(env, Load32));
   exports.Set("store32", Napi::Function::New(env, Store32));
   exports.Set("cas32", Napi::Function::New(env, Cas32));
-  exports.Set("fetchOr32", Napi::Function::New(env, Rmw32<core_fetch_or32>));
-  exports.Set("fetchAnd32", Napi::Function::New(env, Rmw32<core_fetch_and32>));
   exports.Set("fetchAdd32", Napi::Function::New(env, Rmw32<core_fetch_add32>));
   exports.Set("load64", Napi::Function::New(env, Load64));
   exports.Set("store64", Napi::Function::New(env, Store64));
   exports.Set("cas64", Napi::Function::New(env, Cas64));
-  exports.Set("fetchOr64", Napi::Function::New(env, Rmw64<core_fetch_or64>));
-  exports.Set("fetchAnd64", Napi::Function::New(env, Rmw64<core_fetch_and64>));
   exports.Set("fetchAdd64", Napi::Function::New(env, Rmw64<core_fetch_add64>));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));

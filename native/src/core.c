@@ -47,8 +47,6 @@ int64_t core_fstat_size(int fd) {
   return (int64_t)st.st_size;
 }
 
-int core_fchmod(int fd, unsigned mode) { return fchmod(fd, (mode_t)mode) == 0 ? 0 : NEG_ERRNO(); }
-
 int core_flock(int fd, int exclusive, int nonblock) {
   int op = exclusive ? LOCK_EX : LOCK_SH;
   if (nonblock) op |= LOCK_NB;
@@ -78,8 +76,6 @@ uint32_t core_cas32(void *p, uint32_t expected, uint32_t desired) {
   __atomic_compare_exchange_n((uint32_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
   return expected;
 }
-uint32_t core_fetch_or32(void *p, uint32_t v) { return __atomic_fetch_or((uint32_t *)p, v, __ATOMIC_SEQ_CST); }
-uint32_t core_fetch_and32(void *p, uint32_t v) { return __atomic_fetch_and((uint32_t *)p, v, __ATOMIC_SEQ_CST); }
 uint32_t core_fetch_add32(void *p, uint32_t v) { return __atomic_fetch_add((uint32_t *)p, v, __ATOMIC_SEQ_CST); }
 uint64_t core_load64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_SEQ_CST); }
 void core_store64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
@@ -87,8 +83,6 @@ uint64_t core_cas64(void *p, uint64_t expected, uint64_t desired) {
   __atomic_compare_exchange_n((uint64_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
   return expected;
 }
-uint64_t core_fetch_or64(void *p, uint64_t v) { return __atomic_fetch_or((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
-uint64_t core_fetch_and64(void *p, uint64_t v) { return __atomic_fetch_and((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
 uint64_t core_fetch_add64(void *p, uint64_t v) { return __atomic_fetch_add((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
 
 int core_peer_cred(int sockfd, struct core_peer_cred *out) {

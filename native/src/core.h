@@ -28,7 +28,6 @@ int core_shm_unlink(const char *name);
 int core_ftruncate(int fd, uint64_t size);
 /* Size of the object behind fd, or -errno. */
 int64_t core_fstat_size(int fd);
-int core_fchmod(int fd, unsigned mode);
 /* Non-blocking exclusive (or shared) advisory lock; -EWOULDBLOCK if held. */
 int core_flock(int fd, int exclusive, int nonblock);
 int core_close(int fd);
@@ -41,14 +40,10 @@ int core_munmap(void *addr, size_t len);
 uint32_t core_load32(const void *p);
 void core_store32(void *p, uint32_t v);
 uint32_t core_cas32(void *p, uint32_t expected, uint32_t desired);
-uint32_t core_fetch_or32(void *p, uint32_t v);
-uint32_t core_fetch_and32(void *p, uint32_t v);
 uint32_t core_fetch_add32(void *p, uint32_t v);
 uint64_t core_load64(const void *p);
 void core_store64(void *p, uint64_t v);
 uint64_t core_cas64(void *p, uint64_t expected, uint64_t desired);
-uint64_t core_fetch_or64(void *p, uint64_t v);
-uint64_t core_fetch_and64(void *p, uint64_t v);
 uint64_t core_fetch_add64(void *p, uint64_t v);
 
 struct core_peer_cred {

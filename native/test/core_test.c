@@ -78,14 +78,20 @@ static uint64_t words[2];
 static void *hammer(void *arg) {
   uint64_t bit = (uint64_t)(uintptr_t)arg;
   for (int i = 0; i < ITER; i++) {
-    /* CAS loop setting then clearing our bit: the other thread's bit must survive. */
+    /* CAS loops setting then clearing our bit (as the pool's bitmap claims
+     * and releases blocks): the other thread's bit must survive. */
     uint64_t seen = core_load64(&words[0]);
     for (;;) {
       uint64_t got = core_cas64(&words[0], seen, seen | bit);
       if (got == seen) break;
       seen = got;
     }
-    core_fetch_and64(&words[0], ~bit);
+    seen = core_load64(&words[0]);
+    for (;;) {
+      uint64_t got = core_cas64(&words[0], seen, seen & ~bit);
+      if (got == seen) break;
+      seen = got;
+    }
     core_fetch_add64(&words[1], 1);
   }
   return NULL;
@@ -95,15 +101,15 @@ static void test_atomics(void) {
   uint32_t w32 = 5;
   CHECK(core_cas32(&w32, 5, 7) == 5 && w32 == 7);
   CHECK(core_cas32(&w32, 5, 9) == 7 && w32 == 7);
-  CHECK(core_fetch_or32(&w32, 8) == 7 && core_load32(&w32) == 15);
-  CHECK(core_fetch_and32(&w32, 3) == 15 && w32 == 3);
+  CHECK(core_fetch_add32(&w32, 8) == 7 && core_load32(&w32) == 15);
+  CHECK(core_fetch_add32(&w32, 0xfffffff4u) == 15 && w32 == 3); /* wraps mod 2^32 */
   CHECK(core_fetch_add32(&w32, 0xffffffffu) == 3 && w32 == 2);
   core_store32(&w32, 42);
   CHECK(core_load32(&w32) == 42);
   uint64_t w64 = 1ull << 40;
   CHECK(core_cas64(&w64, 1ull << 40, 3) == 1ull << 40 && w64 == 3);
-  CHECK(core_fetch_or64(&w64, 1ull << 63) == 3);
-  CHECK(core_fetch_and64(&w64, 1ull << 63) == ((1ull << 63) | 3));
+  CHECK(core_fetch_add64(&w64, 1ull << 63) == 3);
+  CHECK(core_fetch_add64(&w64, 1ull << 63) == ((1ull << 63) | 3) && w64 == 3); /* wraps mod 2^64 */
   core_store64(&w64, 9);
   CHECK(core_load64(&w64) == 9);
 

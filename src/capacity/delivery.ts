@@ -3,7 +3,7 @@
 // extents (for DCD-capable guests). One object per attached head, speaking
 // QMP to that head's QEMU; the pool's bookkeeping stays in CapacityManager.
 import { CAPACITY_UNIT } from '../pool/index.js';
-import { ldBackendId, ldDeviceId, ldSerial, peripheralPath } from '../qemu/names.js';
+import { ldBackendId, ldDeviceId, ldSerial, peripheralPath } from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
 
 export type DeliveryKind = 'hotplug' | 'dcd';

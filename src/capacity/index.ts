@@ -15,7 +15,5 @@ export {
   type CapacityOptions,
   type Grant,
   type GrantView,
-  grantsFromJournal,
-  unfinishedAdds,
   VIA,
 } from './manager.js';

@@ -25,7 +25,7 @@ import {
   SelectionPolicy,
   ZERO_TAG,
 } from '../fmapi/index.js';
-import { type JournalEntry, type Pool, PoolError } from '../pool/index.js';
+import { type GrantMeta, type Pool, PoolError } from '../pool/index.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 
 export interface Grant {
@@ -227,8 +227,8 @@ export class CapacityManager implements FmBackend {
     }
     const claimed: Piece[] = [];
     // begin/end bracket the claims and the delivery: a backend killed in between is undone on restart.
-    const tx = this.pool.note('fm-add-begin', { head: req.hostId, pieces, shared, tag: req.tag, delivery: d.kind });
-    const meta = { kind: 'dynamic', tag: req.tag, delivery: d.kind, tx };
+    const tx = this.pool.note({ event: 'fm-add-begin', head: req.hostId, pieces, shared, tag: req.tag, delivery: d.kind });
+    const meta: GrantMeta = { kind: 'dynamic', tag: req.tag, delivery: d.kind, tx };
     try {
       for (const p of pieces) {
         this.pool.claim(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len), { shared }, meta);
@@ -236,7 +236,7 @@ export class CapacityManager implements FmBackend {
       }
     } catch (e) {
       this.unclaim(req.hostId, claimed, meta);
-      this.pool.note('fm-add-end', { tx, ok: false });
+      this.pool.note({ event: 'fm-add-end', tx, ok: false });
       if (e instanceof PoolError && e.code === 'CONFLICT') throw new FmError(ReturnCode.ResourcesExhausted, e.message);
       throw e;
     }
@@ -245,10 +245,10 @@ export class CapacityManager implements FmBackend {
       delivered = await d.add(pieces);
     } catch (e) {
       this.unclaim(req.hostId, claimed, meta);
-      this.pool.note('fm-add-end', { tx, ok: false });
+      this.pool.note({ event: 'fm-add-end', tx, ok: false });
       throw new FmError(ReturnCode.InternalError, `QEMU refused the ${d.kind} delivery to head ${req.hostId}: ${(e as Error).message}`);
     }
-    this.pool.note('fm-add-end', { tx, ok: true, devices: delivered.map((x) => x.deviceId ?? null) });
+    this.pool.note({ event: 'fm-add-end', tx, ok: true, devices: delivered.map((x) => x.deviceId ?? null) });
     const list = this.grants.get(req.hostId) ?? [];
     for (const dv of delivered)
       list.push({ head: req.hostId, offset: dv.offset, len: dv.len, tag: req.tag, shared, delivered: dv, state: 'active' });
@@ -324,7 +324,7 @@ export class CapacityManager implements FmBackend {
     return pieces;
   }
 
-  private unclaim(head: number, pieces: Piece[], meta: Record<string, unknown>): void {
+  private unclaim(head: number, pieces: Piece[], meta: GrantMeta): void {
     for (const p of pieces) this.pool.release(head, this.pool.state.bytesToBlocks(p.offset, p.len), { ...meta, rollback: true });
   }
 
@@ -470,56 +470,3 @@ export class CapacityManager implements FmBackend {
 }
 
 const tagOrNull = (tag: string): string | null => (tag === ZERO_TAG ? null : tag);
-
-/**
- * The dynamic grants a head holds according to the journal: its `kind:
- * dynamic` claims since it last registered, less what was released since.
- * Used to rebuild a re-adopted head's extent list after a backend restart.
- */
-export function grantsFromJournal(
-  entries: JournalEntry[],
-  head: number,
-  blockBytes: number,
-): { offset: number; len: number; tag: string; shared: boolean }[] {
-  let start = 0;
-  entries.forEach((e, i) => {
-    if (e.op === 'head-register' && e.result.ok && e.args.head === head) start = i + 1;
-  });
-  const live = new Map<number, { offset: number; len: number; tag: string; shared: boolean }>();
-  for (const e of entries.slice(start)) {
-    if (!e.result.ok || e.args.head !== head) continue;
-    if (e.op === 'release-all') live.clear();
-    if (e.args.kind !== 'dynamic') continue;
-    const offset = Number(e.args.first) * blockBytes;
-    const len = Number(e.args.count) * blockBytes;
-    if (e.op === 'claim') live.set(offset, { offset, len, tag: String(e.args.tag ?? ZERO_TAG), shared: e.args.shared === true });
-    else if (e.op === 'release') live.delete(offset);
-  }
-  return [...live.values()].sort((a, b) => a.offset - b.offset);
-}
-
-/**
- * Claims of FM adds that began but never ended (the backend died between
- * claim and answer): the FM client never saw Success, so they are undone.
- */
-export function unfinishedAdds(entries: JournalEntry[]): { tx: number; head: number; ranges: { first: number; count: number }[] }[] {
-  const ended = new Set<number>();
-  const begun = new Map<number, number>();
-  for (const e of entries) {
-    if (e.op !== 'note') continue;
-    if (e.args.event === 'fm-add-begin') begun.set(e.seq, Number(e.args.head));
-    if (e.args.event === 'fm-add-end') ended.add(Number(e.args.tx));
-  }
-  const out = [];
-  for (const [tx, head] of begun) {
-    if (ended.has(tx)) continue;
-    const held = new Map<number, number>(); // first → count
-    for (const e of entries) {
-      if (e.args.tx !== tx || !e.result.ok) continue;
-      if (e.op === 'claim') held.set(Number(e.args.first), Number(e.args.count));
-      if (e.op === 'release') held.delete(Number(e.args.first));
-    }
-    out.push({ tx, head, ranges: [...held].map(([first, count]) => ({ first, count })) });
-  }
-  return out;
-}

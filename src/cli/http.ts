@@ -7,9 +7,10 @@ import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
+import { UsageError } from '../errors/index.js';
 import type { Backend } from '../heads/index.js';
 import { hashPassword, isLoopback, loadUsers, Northbound, type NorthboundDeps, parseListen, type RedfishEvent } from '../http/index.js';
-import { journalPath, PoolError, poolRunDir, resolveDirs } from '../pool/index.js';
+import { journalPath, poolRunDir, resolveDirs } from '../pool/index.js';
 import { deviceSerial } from '../qemu/index.js';
 
 export interface HttpServeOptions {
@@ -46,14 +47,14 @@ export function readHttpRecord(runDir: string, pool: string): HttpRecord | null 
 /** Everything about --http that can be wrong is found here, before the backend starts. */
 export function checkHttpOptions(o: HttpServeOptions): { host: string; port: number } | null {
   if (o.http === undefined) {
-    if (o.httpUsers || o.httpAllowRemote) throw new PoolError('BAD_NAME', '--http-users and --http-allow-remote need --http ADDR:PORT');
+    if (o.httpUsers || o.httpAllowRemote) throw new UsageError('--http-users and --http-allow-remote need --http ADDR:PORT');
     return null;
   }
   const where = parseListen(o.http);
   if (!o.httpAllowRemote && !isLoopback(where.host)) {
-    throw new PoolError('BAD_NAME', `--http ${o.http} is not a loopback address; pass --http-allow-remote to listen on it`);
+    throw new UsageError(`--http ${o.http} is not a loopback address; pass --http-allow-remote to listen on it`);
   }
-  if (!o.httpUsers) throw new PoolError('BAD_NAME', '--http needs --http-users FILE (user:password lines, mode 0600)');
+  if (!o.httpUsers) throw new UsageError('--http needs --http-users FILE (user:password lines, mode 0600)');
   loadUsers(o.httpUsers);
   return where;
 }
@@ -118,20 +119,19 @@ async function followEvents(o: EventsOpts): Promise<void> {
   const rec = readHttpRecord(dirs.runDir, o.pool);
   const base = o.url ?? rec?.url;
   if (!base) {
-    throw new PoolError(
-      'NOT_FOUND',
+    throw new UsageError(
       `pool ${o.pool} has no northbound record in ${poolRunDir(dirs.runDir, o.pool)} (is \`serve --http\` running?); pass --url`,
     );
   }
   let auth: Record<string, string>;
   if (o.user) {
     const pw = process.env.CXL_MHD_PASSWORD;
-    if (pw === undefined) throw new PoolError('BAD_NAME', '--user needs the password in the environment variable CXL_MHD_PASSWORD');
+    if (pw === undefined) throw new UsageError('--user needs the password in the environment variable CXL_MHD_PASSWORD');
     auth = { Authorization: `Basic ${Buffer.from(`${o.user}:${pw}`).toString('base64')}` };
   } else if (rec) {
     auth = { 'X-Auth-Token': rec.localToken };
   } else {
-    throw new PoolError('BAD_NAME', '--url without the run dir record needs --user (password in CXL_MHD_PASSWORD)');
+    throw new UsageError('--url without the run dir record needs --user (password in CXL_MHD_PASSWORD)');
   }
   const limit = o.count === undefined ? Number.POSITIVE_INFINITY : Number(o.count);
   let seen = 0;
@@ -152,7 +152,7 @@ async function followEvents(o: EventsOpts): Promise<void> {
             try {
               why = JSON.parse(body).error.message;
             } catch {}
-            reject(new PoolError('NOT_FOUND', `the event stream answered ${res.statusCode}: ${why}`));
+            reject(new UsageError(`the event stream answered ${res.statusCode}: ${why}`));
           });
           return;
         }
@@ -188,7 +188,7 @@ async function followEvents(o: EventsOpts): Promise<void> {
       req.end();
     });
     if (ended === null) return;
-    if (attempt >= 30) throw new PoolError('NOT_FOUND', `cannot reach ${base}: ${ended}`);
+    if (attempt >= 30) throw new UsageError(`cannot reach ${base}: ${ended}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
@@ -206,9 +206,9 @@ export function addHttpCommands(program: Command): void {
     .option('--last-event-id <n>', 'resume after this event id')
     .option('--count <n>', 'exit after this many events')
     .action(async (o: EventsOpts) => {
-      if (o.count !== undefined && !/^\d+$/.test(o.count)) throw new PoolError('OUT_OF_RANGE', `--count ${o.count} is not a whole number`);
+      if (o.count !== undefined && !/^\d+$/.test(o.count)) throw new UsageError(`--count ${o.count} is not a whole number`);
       if (o.lastEventId !== undefined && !/^\d+$/.test(o.lastEventId))
-        throw new PoolError('OUT_OF_RANGE', `--last-event-id ${o.lastEventId} is not a whole number`);
+        throw new UsageError(`--last-event-id ${o.lastEventId} is not a whole number`);
       await followEvents(o);
     });
 
@@ -217,11 +217,11 @@ export function addHttpCommands(program: Command): void {
     .description('read a password on stdin and print USER:scrypt$... for the --http-users file')
     .argument('<user>', 'user name')
     .action(async (user: string) => {
-      if (!/^[A-Za-z0-9._@-]{1,64}$/.test(user)) throw new PoolError('BAD_NAME', `user "${user}" must be 1-64 of [A-Za-z0-9._@-]`);
+      if (!/^[A-Za-z0-9._@-]{1,64}$/.test(user)) throw new UsageError(`user "${user}" must be 1-64 of [A-Za-z0-9._@-]`);
       let input = '';
       for await (const chunk of process.stdin) input += chunk;
       const password = input.split('\n')[0] ?? '';
-      if (password === '') throw new PoolError('BAD_NAME', 'no password on stdin');
+      if (password === '') throw new UsageError('no password on stdin');
       console.log(`${user}:${hashPassword(password)}`);
     });
 }

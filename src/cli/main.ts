@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 // The cxl-mhd command line: argument parsing and output formatting only;
 // the work is done by the pool, heads, qemu and fmapi modules.
-import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
-import { Backend, type HeadRecord, headRecordsPath } from '../heads/index.js';
+import { isCodedError, UsageError } from '../errors/index.js';
+import { Backend, type HeadRecord, readHeadRecords } from '../heads/index.js';
 import {
   DEFAULT_BLOCK_BYTES,
   formatSize,
   fsck,
   MAX_HEADS,
   Pool,
-  PoolError,
   type PoolStatus,
   parseSize,
   poolStatus,
@@ -20,6 +19,8 @@ import {
 import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
 import { addHttpCommands, checkHttpOptions, type HttpServeOptions, readHttpRecord, startHttp } from './http.js';
+import { addRunCommand, demoScenarioPath, runScenarioFile } from './run.js';
+import { notifyReady } from './sd-notify.js';
 
 interface DirOpts {
   runDir?: string;
@@ -33,23 +34,28 @@ function withDirs(cmd: Command): Command {
 }
 
 function parseHeads(text: string): number {
-  if (!/^\d+$/.test(text)) throw new PoolError('BAD_HEADS', `head count "${text}" is not a whole number`);
+  if (!/^\d+$/.test(text)) throw new UsageError(`head count "${text}" is not a whole number`);
   return Number(text);
 }
 
 function parseHead(text: string): number {
-  if (!/^\d+$/.test(text)) throw new PoolError('UNKNOWN_HEAD', `head "${text}" is not a whole number`);
+  if (!/^\d+$/.test(text)) throw new UsageError(`head "${text}" is not a whole number`);
   const head = Number(text);
-  if (head >= MAX_HEADS)
-    throw new PoolError('UNKNOWN_HEAD', `head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
+  if (head >= MAX_HEADS) throw new UsageError(`head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
   return head;
+}
+
+/** An octal file mode for a pool's shm objects. */
+function parseMode(text: string): number {
+  if (!/^0?[0-7]{3}$/.test(text)) throw new UsageError(`mode "${text}" must be an octal permission mode such as 600 or 660`);
+  return Number.parseInt(text, 8);
 }
 
 /** A positive whole number of milliseconds a timer can hold. */
 function parseMs(text: string, what: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!(ms >= 1 && ms <= 2 ** 31 - 1))
-    throw new PoolError('OUT_OF_RANGE', `${what} "${text}" must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
+    throw new UsageError(`${what} "${text}" must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
   return ms;
 }
 
@@ -84,14 +90,8 @@ function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
 }
 
 function withHeadRecords(s: StatusWithRecords, runDir: string): StatusWithRecords {
-  const path = headRecordsPath(runDir, s.pool);
-  if (!existsSync(path)) return s;
-  let records: HeadRecord[] = [];
-  try {
-    records = (JSON.parse(readFileSync(path, 'utf8')) as { heads: HeadRecord[] }).heads;
-  } catch {
-    return s;
-  }
+  const records = readHeadRecords(runDir, s.pool);
+  if (!records) return s;
   return {
     ...s,
     heads: s.heads.map((h) => {
@@ -151,15 +151,14 @@ export function buildProgram(): Command {
       .option('--mode <octal>', 'file mode of the shm objects', '600'),
   ).action((o: DirOpts & { pool: string; capacity: string; heads: string; block: string; mode: string }) => {
     const dirs = resolveDirs(o);
-    if (!/^0?[0-7]{3}$/.test(o.mode))
-      throw new PoolError('BAD_SIZE', `mode "${o.mode}" must be an octal permission mode such as 600 or 660`);
+    const mode = parseMode(o.mode);
     const p = Pool.create({
       name: o.pool,
       capacityBytes: parseSize(o.capacity, 'capacity'),
       blockBytes: o.block ? parseSize(o.block, 'block size') : DEFAULT_BLOCK_BYTES,
       headCount: parseHeads(o.heads),
       stateDir: dirs.stateDir,
-      mode: Number.parseInt(o.mode, 8),
+      mode,
     });
     try {
       console.log(
@@ -231,6 +230,7 @@ export function buildProgram(): Command {
       .option('--capacity <size>', 'create the pool with this capacity if it does not exist (with --heads)')
       .option('--heads <n>', 'head count for a pool created here')
       .option('--block <size>', 'block size for a pool created here')
+      .option('--mode <octal>', 'file mode of the shm objects of a pool created here (default 600)')
       .option('--socket-group <group>', 'make head sockets 0660 for this group (default 0600)')
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
       .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
@@ -248,6 +248,7 @@ export function buildProgram(): Command {
         capacity?: string;
         heads?: string;
         block?: string;
+        mode?: string;
         socketGroup?: string;
         allowUid?: string[];
         qmpTimeout: string;
@@ -257,6 +258,13 @@ export function buildProgram(): Command {
       const dirs = resolveDirs(o);
       const httpAt = checkHttpOptions(o);
       const logger = pino({ base: undefined }, pino.destination(2));
+      const mode = o.mode === undefined ? undefined : parseMode(o.mode);
+      if (mode !== undefined && o.capacity && o.heads && !Pool.exists(o.pool)) {
+        // The backend creates pools 0600; a wider mode (QEMU as another user) is made here first.
+        const blockBytes = o.block ? parseSize(o.block, 'block size') : DEFAULT_BLOCK_BYTES;
+        const capacityBytes = parseSize(o.capacity, 'capacity');
+        Pool.create({ name: o.pool, capacityBytes, blockBytes, headCount: parseHeads(o.heads), stateDir: dirs.stateDir, mode }).close();
+      }
       const backend = await Backend.start({
         pool: o.pool,
         ...dirs,
@@ -266,7 +274,7 @@ export function buildProgram(): Command {
         access: {
           group: o.socketGroup,
           allowedUids: o.allowUid?.map((u) => {
-            if (!/^\d+$/.test(u)) throw new PoolError('BAD_NAME', `--allow-uid ${u} is not a numeric uid`);
+            if (!/^\d+$/.test(u)) throw new UsageError(`--allow-uid ${u} is not a numeric uid`);
             return Number(u);
           }),
         },
@@ -283,17 +291,22 @@ export function buildProgram(): Command {
           throw e;
         }
       }
-      console.log(
-        `cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}${http ? `; Redfish on ${http.url}/redfish/v1` : ''}`,
-      );
-      await new Promise<void>((resolve) => {
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
           resolve();
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
+        // Only now: whoever waits for "ready" may signal at once, and without a handler SIGTERM kills outright.
+        console.log(
+          `cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}${http ? `; Redfish on ${http.url}/redfish/v1` : ''}`,
+        );
       });
+      // Only now: a manager may send SIGTERM the moment it reads READY=1.
+      const notifyProblem = await notifyReady(`serving pool ${o.pool}: ${backend.headCount} head sockets`);
+      if (notifyProblem) logger.warn(notifyProblem);
+      await stopped;
       await http?.close();
       await backend.stop();
       logger.flush();
@@ -339,13 +352,12 @@ export function buildProgram(): Command {
       } else if (o.capacity) {
         capacityBytes = parseSize(o.capacity, 'capacity');
       } else {
-        throw new PoolError('NOT_FOUND', `pool "${o.pool}" does not exist; create it first or pass --capacity`);
+        throw new UsageError(`pool "${o.pool}" does not exist; create it first or pass --capacity`);
       }
       if (o.sparePorts !== undefined && !/^\d+$/.test(o.sparePorts)) {
-        throw new PoolError('OUT_OF_RANGE', `--spare-ports ${o.sparePorts} is not a whole number`);
+        throw new UsageError(`--spare-ports ${o.sparePorts} is not a whole number`);
       }
-      if (!/^\d+[KMG]?$/i.test(o.memory))
-        throw new PoolError('BAD_SIZE', `--memory "${o.memory}" must be a size QEMU's -m takes, e.g. 1G or 512M`);
+      if (!/^\d+[KMG]?$/i.test(o.memory)) throw new UsageError(`--memory "${o.memory}" must be a size QEMU's -m takes, e.g. 1G or 512M`);
       const args = headArgs({
         pool: o.pool,
         head,
@@ -363,31 +375,14 @@ export function buildProgram(): Command {
 
   addFmCommands(program);
   addHttpCommands(program);
+  addRunCommand(program);
 
   program
     .command('demo')
     .description('boot three Linux guests on one pool and move capacity between them, narrated (what `make demo` runs)')
     .option('--keep', 'keep guest consoles and logs')
     .action(async (o: { keep?: boolean }) => {
-      const { runThreeHeadScenario } = await import('../demo/scenario.js');
-      const t0 = Date.now();
-      const say = (line: string) => console.log(`[demo ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${line}`);
-      say('three QEMU heads, one 2 GiB pool, a shared 256 MiB window; head 0 is started first and owns the FM-LD');
-      const r = await runThreeHeadScenario({ narrate: say, keep: o.keep === true });
-      const ok = r.failures.length === 0 && r.p2 === 'ok' && r.heads.every((h) => h.serial === h.expectedSerial) && r.mem1After === 'gone';
-      for (const h of r.heads) {
-        say(
-          `head ${h.head}: mem0 serial ${h.serial} (${(h.sizeBytes ?? 0) / 2 ** 20} MiB), FM-LD port ${h.fmld}${h.head > 0 ? `, \`cxl-mhd fm\` said: ${h.fmOutput.replace(/^cxl-mhd: /, '')}` : ''}`,
-        );
-      }
-      if (r.owner !== null) say(`FM-LD owner: head ${r.owner}`);
-      say(
-        `first shared read after ${((r.timings.toFirstSharedReadMs ?? 0) / 1000).toFixed(1)} s; whole scenario ${(r.timings.totalMs / 1000).toFixed(1)} s, of which the backend (attach + FM work) ${(r.timings.backendMs / 1000).toFixed(2)} s`,
-      );
-      for (const f of r.failures) say(`problem: ${f}`);
-      say(ok ? 'done: everything shown worked; nothing is left running' : 'the demo did not complete as expected');
-      if (o.keep) say(`consoles and logs: ${r.workDir}`);
-      if (!ok) process.exitCode = 1;
+      process.exitCode = await runScenarioFile(demoScenarioPath(), { keep: o.keep === true });
     });
 
   program
@@ -407,13 +402,15 @@ export function buildProgram(): Command {
  * with the stack behind CXL_MHD_DEBUG=1.
  */
 function describeError(e: unknown): string {
-  if (e instanceof PoolError) return e.message;
   const fm = describeFmError(e);
   if (fm !== null) return fm;
+  // Usage, pool, socket, QMP and FM-channel errors: their messages are written for this line.
+  if (isCodedError(e)) return e.message;
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return e.message;
-    if (e.name === 'Error' || e.name === 'QmpError' || e.name.startsWith('Qmp')) return e.message;
+    // A plain Error is one we raised with a message for the user (e.g. no QEMU found); subclasses we did not expect are bugs.
+    if (Object.getPrototypeOf(e) === Error.prototype) return e.message;
     return `internal error: ${e.message} (set CXL_MHD_DEBUG=1 for details)`;
   }
   return String(e);

@@ -4,11 +4,11 @@
 // matched by tag and opcode. With all 256 tags out, the next request waits
 // for one to come back.
 import type { Duplex } from 'node:stream';
+import type { CodedError } from '../errors/index.js';
 import {
   type AddRequest,
   COMMANDS,
   type CommandName,
-  type CommandSpec,
   type DcdInfoResponse,
   type Extent,
   type ExtentListResponse,
@@ -29,8 +29,9 @@ import { Category, decodeHeader, encodeMessage, HEADER_SIZE, opcodeHex, ReturnCo
 export type ClientErrorKind = 'timeout' | 'closed' | 'protocol';
 
 /** Trouble with the channel itself, as opposed to a command's return code (FmError). */
-export class FmClientError extends Error {
+export class FmClientError extends Error implements CodedError {
   override readonly name = 'FmClientError';
+  readonly errorCode = 'CXLMHD_ERR_FM_CHANNEL';
   constructor(
     readonly kind: ClientErrorKind,
     message: string,
@@ -189,7 +190,7 @@ export class FmClient {
 
   /** A command by name: encodes, sends, raises FmError for a non-success return code, decodes. */
   async call<K extends CommandName>(name: K, req: RequestOf<K>): Promise<ResponseOf<K>> {
-    const spec = COMMANDS[name] as unknown as CommandSpec<RequestOf<K>, ResponseOf<K>>;
+    const spec = COMMANDS[name];
     const payload = spec.request.encode(req);
     const rsp = await this.send(spec.opcode, payload);
     if (rsp.returnCode !== ReturnCode.Success) {

@@ -1,9 +1,9 @@
-// The CCI message (CXL r3.1 Figure 7-19): the 12-byte header every FM-API
+// The CCI message (CXL r3.1 §7.6.3, Figure 7-19): the 12-byte header every FM-API
 // request and response carries, and the command return codes (Table 8-34)
 // with the words a person reads when one comes back.
 
 export const HEADER_SIZE = 12;
-/** The header's length field is 21 bits wide (DESIGN.md §4); bits 22:21 are reserved. */
+/** The header's length field is 21 bits wide (CXL r3.1 §7.6.3, Figure 7-19); bits 22:21 are reserved. */
 export const MAX_PAYLOAD_FIELD = 0x1f_ffff;
 const LENGTH_MASK = 0x1f_ffff;
 const BACKGROUND_BIT = 1 << 23;

@@ -4,7 +4,7 @@
 // the VM's own configuration: the memory backend's id ends in "-excl".
 import type { DeliveryConfig } from '../capacity/index.js';
 import { CAPACITY_UNIT, type Header } from '../pool/index.js';
-import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/names.js';
+import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/index.js';
 
 /** The few QMP calls device discovery needs. */
 export interface QomReader {

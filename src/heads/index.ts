@@ -1,6 +1,10 @@
-// Public surface of heads: the serving backend and its head records.
-export { Backend, type BackendOptions, type BackendSnapshot, type HeadPhase, type HeadRecord, headRecordsPath } from './backend.js';
+// Public surface of heads: the serving backend (daemon), its events, its
+// head records, and the journal readers recovery uses.
+export { Backend, type BackendOptions, type BackendSnapshot } from './daemon.js';
 export { discoverWindows, type PoolWindow, windowProblem } from './devices.js';
 export { type BackendEvent, type BackendListener, EventBus, type StampedEvent } from './events.js';
 export type { FmldPort } from './fmld.js';
 export type { SocketAccess } from './listener.js';
+export { type HeadPhase, type HeadRecord, headRecordsPath, readHeadRecords } from './records.js';
+export { grantsFromJournal, type JournalGrant, type UnfinishedAdd, unfinishedAdds } from './recovery.js';
+export type { SessionState } from './session.js';

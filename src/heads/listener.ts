@@ -1,11 +1,13 @@
-// The head sockets: one listening Unix socket per head port
-// (<run-dir>/<pool>/head<N>.sock). Owns their creation with safe
-// permissions, stale-socket recovery, and the peer-credential gate.
+// The backend's listening Unix sockets: one per head port
+// (<run-dir>/<pool>/head<N>.sock) and the host FM-API socket (fm.sock).
+// Owns their creation with safe permissions, stale-socket recovery, and the
+// one peer-credential gate (listenAllowed) every one of them goes through.
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { SocketPathError, UsageError } from '../errors/index.js';
 import { native } from '../native/index.js';
-import { headSocketPath, PoolError, poolRunDir } from '../pool/index.js';
+import { headSocketPath, poolRunDir } from '../pool/index.js';
 
 export interface SocketAccess {
   /** Group allowed to connect (name or gid): sockets become 0660 with that group. */
@@ -20,7 +22,7 @@ export function resolveGroup(group: string): number {
     const [name, , gid] = line.split(':');
     if (name === group && gid !== undefined) return Number(gid);
   }
-  throw new PoolError('BAD_NAME', `socket group "${group}" does not exist`);
+  throw new UsageError(`socket group "${group}" does not exist`);
 }
 
 /** True if something accepts connections on `path` (a live backend). */
@@ -79,27 +81,17 @@ export async function listenHeads(
     for (let head = 0; head < headCount; head++) {
       const path = headSocketPath(runDir, pool, head);
       if (existsSync(path)) {
-        if (!lstatSync(path).isSocket()) throw new PoolError('BAD_STATE', `${path} exists and is not a socket; refusing to replace it`);
-        if (await socketIsLive(path)) throw new PoolError('LOCKED', `${path} is served by another process`);
+        if (!lstatSync(path).isSocket())
+          throw new SocketPathError('CXLMHD_ERR_SOCKET_PATH', `${path} exists and is not a socket; refusing to replace it`);
+        if (await socketIsLive(path)) throw new SocketPathError('CXLMHD_ERR_SOCKET_IN_USE', `${path} is served by another process`);
         unlinkSync(path);
       }
-      const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => {
-        let peer: PeerInfo;
-        try {
-          peer = peerOf(socket);
-        } catch (e) {
-          socket.destroy();
-          onRejected(head, `cannot read peer credentials: ${(e as Error).message}`);
-          return;
-        }
-        if (!allowed.has(peer.uid)) {
-          socket.destroy();
-          onRejected(head, `connection from uid ${peer.uid} (pid ${peer.pid}) refused: not an allowed uid`);
-          return;
-        }
-        onConnection(head, socket, peer);
-      });
-      await listenPrivately(server, path);
+      const server = await listenAllowed(
+        path,
+        allowed,
+        (socket, peer) => onConnection(head, socket, peer),
+        (reason) => onRejected(head, reason),
+      );
       if (gid !== undefined) {
         chownSync(path, process.getuid?.() ?? 0, gid);
         chmodSync(path, 0o660);
@@ -118,8 +110,39 @@ export function allowedUids(access: SocketAccess): Set<number> {
   return new Set([...(access.allowedUids ?? [process.getuid?.() ?? 0]), 0]);
 }
 
+/**
+ * Listens on `path`, created 0600 from the start, and hands on only
+ * connections whose peer uid is allowed; the others are closed at once and
+ * reported. Connections arrive paused: the caller decides when to read.
+ */
+export async function listenAllowed(
+  path: string,
+  allowed: Set<number>,
+  onConnection: (socket: Socket, peer: PeerInfo) => void,
+  onRejected: (reason: string) => void,
+): Promise<Server> {
+  const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => {
+    let peer: PeerInfo;
+    try {
+      peer = peerOf(socket);
+    } catch (e) {
+      socket.destroy();
+      onRejected(`cannot read peer credentials: ${(e as Error).message}`);
+      return;
+    }
+    if (!allowed.has(peer.uid)) {
+      socket.destroy();
+      onRejected(`connection from uid ${peer.uid} (pid ${peer.pid}) refused: not an allowed uid`);
+      return;
+    }
+    onConnection(socket, peer);
+  });
+  await listenPrivately(server, path);
+  return server;
+}
+
 /** Listens on a Unix socket created 0600 from the start: no window where others could connect. */
-export function listenPrivately(server: Server, path: string): Promise<void> {
+function listenPrivately(server: Server, path: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const old = process.umask(0o177);

@@ -3,9 +3,10 @@
 // token that `cxl-mhd events` reads from the 0600 record in the run dir.
 import { createHash, randomBytes, randomUUID, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { UsageError } from '../errors/index.js';
 
 /** Thrown for a users file `serve` must refuse; its message is the one line the user sees. */
-export class UsersFileError extends Error {}
+export class UsersFileError extends UsageError {}
 
 type Secret = { kind: 'plain'; password: Buffer } | { kind: 'scrypt'; N: number; r: number; p: number; salt: Buffer; hash: Buffer };
 

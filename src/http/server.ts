@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { UsageError } from '../errors/index.js';
 import { Auth, loadUsers } from './auth.js';
 import { registerCapacity } from './capacity.js';
 import { Context } from './context.js';
@@ -268,7 +269,7 @@ export class Northbound {
     opts: { allowRemote?: boolean; recordFile?: string | null; recordExtra?: Record<string, unknown> } = {},
   ): Promise<string> {
     if (!opts.allowRemote && !isLoopback(host)) {
-      throw new Error(`--http ${host} is not a loopback address; pass --http-allow-remote to listen on it`);
+      throw new UsageError(`--http ${host} is not a loopback address; pass --http-allow-remote to listen on it`);
     }
     await this.app.listen({ host, port });
     const a = this.server?.address();
@@ -308,6 +309,6 @@ export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : -1;
   if (!m || port > 65535)
-    throw new Error(`--http "${text}" must be ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080 (port 0 picks a free one)`);
+    throw new UsageError(`--http "${text}" must be ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080 (port 0 picks a free one)`);
   return { host: (m[1] ?? m[2]) as string, port };
 }

@@ -24,7 +24,6 @@ export interface Addon {
   shmUnlink(name: string): void;
   ftruncate(fd: number, size: number): void;
   fstatSize(fd: number): number;
-  fchmod(fd: number, mode: number): void;
   flock(fd: number, exclusive: boolean, nonblock: boolean): void;
   close(fd: number): void;
   mmap(fd: number, length: number, writable: boolean): ArrayBuffer;
@@ -34,18 +33,15 @@ export interface Addon {
   store32(buffer: ArrayBuffer, offset: number, value: number): void;
   /** Returns the value seen: the swap happened iff it equals `expected`. */
   cas32(buffer: ArrayBuffer, offset: number, expected: number, desired: number): number;
-  fetchOr32(buffer: ArrayBuffer, offset: number, value: number): number;
-  fetchAnd32(buffer: ArrayBuffer, offset: number, value: number): number;
   fetchAdd32(buffer: ArrayBuffer, offset: number, value: number): number;
   load64(buffer: ArrayBuffer, offset: number): bigint;
   store64(buffer: ArrayBuffer, offset: number, value: bigint): void;
   cas64(buffer: ArrayBuffer, offset: number, expected: bigint, desired: bigint): bigint;
-  fetchOr64(buffer: ArrayBuffer, offset: number, value: bigint): bigint;
-  fetchAnd64(buffer: ArrayBuffer, offset: number, value: bigint): bigint;
   fetchAdd64(buffer: ArrayBuffer, offset: number, value: bigint): bigint;
   peerCred(fd: number): PeerCred;
   socketPair(): [number, number];
   sendFds(fd: number, data: Uint8Array, fds: number[]): number;
+  /** Only the tests' fake QEMU receives descriptors; kept so fd passing is tested end to end. */
   recvFds(fd: number, capacity: number): { data: Buffer; fds: number[] };
   constants: { SHM_CREATE: number; SHM_EXCL: number; SHM_RDONLY: number; MAX_FDS: number };
 }

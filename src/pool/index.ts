@@ -1,7 +1,17 @@
 // Public surface of the pool: the shared-memory state of one CXL MHD pool.
 export { PoolError, type PoolErrorCode } from './errors.js';
 export { checkInvariants, type Finding, type FsckReport, fsck } from './fsck.js';
-export { Journal, type JournalEntry, readJournal, replayJournal } from './journal.js';
+export { Journal, readJournal, replayJournal } from './journal.js';
+export {
+  type GrantMeta,
+  type JournalEntry,
+  type JournalEvent,
+  type JournalOp,
+  type JournalResult,
+  type NoteEvent,
+  type NoteName,
+  noteOf,
+} from './journal-events.js';
 export { type Geometry, type Header, HeadState, MAX_HEADS } from './layout.js';
 export {
   dataObjectPath,

@@ -1,32 +1,14 @@
 // The pool journal: append-only JSON lines, one per operation, fsynced
 // before the operation is reported done. Replaying it rebuilds the state
-// image that fsck compares with shared memory.
+// image that fsck compares with shared memory. What a line may say is
+// journal-events.ts.
 import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PoolError } from './errors.js';
+import type { JournalEntry } from './journal-events.js';
 import type { Geometry } from './layout.js';
 import { ensureDir } from './paths.js';
 import { PoolState } from './state.js';
-
-export type JournalOp =
-  | 'pool-create'
-  | 'head-register'
-  | 'head-unregister'
-  | 'claim'
-  | 'release'
-  | 'release-all'
-  | 'lease-acquire'
-  | 'lease-release'
-  | 'note';
-
-export interface JournalEntry {
-  seq: number;
-  time: string;
-  op: JournalOp | string;
-  args: Record<string, unknown>;
-  /** 'ok' with optional details, or the error that refused the operation. */
-  result: { ok: true; [k: string]: unknown } | { ok: false; code: string; message: string };
-}
 
 export class Journal {
   private fd: number | null;
@@ -88,8 +70,9 @@ export function readJournal(path: string): JournalEntry[] {
   return out;
 }
 
-const num = (args: Record<string, unknown>, key: string): number => {
-  const v = args[key];
+// Lines come from disk: a field replay depends on is checked, not trusted to the type.
+const num = <A extends object>(args: A, key: keyof A & string): number => {
+  const v: unknown = args[key];
   if (typeof v !== 'number') throw new PoolError('BAD_STATE', `journal entry lacks numeric "${key}"`);
   return v;
 };
@@ -101,7 +84,7 @@ const num = (args: Record<string, unknown>, key: string): number => {
  */
 export function replayJournal(entries: JournalEntry[]): { state: PoolState; lastSeq: number } {
   const create = entries.find((e) => e.op === 'pool-create' && e.result.ok);
-  if (!create) throw new PoolError('BAD_STATE', 'journal has no pool-create entry');
+  if (create?.op !== 'pool-create') throw new PoolError('BAD_STATE', 'journal has no pool-create entry');
   const g: Geometry = {
     capacityBytes: num(create.args, 'capacityBytes'),
     blockBytes: num(create.args, 'blockBytes'),
@@ -116,15 +99,15 @@ export function replayJournal(entries: JournalEntry[]): { state: PoolState; last
   for (const e of entries) {
     lastSeq = Math.max(lastSeq, e.seq);
     if (!e.result.ok) continue;
-    const a = e.args;
     switch (e.op) {
       case 'head-register':
-        registered.set(num(a, 'head'), typeof a.pid === 'number' ? a.pid : 0);
+        registered.set(num(e.args, 'head'), typeof e.args.pid === 'number' ? e.args.pid : 0);
         break;
       case 'head-unregister':
-        registered.delete(num(a, 'head'));
+        registered.delete(num(e.args, 'head'));
         break;
       case 'claim': {
+        const a = e.args;
         const head = num(a, 'head');
         const first = num(a, 'first');
         for (let b = first; b < first + num(a, 'count'); b++) {
@@ -135,24 +118,26 @@ export function replayJournal(entries: JournalEntry[]): { state: PoolState; last
         break;
       }
       case 'release': {
+        const a = e.args;
         const head = num(a, 'head');
         const first = num(a, 'first');
         for (let b = first; b < first + num(a, 'count'); b++) holders.get(b)?.delete(head);
         break;
       }
       case 'release-all': {
-        const head = num(a, 'head');
-        const sharedOnly = a.sharedOnly === true;
+        const head = num(e.args, 'head');
+        const sharedOnly = e.args.sharedOnly === true;
         for (const m of holders.values()) if (!sharedOnly || m.get(head) === true) m.delete(head);
         break;
       }
       case 'lease-acquire':
-        if (e.result.acquired === true) lease = num(a, 'head');
+        if (e.result.acquired === true) lease = num(e.args, 'head');
         break;
       case 'lease-release':
         if (e.result.released === true) lease = null;
         break;
-      default:
+      case 'pool-create':
+      case 'note':
         break;
     }
   }

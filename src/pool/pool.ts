@@ -4,7 +4,8 @@
 import { rmSync, statfsSync } from 'node:fs';
 import { isNativeError, native } from '../native/index.js';
 import { PoolError } from './errors.js';
-import { Journal, type JournalEntry, readJournal, replayJournal } from './journal.js';
+import { Journal, readJournal, replayJournal } from './journal.js';
+import type { GrantMeta, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
 import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
 import { ensureDir, journalPath, poolStateDir, removePoolStateDir, shmDataName, shmStateName, validatePoolName } from './paths.js';
 import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
@@ -143,13 +144,9 @@ export class Pool {
       const pool = new Pool(name, opts.stateDir, stateObj, state, journal);
       stateObj = null;
       pool.record(
-        'pool-create',
         {
-          capacityBytes: opts.capacityBytes,
-          blockBytes: opts.blockBytes,
-          headCount: opts.headCount,
-          createdMs,
-          mode,
+          op: 'pool-create',
+          args: { capacityBytes: opts.capacityBytes, blockBytes: opts.blockBytes, headCount: opts.headCount, createdMs, mode },
         },
         { ok: true },
       );
@@ -276,50 +273,52 @@ export class Pool {
     return this.stateObj;
   }
 
-  private record(op: string, args: Record<string, unknown>, result: JournalEntry['result']): number {
+  /** The one place a journal line is written. Returns its seq (an FM add's transaction id). */
+  private record(event: JournalEvent, result: JournalResult): number {
     if (!this.journal) return 0;
     const seq = this.state.nextJournalSeq();
-    this.journal.append({ seq, time: new Date().toISOString(), op, args, result });
+    this.journal.append({ seq, time: new Date().toISOString(), ...event, result });
     return seq;
   }
 
   /** Runs `fn`, journals its outcome (success or refusal), returns or rethrows. */
-  private journaled<T>(op: string, args: Record<string, unknown>, fn: () => T, detail: (r: T) => Record<string, unknown> = () => ({})): T {
+  private journaled<T>(event: JournalEvent, fn: () => T, detail: (r: T) => Record<string, unknown> = () => ({})): T {
     if (!this.journal) throw new PoolError('CLOSED', `pool "${this.name}" was opened read-only`);
     let r: T;
     try {
       r = fn();
     } catch (e) {
-      if (e instanceof PoolError) this.record(op, args, { ok: false, code: e.code, message: e.message });
+      if (e instanceof PoolError) this.record(event, { ok: false, code: e.code, message: e.message });
       throw e;
     }
-    this.record(op, args, { ok: true, ...detail(r) });
+    this.record(event, { ok: true, ...detail(r) });
     return r;
   }
 
   registerHead(head: number, pid: number): void {
-    this.journaled('head-register', { head, pid }, () => this.state.registerHead(head, pid));
+    this.journaled({ op: 'head-register', args: { head, pid } }, () => this.state.registerHead(head, pid));
   }
 
   unregisterHead(head: number): void {
-    this.journaled('head-unregister', { head }, () => this.state.unregisterHead(head));
+    this.journaled({ op: 'head-unregister', args: { head } }, () => this.state.unregisterHead(head));
   }
 
   /** `meta` rides along in the journal entry (grant kind, tag, delivery) for recovery and audit. */
-  claim(head: number, range: BlockRange, opts: ClaimOptions = {}, meta: Record<string, unknown> = {}): void {
-    this.journaled('claim', { ...meta, head, first: range.first, count: range.count, shared: opts.shared === true }, () =>
+  claim(head: number, range: BlockRange, opts: ClaimOptions = {}, meta: GrantMeta = {}): void {
+    this.journaled({ op: 'claim', args: { ...meta, head, first: range.first, count: range.count, shared: opts.shared === true } }, () =>
       this.state.claim(head, range, opts),
     );
   }
 
-  release(head: number, range: BlockRange, meta: Record<string, unknown> = {}): void {
-    this.journaled('release', { ...meta, head, first: range.first, count: range.count }, () => this.state.release(head, range));
+  release(head: number, range: BlockRange, meta: GrantMeta = {}): void {
+    this.journaled({ op: 'release', args: { ...meta, head, first: range.first, count: range.count } }, () =>
+      this.state.release(head, range),
+    );
   }
 
   releaseAll(head: number, opts: { sharedOnly?: boolean } = {}): number {
     return this.journaled(
-      'release-all',
-      { head, sharedOnly: opts.sharedOnly === true },
+      { op: 'release-all', args: { head, sharedOnly: opts.sharedOnly === true } },
       () => this.state.releaseAll(head, opts),
       (n) => ({
         released: n,
@@ -329,8 +328,7 @@ export class Pool {
 
   acquireLease(head: number): boolean {
     return this.journaled(
-      'lease-acquire',
-      { head },
+      { op: 'lease-acquire', args: { head } },
       () => this.state.acquireLease(head),
       (acquired) => ({
         acquired,
@@ -341,17 +339,15 @@ export class Pool {
 
   releaseLease(head: number): boolean {
     return this.journaled(
-      'lease-release',
-      { head },
+      { op: 'lease-release', args: { head } },
       () => this.state.releaseLease(head),
       (released) => ({ released }),
     );
   }
 
-  /** Free-form journal line (attach refusals and other events worth keeping). */
-  /** Returns the entry's sequence number, which callers use as a transaction id. */
-  note(event: string, args: Record<string, unknown>): number {
-    return this.record('note', { event, ...args }, { ok: true });
+  /** Journals an event worth keeping (journal-events.ts). Returns its seq, which an FM add uses as its transaction id. */
+  note(event: NoteEvent): number {
+    return this.record({ op: 'note', args: event }, { ok: true });
   }
 
   /**
@@ -383,7 +379,7 @@ export class Pool {
     const lease = s.lease().owner !== replay.lease().owner;
     if (lease) s.setRawLease(replay.lease().owner);
     s.raiseJournalSeq(lastSeq);
-    if (blocks > 0 || heads.length > 0 || lease) this.note('recovered-from-journal', { blocks, heads, lease });
+    if (blocks > 0 || heads.length > 0 || lease) this.note({ event: 'recovered-from-journal', blocks, heads, lease });
     return { blocks, heads, lease };
   }
 

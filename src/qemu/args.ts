@@ -3,7 +3,8 @@
 // the static window plus spare ports for hot-add, the type-3 device over a
 // window of the pool's data object, virtio-serial for the FM-LD port, and
 // the monitor chardev that dials the backend. Verified on QEMU 10.0.
-import { CAPACITY_UNIT, dataObjectPath, headSocketPath, PoolError, parseSize } from '../pool/index.js';
+import { UsageError } from '../errors/index.js';
+import { CAPACITY_UNIT, dataObjectPath, headSocketPath, parseSize } from '../pool/index.js';
 import {
   DC_BACKEND_ID,
   HOST_BRIDGE_ID,
@@ -40,12 +41,12 @@ export interface HeadArgsOptions {
 export function parseStaticWindow(text: string): StaticWindow {
   const m = /^([^@,]+)(?:@([^,]+))?(?:,(exclusive|shared))?$/.exec(text.trim());
   if (!m?.[1]) {
-    throw new PoolError('BAD_SIZE', `static window "${text}" must look like SIZE[@OFFSET][,exclusive], e.g. 512M@1G,exclusive`);
+    throw new UsageError(`static window "${text}" must look like SIZE[@OFFSET][,exclusive], e.g. 512M@1G,exclusive`);
   }
   const size = parseSize(m[1], 'static window size');
   const offset = m[2] === undefined || /^\s*0+[KMGTP]?(?:i?B)?\s*$/i.test(m[2]) ? 0 : parseSize(m[2], 'static window offset');
   if (size % CAPACITY_UNIT !== 0 || offset % CAPACITY_UNIT !== 0) {
-    throw new PoolError('BAD_SIZE', `static window "${text}": size and offset must be multiples of 256M`);
+    throw new UsageError(`static window "${text}": size and offset must be multiples of 256M`);
   }
   return { size, offset, exclusive: m[3] === 'exclusive' };
 }
@@ -62,10 +63,10 @@ export function headArgs(opts: HeadArgsOptions): string[] {
   const dcd = opts.delivery === 'dcd';
   // A DCD head takes capacity as extents on its one device: no spare ports needed.
   const spare = opts.sparePorts ?? (dcd ? 0 : 2);
-  if (!Number.isInteger(spare) || spare < 0 || spare > 16) throw new PoolError('OUT_OF_RANGE', `--spare-ports ${spare} must be 0..16`);
+  if (!Number.isInteger(spare) || spare < 0 || spare > 16) throw new UsageError(`--spare-ports ${spare} must be 0..16`);
   const st = opts.static;
   if (st && st.offset + st.size > opts.capacityBytes) {
-    throw new PoolError('OUT_OF_RANGE', `static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
+    throw new UsageError(`static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
   }
   const sock = headSocketPath(opts.runDir, pool, head);
   const fmw = fixedWindowBytes({ capacityBytes: opts.capacityBytes, static: st, sparePorts: spare, delivery: opts.delivery });

@@ -1,0 +1,335 @@
+// The running backend of one pool (`cxl-mhd serve`): owns the writer lock,
+// the listeners (head sockets and fm.sock, all through listener.ts's one
+// uid-checked gate), the sessions of attached heads (session.ts), the FM-API
+// wiring, the event bus and the head records. Recovery runs before it
+// listens (recovery.ts).
+import { rmSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { CapacityManager } from '../capacity/index.js';
+import { UsageError } from '../errors/index.js';
+import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel } from '../fmapi/index.js';
+import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
+import { deviceSerial } from '../qemu/index.js';
+import { type BackendEvent, type BackendListener, EventBus } from './events.js';
+import type { FmldPort } from './fmld.js';
+import { allowedUids, closeServers, listenAllowed, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
+import { type HeadRecord, HeadRecords, type RecordState } from './records.js';
+import { recoverFromCrash, recoverStaleHeads } from './recovery.js';
+import { HeadSession, type SessionHost } from './session.js';
+
+export interface BackendOptions {
+  pool: string;
+  runDir: string;
+  stateDir: string;
+  /** When given with headCount, a missing pool is created. */
+  capacityBytes?: number;
+  headCount?: number;
+  blockBytes?: number;
+  access?: SocketAccess;
+  logger: Logger;
+  qmpTimeoutMs?: number;
+  /**
+   * Also serve the FM-API on <run-dir>/<pool>/fm.sock (0600, allowed uids
+   * only) for host-side tools and tests. It answers only while the lease
+   * owner is attached, exactly as the owner's port would; guests never see it.
+   */
+  fmSocket?: boolean;
+  /** Subscribed before recovery runs, so it also sees what recovery changes while the backend starts. */
+  onEvent?: BackendListener;
+}
+
+/** What `status --json` shows: the pool and the backend's record of each head. */
+export interface BackendSnapshot {
+  status: PoolStatus;
+  heads: HeadRecord[];
+}
+
+function openPool(opts: BackendOptions): Pool {
+  if (!Pool.exists(opts.pool) && opts.capacityBytes !== undefined && opts.headCount !== undefined) {
+    return Pool.create({
+      name: opts.pool,
+      stateDir: opts.stateDir,
+      capacityBytes: opts.capacityBytes,
+      headCount: opts.headCount,
+      blockBytes: opts.blockBytes ?? 2 * 2 ** 20,
+    });
+  }
+  const pool = Pool.open({ name: opts.pool, stateDir: opts.stateDir });
+  const h = pool.state.header;
+  const mismatch =
+    (opts.capacityBytes !== undefined && opts.capacityBytes !== h.capacityBytes) ||
+    (opts.headCount !== undefined && opts.headCount !== h.headCount) ||
+    (opts.blockBytes !== undefined && opts.blockBytes !== h.blockBytes);
+  if (mismatch) {
+    pool.close();
+    throw new UsageError(
+      `pool "${opts.pool}" exists with capacity ${h.capacityBytes}, ${h.headCount} heads, ${h.blockBytes}-byte blocks; the options given differ (omit them to serve it as it is)`,
+    );
+  }
+  return pool;
+}
+
+export class Backend implements SessionHost {
+  private servers: Server[] = [];
+  private fmServer: Server | null = null;
+  private readonly fmClients = new Set<Socket>();
+  readonly live = new Map<number, HeadSession>();
+  private readonly attaching = new Set<Promise<void>>();
+  private readonly connecting = new Set<number>();
+  private isStopping = false;
+  private readonly pendingRefresh = new Set<number>();
+  private refreshTimer: NodeJS.Immediate | null = null;
+  private readonly records: HeadRecords;
+  readonly log: Logger;
+  readonly capacity: CapacityManager;
+  readonly events: EventBus;
+  /** Where the host FM-API socket listens (`fmSocket`), or null. */
+  fmSocketPath: string | null = null;
+  /** Called whenever a head's record changes (attaching, attached, refused, detached, grants). */
+  onChange: (head: number, record: HeadRecord) => void = () => {};
+
+  private constructor(
+    readonly opts: BackendOptions,
+    readonly pool: Pool,
+  ) {
+    this.log = opts.logger;
+    this.records = new HeadRecords(opts.runDir, opts.pool, (r) => this.onChange(r.head, r));
+    this.events = new EventBus((e) => this.log.error(`event listener failed: ${(e as Error)?.message ?? String(e)}`));
+    if (opts.onEvent) this.events.subscribe(opts.onEvent);
+    this.capacity = new CapacityManager(pool, {
+      serial: deviceSerial(opts.pool),
+      deliveryOf: (head) => this.live.get(head)?.delivery ?? undefined,
+      onEvent: (e) => {
+        this.events.emit(e);
+        this.refreshLater(e.head);
+      },
+      log: (msg, fields) => this.log.info(fields ?? {}, msg),
+    });
+  }
+
+  static async start(opts: BackendOptions): Promise<Backend> {
+    const pool = openPool(opts);
+    try {
+      pool.lockWriter();
+    } catch (e) {
+      pool.close();
+      throw e;
+    }
+    const backend = new Backend(opts, pool);
+    try {
+      recoverFromCrash(backend);
+      recoverStaleHeads(backend);
+      backend.servers = await listenHeads(
+        opts.runDir,
+        opts.pool,
+        pool.state.headCount,
+        opts.access ?? {},
+        (head, socket, peer) => backend.accept(head, socket, peer),
+        (head, reason) => backend.log.warn({ head }, reason),
+      );
+    } catch (e) {
+      pool.close();
+      throw e;
+    }
+    if (opts.fmSocket) {
+      try {
+        await backend.listenFmSocket();
+      } catch (e) {
+        await backend.stop();
+        throw e;
+      }
+    }
+    backend.records.write();
+    return backend;
+  }
+
+  // ---- public surface -------------------------------------------------------
+
+  get headCount(): number {
+    return this.pool.state.headCount;
+  }
+
+  headRecord(head: number): HeadRecord | undefined {
+    return this.records.get(head);
+  }
+
+  /** Returns the function that unsubscribes. */
+  subscribe(listener: BackendListener): () => void {
+    return this.events.subscribe(listener);
+  }
+
+  snapshot(): BackendSnapshot {
+    return { status: poolStatus(this.pool), heads: this.records.all() };
+  }
+
+  // ---- listeners --------------------------------------------------------------
+
+  private accept(head: number, socket: Socket, peer: PeerInfo): void {
+    if (this.isStopping) {
+      socket.destroy();
+      return;
+    }
+    // `connecting` closes the window between accept and the QMP handshake, when `live` has no entry yet.
+    if (this.live.has(head) || this.connecting.has(head)) {
+      this.log.warn({ head, qemuPid: peer.pid }, `head ${head}: second connection (pid ${peer.pid}) refused, the head is already attached`);
+      socket.destroy();
+      return;
+    }
+    this.connecting.add(head);
+    const p = new HeadSession(this, head, socket, peer).run().finally(() => {
+      this.connecting.delete(head);
+      this.attaching.delete(p);
+    });
+    this.attaching.add(p);
+  }
+
+  private async listenFmSocket(): Promise<void> {
+    const path = fmSocketPath(this.opts.runDir, this.opts.pool);
+    // Left by a killed backend; we hold the writer lock, so no other backend serves it.
+    rmSync(path, { force: true });
+    this.fmServer = await listenAllowed(
+      path,
+      allowedUids(this.opts.access ?? {}),
+      (socket) => {
+        socket.on('error', () => socket.destroy());
+        // Tracked so stop() can end them: server.close() waits for every open connection.
+        this.fmClients.add(socket);
+        socket.once('close', () => this.fmClients.delete(socket));
+        const ch = serveChannel(socket, this.fmApi('fm.sock'), {
+          isBound: () => {
+            const owner = this.pool.state.lease().owner;
+            return owner !== null && this.live.has(owner);
+          },
+        });
+        socket.resume();
+        void ch.done.then(() => socket.destroy());
+      },
+      (reason) => this.log.warn(`fm.sock: ${reason}`),
+    );
+    this.fmSocketPath = path;
+  }
+
+  // ---- FM-API -------------------------------------------------------------------
+
+  /** An FM-API server for one path, whose refusals are logged and journaled with their reasons. */
+  private fmApi(via: string): FmApiServer {
+    return new FmApiServer(this.fmBackend(via), {
+      onInternalError: (e, ctx) => {
+        const reason = (e as Error).message ?? String(e);
+        this.pool.note({ event: 'fm-internal-error', via, opcode: ctx.opcode, reason });
+        this.log.error({ opcode: ctx.opcode }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: internal error: ${reason}`);
+      },
+      onRefusal: (e, ctx) => {
+        this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message });
+        this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
+      },
+    });
+  }
+
+  /** The capacity manager as one path sees it; head records are refreshed once a request is done. */
+  private fmBackend(via: string): FmBackend {
+    return {
+      ...this.capacity.through(via),
+      initiateAdd: (r) => this.capacity.initiateAdd(r, via).finally(() => this.refreshLater(r.hostId)),
+      initiateRelease: (r) => this.capacity.initiateRelease(r, via).finally(() => this.refreshLater(r.hostId)),
+    };
+  }
+
+  /** Serves the FM-API on the owner's channel; it answers only while bound to the lease owner's current port. */
+  bindFmld(session: HeadSession, port: FmldPort): Channel {
+    const { head } = session;
+    return serveChannel(port.socket, this.fmApi(`head ${head}'s FM-LD port`), {
+      isBound: () => this.live.get(head)?.fmld === port && this.pool.state.lease().owner === head,
+      onEvent: (ev) => {
+        if (ev.type === 'refused' || ev.type === 'reset') {
+          this.pool.note(ev.type === 'refused' ? { event: 'fmld-refused', head } : { event: 'fmld-reset', head, reason: ev.reason });
+          this.log.warn({ head }, `FM-LD channel ${ev.type}`);
+        }
+      },
+    });
+  }
+
+  // ---- what sessions and recovery share ---------------------------------------
+  // (the SessionHost / RecoveryHost side of Backend; callers outside heads/ use the public surface above)
+
+  emit(e: BackendEvent): void {
+    this.events.emit(e);
+  }
+
+  stopping(): boolean {
+    return this.isStopping;
+  }
+
+  get poolName(): string {
+    return this.opts.pool;
+  }
+
+  get qmpTimeoutMs(): number {
+    return this.opts.qmpTimeoutMs ?? 10_000;
+  }
+
+  detachInShm(head: number): void {
+    const state = this.pool.state;
+    if (state.blocksOf(head).length > 0) this.pool.releaseAll(head);
+    if (state.isAttached(head)) this.pool.unregisterHead(head);
+  }
+
+  freeLeaseIfNoHeads(): void {
+    const { owner, epoch } = this.pool.state.lease();
+    if (owner === null) return;
+    if (this.pool.state.heads().some((h) => h.attached)) return;
+    if (this.pool.releaseLease(owner)) this.emit({ kind: 'lease-released', head: owner, epoch });
+    this.log.info({ head: owner }, `FM-LD lease of head ${owner} freed: no head is attached`);
+  }
+
+  // ---- head records -------------------------------------------------------------
+
+  setRecord(head: number, r: RecordState): void {
+    const session = this.live.get(head);
+    this.records.set({
+      head,
+      ...r,
+      since: new Date().toISOString(),
+      windows: (session?.windows ?? []).map((w) => ({ offset: w.offset, size: w.size, exclusive: w.exclusive })),
+      fmld: session?.fmld != null,
+      delivery: session?.delivery?.kind ?? null,
+      grants: this.capacity.view(head),
+    });
+  }
+
+  /** Capacity changed under a head: its record is rewritten once the current request has finished. */
+  refreshLater(head: number): void {
+    this.pendingRefresh.add(head);
+    this.refreshTimer ??= setImmediate(() => {
+      this.refreshTimer = null;
+      const heads = [...this.pendingRefresh];
+      this.pendingRefresh.clear();
+      if (this.isStopping) return;
+      for (const h of heads) {
+        const rec = this.records.get(h);
+        if (rec) this.setRecord(h, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
+      }
+    });
+  }
+
+  // ---- shutdown -----------------------------------------------------------------
+
+  /**
+   * Stops serving. Attached QEMUs keep running and keep their grants: they
+   * reconnect to the next backend, which re-adopts them.
+   */
+  async stop(): Promise<void> {
+    if (this.isStopping) return;
+    this.isStopping = true;
+    if (this.refreshTimer) clearImmediate(this.refreshTimer);
+    await Promise.allSettled([...this.attaching]);
+    for (const session of [...this.live.values()]) session.close();
+    this.live.clear();
+    for (const s of this.fmClients) s.destroy();
+    const fm = this.fmServer;
+    if (fm) await new Promise((r) => fm.close(r));
+    await closeServers(this.servers, this.opts.runDir, this.opts.pool, this.pool.state.headCount);
+    this.pool.close();
+  }
+}
