@@ -142,9 +142,11 @@ describe('Redfish service (in process)', () => {
     expect((await nb.app.inject({ url: loc, headers: auth })).statusCode).toBe(404);
     expect((await nb.app.inject({ method: 'DELETE', url: c.headers.location as string, headers: auth })).statusCode).toBe(204);
     // Chunk definitions persist in a 0600 file.
+    await nb.ctx.store.flush();
     expect(statSync(join(dir, 'northbound.json')).mode & 0o777).toBe(0o600);
     // A later run of the northbound (a backend restart) finds the chunks defined before.
     await nb.app.inject({ method: 'POST', url: CHUNKS, headers: auth, payload: { MemoryChunkSizeMiB: 512, AddressRangeOffsetMiB: 2048 } });
+    await nb.ctx.store.flush();
     const again = new Northbound({ deps: nb.ctx.deps, users: USERS, stateFile: join(dir, 'northbound.json') });
     const listed = (await again.app.inject({ url: CHUNKS, headers: auth })).json();
     expect(listed.Members).toContainEqual({ '@odata.id': `${CHUNKS}/2048M-512M` });

@@ -83,10 +83,15 @@ export class PoolModel {
         this.chunks.set(id, { id, offset: h.offset, size: h.len, origin: h.kind === 'window' ? 'static-window' : 'grant' });
     }
     const covered = new Set<Holding>();
+    // Grants by head and chunk: a pool with many connections stays linear to model.
+    const grants = new Map<string, Holding[]>();
+    for (const h of this.holdings) {
+      if (h.kind !== 'grant') continue;
+      const key = `${h.head}/${chunkId(h.offset, h.len)}`;
+      grants.set(key, [...(grants.get(key) ?? []), h]);
+    }
     for (const def of store.connections) {
-      const live = this.holdings.filter(
-        (h) => h.kind === 'grant' && def.heads.includes(h.head) && def.chunks.includes(chunkId(h.offset, h.len)),
-      );
+      const live = def.heads.flatMap((head) => def.chunks.flatMap((c) => grants.get(`${head}/${c}`) ?? []));
       if (live.length === 0) continue;
       for (const h of live) covered.add(h);
       this.connections.set(def.id, {

@@ -296,6 +296,7 @@ export class Northbound {
     this.ctx.fm.close();
     if (this.recordFile) rmSync(this.recordFile, { force: true });
     await this.app.close();
+    await this.ctx.store.flush();
   }
 }
 

@@ -2,7 +2,8 @@
 // connections it made, kept in one 0600 JSON file in the state dir so they
 // survive a backend restart. Capacity itself lives in the pool; this file
 // only names ranges and remembers which POST made which grants.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 
 export interface ChunkDef {
   offset: number;
@@ -89,10 +90,41 @@ export class Store {
     this.save();
   }
 
+  /** The last failure to write the file, if any (the service keeps running from memory). */
+  lastError: Error | null = null;
+  private dirty = false;
+  private saving: Promise<void> | null = null;
+
+  /**
+   * Writes happen off the request path, coalesced: a connection's 201 does not
+   * wait for the disk. A crash in between loses only names (the grants stay in
+   * the pool and show up as `grant-…` connections).
+   */
   private save(): void {
     if (!this.path) return;
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(this.body, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.path);
+    this.dirty = true;
+    this.saving ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.writeOut());
+  }
+
+  private async writeOut(): Promise<void> {
+    const path = this.path as string;
+    try {
+      while (this.dirty) {
+        this.dirty = false;
+        const tmp = `${path}.tmp`;
+        await writeFile(tmp, `${JSON.stringify(this.body)}\n`, { mode: 0o600 });
+        await rename(tmp, path);
+      }
+      this.lastError = null;
+    } catch (e) {
+      this.lastError = e as Error;
+    } finally {
+      this.saving = null;
+    }
+  }
+
+  /** Resolves once everything changed so far is on disk. */
+  async flush(): Promise<void> {
+    while (this.saving) await this.saving;
   }
 }
