@@ -13,13 +13,11 @@
 // LD would strand a decoder. One window per bridge keeps the guest's rule
 // trivial: window N is root decoder decoder0.N and reaches bridge N only.
 import { CAPACITY_UNIT, PoolError } from '../pool/index.js';
+import { hostBridgeId, rootPortId } from './names.js';
 
 /** QEMU 10.0 q35 has register space for 17 pxb-cxl ("Insufficient space for pxb cxl host register space" at the 18th). */
 export const MAX_CXL_HOST_BRIDGES = 17;
 export const MAX_SPARE_PORTS = MAX_CXL_HOST_BRIDGES - 1;
-/** Bridge 0 keeps the id older releases used, so configs and re-adoption stay valid. */
-export const FIRST_BRIDGE_ID = 'cxl-mhd-hb';
-export const PORT_ID_PREFIX = 'cxl-mhd-rp';
 /** Bus numbers: bridge i is bus 12 + 4i, its root port's secondary bus the next one (verified up to i = 16, bus 76). */
 const FIRST_BUS = 12;
 const BUS_STRIDE = 4;
@@ -64,12 +62,13 @@ export function cxlLayout(opts: LayoutOptions): LayoutBridge[] {
     ports.push({ role: 'static', bytes: roundUnit(opts.staticBytes) + roundUnit(opts.dcBytes) });
   for (let i = 0; i < k; i++) ports.push({ role: 'spare', bytes: roundUnit(opts.ldMaxBytes) });
   return ports.map((p, i) => ({
-    id: i === 0 ? FIRST_BRIDGE_ID : `${FIRST_BRIDGE_ID}${i}`,
+    // Bridge 0 keeps the id older releases used, so configs and re-adoption stay valid.
+    id: hostBridgeId(i),
     busNr: FIRST_BUS + BUS_STRIDE * i,
     window: i,
     // A window is address space, not RAM; QEMU wants a positive multiple of 256 MiB.
     windowBytes: Math.max(CAPACITY_UNIT, p.bytes),
-    port: { id: `${PORT_ID_PREFIX}${i}`, role: p.role },
+    port: { id: rootPortId(i), role: p.role },
   }));
 }
 
