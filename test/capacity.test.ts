@@ -8,78 +8,8 @@ import { FmError, ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/ind
 import { grantsFromJournal, unfinishedAdds } from '../src/heads/index.js';
 import { Pool, readJournal } from '../src/pool/index.js';
 import { QmpSession } from '../src/qmp/index.js';
+import { add, cleanups, code, GiB, MiB, manager, pool, StubDelivery } from './helpers/capacity.js';
 import { FakeQemu, fail, ok } from './helpers/fake-qemu.js';
-import { tempDir, uniquePoolName } from './helpers/pool.js';
-
-const MiB = 2 ** 20;
-const GiB = 2 ** 30;
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-
-function pool(heads = 3): Pool {
-  const p = Pool.create({
-    name: uniquePoolName('cap'),
-    stateDir: tempDir(),
-    capacityBytes: 2 * GiB,
-    blockBytes: 2 * MiB,
-    headCount: heads,
-  });
-  cleanups.push(() => p.close());
-  for (let h = 0; h < heads; h++) p.registerHead(h, 1000 + h);
-  return p;
-}
-
-/** A delivery that records calls and fails when told to. */
-class StubDelivery implements Delivery {
-  readonly kind = 'hotplug' as const;
-  readonly unit = 256 * MiB;
-  readonly regionBase = 0;
-  failAdd = false;
-  failRelease = false;
-  added: Delivered[] = [];
-  released: Delivered[] = [];
-  slots = 2;
-  capacityForPieces() {
-    return this.slots - this.added.length + this.released.length;
-  }
-  async add(pieces: { offset: number; len: number }[]) {
-    if (this.failAdd) throw new Error('device_add: Bus has no free slot');
-    const d = pieces.map((p) => ({ ...p, deviceId: `dev-${p.offset}` }));
-    this.added.push(...d);
-    return d;
-  }
-  async release(piece: Delivered) {
-    if (this.failRelease) throw new Error('cannot release extent with pending DPA range');
-    this.released.push(piece);
-    return { gone: Promise.resolve() };
-  }
-}
-
-function manager(p: Pool, deliveries: Record<number, Delivery>) {
-  return new CapacityManager(p, { serial: 0x1234n, deliveryOf: (h) => deliveries[h] });
-}
-
-async function code(fn: () => unknown): Promise<number | string> {
-  try {
-    await fn();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof FmError) return e.code;
-    throw e;
-  }
-}
-
-const add = (hostId: number, extents: [number, number][], extra: Partial<Parameters<CapacityManager['initiateAdd']>[0]> = {}) => ({
-  hostId,
-  selectionPolicy: SelectionPolicy.Prescriptive,
-  region: 0,
-  length: 0,
-  tag: ZERO_TAG,
-  extents: extents.map(([startDpa, len]) => ({ startDpa, len, tag: ZERO_TAG, sharedSeq: 0 })),
-  ...extra,
-});
 
 describe('CapacityManager', () => {
   it('claims, delivers and lists; release frees the blocks once the delivery is gone', async () => {

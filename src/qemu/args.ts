@@ -86,7 +86,8 @@ export function physBitsFor(windowBytes: number, ramBytes: number): number | nul
   const need = 4 * 2 ** 30 + ramBytes + windowBytes + ADDRESS_MARGIN;
   if (need <= 2 ** DEFAULT_PHYS_BITS) return null;
   const bits = Math.max(46, Math.ceil(Math.log2(need)));
-  if (bits > 52) throw new PoolError('OUT_OF_RANGE', `the CXL windows need ${need} bytes of address space, more than 52 physical address bits`);
+  if (bits > 52)
+    throw new PoolError('OUT_OF_RANGE', `the CXL windows need ${need} bytes of address space, more than 52 physical address bits`);
   return bits;
 }
 
