@@ -4,9 +4,10 @@
 // with the last holder, one head's exit or reset drops only its share, a
 // restart rebuilds the allocations, and adds across heads are all-or-nothing.
 import { describe, expect, it } from 'vitest';
-import { addToHosts } from '../src/capacity/index.js';
+import { addToHosts, allocationsOf } from '../src/capacity/index.js';
 import { RemovalPolicy, ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/index.js';
 import { add, code, GiB, MiB, manager, pool, StubDelivery } from './helpers/capacity.js';
+import { prng } from './helpers/fmapi-util.js';
 
 const T1 = '11111111-2222-4333-8444-555555555555';
 const T2 = '99999999-8888-4777-8666-555555555555';
@@ -72,6 +73,13 @@ describe('tagged shared allocations', () => {
     ).toBe(ReturnCode.InvalidInput);
     expect(await code(() => m.initiateAdd(add(2, [[2 * U, U]], { tag: T1 })))).toBe(ReturnCode.InvalidInput);
     expect(p.state.blocksOf(2)).toEqual([]);
+    // the allocation is one unit: a prescriptive release of part of it is refused
+    const part = {
+      ...byTag(0, ZERO_TAG),
+      removalPolicy: RemovalPolicy.Prescriptive,
+      extents: [{ startDpa: 0, len: U, tag: T1, sharedSeq: 0 }],
+    };
+    expect(await code(() => m.initiateRelease(part))).toBe(ReturnCode.InvalidInput);
     expect(m.allocations()).toEqual([
       {
         tag: T1,
@@ -146,6 +154,7 @@ describe('tagged shared allocations', () => {
     await tick();
     expect(p.state.block(0).holders).toEqual([0, 2]);
     expect(m.allocations()[0]?.holders).toEqual([0, 2]);
+    expect(allocationsOf([0, 1, 2].map((id) => ({ id, grants: m.grantsOf(id) })))).toEqual(m.allocations());
     // QEMU exit of head 0 drops only its share (its blocks were released with it in shm)
     p.releaseAll(0);
     m.forgetHead(0);
@@ -178,7 +187,7 @@ describe('tagged shared allocations', () => {
     const { p, m, d } = setup(4);
     (d[3] as StubDelivery).failAdd = true;
     const steps: string[] = [];
-    const req = { ...shared(0, [[0, U]]) };
+    const req = (h: number) => shared(h, [[0, U]]);
     expect(await code(() => addToHosts(m, [1, 2, 3], req, (s) => steps.push(s)))).toBe(ReturnCode.InternalError);
     await tick();
     expect([1, 2, 3].map((h) => p.state.blocksOf(h).length)).toEqual([0, 0, 0]);
@@ -193,6 +202,56 @@ describe('tagged shared allocations', () => {
     await addToHosts(m, [1, 2, 3], req);
     expect(m.allocations()[0]?.holders).toEqual([1, 2, 3]);
     expect(await code(() => addToHosts(m, [1, 1], req))).toBe(ReturnCode.InvalidInput);
-    expect(await code(() => addToHosts(m, [0, 1], { ...req, tag: ZERO_TAG }))).toBe(ReturnCode.InvalidInput);
+    expect(await code(() => addToHosts(m, [0, 1], (h) => ({ ...req(h), tag: ZERO_TAG })))).toBe(ReturnCode.InvalidInput);
+    expect(p.state.blocksOf(0)).toEqual([]);
+  });
+});
+
+describe('tag rules under random 5604h/5605h', () => {
+  it('keep one extent set per tag, equal sequence numbers on every holder, and shm in step, through 3000 seeded requests', async () => {
+    const r = prng(0x11c0ffee);
+    const { p, m, d } = setup(4, 6);
+    const tags = [T1, T2, '33333333-3333-4333-8333-333333333333', ZERO_TAG];
+    const unit = () => r.int(8) * U; // the 2 GiB pool in 256 MiB units
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 3000; i++) {
+      const host = r.int(4);
+      (d[host] as StubDelivery).failAdd = r.next() < 0.05;
+      const extents: [number, number][] = Array.from({ length: 1 + r.int(3) }, () => [unit(), U]);
+      const tag = r.pick(tags);
+      const op = r.int(10);
+      const req =
+        op < 4
+          ? m.initiateAdd(shared(host, extents, tag))
+          : op < 6
+            ? m.initiateAdd(add(host, extents, { tag }))
+            : op < 9
+              ? m.initiateRelease(byTag(host, tag))
+              : m.initiateRelease({
+                  ...byTag(host, ZERO_TAG),
+                  removalPolicy: RemovalPolicy.Prescriptive,
+                  extents: m.extentList({ hostId: host, startIndex: 0, extentCount: 1 }).extents,
+                });
+      const result = await code(() => req);
+      outcomes.set(String(result), (outcomes.get(String(result)) ?? 0) + 1);
+      await tick();
+      // invariants after every request
+      const lists = [0, 1, 2, 3].map((h) => m.extentList({ hostId: h, startIndex: 0, extentCount: 100 }).extents);
+      for (const a of m.allocations()) {
+        const per = a.holders.map((h) => (lists[h] ?? []).filter((e) => e.tag === a.tag).map((e) => [e.startDpa, e.len, e.sharedSeq]));
+        for (const x of per) expect(x).toEqual(per[0]);
+        if (a.shared) expect((per[0] ?? []).map((e) => e[2])).toEqual(a.extents.map((_, k) => k));
+        expect((per[0] ?? []).map((e) => e[0])).toEqual(a.extents.map((e) => e.offset));
+      }
+      for (let h = 0; h < 4; h++) {
+        const held = (lists[h] ?? []).reduce((n, e) => n + e.len, 0);
+        expect(p.state.blocksOf(h).length * 2 * MiB).toBe(held);
+      }
+    }
+    // every kind of answer happened, and nothing but FM-API return codes came out
+    const seen = [...outcomes.keys()].sort();
+    expect(seen).toEqual(
+      ['ok', String(ReturnCode.InternalError), String(ReturnCode.InvalidInput), String(ReturnCode.ResourcesExhausted)].sort(),
+    );
   });
 });

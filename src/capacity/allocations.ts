@@ -93,6 +93,23 @@ export class TagRegistry {
     }
   }
 
+  /**
+   * A tag names its extents as one unit: a prescriptive release must take
+   * all of a tagged allocation's extents that the head holds, or none.
+   */
+  checkWhole(head: number, targets: { tag: string; offset: number }[], held: { tag: string; offset: number }[]): void {
+    for (const tag of new Set(targets.map((t) => t.tag))) {
+      if (tag === ZERO_TAG) continue;
+      const want = targets.filter((t) => t.tag === tag).length;
+      const has = held.filter((g) => g.tag === tag).length;
+      if (want !== has)
+        throw new FmError(
+          ReturnCode.InvalidInput,
+          `head ${head} holds ${has} extents tagged ${tag}: release them all (or by tag), not ${want}`,
+        );
+    }
+  }
+
   /** Shared extent sequence number of the extent at `offset` (0 when untagged). */
   seq(tag: string, offset: number): number {
     const i = this.byTag.get(tag)?.extents.findIndex((e) => e.offset === offset) ?? -1;
@@ -115,6 +132,27 @@ export class TagRegistry {
   }
 }
 
+/**
+ * Allocations by tag from what each head holds (status reads the backend's
+ * head records): the same rule the registry uses, extents in pool order.
+ */
+export function allocationsOf(
+  heads: { id: number; grants?: { offset: number; len: number; tag: string; shared: boolean }[] }[],
+): AllocationView[] {
+  const out = new Map<string, AllocationView>();
+  for (const h of heads) {
+    for (const g of h.grants ?? []) {
+      if (g.tag === ZERO_TAG) continue;
+      const a = out.get(g.tag) ?? { tag: g.tag, shared: g.shared, extents: [], holders: [] };
+      if (!a.extents.some((e) => e.offset === g.offset)) a.extents.push({ offset: g.offset, len: g.len });
+      if (!a.holders.includes(h.id)) a.holders.push(h.id);
+      out.set(g.tag, a);
+    }
+  }
+  for (const a of out.values()) a.extents.sort(byOffset);
+  return [...out.values()];
+}
+
 /** The two FM-API calls an add across heads needs (an FmClient, or the manager itself). */
 export interface AddReleaser {
   initiateAdd(req: AddRequest): Promise<void>;
@@ -125,40 +163,36 @@ export interface AddReleaser {
  * Adds one allocation (same tag, same extents) to every head in `hosts`,
  * in order, all-or-nothing: when one head's add fails, the heads already
  * given it release it again (by tag) and the first error is rethrown.
- * `onProgress` hears each step, for a CLI's progress lines.
+ * `requestFor` builds each head's request (DPAs depend on the head's region
+ * base); `onProgress` hears each step, for a CLI's progress lines.
  */
 export async function addToHosts(
   fm: AddReleaser,
   hosts: number[],
-  req: Omit<AddRequest, 'hostId'>,
+  requestFor: (hostId: number) => AddRequest | Promise<AddRequest>,
   onProgress: (msg: string) => void = () => undefined,
 ): Promise<void> {
   if (hosts.length === 0) throw new FmError(ReturnCode.InvalidInput, 'no host given');
   if (new Set(hosts).size !== hosts.length) throw new FmError(ReturnCode.InvalidInput, `host list ${hosts.join(',')} names a head twice`);
-  if (hosts.length > 1 && req.tag === ZERO_TAG)
-    throw new FmError(ReturnCode.InvalidInput, 'adding to several heads needs a tag (it names the allocation)');
-  const done: number[] = [];
+  const done: { hostId: number; region: number; tag: string }[] = [];
   for (const hostId of hosts) {
     try {
-      await fm.initiateAdd({ ...req, hostId });
+      const req = await requestFor(hostId);
+      if (hosts.length > 1 && req.tag === ZERO_TAG)
+        throw new FmError(ReturnCode.InvalidInput, 'adding to several heads needs a tag (it names the allocation)');
+      await fm.initiateAdd(req);
+      done.push({ hostId, region: req.region, tag: req.tag });
     } catch (e) {
-      onProgress(`head ${hostId}: add failed (${(e as Error).message}); releasing it from head(s) ${done.join(', ') || 'none'}`);
-      for (const h of done.reverse()) {
+      onProgress(
+        `head ${hostId}: add failed (${(e as Error).message}); releasing it from head(s) ${done.map((d) => d.hostId).join(', ') || 'none'}`,
+      );
+      for (const d of done.reverse()) {
         await fm
-          .initiateRelease({
-            hostId: h,
-            removalPolicy: RemovalPolicy.TagBased,
-            forced: false,
-            region: req.region,
-            length: 0,
-            tag: req.tag,
-            extents: [],
-          })
-          .catch((r) => onProgress(`head ${h}: rollback release failed: ${(r as Error).message}`));
+          .initiateRelease({ ...d, removalPolicy: RemovalPolicy.TagBased, forced: false, length: 0, extents: [] })
+          .catch((r) => onProgress(`head ${d.hostId}: rollback release failed: ${(r as Error).message}`));
       }
       throw e;
     }
-    done.push(hostId);
     onProgress(`head ${hostId}: added`);
   }
 }

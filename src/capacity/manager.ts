@@ -358,6 +358,7 @@ export class CapacityManager implements FmBackend {
           );
         return g;
       });
+      this.tags.checkWhole(req.hostId, targets, active);
     }
     for (const g of targets) {
       let gone: Promise<void>;

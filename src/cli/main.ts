@@ -3,6 +3,8 @@
 // the work is done by the pool, heads, qemu and fmapi modules.
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
+// Not capacity/index.js, which loads the native addon: see fm.ts.
+import { type AllocationView, allocationsOf } from '../capacity/allocations.js';
 import { Backend, type HeadRecord, readHeadRecords } from '../heads/index.js';
 import {
   DEFAULT_BLOCK_BYTES,
@@ -59,6 +61,8 @@ function parseMs(text: string, what: string): number {
 }
 
 type StatusWithRecords = PoolStatus & {
+  /** Tagged allocations and the heads holding them (with a running backend's records). */
+  allocations?: AllocationView[];
   heads: (PoolStatus['heads'][number] & {
     phase?: string;
     reason?: string | null;
@@ -71,13 +75,11 @@ type StatusWithRecords = PoolStatus & {
 function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
   const records = readHeadRecords(runDir, s.pool);
   if (!records) return s;
-  return {
-    ...s,
-    heads: s.heads.map((h) => {
-      const r = records.find((x) => x.head === h.id);
-      return r ? { ...h, phase: r.phase, reason: r.reason, delivery: r.delivery ?? null, grants: r.grants ?? [] } : h;
-    }),
-  };
+  const heads = s.heads.map((h) => {
+    const r = records.find((x) => x.head === h.id);
+    return r ? { ...h, phase: r.phase, reason: r.reason, delivery: r.delivery ?? null, grants: r.grants ?? [] } : h;
+  });
+  return { ...s, heads, allocations: allocationsOf(heads) };
 }
 
 function renderStatus(s: StatusWithRecords): string {
@@ -101,6 +103,11 @@ function renderStatus(s: StatusWithRecords): string {
         }`,
       );
     }
+  }
+  if (s.allocations?.length) lines.push('allocation                            extents                       holders');
+  for (const a of s.allocations ?? []) {
+    const ext = a.extents.map((e, i) => `#${i} ${formatSize(e.len)}@${e.offset}`).join(', ');
+    lines.push(`${a.tag}  ${(a.shared ? ext : `${ext} (exclusive)`).padEnd(30)}heads ${a.holders.join(', ')}`);
   }
   return lines.join('\n');
 }
