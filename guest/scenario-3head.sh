@@ -31,7 +31,7 @@ put size "$(cat /sys/bus/cxl/devices/mem0/ram/size 2>/dev/null)"
 put fmld "${CXLMHD_FMLD:-none}"
 step "mem0 serial $(cat "$S/h$h.serial") size $(cat "$S/h$h.size") fmld ${CXLMHD_FMLD:-none}"
 
-dax=$(cxlmhd-devdax mem0) || { put failed "region on mem0"; exit 1; }
+dax=$(cxl-mhd-devdax mem0) || { put failed "region on mem0"; exit 1; }
 step "region over the shared window: $dax"
 
 case $h in
@@ -65,7 +65,7 @@ case $h in
     if [ -e /sys/bus/cxl/devices/mem1 ]; then
       put mem1 appeared
       put mem1.size "$(cat /sys/bus/cxl/devices/mem1/ram/size)"
-      dax1=$(cxlmhd-devdax mem1) && if daxpoke check "$dax1" 0 2M "$P2" >/dev/null; then put p2 ok; else put p2 mismatch; fi
+      dax1=$(cxl-mhd-devdax mem1) && if daxpoke check "$dax1" 0 2M "$P2" >/dev/null; then put p2 ok; else put p2 mismatch; fi
       step "mem1 appeared; pattern 2 read back: $(cat "$S/h1.p2" 2>/dev/null)"
       # Give the capacity back cleanly before the FM takes it away.
       cxl disable-region -f all >/dev/null 2>&1
