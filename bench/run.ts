@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchFmApi } from './fmapi.js';
+import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
 import { benchScenario } from './scenario.js';
 
@@ -133,5 +134,6 @@ await benchAttach(report);
 await benchFmApi(report);
 await benchLoad(report);
 await benchScenario(report);
+await benchLdHotAdd(report);
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);

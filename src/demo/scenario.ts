@@ -13,6 +13,7 @@ import { Backend } from '../heads/index.js';
 import { dataObjectPath, Pool, poolStatus } from '../pool/index.js';
 import { qemuArgv, resolveQemu } from '../qemu/binary.js';
 import { headArgs, headSerial } from '../qemu/index.js';
+import { guestBootArgs } from './guest.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -105,7 +106,7 @@ const readNum = (path: string): number | null => {
 export async function runThreeHeadScenario(opts: ScenarioOptions = {}): Promise<ScenarioResult> {
   const say = opts.narrate ?? (() => {});
   const root = projectRoot();
-  const image = guestImage(root);
+  guestImage(root); // found or built before any QEMU starts
   const qemu = resolveQemu();
   const pool = opts.pool ?? `demo-${process.pid}`;
   const work = opts.workDir ?? mkdtempSync(join(tmpdir(), 'cxl-mhd-scenario-'));
@@ -190,16 +191,7 @@ export async function runThreeHeadScenario(opts: ScenarioOptions = {}): Promise<
         `local,id=hostproject,path=${root},security_model=none,readonly=on`,
         '-device',
         'virtio-9p-pci,bus=pcie.0,fsdev=hostproject,mount_tag=hostproject',
-        '-fsdev',
-        `local,id=cxlmhd,path=${shared},security_model=none`,
-        '-device',
-        'virtio-9p-pci,bus=pcie.0,fsdev=cxlmhd,mount_tag=cxlmhd',
-        '-kernel',
-        image.kernel,
-        '-initrd',
-        image.initrd,
-        '-append',
-        append,
+        ...guestBootArgs(shared, append),
       ]);
       const isAttached = new Promise<void>((r) => attached.set(head, r));
       const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
