@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define WINDOW (2u << 20) /* device-DAX mmap alignment */
-#define MAGIC 0x3153444d484c5843ull /* "CXLMHDS1" little-endian */
+#define MAGIC 0x315344484d4c5843ull /* "CXLMHDS1" little-endian */
 #define REC 64
 
 static uint64_t word(uint64_t seed, uint64_t i, uint64_t k) {

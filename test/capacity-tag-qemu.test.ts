@@ -74,21 +74,22 @@ h=$CXLMHD_HEAD
 touch ready-$h
 while [ ! -e added ]; do sleep 0.2; done
 tag=$(cat tag.in)
+# results appear whole: written aside, then renamed
+put() { f=$1; shift; "$@" > "$f.tmp" 2>&1; mv "$f.tmp" "$f"; }
 dax=$(cxl-mhd-devdax --tag "$tag" --wait 300 2>>devdax-$h.err) || { echo fail > stream-$h.txt; exit 1; }
-echo "$dax" > dax-$h.txt
-cxl-mhd-devdax --list > list-$h.txt 2>&1
+put list-$h.txt cxl-mhd-devdax --list
 if [ "$h" = 0 ]; then
   while [ ! -e reader-ready ]; do sleep 0.2; done
-  daxstream write "$dax" 2000 77 > stream-0.txt 2>&1
+  put stream-0.txt daxstream write "$dax" 2000 77
 else
   touch reader-ready
-  daxstream read "$dax" 2000 77 300 > stream-1.txt 2>&1
+  put stream-1.txt daxstream read "$dax" 2000 77 300
 fi
 # both heads: lock xadd on one counter (the host starts them together)
-daxatomic "$dax" 0x100000 xadd 20000 > atomics-$h.txt 2>&1
+put atomics-$h.txt daxatomic "$dax" 0x100000 xadd 20000
 if [ "$h" = 1 ]; then
   while [ ! -e released ]; do sleep 0.2; done
-  daxstream read "$dax" 2000 77 10 > after-release-1.txt 2>&1
+  put after-release-1.txt daxstream read "$dax" 2000 77 10
 fi
 touch done-$h
 `;
@@ -107,6 +108,10 @@ describe('many LDs per head and tagged shared allocations in stock guests', () =
       // Newest tag first, so memN order differs from tag order: the guest must read labels, not count.
       for (let i = 5; i >= 0; i--) fm(pool, 'add', '--host', '0', '--tag', tags[i] as string, '--extent', `${i * 256}M:256M`);
       expect(lsaFiles(pool)).toHaveLength(6);
+      // status lists the six allocations by tag, each held by head 0 (the records follow each add at once).
+      const allocs = () => (status(pool) as ReturnType<typeof status> & { allocations?: { tag: string; holders: number[] }[] }).allocations;
+      await eventually(() => allocs()?.length === 6, 'status to list six allocations');
+      expect(allocs()?.map((a) => [a.tag, a.holders])).toEqual(tags.map((t) => [t, [0]]));
       signal(dir, 'added');
       await guestFile(dir, 'done', 600);
       expect(readFileSync(`${dir}/bound.txt`, 'utf8').trim()).toBe('bound 6');
@@ -121,8 +126,6 @@ describe('many LDs per head and tagged shared allocations in stock guests', () =
         const text = `ld-${i}-${tag}`;
         expect(poolBytes(pool, i * U, text.length)).toBe(text);
       }
-      const s = status(pool) as ReturnType<typeof status> & { allocations: { tag: string; holders: number[] }[] };
-      expect(s.allocations.map((a) => [a.tag, a.holders])).toEqual(tags.map((t) => [t, [0]]));
       await eventually(async () => (await vm.exited) !== undefined, 'the guest to power off', 600, 100);
       // The head is gone: its label area files went with it.
       await eventually(() => lsaFiles(pool).length === 0, 'the label area files to be removed');
