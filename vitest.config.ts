@@ -15,7 +15,11 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     exclude: tier === 'unit' ? [...configDefaults.exclude, NEEDS_QEMU, NEEDS_ROOT] : configDefaults.exclude,
     globalSetup: ['test/global-setup.ts'],
-    // Real QEMU and multi-process tests need time; none asserts on it.
+    // Hang guards, not speed checks: real QEMU and multi-process tests need
+    // time and none asserts on it. These cover work of a fixed size (hooks only
+    // start, stop and clean up heads); a test whose work grows with a count
+    // (kill points, fuzz frames, CLI runs) passes its own limit derived from
+    // that count, which also holds under `make soak`'s larger counts.
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Tests share /dev/shm and spawn QEMU; two cores do not want parallel files fighting.

@@ -11,8 +11,26 @@ import { cli, eventually, type HeadVm, makeTestPool, startBackend, startHead, st
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 const SLOT = 256 * MiB;
-/** Kill points in CI; `make soak` raises it. */
-const KILL_POINTS = Number(process.env.CXL_MHD_KILL_POINTS ?? 50);
+/** Kill points: CXL_MHD_KILL_POINTS, a whole number of at least 1, or 50 (CI); `make soak` raises it. */
+function killPoints(env = process.env.CXL_MHD_KILL_POINTS): number {
+  if (env === undefined || env.trim() === '') return 50;
+  const n = Number(env.trim());
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`CXL_MHD_KILL_POINTS="${env}" must be a whole number of at least 1`);
+  return n;
+}
+const KILL_POINTS = killPoints();
+/**
+ * A hang guard, not a speed check: the work grows with the kill points, so
+ * the limit does too. A point (FM stream, SIGKILL, restart, re-adoption,
+ * fsck, three-way holdings check) took 2.4-2.9 s on a 2-core machine
+ * under a load of 13 (50 points: 118-145 s, past the global 120 s); 10 s
+ * each is over three times that, plus two minutes for booting the three
+ * heads. A hang inside a point is caught sooner, by the FM client's timeout
+ * and `eventually`'s bound.
+ */
+const KILL_SETUP_MS = 120_000;
+const KILL_POINT_MS = 10_000;
+const killTimeoutFor = (points: number) => KILL_SETUP_MS + points * KILL_POINT_MS;
 const OFFSETS = [1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75].map((g) => g * GiB);
 
 let seed = 0x2545f491;
@@ -81,85 +99,89 @@ async function holdings(pool: TestPool, vms: HeadVm[]): Promise<Map<number, numb
 }
 
 describe('faults', () => {
-  it(`backend SIGKILLed at ${KILL_POINTS} random points of an FM operation stream: nothing lost, nothing half-done`, async () => {
-    const pool = makeTestPool('crash');
-    let { backend, vms } = await setup(pool);
-    const readoptMs: number[] = [];
-    const tally = { ok: 0, refused: 0, unknown: 0 };
-    // The model: what the FM client knows each head holds.
-    let held = new Map<number, number[]>([
-      [1, []],
-      [2, []],
-    ]);
-    for (let point = 0; point < KILL_POINTS; point++) {
-      const client = await fmClient(pool);
-      const ops: Op[] = [];
-      let stop = false;
-      const stream = (async () => {
-        while (!stop) {
-          const head = 1 + rand(2);
-          const mine = held.get(head) ?? [];
-          const others = held.get(3 - head) ?? [];
-          const release = mine.length > 0 && (mine.length >= 2 || rand(2) === 0);
-          const offset = release ? mine[rand(mine.length)]! : OFFSETS.filter((o) => !mine.includes(o) && !others.includes(o))[0]!;
-          const op: Op = { kind: release ? 'release' : 'add', head, offset, outcome: 'unknown' };
-          ops.push(op);
-          try {
-            if (release) await client.release({ host: head, extents: [{ startDpa: offset, len: SLOT }] });
-            else await client.add({ host: head, extents: [{ startDpa: offset, len: SLOT }] });
-            op.outcome = 'ok';
-            held.set(head, release ? mine.filter((o) => o !== offset) : [...mine, offset].sort((a, b) => a - b));
-          } catch (e) {
-            if ((e as Error).name === 'FmError') op.outcome = 'refused';
-            else return; // the channel died with the backend: outcome unknown
+  it(
+    `backend SIGKILLed at ${KILL_POINTS} random points of an FM operation stream: nothing lost, nothing half-done`,
+    async () => {
+      const pool = makeTestPool('crash');
+      let { backend, vms } = await setup(pool);
+      const readoptMs: number[] = [];
+      const tally = { ok: 0, refused: 0, unknown: 0 };
+      // The model: what the FM client knows each head holds.
+      let held = new Map<number, number[]>([
+        [1, []],
+        [2, []],
+      ]);
+      for (let point = 0; point < KILL_POINTS; point++) {
+        const client = await fmClient(pool);
+        const ops: Op[] = [];
+        let stop = false;
+        const stream = (async () => {
+          while (!stop) {
+            const head = 1 + rand(2);
+            const mine = held.get(head) ?? [];
+            const others = held.get(3 - head) ?? [];
+            const release = mine.length > 0 && (mine.length >= 2 || rand(2) === 0);
+            const offset = release ? mine[rand(mine.length)]! : OFFSETS.filter((o) => !mine.includes(o) && !others.includes(o))[0]!;
+            const op: Op = { kind: release ? 'release' : 'add', head, offset, outcome: 'unknown' };
+            ops.push(op);
+            try {
+              if (release) await client.release({ host: head, extents: [{ startDpa: offset, len: SLOT }] });
+              else await client.add({ host: head, extents: [{ startDpa: offset, len: SLOT }] });
+              op.outcome = 'ok';
+              held.set(head, release ? mine.filter((o) => o !== offset) : [...mine, offset].sort((a, b) => a - b));
+            } catch (e) {
+              if ((e as Error).name === 'FmError') op.outcome = 'refused';
+              else return; // the channel died with the backend: outcome unknown
+            }
+            // Released blocks become free once QEMU dropped the device; give it a moment before reusing.
+            if (release) await new Promise((r) => setTimeout(r, 20));
           }
-          // Released blocks become free once QEMU dropped the device; give it a moment before reusing.
-          if (release) await new Promise((r) => setTimeout(r, 20));
-        }
-      })();
-      await new Promise((r) => setTimeout(r, rand(250)));
-      await backend.stop('SIGKILL');
-      stop = true;
-      await stream;
-      client.close();
-      for (const op of ops) tally[op.outcome]++;
+        })();
+        await new Promise((r) => setTimeout(r, rand(250)));
+        await backend.stop('SIGKILL');
+        stop = true;
+        await stream;
+        client.close();
+        for (const op of ops) tally[op.outcome]++;
 
-      const t0 = performance.now();
-      backend = await startBackend(pool, ['--fm-socket']);
-      await eventually(() => status(pool).heads.every((h) => h.phase === 'attached'), `all heads re-adopted after kill ${point}`);
-      readoptMs.push(performance.now() - t0);
+        const t0 = performance.now();
+        backend = await startBackend(pool, ['--fm-socket']);
+        await eventually(() => status(pool).heads.every((h) => h.phase === 'attached'), `all heads re-adopted after kill ${point}`);
+        readoptMs.push(performance.now() - t0);
 
-      const fsck = cli(['fsck', '--pool', pool.name, ...pool.dirArgs]);
-      expect(fsck.stdout).toMatch(/clean/);
-      expect(status(pool).fmldOwner).toBe(0);
-      const actual = await holdings(pool, vms);
-      // Each head holds what the client knows, give or take the one operation whose answer was lost.
-      const last = ops.at(-1);
-      for (const head of [1, 2]) {
-        const known = held.get(head) ?? [];
-        const got = actual.get(head) ?? [];
-        if (last?.outcome === 'unknown' && last.head === head) {
-          const done = last.kind === 'add' ? [...known, last.offset].sort((a, b) => a - b) : known.filter((o) => o !== last.offset);
-          expect([JSON.stringify(known), JSON.stringify(done)]).toContain(JSON.stringify(got));
-        } else {
-          expect(got).toEqual(known);
+        const fsck = cli(['fsck', '--pool', pool.name, ...pool.dirArgs]);
+        expect(fsck.stdout).toMatch(/clean/);
+        expect(status(pool).fmldOwner).toBe(0);
+        const actual = await holdings(pool, vms);
+        // Each head holds what the client knows, give or take the one operation whose answer was lost.
+        const last = ops.at(-1);
+        for (const head of [1, 2]) {
+          const known = held.get(head) ?? [];
+          const got = actual.get(head) ?? [];
+          if (last?.outcome === 'unknown' && last.head === head) {
+            const done = last.kind === 'add' ? [...known, last.offset].sort((a, b) => a - b) : known.filter((o) => o !== last.offset);
+            expect([JSON.stringify(known), JSON.stringify(done)]).toContain(JSON.stringify(got));
+          } else {
+            expect(got).toEqual(known);
+          }
         }
+        held = actual;
+        for (const vm of vms) expect((await vm.monitor.execute<{ running: boolean }>('query-status')).running).toBe(true);
       }
-      held = actual;
-      for (const vm of vms) expect((await vm.monitor.execute<{ running: boolean }>('query-status')).running).toBe(true);
-    }
-    // The run means something only if kills landed amid operations, not between idle streams.
-    expect(tally.ok).toBeGreaterThan(KILL_POINTS);
-    expect(tally.unknown).toBeGreaterThan(KILL_POINTS / 4);
-    if (process.env.CXL_MHD_RESULTS) {
-      appendFileSync(
-        process.env.CXL_MHD_RESULTS,
-        `${JSON.stringify({ test: 'backend-kill', killPoints: KILL_POINTS, tally, readoptMs })}\n`,
-      );
-    }
-    await backend.stop();
-    void vms;
-  });
+      // The run means something only if kills landed amid operations, not between idle streams.
+      expect(tally.ok).toBeGreaterThan(KILL_POINTS);
+      expect(tally.unknown).toBeGreaterThan(KILL_POINTS / 4);
+      if (process.env.CXL_MHD_RESULTS) {
+        appendFileSync(
+          process.env.CXL_MHD_RESULTS,
+          `${JSON.stringify({ test: 'backend-kill', killPoints: KILL_POINTS, tally, readoptMs })}\n`,
+        );
+      }
+      await backend.stop();
+      void vms;
+    },
+    killTimeoutFor(KILL_POINTS),
+  );
 
   it("a head's QEMU SIGKILLed mid-operation: its grants are reclaimed and journaled, the others are untouched", async () => {
     const pool = makeTestPool('crash');

@@ -1,7 +1,7 @@
 // Fuzzing the command line's and the pool configuration's inputs. First,
 // seeded property tests of the parsers and validators the CLI feeds: every
 // input either yields a well-formed value that an independent re-computation
-// agrees with, or a PoolError with a message, never another exception. Then a
+// agrees with, or a PoolError or UsageError with a message, never another exception. Then a
 // few hundred runs of the built CLI on random argv made from its real
 // vocabulary mixed with garbage: exit 0, 1 or 2, a message on stderr for every
 // failure, never a stack trace or a hang, nothing half-made in /dev/shm.
@@ -14,6 +14,7 @@ import { appendFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } fro
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { UsageError } from '../src/errors/index.js';
 import { FmApiServer, serveChannel } from '../src/fmapi/server.js';
 import { PoolError } from '../src/pool/errors.js';
 import type { Geometry } from '../src/pool/layout.js';
@@ -264,7 +265,8 @@ interface Tally {
 
 /**
  * Runs `fn` on `count` generated inputs. A call must return (then `accept`
- * checks the value and returns a problem or null) or throw a PoolError with a
+ * checks the value and returns a problem or null) or throw a PoolError (or, for
+ * what a person typed outside the pool, a UsageError) with a
  * message (then `refuse` may object to the refusal).
  */
 function property<I, O>(
@@ -273,7 +275,7 @@ function property<I, O>(
   gen: (r: Rng) => I,
   fn: (input: I) => O,
   accept: (input: I, value: O) => string | null,
-  refuse: (input: I, e: PoolError) => string | null,
+  refuse: (input: I, e: PoolError | UsageError) => string | null,
 ): Tally {
   const r = prng(seed);
   const t: Tally = { accepted: 0, refused: 0, problems: [] };
@@ -290,10 +292,15 @@ function property<I, O>(
       value = fn(input);
     } catch (e) {
       t.refused++;
-      if (!(e instanceof PoolError)) {
+      if (!(e instanceof PoolError || e instanceof UsageError)) {
         note(i, input, `threw ${(e as Error)?.constructor?.name ?? typeof e}: ${(e as Error)?.message ?? String(e)}`);
-      } else if (typeof e.message !== 'string' || e.message.trim() === '' || typeof e.code !== 'string') {
-        note(i, input, `PoolError without a message or code: ${show({ code: e.code, message: e.message })}`);
+      } else if (
+        typeof e.message !== 'string' ||
+        e.message.trim() === '' ||
+        typeof e.code !== 'string' ||
+        !e.errorCode.startsWith('CXLMHD_ERR_')
+      ) {
+        note(i, input, `${e.name} without a message or code: ${show({ code: e.code, errorCode: e.errorCode, message: e.message })}`);
       } else {
         const p = refuse(input, e);
         if (p) note(i, input, p);
@@ -357,7 +364,7 @@ describe(`property fuzz: ${CASES} inputs per function (seeded)`, () => {
     expectHealthy('validatePoolName', t);
   });
 
-  it('parseStaticWindow: 256 MiB-aligned size and offset equal to an independent parse, or a PoolError', () => {
+  it('parseStaticWindow: 256 MiB-aligned size and offset equal to an independent parse, or a coded refusal', () => {
     const t = property(
       0x3a7d,
       CASES,

@@ -6,7 +6,7 @@
 // (lsa.ts), a small 0600 file in /dev/shm that lives as long as the LD.
 import { rmSync, writeFileSync } from 'node:fs';
 import { CAPACITY_UNIT, lsaObjectPath, lsaObjectsOf } from '../pool/index.js';
-import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath } from '../qemu/names.js';
+import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath } from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
 import { LSA_BYTES, lsaImage, type RegionLabel } from './lsa.js';
 

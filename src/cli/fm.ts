@@ -8,12 +8,10 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 // Not capacity/index.js: that pulls in the pool's native addon, which the guest-side FM client has no use for.
 import { addToHosts } from '../capacity/allocations.js';
+import { UsageError } from '../errors/index.js';
 import { FmClient, FmError, openPort, PayloadError, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
-import { formatSize, PoolError, parseSize } from '../pool/index.js';
-import { FMLD_PORT_NAME } from '../qemu/names.js';
-
-/** Thrown for things the user must fix: printed as one line, exit 1. */
-export class FmUsageError extends Error {}
+import { formatSize, parseSize } from '../pool/index.js';
+import { FMLD_PORT_NAME } from '../qemu/index.js';
 
 /** The guest's FM-LD port: the /dev/vportNpM whose sysfs name is cxl-mhd.fmld. */
 export function findFmldPort(sysRoot = '/sys/class/virtio-ports'): string | null {
@@ -30,12 +28,12 @@ export function findFmldPort(sysRoot = '/sys/class/virtio-ports'): string | null
 
 function resolvePort(port: string | undefined): string {
   if (port) {
-    if (!existsSync(port)) throw new FmUsageError(`FM-LD port ${port} does not exist`);
+    if (!existsSync(port)) throw new UsageError(`FM-LD port ${port} does not exist`);
     return port;
   }
   const found = findFmldPort();
   if (!found) {
-    throw new FmUsageError(
+    throw new UsageError(
       `this head does not own the FM-LD: there is no virtio port named ${FMLD_PORT_NAME} (only the first-started head of the pool has one); pass --port PATH to use another channel`,
     );
   }
@@ -43,14 +41,14 @@ function resolvePort(port: string | undefined): string {
 }
 
 function parseUint(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (!/^\d+$/.test(text) || Number(text) > max) throw new FmUsageError(`${what} "${text}" is not a whole number from 0 to ${max}`);
+  if (!/^\d+$/.test(text) || Number(text) > max) throw new UsageError(`${what} "${text}" is not a whole number from 0 to ${max}`);
   return Number(text);
 }
 
 /** OFFSET:LEN with sizes like 256M or plain bytes; OFFSET may be 0. */
 function parseExtent(text: string): { offset: number; len: number } {
   const m = /^([^:]+):([^:]+)$/.exec(text);
-  if (!m) throw new FmUsageError(`extent "${text}" must be OFFSET:LEN, e.g. 1G:256M`);
+  if (!m) throw new UsageError(`extent "${text}" must be OFFSET:LEN, e.g. 1G:256M`);
   const offset = /^0+[KMGTP]?$/i.test(m[1] as string) ? 0 : parseSize(m[1] as string, 'extent offset');
   // parseSize refuses 0: an extent has a length.
   return { offset, len: parseSize(m[2] as string, 'extent length') };
@@ -61,7 +59,7 @@ function parseTag(text: string | undefined): string {
   try {
     parseUuid(text);
   } catch {
-    throw new FmUsageError(`tag "${text}" is not a UUID (e.g. 6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b)`);
+    throw new UsageError(`tag "${text}" is not a UUID (e.g. 6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b)`);
   }
   return text.toLowerCase();
 }
@@ -76,14 +74,14 @@ interface FmOpts {
 
 async function withClient<T>(o: FmOpts, fn: (c: FmClient) => Promise<T>): Promise<T> {
   const timeoutMs = parseUint(o.timeout, '--timeout');
-  if (timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) throw new FmUsageError(`--timeout ${o.timeout} must be from 1 to ${2 ** 31 - 1} ms`);
+  if (timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) throw new UsageError(`--timeout ${o.timeout} must be from 1 to ${2 ** 31 - 1} ms`);
   const path = resolvePort(o.port);
   // One descriptor for the whole request/response: bytes sent while the port is closed can be lost.
   let stream: Awaited<ReturnType<typeof openPort>>;
   try {
     stream = await openPort(path);
   } catch (e) {
-    throw new FmUsageError(`cannot open FM-LD port ${path}: ${(e as Error).message}`);
+    throw new UsageError(`cannot open FM-LD port ${path}: ${(e as Error).message}`);
   }
   try {
     const client = new FmClient(stream, { timeoutMs });
@@ -206,12 +204,12 @@ export function addFmCommands(program: Command): void {
         const tag = parseTag(a.tag);
         const pieces = (a.extent ?? []).map(parseExtent);
         const chooses = a.policy !== 'prescriptive';
-        if (chooses && a.shared) throw new FmUsageError('--shared needs prescriptive extents (--extent)');
+        if (chooses && a.shared) throw new UsageError('--shared needs prescriptive extents (--extent)');
         if (chooses ? !a.length || pieces.length > 0 : pieces.length === 0) {
-          throw new FmUsageError(chooses ? `--policy ${a.policy} takes --length, not --extent` : 'give at least one --extent OFFSET:LEN');
+          throw new UsageError(chooses ? `--policy ${a.policy} takes --length, not --extent` : 'give at least one --extent OFFSET:LEN');
         }
         if (hosts.length > 1 && (!a.shared || tag === ZERO_TAG))
-          throw new FmUsageError('several --host need --shared and --tag: one allocation, named by its tag, on every head');
+          throw new UsageError('several --host need --shared and --tag: one allocation, named by its tag, on every head');
         const policy = a.shared
           ? SelectionPolicy.EnableSharedAccess
           : a.policy === 'free'
@@ -254,7 +252,7 @@ export function addFmCommands(program: Command): void {
       const region = parseUint(a.region, '--region', 7);
       const pieces = (a.extent ?? []).map(parseExtent);
       if ((pieces.length === 0) === (a.tag === undefined))
-        throw new FmUsageError('give either --extent OFFSET:LEN (one or more) or --tag UUID');
+        throw new UsageError('give either --extent OFFSET:LEN (one or more) or --tag UUID');
       await withClient(o, async (c) => {
         const base = (await c.regionConfig(host)).regions[region]?.base ?? 0;
         await c.release({
@@ -274,11 +272,9 @@ export function addFmCommands(program: Command): void {
     });
 }
 
-/** One line for any error the fm commands raise. */
+/** One line for the FM-API's own errors (a codec's or the device's verdict); null for any other. */
 export function describeFmError(e: unknown): string | null {
   if (e instanceof PayloadError) return `request not sent: ${e.message}`;
   if (e instanceof FmError) return `the device answered ${e.codeName} (0x${Number(e.code).toString(16).padStart(2, '0')}): ${e.message}`;
-  if (e instanceof FmUsageError || e instanceof PoolError) return e.message;
-  if (e instanceof Error && e.name === 'FmClientError') return e.message;
   return null;
 }

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 // Not capacity/index.js, which loads the native addon: see fm.ts.
 import { type AllocationView, allocationsOf } from '../capacity/allocations.js';
+import { isCodedError, UsageError } from '../errors/index.js';
 import { Backend, type HeadRecord, readHeadRecords } from '../heads/index.js';
 import {
   DEFAULT_BLOCK_BYTES,
@@ -12,7 +13,6 @@ import {
   fsck,
   MAX_HEADS,
   Pool,
-  PoolError,
   type PoolStatus,
   parseSize,
   poolStatus,
@@ -34,21 +34,20 @@ function withDirs(cmd: Command): Command {
 }
 
 function parseHeads(text: string): number {
-  if (!/^\d+$/.test(text)) throw new PoolError('BAD_HEADS', `head count "${text}" is not a whole number`);
+  if (!/^\d+$/.test(text)) throw new UsageError(`head count "${text}" is not a whole number`);
   return Number(text);
 }
 
 function parseHead(text: string): number {
-  if (!/^\d+$/.test(text)) throw new PoolError('UNKNOWN_HEAD', `head "${text}" is not a whole number`);
+  if (!/^\d+$/.test(text)) throw new UsageError(`head "${text}" is not a whole number`);
   const head = Number(text);
-  if (head >= MAX_HEADS)
-    throw new PoolError('UNKNOWN_HEAD', `head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
+  if (head >= MAX_HEADS) throw new UsageError(`head ${text} does not exist: a pool has at most ${MAX_HEADS} heads (0..${MAX_HEADS - 1})`);
   return head;
 }
 
 /** An octal file mode for a pool's shm objects. */
 function parseMode(text: string): number {
-  if (!/^0?[0-7]{3}$/.test(text)) throw new PoolError('BAD_SIZE', `mode "${text}" must be an octal permission mode such as 600 or 660`);
+  if (!/^0?[0-7]{3}$/.test(text)) throw new UsageError(`mode "${text}" must be an octal permission mode such as 600 or 660`);
   return Number.parseInt(text, 8);
 }
 
@@ -56,7 +55,7 @@ function parseMode(text: string): number {
 function parseMs(text: string, what: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!(ms >= 1 && ms <= 2 ** 31 - 1))
-    throw new PoolError('OUT_OF_RANGE', `${what} "${text}" must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
+    throw new UsageError(`${what} "${text}" must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
   return ms;
 }
 
@@ -247,7 +246,7 @@ export function buildProgram(): Command {
         access: {
           group: o.socketGroup,
           allowedUids: o.allowUid?.map((u) => {
-            if (!/^\d+$/.test(u)) throw new PoolError('BAD_NAME', `--allow-uid ${u} is not a numeric uid`);
+            if (!/^\d+$/.test(u)) throw new UsageError(`--allow-uid ${u} is not a numeric uid`);
             return Number(u);
           }),
         },
@@ -313,13 +312,12 @@ export function buildProgram(): Command {
       } else if (o.capacity) {
         capacityBytes = parseSize(o.capacity, 'capacity');
       } else {
-        throw new PoolError('NOT_FOUND', `pool "${o.pool}" does not exist; create it first or pass --capacity`);
+        throw new UsageError(`pool "${o.pool}" does not exist; create it first or pass --capacity`);
       }
       if (o.sparePorts !== undefined && !/^\d+$/.test(o.sparePorts)) {
-        throw new PoolError('OUT_OF_RANGE', `--spare-ports ${o.sparePorts} is not a whole number`);
+        throw new UsageError(`--spare-ports ${o.sparePorts} is not a whole number`);
       }
-      if (!/^\d+[KMG]?$/i.test(o.memory))
-        throw new PoolError('BAD_SIZE', `--memory "${o.memory}" must be a size QEMU's -m takes, e.g. 1G or 512M`);
+      if (!/^\d+[KMG]?$/i.test(o.memory)) throw new UsageError(`--memory "${o.memory}" must be a size QEMU's -m takes, e.g. 1G or 512M`);
       const args = headArgs({
         pool: o.pool,
         head,
@@ -380,13 +378,15 @@ export function buildProgram(): Command {
  * with the stack behind CXL_MHD_DEBUG=1.
  */
 function describeError(e: unknown): string {
-  if (e instanceof PoolError) return e.message;
   const fm = describeFmError(e);
   if (fm !== null) return fm;
+  // Usage, pool, socket, QMP and FM-channel errors: their messages are written for this line.
+  if (isCodedError(e)) return e.message;
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return e.message;
-    if (e.name === 'Error' || e.name === 'QmpError' || e.name.startsWith('Qmp')) return e.message;
+    // A plain Error is one we raised with a message for the user (e.g. no QEMU found); subclasses we did not expect are bugs.
+    if (Object.getPrototypeOf(e) === Error.prototype) return e.message;
     return `internal error: ${e.message} (set CXL_MHD_DEBUG=1 for details)`;
   }
   return String(e);

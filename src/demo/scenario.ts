@@ -11,8 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Backend } from '../heads/index.js';
 import { dataObjectPath, Pool, poolStatus } from '../pool/index.js';
-import { qemuArgv, resolveQemu } from '../qemu/binary.js';
-import { headArgs, headSerial } from '../qemu/index.js';
+import { headArgs, headSerial, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { guestBootArgs } from './guest.js';
 
 const MiB = 2 ** 20;

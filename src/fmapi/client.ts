@@ -4,6 +4,7 @@
 // matched by tag and opcode. With all 256 tags out, the next request waits
 // for one to come back.
 import type { Duplex } from 'node:stream';
+import type { CodedError } from '../errors/index.js';
 import {
   type AddRequest,
   COMMANDS,
@@ -28,8 +29,9 @@ import { Category, decodeHeader, encodeMessage, HEADER_SIZE, opcodeHex, ReturnCo
 export type ClientErrorKind = 'timeout' | 'closed' | 'protocol';
 
 /** Trouble with the channel itself, as opposed to a command's return code (FmError). */
-export class FmClientError extends Error {
+export class FmClientError extends Error implements CodedError {
   override readonly name = 'FmClientError';
+  readonly errorCode = 'CXLMHD_ERR_FM_CHANNEL';
   constructor(
     readonly kind: ClientErrorKind,
     message: string,

@@ -2,9 +2,12 @@
 // answer a command with a return code, and the one a client raises when a
 // command comes back with one; PayloadError is a codec's verdict on bytes or
 // fields, already carrying the return code the server answers with.
+import type { CodedError, ErrorCode } from '../errors/index.js';
 import { opcodeHex, ReturnCode, returnCodeMessage, returnCodeName } from './message.js';
 
-export class FmError extends Error {
+export class FmError extends Error implements CodedError {
+  /** The device (or codec) answered with a return code: `code` is that return code. */
+  readonly errorCode: ErrorCode = 'CXLMHD_ERR_FM_DEVICE';
   override readonly name: string = 'FmError';
   constructor(
     readonly code: ReturnCode | number,
@@ -39,6 +42,7 @@ export class FmError extends Error {
  */
 export class PayloadError extends FmError {
   override readonly name = 'PayloadError';
+  override readonly errorCode: ErrorCode = 'CXLMHD_ERR_FM_PAYLOAD';
   constructor(
     code: ReturnCode.InvalidPayloadLength | ReturnCode.InvalidInput,
     message: string,

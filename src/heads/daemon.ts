@@ -3,12 +3,14 @@
 // uid-checked gate), the sessions of attached heads (session.ts), the FM-API
 // wiring, the event bus and the head records. Recovery runs before it
 // listens (recovery.ts).
+import { rmSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { CapacityManager } from '../capacity/index.js';
+import { UsageError } from '../errors/index.js';
 import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel } from '../fmapi/index.js';
-import { fmSocketPath, Pool, PoolError, type PoolStatus, poolStatus } from '../pool/index.js';
-import { deviceSerial } from '../qemu/names.js';
+import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
+import { deviceSerial } from '../qemu/index.js';
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import type { FmldPort } from './fmld.js';
 import { allowedUids, closeServers, listenAllowed, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
@@ -61,8 +63,7 @@ function openPool(opts: BackendOptions): Pool {
     (opts.blockBytes !== undefined && opts.blockBytes !== h.blockBytes);
   if (mismatch) {
     pool.close();
-    throw new PoolError(
-      'EXISTS',
+    throw new UsageError(
       `pool "${opts.pool}" exists with capacity ${h.capacityBytes}, ${h.headCount} heads, ${h.blockBytes}-byte blocks; the options given differ (omit them to serve it as it is)`,
     );
   }
@@ -185,6 +186,8 @@ export class Backend implements SessionHost {
 
   private async listenFmSocket(): Promise<void> {
     const path = fmSocketPath(this.opts.runDir, this.opts.pool);
+    // Left by a killed backend; we hold the writer lock, so no other backend serves it.
+    rmSync(path, { force: true });
     this.fmServer = await listenAllowed(
       path,
       allowedUids(this.opts.access ?? {}),
@@ -248,6 +251,7 @@ export class Backend implements SessionHost {
   }
 
   // ---- what sessions and recovery share ---------------------------------------
+  // (the SessionHost / RecoveryHost side of Backend; callers outside heads/ use the public surface above)
 
   emit(e: BackendEvent): void {
     this.events.emit(e);

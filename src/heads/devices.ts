@@ -6,7 +6,7 @@
 // with several ports) does not matter here: spare ports are found by id.
 import type { DeliveryConfig } from '../capacity/index.js';
 import { CAPACITY_UNIT, type Header } from '../pool/index.js';
-import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/names.js';
+import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/index.js';
 
 /** The few QMP calls device discovery needs. */
 export interface QomReader {

@@ -4,7 +4,7 @@
 // gets one, so other guests have no path to the FM-API at all.
 import { Socket } from 'node:net';
 import { native } from '../native/index.js';
-import { FMLD_CHARDEV_ID, FMLD_FD_NAME, FMLD_PORT_ID, FMLD_PORT_NAME, VSER_BUS } from '../qemu/names.js';
+import { FMLD_CHARDEV_ID, FMLD_FD_NAME, FMLD_PORT_ID, FMLD_PORT_NAME, VSER_BUS } from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
 
 export interface FmldPort {

@@ -5,8 +5,9 @@
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { SocketPathError, UsageError } from '../errors/index.js';
 import { native } from '../native/index.js';
-import { headSocketPath, PoolError, poolRunDir } from '../pool/index.js';
+import { headSocketPath, poolRunDir } from '../pool/index.js';
 
 export interface SocketAccess {
   /** Group allowed to connect (name or gid): sockets become 0660 with that group. */
@@ -21,7 +22,7 @@ export function resolveGroup(group: string): number {
     const [name, , gid] = line.split(':');
     if (name === group && gid !== undefined) return Number(gid);
   }
-  throw new PoolError('BAD_NAME', `socket group "${group}" does not exist`);
+  throw new UsageError(`socket group "${group}" does not exist`);
 }
 
 /** True if something accepts connections on `path` (a live backend). */
@@ -80,8 +81,9 @@ export async function listenHeads(
     for (let head = 0; head < headCount; head++) {
       const path = headSocketPath(runDir, pool, head);
       if (existsSync(path)) {
-        if (!lstatSync(path).isSocket()) throw new PoolError('BAD_STATE', `${path} exists and is not a socket; refusing to replace it`);
-        if (await socketIsLive(path)) throw new PoolError('LOCKED', `${path} is served by another process`);
+        if (!lstatSync(path).isSocket())
+          throw new SocketPathError('CXLMHD_ERR_SOCKET_PATH', `${path} exists and is not a socket; refusing to replace it`);
+        if (await socketIsLive(path)) throw new SocketPathError('CXLMHD_ERR_SOCKET_IN_USE', `${path} is served by another process`);
         unlinkSync(path);
       }
       const server = await listenAllowed(

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { type CapacityManager, type Delivered, type Delivery, VIA } from '../capacity/index.js';
 import { ZERO_TAG } from '../fmapi/index.js';
 import { type JournalEntry, noteOf, type Pool, readJournal } from '../pool/index.js';
-import { ldPortOf } from '../qemu/names.js';
+import { ldPortOf } from '../qemu/index.js';
 import type { PoolWindow } from './devices.js';
 import type { BackendEvent } from './events.js';
 import type { RecordState } from './records.js';

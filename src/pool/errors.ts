@@ -1,5 +1,6 @@
 // The one error type the pool raises: a stable `code` for programs, a
 // message written for the person at the terminal.
+import type { CodedError, ErrorCode } from '../errors/index.js';
 export type PoolErrorCode =
   | 'BAD_NAME'
   | 'BAD_SIZE'
@@ -19,8 +20,12 @@ export type PoolErrorCode =
   | 'LOCKED'
   | 'CLOSED';
 
-export class PoolError extends Error {
+export class PoolError extends Error implements CodedError {
   override readonly name = 'PoolError';
+  /** E.g. CXLMHD_ERR_POOL_EXISTS: the pool's `code`, in the namespace every CLI-reported error shares. */
+  get errorCode(): ErrorCode {
+    return `CXLMHD_ERR_POOL_${this.code}`;
+  }
   constructor(
     readonly code: PoolErrorCode,
     message: string,

@@ -4,7 +4,8 @@
 // hot-add), phys-bits when the windows need them, the type-3 device over a
 // window of the pool's data object, virtio-serial for the FM-LD port, and
 // the monitor chardev that dials the backend. Verified on QEMU 10.0.
-import { CAPACITY_UNIT, dataObjectPath, headSocketPath, PoolError, parseSize } from '../pool/index.js';
+import { UsageError } from '../errors/index.js';
+import { CAPACITY_UNIT, dataObjectPath, headSocketPath, parseSize } from '../pool/index.js';
 import { cxlLayout, type LayoutBridge, layoutArgs, MAX_CXL_HOST_BRIDGES, MAX_SPARE_PORTS } from './layout.js';
 import {
   DC_BACKEND_ID,
@@ -42,12 +43,12 @@ export interface HeadArgsOptions {
 export function parseStaticWindow(text: string): StaticWindow {
   const m = /^([^@,]+)(?:@([^,]+))?(?:,(exclusive|shared))?$/.exec(text.trim());
   if (!m?.[1]) {
-    throw new PoolError('BAD_SIZE', `static window "${text}" must look like SIZE[@OFFSET][,exclusive], e.g. 512M@1G,exclusive`);
+    throw new UsageError(`static window "${text}" must look like SIZE[@OFFSET][,exclusive], e.g. 512M@1G,exclusive`);
   }
   const size = parseSize(m[1], 'static window size');
   const offset = m[2] === undefined || /^\s*0+[KMGTP]?(?:i?B)?\s*$/i.test(m[2]) ? 0 : parseSize(m[2], 'static window offset');
   if (size % CAPACITY_UNIT !== 0 || offset % CAPACITY_UNIT !== 0) {
-    throw new PoolError('BAD_SIZE', `static window "${text}": size and offset must be multiples of 256M`);
+    throw new UsageError(`static window "${text}": size and offset must be multiples of 256M`);
   }
   return { size, offset, exclusive: m[3] === 'exclusive' };
 }
@@ -58,8 +59,7 @@ export function headLayout(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static
   // A DCD head takes capacity as extents on its one device: no spare ports needed.
   const spare = opts.sparePorts ?? (dcd ? 0 : 2);
   if (!Number.isInteger(spare) || spare < 0 || spare > MAX_SPARE_PORTS) {
-    throw new PoolError(
-      'OUT_OF_RANGE',
+    throw new UsageError(
       `--spare-ports ${spare} must be 0..${MAX_SPARE_PORTS}: QEMU 10.0 allows ${MAX_CXL_HOST_BRIDGES} CXL host bridges and each port takes one`,
     );
   }
@@ -86,8 +86,7 @@ export function physBitsFor(windowBytes: number, ramBytes: number): number | nul
   const need = 4 * 2 ** 30 + ramBytes + windowBytes + ADDRESS_MARGIN;
   if (need <= 2 ** DEFAULT_PHYS_BITS) return null;
   const bits = Math.max(46, Math.ceil(Math.log2(need)));
-  if (bits > 52)
-    throw new PoolError('OUT_OF_RANGE', `the CXL windows need ${need} bytes of address space, more than 52 physical address bits`);
+  if (bits > 52) throw new UsageError(`the CXL windows need ${need} bytes of address space, more than 52 physical address bits`);
   return bits;
 }
 
@@ -96,7 +95,7 @@ export function headArgs(opts: HeadArgsOptions): string[] {
   const dcd = opts.delivery === 'dcd';
   const st = opts.static;
   if (st && st.offset + st.size > opts.capacityBytes) {
-    throw new PoolError('OUT_OF_RANGE', `static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
+    throw new UsageError(`static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
   }
   const bridges = headLayout(opts);
   const sock = headSocketPath(opts.runDir, pool, head);

@@ -12,7 +12,8 @@
 // decoders only in reverse commit order, so removing anything but the newest
 // LD would strand a decoder. One window per bridge keeps the guest's rule
 // trivial: window N is root decoder decoder0.N and reaches bridge N only.
-import { CAPACITY_UNIT, PoolError } from '../pool/index.js';
+import { UsageError } from '../errors/index.js';
+import { CAPACITY_UNIT } from '../pool/index.js';
 import { hostBridgeId, rootPortId } from './names.js';
 
 /** QEMU 10.0 q35 has register space for 17 pxb-cxl ("Insufficient space for pxb cxl host register space" at the 18th). */
@@ -55,7 +56,7 @@ const roundUnit = (n: number) => Math.ceil(n / CAPACITY_UNIT) * CAPACITY_UNIT;
 export function cxlLayout(opts: LayoutOptions): LayoutBridge[] {
   const { sparePorts: k } = opts;
   if (!Number.isInteger(k) || k < 0 || k > MAX_SPARE_PORTS) {
-    throw new PoolError('OUT_OF_RANGE', `--spare-ports ${k} must be 0..${MAX_SPARE_PORTS}`);
+    throw new UsageError(`--spare-ports ${k} must be 0..${MAX_SPARE_PORTS}`);
   }
   const ports: { role: LayoutPort['role']; bytes: number }[] = [];
   if (opts.staticBytes > 0 || opts.dcBytes > 0)

@@ -1,10 +1,13 @@
 // The errors a QMP session raises. Each has a stable `code` for programs and
 // its own class for `instanceof`; messages name the command so a log line is
 // enough to tell which step of an attach failed.
+import type { CodedError } from '../errors/index.js';
+
 export type QmpErrorCode = 'COMMAND' | 'TIMEOUT' | 'DISCONNECTED' | 'PROTOCOL' | 'CLOSED' | 'FD_PASSING';
 
-export class QmpError extends Error {
+export class QmpError extends Error implements CodedError {
   override readonly name: string = 'QmpError';
+  readonly errorCode = 'CXLMHD_ERR_QMP';
   constructor(
     readonly code: QmpErrorCode,
     message: string,

@@ -1,4 +1,5 @@
 // Public surface of the QMP layer: one client session per QEMU head connection.
+export { DEFAULT_MAX_ABANDONED, DEFAULT_TIMEOUT_MS } from './commands.js';
 export {
   QmpClosedError,
   QmpCommandError,
@@ -9,17 +10,12 @@ export {
   QmpProtocolError,
   QmpTimeoutError,
 } from './errors.js';
+export type { SendFdsFn } from './outbox.js';
+export { DEFAULT_MAX_LINE_BYTES, type QemuVersion, type QmpEvent, type QmpGreeting } from './parser.js';
 export {
-  DEFAULT_MAX_ABANDONED,
-  DEFAULT_MAX_LINE_BYTES,
-  DEFAULT_TIMEOUT_MS,
   type ExecuteOptions,
-  type QemuVersion,
-  type QmpEvent,
   type QmpEventHandler,
-  type QmpGreeting,
   QmpSession,
   type QmpSessionOptions,
-  type SendFdsFn,
   versionAtLeast,
 } from './session.js';

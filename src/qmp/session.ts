@@ -1,55 +1,34 @@
 // One QMP conversation with one QEMU, over a connection the backend accepted:
-// QEMU dials the head socket and is the QMP *server* on it. Owns the framing,
-// the greeting + qmp_capabilities handshake, command/reply matching,
-// timeouts, event fan-out and SCM_RIGHTS descriptor passing.
+// QEMU dials the head socket and is the QMP *server* on it. Owns the session's
+// life: the greeting + qmp_capabilities handshake, event fan-out to
+// subscribers, and ending (why, and failing everything still waiting). It ties
+// together parts that each own one job: parser.ts what QEMU sends, commands.ts
+// which reply answers which command, outbox.ts what we send and descriptor
+// passing.
 //
 // Whatever the peer sends, the worst outcome is that this session ends
 // (`closed` resolves with the reason); nothing it receives throws out of the
 // process, and nothing it sends is buffered beyond fixed limits.
 import type { Duplex } from 'node:stream';
-import { isNativeError, native } from '../native/index.js';
+import { native } from '../native/index.js';
+import { CommandTable, checkTimeout, DEFAULT_MAX_ABANDONED, DEFAULT_TIMEOUT_MS, type Outgoing } from './commands.js';
+import { QmpClosedError, QmpDisconnectedError, type QmpError, QmpProtocolError, QmpTimeoutError } from './errors.js';
+import { checkFds, Outbox, type SendFdsFn } from './outbox.js';
 import {
-  QmpClosedError,
-  QmpCommandError,
-  QmpDisconnectedError,
-  type QmpError,
-  QmpFdPassingError,
-  QmpProtocolError,
-  QmpTimeoutError,
-} from './errors.js';
-
-export const DEFAULT_TIMEOUT_MS = 10_000;
-// query-qmp-schema, the largest reply QEMU 10 gives, is a few hundred KiB.
-export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
-export const DEFAULT_MAX_ABANDONED = 256;
-
-export interface QemuVersion {
-  major: number;
-  minor: number;
-  micro: number;
-  /** Distribution build string, e.g. `Debian 1:10.0.13+ds-1`; may be empty. */
-  package: string;
-}
-
-export interface QmpGreeting {
-  version: QemuVersion;
-  /** Optional protocol features QEMU offers (`oob`); none are enabled. */
-  capabilities: string[];
-  /** The greeting's `QMP` member as received. */
-  raw: Record<string, unknown>;
-}
-
-export interface QmpEvent {
-  event: string;
-  /** `{}` when QEMU sent no data member. */
-  data: Record<string, unknown>;
-  timestamp?: { seconds: number; microseconds: number };
-}
+  DEFAULT_MAX_LINE_BYTES,
+  decodeEvent,
+  decodeGreeting,
+  encodeCommand,
+  kindOf,
+  MessageReader,
+  type QemuVersion,
+  type QmpEvent,
+  type QmpGreeting,
+  type QmpMessage,
+  snippet,
+} from './parser.js';
 
 export type QmpEventHandler = (event: QmpEvent) => void;
-
-/** What sendmsg(SCM_RIGHTS) looks like; the addon's by default. */
-export type SendFdsFn = (socketFd: number, bytes: Uint8Array, fds: number[]) => number;
 
 export interface QmpSessionOptions {
   /** How long QEMU has to send its greeting. Default 10 s. */
@@ -71,27 +50,7 @@ export interface ExecuteOptions {
   timeoutMs?: number;
 }
 
-interface Outgoing {
-  id: number;
-  bytes: Buffer;
-  fds: number[] | undefined;
-  sent: boolean;
-}
-
-interface Pending {
-  command: string;
-  out: Outgoing;
-  timeoutMs: number;
-  timer: NodeJS.Timeout | undefined;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-}
-
 type Phase = 'greeting' | 'open' | 'ended';
-
-// sendmsg errors that mean the peer is gone rather than the descriptors bad.
-const GONE_CODES = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN', 'ESHUTDOWN']);
-const RETRY_MAX_MS = 50;
 
 /**
  * A QMP client session. Create with `QmpSession.open(socket)`.
@@ -117,28 +76,12 @@ export class QmpSession {
   private greetingWaiter: { resolve(): void; reject(e: QmpError): void } | undefined;
 
   private readonly commandTimeoutMs: number;
-  private readonly maxLineBytes: number;
-  private readonly maxAbandoned: number;
   private readonly onListenerError: (error: unknown, event: QmpEvent) => void;
-  private readonly sendFdsImpl: SendFdsFn;
-
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  // Insertion-ordered, so the first entry is the oldest to forget.
-  private readonly abandoned = new Set<number>();
+  private readonly reader: MessageReader;
+  private readonly commands: CommandTable;
+  private readonly outbox: Outbox;
   private readonly listeners = new Map<string, Set<QmpEventHandler>>();
   private readonly endWatchers = new Set<(reason: QmpError) => void>();
-
-  private partial: Buffer[] = [];
-  private partialBytes = 0;
-
-  // Everything goes out through this queue so that a command with
-  // descriptors is never overtaken by, or interleaved with, another.
-  private outbox: Outgoing[] = [];
-  private inflightWrites = 0;
-  private pumping = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = 1;
 
   private constructor(
     private readonly socket: Duplex,
@@ -148,15 +91,23 @@ export class QmpSession {
       this.resolveClosed = resolve;
     });
     this.commandTimeoutMs = checkTimeout('commandTimeoutMs', opts.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS);
-    this.maxLineBytes = checkCount('maxLineBytes', opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
-    this.maxAbandoned = checkCount('maxAbandonedIds', opts.maxAbandonedIds ?? DEFAULT_MAX_ABANDONED);
+    this.reader = new MessageReader(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, {
+      message: (m) => this.onMessage(m),
+      violation: (what) => this.violation(what),
+    });
+    this.commands = new CommandTable(opts.maxAbandonedIds ?? DEFAULT_MAX_ABANDONED, (out) => this.outbox.drop(out));
     this.onListenerError = opts.onListenerError ?? defaultListenerError;
-    this.sendFdsImpl = opts.sendFds ?? native.sendFds;
+    this.outbox = new Outbox(socket, opts.sendFds ?? native.sendFds, {
+      ended: () => this.phase === 'ended',
+      commandOf: (id) => this.commands.commandOf(id),
+      fail: (id, error) => this.commands.fail(id, error),
+      disconnect: (error) => this.finish(error),
+    });
     // Always listening for 'error': an unhandled one would crash the process.
     socket.on('error', (err: Error) => this.finish(new QmpDisconnectedError(`QMP connection failed: ${err.message}`, err)));
     socket.on('end', () => this.finish(new QmpDisconnectedError('QEMU closed the QMP connection')));
     socket.on('close', () => this.finish(new QmpDisconnectedError('QMP connection closed')));
-    socket.on('data', (chunk: Buffer | string) => this.onData(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+    socket.on('data', (chunk: Buffer | string) => this.reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
     // A caller may have paused the socket; a 'data' listener alone would not restart it.
     socket.resume();
   }
@@ -219,13 +170,8 @@ export class QmpSession {
     fds: readonly number[],
     opts: ExecuteOptions = {},
   ): Promise<T> {
-    const max = native.constants.MAX_FDS;
-    if (!Array.isArray(fds) || fds.length < 1 || fds.length > max || !fds.every((fd) => Number.isInteger(fd) && fd >= 0)) {
-      return Promise.reject(new QmpFdPassingError(`QMP ${command}: pass 1..${max} descriptors, got ${String(fds)}`));
-    }
-    if (this.phase !== 'ended' && socketFd(this.socket) === undefined) {
-      return Promise.reject(new QmpFdPassingError(`QMP ${command}: descriptor passing needs a Unix socket connection`));
-    }
+    const invalid = checkFds(command, fds, this.socket, this.phase === 'ended');
+    if (invalid) return Promise.reject(invalid);
     return this.submit(command, args, [...fds], opts) as Promise<T>;
   }
 
@@ -307,257 +253,66 @@ export class QmpSession {
     if (this.phase === 'ended') return Promise.reject(this.goneError(command));
     let timeoutMs: number;
     let bytes: Buffer;
-    const id = this.nextId++;
+    const id = this.commands.nextId();
     try {
       if (typeof command !== 'string' || command === '') throw new TypeError('QMP command name must be a non-empty string');
       timeoutMs = checkTimeout('timeoutMs', opts.timeoutMs ?? this.commandTimeoutMs);
-      const message = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
-      bytes = Buffer.from(`${JSON.stringify(message)}\n`);
+      bytes = encodeCommand(command, args, id);
     } catch (e) {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
       const out: Outgoing = { id, bytes, fds, sent: false };
-      const p: Pending = { command, out, timeoutMs, timer: undefined, resolve, reject };
-      if (Number.isFinite(timeoutMs)) p.timer = setTimeout(() => this.onTimeout(id), timeoutMs);
-      this.pending.set(id, p);
+      this.commands.add(command, out, timeoutMs, resolve, reject);
       this.outbox.push(out);
-      this.pump();
     });
-  }
-
-  private pump(): void {
-    if (this.pumping || this.retryTimer !== undefined) return;
-    this.pumping = true;
-    try {
-      while (this.phase !== 'ended') {
-        const out = this.outbox[0];
-        if (!out) break;
-        if (out.fds === undefined) {
-          this.outbox.shift();
-          out.sent = true;
-          this.write(out.bytes);
-          continue;
-        }
-        // sendmsg bypasses Node's write queue: it may only run once that
-        // queue is empty, or its bytes would land in the middle of another
-        // message. Our last write's callback pumps again; bytes someone else
-        // queued on the socket have no such hook, so poll for those.
-        if (this.inflightWrites > 0) break;
-        if (this.socket.writableLength > 0) {
-          this.retryLater();
-          break;
-        }
-        if (!this.sendWithFds(out)) break;
-      }
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  private write(bytes: Buffer): void {
-    this.inflightWrites++;
-    this.socket.write(bytes, () => {
-      this.inflightWrites--;
-      if (this.inflightWrites === 0 && this.outbox.length > 0) this.pump();
-    });
-  }
-
-  /** False when pumping must stop (retry scheduled, or session ended). */
-  private sendWithFds(out: Outgoing): boolean {
-    const command = this.pending.get(out.id)?.command ?? 'command';
-    const fd = socketFd(this.socket);
-    if (fd === undefined) {
-      this.outbox.shift();
-      this.failPending(out.id, new QmpFdPassingError(`QMP ${command}: descriptor passing needs a Unix socket connection`));
-      return true;
-    }
-    let n: number;
-    try {
-      n = this.sendFdsImpl(fd, out.bytes, out.fds!);
-    } catch (e) {
-      if (isNativeError(e, 'EAGAIN') || isNativeError(e, 'EWOULDBLOCK')) {
-        this.retryLater();
-        return false;
-      }
-      if (isNativeError(e) && GONE_CODES.has(e.code)) {
-        this.finish(new QmpDisconnectedError(`QMP connection lost: ${e.message}`, e));
-        return false;
-      }
-      // Nothing was sent (sendmsg on a stream socket fails only before the
-      // first byte), so only this command fails.
-      this.outbox.shift();
-      const message = e instanceof Error ? e.message : String(e);
-      this.failPending(out.id, new QmpFdPassingError(`QMP ${command}: cannot pass descriptors: ${message}`, { cause: e }));
-      return true;
-    }
-    this.cancelRetry();
-    this.outbox.shift();
-    out.sent = true;
-    // The descriptors rode on the first byte; the rest is ordinary data.
-    if (n < out.bytes.length) this.write(out.bytes.subarray(n));
-    return true;
-  }
-
-  // No writability notification exists for a raw sendmsg: poll with
-  // backoff. The command's own timeout bounds the wait.
-  private retryLater(): void {
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.pump();
-    }, this.retryDelayMs);
-    this.retryDelayMs = Math.min(this.retryDelayMs * 2, RETRY_MAX_MS);
-  }
-
-  private cancelRetry(): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.retryDelayMs = 1;
-  }
-
-  private failPending(id: number, error: QmpError): void {
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    clearTimeout(p.timer);
-    p.reject(error);
-  }
-
-  private onTimeout(id: number): void {
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    if (p.out.sent) {
-      this.abandoned.add(id);
-      if (this.abandoned.size > this.maxAbandoned) this.abandoned.delete(this.abandoned.values().next().value!);
-    } else {
-      // Never written, so no reply can come: just forget it.
-      const i = this.outbox.indexOf(p.out);
-      if (i >= 0) this.outbox.splice(i, 1);
-      if (i === 0) {
-        // The retry was for this command; what follows may go out now.
-        this.cancelRetry();
-        this.pump();
-      }
-    }
-    p.reject(new QmpTimeoutError(p.command, p.timeoutMs));
   }
 
   // ---- receiving ----
 
-  private onData(chunk: Buffer): void {
-    let start = 0;
-    while (this.phase !== 'ended') {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl === -1) {
-        const rest = chunk.length - start;
-        if (this.partialBytes + rest > this.maxLineBytes) {
-          this.violation(`a message exceeds ${this.maxLineBytes} bytes`);
-          return;
-        }
-        if (rest > 0) {
-          this.partial.push(chunk.subarray(start));
-          this.partialBytes += rest;
-        }
+  private onMessage(m: QmpMessage): void {
+    if (this.phase === 'greeting') {
+      this.onGreeting(m);
+      return;
+    }
+    switch (kindOf(m.msg)) {
+      case 'event':
+        this.onEvent(m);
+        return;
+      case 'reply': {
+        const violation = this.commands.reply(m);
+        if (violation !== undefined) this.violation(violation);
         return;
       }
-      const length = this.partialBytes + (nl - start);
-      if (length > this.maxLineBytes) {
-        this.violation(`a message exceeds ${this.maxLineBytes} bytes`);
+      case 'greeting':
+        this.violation('a second greeting');
         return;
-      }
-      let line = chunk.subarray(start, nl);
-      if (this.partial.length > 0) {
-        this.partial.push(line);
-        line = Buffer.concat(this.partial, length);
-        this.partial = [];
-        this.partialBytes = 0;
-      }
-      start = nl + 1;
-      this.onLine(line.toString('utf8'));
+      default:
+        this.violation(`unrecognized message ${snippet(m.text)}`);
     }
   }
 
-  private onLine(text: string): void {
-    // QEMU ends lines with \r\n; JSON.parse takes the \r as whitespace.
-    if (text.trim() === '') return;
-    let msg: unknown;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      this.violation(`invalid JSON ${snippet(text)}`);
+  private onGreeting(m: QmpMessage): void {
+    const greeting = decodeGreeting(m);
+    if (!greeting.ok) {
+      this.violation(greeting.violation);
       return;
     }
-    if (!isObject(msg)) {
-      this.violation(`a message is not a JSON object: ${snippet(text)}`);
-      return;
-    }
-    if (this.phase === 'greeting') this.onGreeting(msg, text);
-    else if (Object.hasOwn(msg, 'event')) this.onEvent(msg, text);
-    else if (Object.hasOwn(msg, 'return') || Object.hasOwn(msg, 'error')) this.onReply(msg, text);
-    else if (Object.hasOwn(msg, 'QMP')) this.violation('a second greeting');
-    else this.violation(`unrecognized message ${snippet(text)}`);
-  }
-
-  private onGreeting(msg: Record<string, unknown>, text: string): void {
-    const qmp = msg.QMP;
-    const version = isObject(qmp) && isObject(qmp.version) ? qmp.version : undefined;
-    const qemu = version && isObject(version.qemu) ? version.qemu : undefined;
-    const { major, minor, micro } = qemu ?? {};
-    if (!isObject(qmp) || !version || !isVersionPart(major) || !isVersionPart(minor) || !isVersionPart(micro)) {
-      this.violation(`expected a greeting with version.qemu, got ${snippet(text)}`);
-      return;
-    }
-    const pkg = typeof version.package === 'string' ? version.package.trim() : '';
-    const caps = Array.isArray(qmp.capabilities) ? qmp.capabilities.filter((c): c is string => typeof c === 'string') : [];
-    this.greetingInfo = { version: { major, minor, micro, package: pkg }, capabilities: caps, raw: qmp };
+    this.greetingInfo = greeting.value;
     this.phase = 'open';
     this.greetingWaiter?.resolve();
   }
 
-  private onReply(msg: Record<string, unknown>, text: string): void {
-    if (!Object.hasOwn(msg, 'id')) {
-      this.violation(`a reply without id ${snippet(text)}`);
+  private onEvent(m: QmpMessage): void {
+    const decoded = decodeEvent(m);
+    if (!decoded.ok) {
+      this.violation(decoded.violation);
       return;
     }
-    const id = msg.id;
-    const p = typeof id === 'number' ? this.pending.get(id) : undefined;
-    if (!p?.out.sent) {
-      // A late answer to a command we gave up on: expected, drop it.
-      if (typeof id === 'number' && this.abandoned.delete(id)) return;
-      this.violation(`a reply for unknown id ${snippet(JSON.stringify(id))}`);
-      return;
-    }
-    let error: QmpCommandError | undefined;
-    if (Object.hasOwn(msg, 'error')) {
-      const e = msg.error;
-      if (!isObject(e) || typeof e.class !== 'string' || typeof e.desc !== 'string') {
-        this.violation(`malformed error reply ${snippet(text)}`);
-        return;
-      }
-      error = new QmpCommandError(p.command, e.class, e.desc);
-    }
-    this.pending.delete(p.out.id);
-    clearTimeout(p.timer);
-    if (error) p.reject(error);
-    else p.resolve(msg.return);
-  }
-
-  private onEvent(msg: Record<string, unknown>, text: string): void {
-    const name = msg.event;
-    const data = msg.data ?? {};
-    if (typeof name !== 'string' || !isObject(data)) {
-      this.violation(`malformed event ${snippet(text)}`);
-      return;
-    }
-    const named = this.listeners.get(name);
+    const event = decoded.value;
+    const named = this.listeners.get(event.event);
     const any = this.listeners.get('*');
     if (!named && !any) return;
-    const event: QmpEvent = { event: name, data };
-    const ts = msg.timestamp;
-    if (isObject(ts) && typeof ts.seconds === 'number' && typeof ts.microseconds === 'number') {
-      event.timestamp = { seconds: ts.seconds, microseconds: ts.microseconds };
-    }
     // Snapshot: handlers may unsubscribe (or subscribe) while we iterate.
     for (const handler of [...(named ?? []), ...(any ?? [])]) {
       if (this.phase === 'ended') return;
@@ -609,19 +364,11 @@ export class QmpSession {
     const wasGreeting = this.phase === 'greeting';
     this.phase = 'ended';
     this.endReason = reason;
-    this.cancelRetry();
-    this.outbox = [];
-    this.partial = [];
-    this.partialBytes = 0;
-    this.abandoned.clear();
+    this.outbox.clear();
+    this.reader.stop();
     this.listeners.clear();
     this.socket.destroy();
-    const pending = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of pending) {
-      clearTimeout(p.timer);
-      p.reject(this.goneError(p.command));
-    }
+    this.commands.failAll((command) => this.goneError(command));
     const watchers = [...this.endWatchers];
     this.endWatchers.clear();
     for (const w of watchers) w(reason);
@@ -635,41 +382,6 @@ export function versionAtLeast(v: QemuVersion, major: number, minor = 0, micro =
   if (v.major !== major) return v.major > major;
   if (v.minor !== minor) return v.minor > minor;
   return v.micro >= micro;
-}
-
-function socketFd(socket: Duplex): number | undefined {
-  // Node keeps the descriptor on its libuv handle; there is no public getter.
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function isVersionPart(v: unknown): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
-}
-
-// Peer-controlled text in our messages: quoted (no raw control characters
-// reach a log) and short.
-function snippet(text: string): string {
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
-}
-
-// setTimeout fires at once for delays past 2^31-1 ms, so those are refused.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-function checkTimeout(name: string, ms: number): number {
-  if (typeof ms !== 'number' || !(ms > 0) || (Number.isFinite(ms) && ms > MAX_TIMER_MS)) {
-    throw new RangeError(`${name} must be 1..${MAX_TIMER_MS} ms or Infinity, got ${ms}`);
-  }
-  return ms;
-}
-
-function checkCount(name: string, n: number): number {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer, got ${n}`);
-  return n;
 }
 
 function defaultListenerError(error: unknown, event: QmpEvent): void {
