@@ -79,6 +79,10 @@ describe('LSA image', () => {
     bad[512 + 40] = 1;
     expect(readRegionLabel(bad)).toBeNull();
     expect(readRegionLabel(new Uint8Array(LSA_BYTES))).toBeNull();
+    // as read from a file: a Node Buffer that is a view into a larger pool
+    const pooled = Buffer.concat([Buffer.alloc(24), Buffer.from(two)]).subarray(24);
+    expect(pooled.byteOffset).toBe(24);
+    expect(readRegionLabel(pooled)).toEqual({ uuid: TAG, nlabel: 3, position: 2, rawsize: 512 * MiB });
     expect(() => lsaImage({ uuid: TAG, nlabel: 2, position: 2, rawsize: MiB })).toThrow(/position 2/);
     expect(() => lsaImage({ uuid: 'nope', nlabel: 1, position: 0, rawsize: MiB })).toThrow(/not a UUID/);
   });

@@ -1,8 +1,10 @@
 // Capacity without real QEMU: CapacityManager's rules over a real shm pool,
 // and the deliveries against a fake QEMU that fails on cue — rollback on
 // every failure, nothing claimed or delivered half-way.
-import { afterEach, describe, expect, it } from 'vitest';
-import { DcdDelivery, type Delivered, type Delivery, HotplugDelivery } from '../src/capacity/index.js';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DcdDelivery, type Delivered, type Delivery, HotplugDelivery, type RegionLabel, readRegionLabel } from '../src/capacity/index.js';
 import { CapacityManager } from '../src/capacity/manager.js';
 import { FmError, ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/index.js';
 import { grantsFromJournal, unfinishedAdds } from '../src/heads/index.js';
@@ -10,6 +12,7 @@ import { Pool, readJournal } from '../src/pool/index.js';
 import { QmpSession } from '../src/qmp/index.js';
 import { add, cleanups, code, GiB, MiB, manager, pool, StubDelivery } from './helpers/capacity.js';
 import { FakeQemu, fail, ok } from './helpers/fake-qemu.js';
+import { tempDir } from './helpers/pool.js';
 
 describe('CapacityManager', () => {
   it('claims, delivers and lists; release frees the blocks once the delivery is gone', async () => {
@@ -203,6 +206,59 @@ describe('deliveries against a fake QEMU', () => {
     expect(first).toMatchObject({ driver: 'cxl-type3', bus: 'rp1', id: 'cxl-mhd-ld-rp1', sn: 7 });
     const obj = fake.received.find((c) => c.execute === 'object-add')?.arguments;
     expect(obj).toMatchObject({ 'qom-type': 'memory-backend-file', 'mem-path': '/dev/shm/x.mem', offset: 0, size: 256 * MiB, share: true });
+  });
+
+  it('a tagged hot-add carries its label area: a 0600 file written before device_add, passed as lsa=, removed with the LD and on dispose', async () => {
+    const { fake, socket } = FakeQemu.pair();
+    const qmp = await session(fake, socket);
+    const present = new Set<string>();
+    const seenAtDeviceAdd: (RegionLabel | null)[] = [];
+    fake.handle('object-add', () => ok());
+    fake.handle('object-del', () => ok());
+    fake.handle('device_add', (cmd) => {
+      const lsaObj = fake.received.find((c) => c.execute === 'object-add' && c.arguments?.id === cmd.arguments?.lsa);
+      seenAtDeviceAdd.push(lsaObj ? readRegionLabel(readFileSync(String(lsaObj.arguments?.['mem-path']))) : null);
+      present.add(String(cmd.arguments?.id));
+      return ok();
+    });
+    fake.handle('device_del', (cmd) => {
+      present.delete(String(cmd.arguments?.id));
+      return ok();
+    });
+    fake.handle('qom-get', (cmd) =>
+      present.has(String(cmd.arguments?.path).split('/').pop() ?? '') ? ok('cxl-type3') : fail('DeviceNotFound', 'Device not found'),
+    );
+    const dir = tempDir();
+    const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1', 'rp2', 'rp3'], new Map(), () => 7n, {
+      pollMs: 5,
+      lsaPath: (n) => join(dir, `lsa.${n}`),
+      lsaLeftovers: () => readdirSync(dir).map((f) => join(dir, f)),
+    });
+    const tag = '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b';
+    const [a, b, plain] = await d.add([
+      { offset: 0, len: 256 * MiB, label: { uuid: tag, nlabel: 2, position: 1, rawsize: 256 * MiB } },
+      { offset: GiB, len: 256 * MiB, label: { uuid: tag, nlabel: 2, position: 0, rawsize: 256 * MiB } },
+      { offset: 512 * MiB, len: 256 * MiB },
+    ]);
+    expect(seenAtDeviceAdd).toEqual([
+      { uuid: tag, nlabel: 2, position: 1, rawsize: 256 * MiB },
+      { uuid: tag, nlabel: 2, position: 0, rawsize: 256 * MiB },
+      null,
+    ]);
+    const adds = fake.received.filter((c) => c.execute === 'device_add').map((c) => c.arguments);
+    expect(adds[0]).toMatchObject({
+      lsa: expect.stringMatching(/^cxl-mhd-lsa-\d+$/),
+      'volatile-memdev': expect.stringMatching(/^cxl-mhd-ldmem-\d+$/),
+    });
+    expect(adds[2]).not.toHaveProperty('lsa');
+    expect(plain?.lsaPath).toBeUndefined();
+    expect(statSync(a?.lsaPath as string).mode & 0o777).toBe(0o600);
+    expect(statSync(a?.lsaPath as string).size).toBe(4096);
+    await (await d.release(a as Delivered)).gone;
+    expect(existsSync(a?.lsaPath as string)).toBe(false);
+    expect(existsSync(b?.lsaPath as string)).toBe(true);
+    d.dispose(); // the head's QEMU is gone
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('hot-remove waits for the device to leave QOM before the port is reused', async () => {

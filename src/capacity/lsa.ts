@@ -98,7 +98,8 @@ export function readRegionLabel(img: Uint8Array): RegionLabel | null {
   const v = new DataView(img.buffer, img.byteOffset, img.byteLength);
   if (img.byteLength < 3 * INDEX_ALIGN) return null;
   const labeloff = Number(v.getBigUint64(48, true));
-  const lab = img.slice(labeloff, labeloff + LABEL_BYTES);
+  // A copy with its own buffer (a Node Buffer's slice is a view into a shared pool).
+  const lab = Uint8Array.from(img.subarray(labeloff, labeloff + LABEL_BYTES));
   if (lab.byteLength !== LABEL_BYTES || formatUuid(lab.subarray(0, 16)) !== REGION_LABEL_TYPE) return null;
   const lv = new DataView(lab.buffer);
   const sum = lv.getBigUint64(248, true);
