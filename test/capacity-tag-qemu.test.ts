@@ -87,10 +87,9 @@ else
 fi
 # both heads: lock xadd on one counter (the host starts them together)
 put atomics-$h.txt daxatomic "$dax" 0x100000 xadd 20000
-if [ "$h" = 1 ]; then
-  while [ ! -e released ]; do sleep 0.2; done
-  put after-release-1.txt daxstream read "$dax" 2000 77 10
-fi
+# both stay up until head 0's share is released (a head that powers off drops its share anyway)
+while [ ! -e released ]; do sleep 0.2; done
+[ "$h" = 1 ] && put after-release-1.txt daxstream read "$dax" 2000 77 10
 touch done-$h
 `;
 
