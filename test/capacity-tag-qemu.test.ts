@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { dataObjectPath } from '../src/pool/index.js';
 import { bootGuest, consoleOf, guestFile, signal } from './helpers/guest.js';
 import { tempDir } from './helpers/pool.js';
-import { cli, eventually, makeTestPool, startBackend, status, type TestPool } from './helpers/qemu.js';
+import { cli, eventually, makeTestPool, startBackend, startHead, status, type TestPool } from './helpers/qemu.js';
 
 const MiB = 2 ** 20;
 const U = 256 * MiB;
@@ -209,4 +209,54 @@ describe('many LDs per head and tagged shared allocations in stock guests', () =
       await backend.stop();
     }
   }, 900_000);
+
+  it("a restarted backend re-adopts tagged LDs: the allocation, its holders and its label area files survive; release by tag then removes one head's file", async () => {
+    const pool = makeTestPool('tagre');
+    let backend = await startBackend(pool, ['--capacity', '2G', '--heads', '2', '--fm-socket']);
+    const vms = [await startHead(pool, 0, { sparePorts: 2 }), await startHead(pool, 1, { sparePorts: 2 })];
+    try {
+      await eventually(() => status(pool).heads.every((h) => h.phase === 'attached'), 'both heads attached');
+      const tag = tagN(9);
+      fm(pool, 'add', '--host', '0,1', '--shared', '--tag', tag, '--extent', '1G:256M', '--extent', '256M:256M');
+      expect(lsaFiles(pool)).toHaveLength(4);
+      await backend.stop('SIGKILL');
+      backend = await startBackend(pool, ['--fm-socket']);
+      await eventually(() => status(pool).heads.every((h) => h.phase === 'attached'), 'both heads re-adopted');
+      const allocs = (status(pool) as ReturnType<typeof status> & { allocations?: unknown[] }).allocations;
+      expect(allocs).toEqual([
+        {
+          tag,
+          shared: true,
+          extents: [
+            { offset: U, len: U },
+            { offset: 4 * U, len: U },
+          ],
+          holders: [0, 1],
+        },
+      ]);
+      const seqs = JSON.parse(fm(pool, 'extents', '--host', '1', '--json').stdout).extents.map((e: { sharedSeq: number }) => e.sharedSeq);
+      expect(seqs).toEqual([0, 1]);
+      // The rebuilt allocation still fixes the tag's extents.
+      const other = cli([
+        'fm',
+        '--port',
+        `${pool.runDir}/${pool.name}/fm.sock`,
+        'add',
+        '--host',
+        '1',
+        '--tag',
+        tag,
+        '--extent',
+        '1536M:256M',
+      ]);
+      expect(other.stderr).toMatch(/Invalid ?Input/i);
+      expect(lsaFiles(pool)).toHaveLength(4);
+      fm(pool, 'release', '--host', '0', '--tag', tag);
+      await eventually(() => lsaFiles(pool).length === 2, "head 0's label area files to go with its LDs");
+      expect(status(pool).heads.map((h) => h.grantedBytes)).toEqual([0, 2 * U]);
+    } finally {
+      for (const vm of vms) await vm.kill();
+      await backend.stop();
+    }
+  }, 300_000);
 });
