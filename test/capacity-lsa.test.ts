@@ -3,8 +3,11 @@
 // field by field. The checksums were cross-checked with an independent
 // encoder whose images a stock guest's `cxl read-labels` read back (issue 11
 // spike); test/capacity-tag-qemu.test.ts reads them in a real guest.
+import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fletcher64, LSA_BYTES, lsaImage, readRegionLabel } from '../src/capacity/lsa.js';
+import { lsaObjectPath, lsaObjectsOf, Pool } from '../src/pool/index.js';
+import { tempDir, uniquePoolName } from './helpers/pool.js';
 
 const MiB = 2 ** 20;
 const TAG = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
@@ -89,5 +92,20 @@ describe('LSA image', () => {
 
   it('Fletcher-64: sums of words, then sums of sums', () => {
     expect(fletcher64(new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0]))).toBe((4n << 32n) | 3n);
+  });
+});
+
+describe('label area files', () => {
+  it('live in /dev/shm as cxl-mhd.POOL.lsa.HEAD.N and go with `pool destroy`', () => {
+    const name = uniquePoolName('lsa');
+    const stateDir = tempDir();
+    Pool.create({ name, stateDir, capacityBytes: 512 * MiB, blockBytes: 2 * MiB, headCount: 2 }).close();
+    expect(lsaObjectPath(name, 1, 42)).toBe(`/dev/shm/cxl-mhd.${name}.lsa.1.42`);
+    writeFileSync(lsaObjectPath(name, 0, 1), '', { mode: 0o600 });
+    writeFileSync(lsaObjectPath(name, 1, 2), '', { mode: 0o600 });
+    expect(lsaObjectsOf(name, 1)).toEqual([lsaObjectPath(name, 1, 2)]);
+    expect(lsaObjectsOf(name).sort()).toEqual([lsaObjectPath(name, 0, 1), lsaObjectPath(name, 1, 2)]);
+    Pool.destroy({ name, stateDir });
+    expect(lsaObjectsOf(name)).toEqual([]);
   });
 });
