@@ -234,6 +234,8 @@ describe('many LDs per head and tagged shared allocations in stock guests', () =
           holders: [0, 1],
         },
       ]);
+      const human = cli(['status', '--pool', pool.name, ...pool.dirArgs]).stdout;
+      expect(human).toMatch(new RegExp(`^${tag}  #0 256M@${U}, #1 256M@${4 * U}\\s+heads 0, 1$`, 'm'));
       const seqs = JSON.parse(fm(pool, 'extents', '--host', '1', '--json').stdout).extents.map((e: { sharedSeq: number }) => e.sharedSeq);
       expect(seqs).toEqual([0, 1]);
       // The rebuilt allocation still fixes the tag's extents.

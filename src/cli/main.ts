@@ -106,7 +106,7 @@ function renderStatus(s: StatusWithRecords): string {
   if (s.allocations?.length) lines.push('allocation                            extents                       holders');
   for (const a of s.allocations ?? []) {
     const ext = a.extents.map((e, i) => `#${i} ${formatSize(e.len)}@${e.offset}`).join(', ');
-    lines.push(`${a.tag}  ${(a.shared ? ext : `${ext} (exclusive)`).padEnd(30)}heads ${a.holders.join(', ')}`);
+    lines.push(`${a.tag}  ${(a.shared ? ext : `${ext} (exclusive)`).padEnd(30)}  heads ${a.holders.join(', ')}`);
   }
   return lines.join('\n');
 }
