@@ -103,7 +103,7 @@ function renderStatus(s: StatusWithRecords): string {
       );
     }
   }
-  if (s.allocations?.length) lines.push('allocation                            extents                       holders');
+  if (s.allocations?.length) lines.push(`${'allocation (tag)'.padEnd(38)}${'extents'.padEnd(32)}holders`);
   for (const a of s.allocations ?? []) {
     const ext = a.extents.map((e, i) => `#${i} ${formatSize(e.len)}@${e.offset}`).join(', ');
     lines.push(`${a.tag}  ${(a.shared ? ext : `${ext} (exclusive)`).padEnd(30)}  heads ${a.holders.join(', ')}`);
