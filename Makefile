@@ -61,7 +61,7 @@ qemu-facts: build qemu
 bench: build
 	node dist/bench/run.js
 
-## demo: setup, then three guests on one pool move capacity with the FM-API (scripts/demo.sh)
+## demo: build, then boot three guests and run examples/ci/three-heads.yaml through `cxl-mhd run`
 demo: setup
 	@scripts/demo.sh
 

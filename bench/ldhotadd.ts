@@ -8,11 +8,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { guestBootArgs } from '../src/demo/guest.js';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { fmSocketPath, Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+import { guestBootArgs } from '../src/scenario/index.js';
 import { startServe } from './serve.js';
 
 type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the cxl-mhd guest image: a kernel and an initramfs, both taken from
 # the Debian trixie root that scripts/setup-qemu.sh debootstraps (kernel 6.12,
-# busybox-static, kmod, ndctl's `cxl`, `daxctl`), plus guest/init as /init,
+# busybox-static, kmod, ndctl's `cxl`, `daxctl`, qemu-guest-agent's `qemu-ga`), plus guest/init as /init,
 # guest/cxl-mhd (runs the host's Node + the project's CLI over 9p; also
 # installed as `node`), guest/cxl-mhd-devdax (memdev or tag -> region ->
 # /dev/daxX.Y) and guest/daxpoke.c, daxstream.c, daxatomic.c (static tools
@@ -54,7 +54,7 @@ MODULES=(
   virtio_rng                          # entropy early (Node start-up)
 )
 # Root packages whose versions are part of the stamp.
-PACKAGES=(busybox-static kmod ndctl daxctl libcxl1 libdaxctl1)
+PACKAGES=(busybox-static kmod ndctl daxctl libcxl1 libdaxctl1 qemu-guest-agent)
 
 log() { printf '[guest] %s\n' "$*"; }
 die() { printf '[guest] error: %s\n' "$*" >&2; exit 1; }
@@ -89,8 +89,8 @@ MODDIR="$ROOT/lib/modules/$kver"
 BUSYBOX="$ROOT/usr/bin/busybox"
 [[ -x "$BUSYBOX" ]] || BUSYBOX="$ROOT/bin/busybox"
 [[ -x "$BUSYBOX" ]] || die "no busybox in $ROOT (busybox-static)"
-for b in usr/bin/kmod usr/bin/cxl usr/bin/daxctl; do
-  [[ -x "$ROOT/$b" ]] || die "no $b in $ROOT (packages kmod, ndctl, daxctl)"
+for b in usr/bin/kmod usr/bin/cxl usr/bin/daxctl usr/sbin/qemu-ga; do
+  [[ -x "$ROOT/$b" ]] || die "no $b in $ROOT (packages kmod, ndctl, daxctl, qemu-guest-agent; re-run make setup)"
 done
 
 pkg_versions() {
@@ -210,6 +210,8 @@ guest_path() {
 # --- programs and their libraries --------------------------------------------
 cp "$BUSYBOX" "$S/usr/bin/busybox"
 cp "$ROOT/usr/bin/kmod" "$ROOT/usr/bin/cxl" "$ROOT/usr/bin/daxctl" "$S/usr/bin/"
+# The QEMU guest agent: /init starts it when cxlmhd.agent=1 (the scenario runner's way in).
+cp "$ROOT/usr/sbin/qemu-ga" "$S/usr/sbin/qemu-ga"
 for t in modprobe insmod rmmod lsmod modinfo depmod; do
   ln -s ../bin/kmod "$S/usr/sbin/$t"
 done
@@ -233,8 +235,8 @@ add_lib() {
   case $src in "$ROOT"/*) ;; *) die "library $src resolved outside $ROOT" ;; esac
   libs["$src"]=1
 }
-for b in kmod cxl daxctl; do
-  out=$(in_root --list "$ROOT/usr/bin/$b") || die "$LDSO --list $b failed: $out"
+for b in bin/kmod bin/cxl bin/daxctl sbin/qemu-ga; do
+  out=$(in_root --list "$ROOT/usr/$b") || die "$LDSO --list $b failed: $out"
   if grep -q 'not found' <<<"$out"; then
     die "$b: missing libraries in $ROOT: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"
   fi
@@ -308,9 +310,9 @@ if [[ $(id -u) == 0 ]]; then
 fi
 
 # Smoke test on the host: the copied programs start against the copied libraries.
-for b in cxl daxctl kmod; do
+for b in bin/cxl bin/daxctl bin/kmod sbin/qemu-ga; do
   "$S/usr/lib/$MULTIARCH/ld-linux-x86-64.so.2" --library-path "$S/usr/lib/$MULTIARCH" \
-    "$S/usr/bin/$b" --version >/dev/null 2>&1 || die "$b does not start from the staged libraries"
+    "$S/usr/$b" --version >/dev/null 2>&1 || die "$b does not start from the staged libraries"
 done
 
 # --- archive ----------------------------------------------------------------

@@ -20,6 +20,7 @@ import {
 } from '../pool/index.js';
 import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
+import { addRunCommand, demoScenarioPath, runScenarioFile } from './run.js';
 import { notifyReady } from './sd-notify.js';
 
 interface DirOpts {
@@ -334,31 +335,14 @@ export function buildProgram(): Command {
   );
 
   addFmCommands(program);
+  addRunCommand(program);
 
   program
     .command('demo')
     .description('boot three Linux guests on one pool and move capacity between them, narrated (what `make demo` runs)')
     .option('--keep', 'keep guest consoles and logs')
     .action(async (o: { keep?: boolean }) => {
-      const { runThreeHeadScenario } = await import('../demo/scenario.js');
-      const t0 = Date.now();
-      const say = (line: string) => console.log(`[demo ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${line}`);
-      say('three QEMU heads, one 2 GiB pool, a shared 256 MiB window; head 0 is started first and owns the FM-LD');
-      const r = await runThreeHeadScenario({ narrate: say, keep: o.keep === true });
-      const ok = r.failures.length === 0 && r.p2 === 'ok' && r.heads.every((h) => h.serial === h.expectedSerial) && r.mem1After === 'gone';
-      for (const h of r.heads) {
-        say(
-          `head ${h.head}: mem0 serial ${h.serial} (${(h.sizeBytes ?? 0) / 2 ** 20} MiB), FM-LD port ${h.fmld}${h.head > 0 ? `, \`cxl-mhd fm\` said: ${h.fmOutput.replace(/^cxl-mhd: /, '')}` : ''}`,
-        );
-      }
-      if (r.owner !== null) say(`FM-LD owner: head ${r.owner}`);
-      say(
-        `first shared read after ${((r.timings.toFirstSharedReadMs ?? 0) / 1000).toFixed(1)} s; whole scenario ${(r.timings.totalMs / 1000).toFixed(1)} s, of which the backend (attach + FM work) ${(r.timings.backendMs / 1000).toFixed(2)} s`,
-      );
-      for (const f of r.failures) say(`problem: ${f}`);
-      say(ok ? 'done: everything shown worked; nothing is left running' : 'the demo did not complete as expected');
-      if (o.keep) say(`consoles and logs: ${r.workDir}`);
-      if (!ok) process.exitCode = 1;
+      process.exitCode = await runScenarioFile(demoScenarioPath(), { keep: o.keep === true });
     });
 
   program

@@ -4,7 +4,7 @@
 // which the test and the guest exchange marker and result files.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { guestBootArgs } from '../../src/demo/guest.js';
+import { guestBootArgs } from '../../src/scenario/index.js';
 import { eventually, type HeadVm, startHead, type TestPool } from './qemu.js';
 
 export interface GuestOptions {
