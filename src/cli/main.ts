@@ -3,6 +3,8 @@
 // the work is done by the pool, heads, qemu and fmapi modules.
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
+// Not capacity/index.js, which loads the native addon: see fm.ts.
+import { type AllocationView, allocationsOf } from '../capacity/allocations.js';
 import { isCodedError, UsageError } from '../errors/index.js';
 import { Backend, type HeadRecord, readHeadRecords } from '../heads/index.js';
 import {
@@ -61,6 +63,8 @@ function parseMs(text: string, what: string): number {
 
 type StatusWithRecords = PoolStatus & {
   http?: { url: string; redfish: string; sse: string; pid: number; usersFile: string; stateFile: string; fmSocket: string };
+  /** Tagged allocations and the heads holding them (with a running backend's records). */
+  allocations?: AllocationView[];
   heads: (PoolStatus['heads'][number] & {
     phase?: string;
     reason?: string | null;
@@ -92,13 +96,11 @@ function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
 function withHeadRecords(s: StatusWithRecords, runDir: string): StatusWithRecords {
   const records = readHeadRecords(runDir, s.pool);
   if (!records) return s;
-  return {
-    ...s,
-    heads: s.heads.map((h) => {
-      const r = records.find((x) => x.head === h.id);
-      return r ? { ...h, phase: r.phase, reason: r.reason, delivery: r.delivery ?? null, grants: r.grants ?? [] } : h;
-    }),
-  };
+  const heads = s.heads.map((h) => {
+    const r = records.find((x) => x.head === h.id);
+    return r ? { ...h, phase: r.phase, reason: r.reason, delivery: r.delivery ?? null, grants: r.grants ?? [] } : h;
+  });
+  return { ...s, heads, allocations: allocationsOf(heads) };
 }
 
 function renderStatus(s: StatusWithRecords): string {
@@ -128,6 +130,11 @@ function renderStatus(s: StatusWithRecords): string {
         }`,
       );
     }
+  }
+  if (s.allocations?.length) lines.push(`${'allocation (tag)'.padEnd(38)}${'extents'.padEnd(32)}holders`);
+  for (const a of s.allocations ?? []) {
+    const ext = a.extents.map((e, i) => `#${i} ${formatSize(e.len)}@${e.offset}`).join(', ');
+    lines.push(`${a.tag}  ${(a.shared ? ext : `${ext} (exclusive)`).padEnd(30)}  heads ${a.holders.join(', ')}`);
   }
   return lines.join('\n');
 }

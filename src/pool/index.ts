@@ -20,6 +20,8 @@ export {
   fmSocketPath,
   headSocketPath,
   journalPath,
+  lsaObjectPath,
+  lsaObjectsOf,
   type PoolDirs,
   poolRunDir,
   resolveDirs,

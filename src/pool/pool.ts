@@ -7,7 +7,16 @@ import { PoolError } from './errors.js';
 import { Journal, readJournal, replayJournal } from './journal.js';
 import type { GrantMeta, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
 import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
-import { ensureDir, journalPath, poolStateDir, removePoolStateDir, shmDataName, shmStateName, validatePoolName } from './paths.js';
+import {
+  ensureDir,
+  journalPath,
+  lsaObjectsOf,
+  poolStateDir,
+  removePoolStateDir,
+  shmDataName,
+  shmStateName,
+  validatePoolName,
+} from './paths.js';
 import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
 import { MiB } from './units.js';
 
@@ -224,6 +233,7 @@ export class Pool {
     removePoolStateDir(opts.stateDir, name);
     unlinkQuietly(shmStateName(name));
     unlinkQuietly(shmDataName(name));
+    for (const f of lsaObjectsOf(name)) rmSync(f, { force: true });
   }
 
   // ---- writer lock ----------------------------------------------------
