@@ -4,11 +4,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DcdDelivery, type Delivered, type Delivery, HotplugDelivery, type RegionLabel, readRegionLabel } from '../src/capacity/index.js';
-import { CapacityManager } from '../src/capacity/manager.js';
-import { FmError, ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/index.js';
+import { DcdDelivery, type Delivered, HotplugDelivery, type RegionLabel, readRegionLabel } from '../src/capacity/index.js';
+import { ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/index.js';
 import { grantsFromJournal, unfinishedAdds } from '../src/heads/index.js';
-import { Pool, readJournal } from '../src/pool/index.js';
+import { readJournal } from '../src/pool/index.js';
 import { QmpSession } from '../src/qmp/index.js';
 import { add, cleanups, code, GiB, MiB, manager, pool, StubDelivery } from './helpers/capacity.js';
 import { FakeQemu, fail, ok } from './helpers/fake-qemu.js';
