@@ -2,7 +2,7 @@
 // guest: the virtio port named cxl-mhd.fmld), speaks FmClient over it, and
 // prints results for people or as JSON. Extents are given as pool offsets;
 // the client reads the head's region base (5601h) and adds it, which is
-// correct for every delivery kind (DESIGN.md §2.2).
+// correct for every delivery kind (docs/capacity.md, docs/design.md §3).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
