@@ -9,6 +9,7 @@ import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+import { startServe } from './serve.js';
 
 type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
 const MiB = 2 ** 20;
@@ -26,30 +27,9 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
   const pool = `bench-load-${process.pid}`;
   const heads = 32;
   const capacityBytes = 16 * GiB;
-  const serve = spawn(
-    process.execPath,
-    [
-      'dist/src/cli/main.js',
-      'serve',
-      '--pool',
-      pool,
-      '--capacity',
-      '16G',
-      '--heads',
-      String(heads),
-      '--fm-socket',
-      '--run-dir',
-      runDir,
-      '--state-dir',
-      stateDir,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    },
-  );
+  const serve = await startServe({ pool, capacity: '16G', heads, runDir, stateDir });
   const children: ChildProcess[] = [];
   try {
-    await new Promise<void>((r) => serve.stdout?.on('data', (d) => String(d).includes('ready') && r()));
     for (let h = 0; h < heads; h++) {
       const args = headArgs({
         pool,

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchFmApi } from './fmapi.js';
+import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
+import { benchNorthbound } from './northbound.js';
 import { benchScenario } from './scenario.js';
 
 const MiB = 2 ** 20;
@@ -136,7 +138,9 @@ if (want('claim') || want('status')) {
 }
 if (want('attach')) await benchAttach(report);
 if (want('fmapi')) await benchFmApi(report);
+if (want('northbound')) await benchNorthbound(report);
 if (want('load')) await benchLoad(report);
 if (want('scenario')) await benchScenario(report);
+if (want('ldhotadd')) await benchLdHotAdd(report);
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);

@@ -85,14 +85,14 @@ export async function byHand(pool: string): Promise<Timing> {
     );
     await sh(0, 'cxl-mhd fm mhd-info');
     await Promise.all([1, 2].map((h) => sh(h, 'cxl-mhd fm identify 2>&1', (rc) => rc === 1)));
-    await sh(0, 'daxpoke fill $(cxlmhd-devdax mem0) 0 2097152 388817');
-    await Promise.all([1, 2].map((h) => sh(h, 'daxpoke check $(cxlmhd-devdax mem0) 0 2097152 388817')));
+    await sh(0, 'daxpoke fill $(cxl-mhd-devdax mem0) 0 2097152 388817');
+    await Promise.all([1, 2].map((h) => sh(h, 'daxpoke check $(cxl-mhd-devdax mem0) 0 2097152 388817')));
     const fd = openSync(dataObjectPath(pool), 'r+');
     writeSync(fd, patternBytes(0x5eed2n, 2 * MiB), 0, 2 * MiB, 2 ** 30);
     closeSync(fd);
     await sh(0, 'cxl-mhd fm add --host 1 --extent 1G:256M');
     while (!(await sh(1, 'ls /sys/bus/cxl/devices')).includes('mem1')) await sleep(500);
-    await sh(1, 'daxpoke check $(cxlmhd-devdax mem1) 0 2097152 388818');
+    await sh(1, 'daxpoke check $(cxl-mhd-devdax mem1) 0 2097152 388818');
     await sh(1, 'cxl disable-region -f all && cxl destroy-region -f all');
     await sh(0, 'cxl-mhd fm release --host 1 --extent 1G:256M');
     while ((await sh(1, 'ls /sys/bus/cxl/devices')).includes('mem1')) await sleep(500);

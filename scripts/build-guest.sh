@@ -3,8 +3,9 @@
 # the Debian trixie root that scripts/setup-qemu.sh debootstraps (kernel 6.12,
 # busybox-static, kmod, ndctl's `cxl`, `daxctl`, qemu-guest-agent's `qemu-ga`), plus guest/init as /init,
 # guest/cxl-mhd (runs the host's Node + the project's CLI over 9p; also
-# installed as `node`), guest/cxlmhd-devdax (memdev -> region -> /dev/daxX.Y)
-# and guest/daxpoke.c (a static mmap tool for /dev/daxX.Y) compiled here.
+# installed as `node`), guest/cxl-mhd-devdax (memdev or tag -> region ->
+# /dev/daxX.Y) and guest/daxpoke.c, daxstream.c, daxatomic.c (static tools
+# for /dev/daxX.Y) compiled here.
 #
 # Output (see docs/guest.md), one image per checkout, because the image
 # names the checkout that built it (/etc/cxl-mhd-project: the host path whose
@@ -70,7 +71,7 @@ done
 
 # --- inputs -----------------------------------------------------------------
 [[ -d "$ROOT" ]] || die "no guest root at $ROOT; run scripts/setup-qemu.sh (make qemu) first"
-for f in init cxl-mhd cxlmhd-devdax daxpoke.c; do
+for f in init cxl-mhd cxl-mhd-devdax daxpoke.c daxstream.c daxatomic.c; do
   [[ -f "$GUEST_SRC/$f" ]] || die "missing $GUEST_SRC/$f"
 done
 LDSO="$ROOT/lib64/ld-linux-x86-64.so.2"
@@ -291,10 +292,12 @@ log "modules: ${#mods[@]} files for: ${MODULES[*]}"
 install -m 0755 "$GUEST_SRC/init" "$S/init"
 install -m 0755 "$GUEST_SRC/cxl-mhd" "$S/usr/bin/cxl-mhd"
 ln -s cxl-mhd "$S/usr/bin/node"     # the same wrapper, running the host's Node itself
-install -m 0755 "$GUEST_SRC/cxlmhd-devdax" "$S/usr/bin/cxlmhd-devdax"
-"$CC" -std=c11 -O2 -Wall -Wextra -static -o "$S/usr/bin/daxpoke" "$GUEST_SRC/daxpoke.c" \
-  || die "cannot build daxpoke with $CC -static (needs the C library's static archive, libc6-dev)"
-strip "$S/usr/bin/daxpoke" 2>/dev/null || true
+install -m 0755 "$GUEST_SRC/cxl-mhd-devdax" "$S/usr/bin/cxl-mhd-devdax"
+for tool in daxpoke daxstream daxatomic; do
+  "$CC" -std=c11 -O2 -Wall -Wextra -static -o "$S/usr/bin/$tool" "$GUEST_SRC/$tool.c" \
+    || die "cannot build $tool with $CC -static (needs the C library's static archive, libc6-dev)"
+  strip "$S/usr/bin/$tool" 2>/dev/null || true
+done
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$S/etc/passwd"
 printf 'root:x:0:\n' >"$S/etc/group"
 ln -s /proc/mounts "$S/etc/mtab"

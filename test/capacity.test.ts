@@ -1,85 +1,17 @@
 // Capacity without real QEMU: CapacityManager's rules over a real shm pool,
 // and the deliveries against a fake QEMU that fails on cue — rollback on
 // every failure, nothing claimed or delivered half-way.
-import { afterEach, describe, expect, it } from 'vitest';
-import { DcdDelivery, type Delivered, type Delivery, HotplugDelivery } from '../src/capacity/index.js';
-import { CapacityManager } from '../src/capacity/manager.js';
-import { FmError, ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/index.js';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DcdDelivery, type Delivered, HotplugDelivery, type RegionLabel, readRegionLabel } from '../src/capacity/index.js';
+import { ReturnCode, SelectionPolicy, ZERO_TAG } from '../src/fmapi/index.js';
 import { grantsFromJournal, unfinishedAdds } from '../src/heads/index.js';
-import { Pool, readJournal } from '../src/pool/index.js';
+import { readJournal } from '../src/pool/index.js';
 import { QmpSession } from '../src/qmp/index.js';
+import { add, cleanups, code, GiB, MiB, manager, pool, StubDelivery } from './helpers/capacity.js';
 import { FakeQemu, fail, ok } from './helpers/fake-qemu.js';
-import { tempDir, uniquePoolName } from './helpers/pool.js';
-
-const MiB = 2 ** 20;
-const GiB = 2 ** 30;
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-
-function pool(heads = 3): Pool {
-  const p = Pool.create({
-    name: uniquePoolName('cap'),
-    stateDir: tempDir(),
-    capacityBytes: 2 * GiB,
-    blockBytes: 2 * MiB,
-    headCount: heads,
-  });
-  cleanups.push(() => p.close());
-  for (let h = 0; h < heads; h++) p.registerHead(h, 1000 + h);
-  return p;
-}
-
-/** A delivery that records calls and fails when told to. */
-class StubDelivery implements Delivery {
-  readonly kind = 'hotplug' as const;
-  readonly unit = 256 * MiB;
-  readonly regionBase = 0;
-  failAdd = false;
-  failRelease = false;
-  added: Delivered[] = [];
-  released: Delivered[] = [];
-  slots = 2;
-  capacityForPieces() {
-    return this.slots - this.added.length + this.released.length;
-  }
-  async add(pieces: { offset: number; len: number }[]) {
-    if (this.failAdd) throw new Error('device_add: Bus has no free slot');
-    const d = pieces.map((p) => ({ ...p, deviceId: `dev-${p.offset}` }));
-    this.added.push(...d);
-    return d;
-  }
-  async release(piece: Delivered) {
-    if (this.failRelease) throw new Error('cannot release extent with pending DPA range');
-    this.released.push(piece);
-    return { gone: Promise.resolve() };
-  }
-}
-
-function manager(p: Pool, deliveries: Record<number, Delivery>) {
-  return new CapacityManager(p, { serial: 0x1234n, deliveryOf: (h) => deliveries[h] });
-}
-
-async function code(fn: () => unknown): Promise<number | string> {
-  try {
-    await fn();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof FmError) return e.code;
-    throw e;
-  }
-}
-
-const add = (hostId: number, extents: [number, number][], extra: Partial<Parameters<CapacityManager['initiateAdd']>[0]> = {}) => ({
-  hostId,
-  selectionPolicy: SelectionPolicy.Prescriptive,
-  region: 0,
-  length: 0,
-  tag: ZERO_TAG,
-  extents: extents.map(([startDpa, len]) => ({ startDpa, len, tag: ZERO_TAG, sharedSeq: 0 })),
-  ...extra,
-});
+import { tempDir } from './helpers/pool.js';
 
 describe('CapacityManager', () => {
   it('claims, delivers and lists; release frees the blocks once the delivery is gone', async () => {
@@ -271,6 +203,59 @@ describe('deliveries against a fake QEMU', () => {
     expect(first).toMatchObject({ driver: 'cxl-type3', bus: 'rp1', id: 'cxl-mhd-ld-rp1', sn: 7 });
     const obj = fake.received.find((c) => c.execute === 'object-add')?.arguments;
     expect(obj).toMatchObject({ 'qom-type': 'memory-backend-file', 'mem-path': '/dev/shm/x.mem', offset: 0, size: 256 * MiB, share: true });
+  });
+
+  it('a tagged hot-add carries its label area: a 0600 file written before device_add, passed as lsa=, removed with the LD and on dispose', async () => {
+    const { fake, socket } = FakeQemu.pair();
+    const qmp = await session(fake, socket);
+    const present = new Set<string>();
+    const seenAtDeviceAdd: (RegionLabel | null)[] = [];
+    fake.handle('object-add', () => ok());
+    fake.handle('object-del', () => ok());
+    fake.handle('device_add', (cmd) => {
+      const lsaObj = fake.received.find((c) => c.execute === 'object-add' && c.arguments?.id === cmd.arguments?.lsa);
+      seenAtDeviceAdd.push(lsaObj ? readRegionLabel(readFileSync(String(lsaObj.arguments?.['mem-path']))) : null);
+      present.add(String(cmd.arguments?.id));
+      return ok();
+    });
+    fake.handle('device_del', (cmd) => {
+      present.delete(String(cmd.arguments?.id));
+      return ok();
+    });
+    fake.handle('qom-get', (cmd) =>
+      present.has(String(cmd.arguments?.path).split('/').pop() ?? '') ? ok('cxl-type3') : fail('DeviceNotFound', 'Device not found'),
+    );
+    const dir = tempDir();
+    const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1', 'rp2', 'rp3'], new Map(), () => 7n, {
+      pollMs: 5,
+      lsaPath: (n) => join(dir, `lsa.${n}`),
+      lsaLeftovers: () => readdirSync(dir).map((f) => join(dir, f)),
+    });
+    const tag = '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b';
+    const [a, b, plain] = await d.add([
+      { offset: 0, len: 256 * MiB, label: { uuid: tag, nlabel: 2, position: 1, rawsize: 256 * MiB } },
+      { offset: GiB, len: 256 * MiB, label: { uuid: tag, nlabel: 2, position: 0, rawsize: 256 * MiB } },
+      { offset: 512 * MiB, len: 256 * MiB },
+    ]);
+    expect(seenAtDeviceAdd).toEqual([
+      { uuid: tag, nlabel: 2, position: 1, rawsize: 256 * MiB },
+      { uuid: tag, nlabel: 2, position: 0, rawsize: 256 * MiB },
+      null,
+    ]);
+    const adds = fake.received.filter((c) => c.execute === 'device_add').map((c) => c.arguments);
+    expect(adds[0]).toMatchObject({
+      lsa: expect.stringMatching(/^cxl-mhd-lsa-\d+$/),
+      'volatile-memdev': expect.stringMatching(/^cxl-mhd-ldmem-\d+$/),
+    });
+    expect(adds[2]).not.toHaveProperty('lsa');
+    expect(plain?.lsaPath).toBeUndefined();
+    expect(statSync(a?.lsaPath as string).mode & 0o777).toBe(0o600);
+    expect(statSync(a?.lsaPath as string).size).toBe(4096);
+    await (await d.release(a as Delivered)).gone;
+    expect(existsSync(a?.lsaPath as string)).toBe(false);
+    expect(existsSync(b?.lsaPath as string)).toBe(true);
+    d.dispose(); // the head's QEMU is gone
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('hot-remove waits for the device to leave QOM before the port is reused', async () => {

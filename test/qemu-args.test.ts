@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fixedWindowBytes, headArgs, headSerial, parseStaticWindow } from '../src/qemu/index.js';
+import { headArgs, headLayout, headSerial, parseStaticWindow, physBitsFor } from '../src/qemu/index.js';
 import { tempDir } from './helpers/pool.js';
 
 const MiB = 2 ** 20;
@@ -29,11 +29,25 @@ describe('qemu-args', () => {
     expect(headSerial('p', 3)).toBeLessThan(2n ** 53n);
   });
 
-  it('sizes the CXL fixed window for the static window plus every spare port', () => {
-    expect(fixedWindowBytes({ capacityBytes: 2 * GiB, static: { offset: 0, size: 256 * MiB, exclusive: false }, sparePorts: 2 })).toBe(
-      256 * MiB + 4 * GiB,
-    );
-    expect(fixedWindowBytes({ capacityBytes: 2 * GiB, sparePorts: 0 })).toBe(256 * MiB);
+  it('lays out one bridge and window per port, and asks for phys-bits only when the windows need them', () => {
+    const l = headLayout({ capacityBytes: 2 * GiB, static: { offset: 0, size: 256 * MiB, exclusive: false }, sparePorts: 2 });
+    expect(l.map((b) => [b.id, b.port.id, b.windowBytes])).toEqual([
+      ['cxl-mhd-hb', 'cxl-mhd-rp0', 256 * MiB],
+      ['cxl-mhd-hb1', 'cxl-mhd-rp1', 2 * GiB],
+      ['cxl-mhd-hb2', 'cxl-mhd-rp2', 2 * GiB],
+    ]);
+    expect(headLayout({ capacityBytes: 2 * GiB, delivery: 'dcd' }).map((b) => b.windowBytes)).toEqual([2 * GiB]);
+    expect(headLayout({ capacityBytes: GiB, sparePorts: 16 })).toHaveLength(16);
+    expect(() => headLayout({ capacityBytes: GiB, sparePorts: 17 })).toThrow(/0\.\.16: QEMU 10\.0 allows 17 CXL host bridges/);
+    expect(physBitsFor(16 * 4 * GiB, GiB)).toBeNull();
+    // 16 windows of 64 GiB: QEMU refused them with its default 40 bits (docs/qemu-facts.md §7)
+    expect(physBitsFor(16 * 64 * GiB, GiB)).toBe(46);
+    expect(() => physBitsFor(2 ** 53, GiB)).toThrow(/52 physical address bits/);
+    const big = headArgs({ pool: 'p', head: 0, runDir: '/r', capacityBytes: 64 * GiB, sparePorts: 16 }).join(' ');
+    expect(big).toContain('-cpu max,hypervisor=off,phys-bits=46');
+    const none = headArgs({ pool: 'p', head: 0, runDir: '/r', capacityBytes: GiB, sparePorts: 0 }).join(' ');
+    expect(none).toContain('cxl-fmw.0.targets.0=cxl-mhd-hb,cxl-fmw.0.size=256M');
+    expect(none).not.toContain('cxl-rp');
   });
 
   it('emits the verified device set', () => {
@@ -47,8 +61,10 @@ describe('qemu-args', () => {
     });
     const joined = args.join(' ');
     expect(args[0]).toBe('-S');
-    expect(joined).toContain('-machine q35,cxl=on,accel=tcg,cxl-fmw.0.targets.0=cxl-mhd-hb,cxl-fmw.0.size=1280M');
-    expect(joined).toContain('-cpu max,hypervisor=off');
+    expect(joined).toContain(
+      '-machine q35,cxl=on,accel=tcg,cxl-fmw.0.targets.0=cxl-mhd-hb,cxl-fmw.0.size=256M,cxl-fmw.1.targets.0=cxl-mhd-hb1,cxl-fmw.1.size=1024M',
+    );
+    expect(args[args.indexOf('-cpu') + 1]).toBe('max,hypervisor=off');
     expect(joined).toContain('-chardev socket,id=cxl-mhd,path=/r/p1/head2.sock,reconnect-ms=1000');
     expect(joined).toContain('-mon chardev=cxl-mhd,mode=control');
     expect(joined).toContain(

@@ -2,9 +2,13 @@
 // LD hot-add (a cxl-type3 on a spare root port, for stock guests) or DCD
 // extents (for DCD-capable guests). One object per attached head, speaking
 // QMP to that head's QEMU; the pool's bookkeeping stays in CapacityManager.
-import { CAPACITY_UNIT } from '../pool/index.js';
-import { ldBackendId, ldDeviceId, ldSerial, peripheralPath } from '../qemu/index.js';
+// A tagged hot-added LD also gets a label storage area naming its tag
+// (lsa.ts), a small 0600 file in /dev/shm that lives as long as the LD.
+import { rmSync, writeFileSync } from 'node:fs';
+import { CAPACITY_UNIT, lsaObjectPath, lsaObjectsOf } from '../pool/index.js';
+import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath } from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
+import { LSA_BYTES, lsaImage, type RegionLabel } from './lsa.js';
 
 export type DeliveryKind = 'hotplug' | 'dcd';
 
@@ -14,9 +18,16 @@ export type DeliveryConfig =
   | { kind: 'hotplug'; ports: string[]; occupied: Map<string, string> };
 
 /** The delivery a head's configuration calls for. */
-export function deliveryFor(qmp: QmpSession, cfg: DeliveryConfig, pool: { name: string; dataPath: string; blockBytes: number }): Delivery {
+export function deliveryFor(
+  qmp: QmpSession,
+  cfg: DeliveryConfig,
+  pool: { name: string; dataPath: string; blockBytes: number; head: number },
+): Delivery {
   if (cfg.kind === 'dcd') return new DcdDelivery(qmp, cfg.devicePath, pool.blockBytes, cfg.regionBase);
-  return new HotplugDelivery(qmp, pool.dataPath, cfg.ports, cfg.occupied, (port) => ldSerial(pool.name, port));
+  return new HotplugDelivery(qmp, pool.dataPath, cfg.ports, cfg.occupied, (port) => ldSerial(pool.name, port), {
+    lsaPath: (n) => lsaObjectPath(pool.name, pool.head, n),
+    lsaLeftovers: () => lsaObjectsOf(pool.name, pool.head),
+  });
 }
 
 /** One contiguous piece of the pool delivered to a head. */
@@ -25,11 +36,18 @@ export interface Piece {
   len: number;
 }
 
+/** A piece to deliver; a tagged one carries the region label its LD's label area shows the guest. */
+export interface LabelledPiece extends Piece {
+  label?: RegionLabel;
+}
+
 /** What a delivery remembers about a piece in QEMU (device ids for hot-add). */
 export interface Delivered extends Piece {
   deviceId?: string;
   backendId?: string;
   port?: string;
+  /** The LD's label area file (tagged hot-adds). */
+  lsaPath?: string;
 }
 
 export interface Delivery {
@@ -41,9 +59,11 @@ export interface Delivery {
   /** How many more pieces this head can take now. */
   capacityForPieces(): number;
   /** Delivers all pieces or none: on failure, what was delivered is withdrawn before rejecting. */
-  add(pieces: Piece[]): Promise<Delivered[]>;
+  add(pieces: LabelledPiece[]): Promise<Delivered[]>;
   /** Starts taking a piece back; resolves when QEMU accepted. `gone` resolves when the blocks may be reused. */
   release(piece: Delivered): Promise<{ gone: Promise<void> }>;
+  /** The head's QEMU is gone: drop what the delivery kept outside QEMU (label area files). */
+  dispose(): void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,52 +87,62 @@ export class HotplugDelivery implements Delivery {
     private readonly ports: string[],
     occupied: Map<string, string>,
     private readonly serialFor: (port: string) => bigint,
-    opts: { pollMs?: number; removalTimeoutMs?: number } = {},
+    opts: { pollMs?: number; removalTimeoutMs?: number; lsaPath?: (n: number) => string; lsaLeftovers?: () => string[] } = {},
   ) {
     for (const [p, d] of occupied) this.busy.set(p, d);
     this.nextBackend = Date.now();
     this.pollMs = opts.pollMs ?? 100;
     this.removalTimeoutMs = opts.removalTimeoutMs ?? 60_000;
+    this.lsaPath = opts.lsaPath ?? null;
+    this.lsaLeftovers = opts.lsaLeftovers ?? (() => []);
   }
   private readonly pollMs: number;
   private readonly removalTimeoutMs: number;
+  private readonly lsaPath: ((n: number) => string) | null;
+  private readonly lsaLeftovers: () => string[];
 
   capacityForPieces(): number {
     return this.ports.filter((p) => !this.busy.has(p)).length;
   }
 
-  async add(pieces: Piece[]): Promise<Delivered[]> {
+  async add(pieces: LabelledPiece[]): Promise<Delivered[]> {
     const free = this.ports.filter((p) => !this.busy.has(p));
     if (free.length < pieces.length) throw new Error(`only ${free.length} spare CXL root port(s) free for ${pieces.length} extent(s)`);
     const done: Delivered[] = [];
     try {
-      for (const [i, piece] of pieces.entries()) {
+      for (const [i, { label, ...piece }] of pieces.entries()) {
         const port = free[i] as string;
-        const backendId = ldBackendId(this.nextBackend++);
+        const n = this.nextBackend++;
+        const backendId = ldBackendId(n);
         const deviceId = ldDeviceId(port);
-        await this.qmp.execute('object-add', {
-          'qom-type': 'memory-backend-file',
-          id: backendId,
-          'mem-path': this.dataPath,
-          offset: piece.offset,
-          size: piece.len,
-          share: true,
-        });
-        // The backend object exists from here on, even if device_add fails: QEMU can't always delete it.
+        const lsa = label && this.lsaPath ? { id: ldLsaBackendId(n), path: this.lsaPath(n) } : null;
+        // The label area is written before device_add: the guest may read it as soon as the device appears.
+        if (lsa) writeFileSync(lsa.path, lsaImage(label as RegionLabel), { mode: 0o600, flag: 'wx' });
+        const made: string[] = [];
         try {
+          for (const obj of [
+            { id: backendId, 'mem-path': this.dataPath, offset: piece.offset, size: piece.len },
+            ...(lsa ? [{ id: lsa.id, 'mem-path': lsa.path, size: LSA_BYTES }] : []),
+          ]) {
+            await this.qmp.execute('object-add', { 'qom-type': 'memory-backend-file', ...obj, share: true });
+            made.push(obj.id);
+          }
           await this.qmp.execute('device_add', {
             driver: 'cxl-type3',
             bus: port,
             'volatile-memdev': backendId,
+            ...(lsa ? { lsa: lsa.id } : {}),
             id: deviceId,
             sn: Number(this.serialFor(port)),
           });
         } catch (e) {
-          await this.qmp.execute('object-del', { id: backendId }).catch(() => undefined);
+          // The backend objects exist from their object-add on, even if device_add fails: QEMU can't always delete them.
+          for (const id of made) await this.qmp.execute('object-del', { id }).catch(() => undefined);
+          if (lsa) rmSync(lsa.path, { force: true });
           throw e;
         }
         this.busy.set(port, deviceId);
-        done.push({ ...piece, deviceId, backendId, port });
+        done.push({ ...piece, deviceId, backendId, port, ...(lsa ? { lsaPath: lsa.path } : {}) });
       }
       return done;
     } catch (e) {
@@ -151,10 +181,21 @@ export class HotplugDelivery implements Delivery {
       await sleep(this.pollMs);
     }
     if (piece.port) this.busy.delete(piece.port);
-    // The memory backend can't be deleted in QEMU 10.0 (it stays "in use"); try, for newer QEMUs.
+    // The memory backends can't be deleted in QEMU 10.0 (they stay "in use"); try, for newer QEMUs.
     if (piece.backendId) await this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
+    if (piece.lsaPath) {
+      await this.qmp.execute('object-del', { id: ldLsaBackendId(lsaNumber(piece.lsaPath)) }).catch(() => undefined);
+      // QEMU may still map it; unlinking only drops the name, and nothing will read it again.
+      rmSync(piece.lsaPath, { force: true });
+    }
+  }
+
+  dispose(): void {
+    for (const f of this.lsaLeftovers()) rmSync(f, { force: true });
   }
 }
+
+const lsaNumber = (path: string): number => Number(path.slice(path.lastIndexOf('.') + 1));
 
 /** DCD extents on the head's DC region, which spans the whole pool file. */
 export class DcdDelivery implements Delivery {
@@ -174,7 +215,7 @@ export class DcdDelivery implements Delivery {
   }
 
   // QEMU 10.0 does not support tags on DC extents; the backend keeps them (5603h reports them).
-  async add(pieces: Piece[]): Promise<Delivered[]> {
+  async add(pieces: LabelledPiece[]): Promise<Delivered[]> {
     if (pieces.length > DcdDelivery.MAX_EXTENTS_PER_ADD) {
       throw new Error(`at most ${DcdDelivery.MAX_EXTENTS_PER_ADD} extents per add: the device's event log holds 8 records`);
     }
@@ -185,7 +226,7 @@ export class DcdDelivery implements Delivery {
       region: 0,
       extents: pieces.map((p) => ({ offset: p.offset, len: p.len })),
     });
-    return pieces.map((p) => ({ ...p }));
+    return pieces.map((p) => ({ offset: p.offset, len: p.len }));
   }
 
   async release(piece: Delivered): Promise<{ gone: Promise<void> }> {
@@ -199,4 +240,6 @@ export class DcdDelivery implements Delivery {
     // QEMU reports no extent state: the release it accepted is the last word we get.
     return { gone: Promise.resolve() };
   }
+
+  dispose(): void {}
 }

@@ -1,4 +1,5 @@
-// Public surface of capacity: grants (FM-API backend) and their delivery to QEMU.
+// Public surface of capacity: grants (FM-API backend), tagged allocations and their delivery to QEMU.
+export { type AddReleaser, type AllocationView, addToHosts, allocationsOf } from './allocations.js';
 export {
   DcdDelivery,
   type Delivered,
@@ -7,8 +8,10 @@ export {
   type DeliveryKind,
   deliveryFor,
   HotplugDelivery,
+  type LabelledPiece,
   type Piece,
 } from './delivery.js';
+export { LSA_BYTES, lsaImage, type RegionLabel, readRegionLabel } from './lsa.js';
 export {
   type CapacityEvent,
   CapacityManager,

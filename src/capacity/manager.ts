@@ -2,7 +2,8 @@
 // answers the informational commands from the pool and the attached heads,
 // and turns Initiate DC Add/Release into block claims (all-or-nothing,
 // journaled) plus deliveries to the head's QEMU. It owns the per-head list
-// of grants (extents) and their generation numbers.
+// of grants (extents) and their generation numbers; the tag rules of shared
+// allocations are allocations.ts's.
 import {
   type AddRequest,
   type DcdInfoResponse,
@@ -26,6 +27,7 @@ import {
   ZERO_TAG,
 } from '../fmapi/index.js';
 import { type Pool, PoolError } from '../pool/index.js';
+import { type AllocationView, TagRegistry } from './allocations.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 
 export interface Grant {
@@ -76,6 +78,7 @@ const TAGS_SUPPORTED = 1024;
 export class CapacityManager implements FmBackend {
   private readonly grants = new Map<number, Grant[]>();
   private readonly generations = new Map<number, number>();
+  private readonly tags = new TagRegistry((tag) => [...this.grants].filter(([, l]) => l.some((g) => g.tag === tag)).map(([h]) => h));
   /** One FM-API mutation at a time: claims and deliveries must not interleave. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Time spent carrying out adds and releases (claims + QMP), for the benchmarks' accounting. */
@@ -162,7 +165,12 @@ export class CapacityManager implements FmBackend {
   extentList(req: ExtentListRequest): ExtentListResponse {
     this.checkHost(req.hostId);
     const base = this.opts.deliveryOf(req.hostId)?.regionBase ?? 0;
-    const all: Extent[] = this.grantsOf(req.hostId).map((g) => ({ startDpa: base + g.offset, len: g.len, tag: g.tag, sharedSeq: 0 }));
+    const all: Extent[] = this.grantsOf(req.hostId).map((g) => ({
+      startDpa: base + g.offset,
+      len: g.len,
+      tag: g.tag,
+      sharedSeq: g.shared ? this.tags.seq(g.tag, g.offset) : 0,
+    }));
     return {
       hostId: req.hostId,
       startIndex: req.startIndex,
@@ -219,6 +227,7 @@ export class CapacityManager implements FmBackend {
       req.selectionPolicy === SelectionPolicy.Prescriptive || shared
         ? this.prescribed(req, d)
         : this.choose(req.length, d, req.selectionPolicy);
+    const labels = this.tags.admit(req.hostId, req.tag, shared, pieces);
     if (pieces.length > d.capacityForPieces()) {
       throw new FmError(
         ReturnCode.ResourcesExhausted,
@@ -245,7 +254,7 @@ export class CapacityManager implements FmBackend {
     }
     let delivered: Delivered[];
     try {
-      delivered = await d.add(pieces);
+      delivered = await d.add(pieces.map((p, i) => ({ ...p, label: labels[i] })));
     } catch (e) {
       unstage();
       throw new FmError(ReturnCode.InternalError, `QEMU refused the ${d.kind} delivery to head ${req.hostId}: ${(e as Error).message}`);
@@ -265,6 +274,7 @@ export class CapacityManager implements FmBackend {
       list.push({ head: req.hostId, offset: dv.offset, len: dv.len, tag: req.tag, shared, delivered: dv, state: 'active' });
     list.sort((a, b) => a.offset - b.offset);
     this.grants.set(req.hostId, list);
+    this.tags.record(req.tag, shared, pieces);
     this.changed(req.hostId);
     for (const dv of delivered) {
       this.emit({ kind: 'capacity-added', head: req.hostId, offset: dv.offset, len: dv.len, shared, tag: tagOrNull(req.tag), via });
@@ -355,6 +365,7 @@ export class CapacityManager implements FmBackend {
           );
         return g;
       });
+      this.tags.checkWhole(req.hostId, targets, active);
     }
     // One durable write per release, before the answer: what QEMU accepted is
     // marked releasing; the blocks are freed (journaled) once QEMU dropped them.
@@ -419,6 +430,7 @@ export class CapacityManager implements FmBackend {
   adopt(head: number, grants: Omit<Grant, 'state' | 'head'>[]): void {
     const list = grants.map((g) => ({ ...g, head, state: 'active' as const })).sort((a, b) => a.offset - b.offset);
     this.grants.set(head, list);
+    this.tags.adopt(list);
     this.changed(head);
     for (const g of list) {
       this.emit({ kind: 'capacity-added', head, offset: g.offset, len: g.len, shared: g.shared, tag: tagOrNull(g.tag), via: VIA.recovery });
@@ -447,6 +459,11 @@ export class CapacityManager implements FmBackend {
         }
       }
     });
+  }
+
+  /** Tagged allocations with their holders (status). */
+  allocations(): AllocationView[] {
+    return this.tags.list();
   }
 
   grantsOf(head: number): Grant[] {

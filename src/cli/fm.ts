@@ -2,10 +2,12 @@
 // guest: the virtio port named cxl-mhd.fmld), speaks FmClient over it, and
 // prints results for people or as JSON. Extents are given as pool offsets;
 // the client reads the head's region base (5601h) and adds it, which is
-// correct for every delivery kind (DESIGN.md §2.2).
+// correct for every delivery kind (docs/capacity.md, docs/design.md §3).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
+// Not capacity/index.js: that pulls in the pool's native addon, which the guest-side FM client has no use for.
+import { addToHosts } from '../capacity/allocations.js';
 import { UsageError } from '../errors/index.js';
 import { FmClient, FmError, openPort, PayloadError, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
 import { formatSize, parseSize } from '../pool/index.js';
@@ -183,21 +185,21 @@ export function addFmCommands(program: Command): void {
     });
 
   fm.command('add')
-    .description('5604h Initiate Dynamic Capacity Add: give a head pool capacity')
-    .requiredOption('--host <h>', 'head id')
+    .description('5604h Initiate Dynamic Capacity Add: give one head (or, with a tag, several) pool capacity')
+    .requiredOption('--host <h[,h...]>', 'head id; several (with --shared --tag) get the same allocation, all or none')
     .option('--region <r>', 'DC region', '0')
     .option('--extent <offset:len...>', 'pool byte ranges, e.g. 1G:256M (prescriptive)')
     .option('--length <size>', 'how much to add when the device chooses (with --policy free|contiguous)')
     .addOption(new Option('--policy <p>', 'selection policy').choices(['prescriptive', 'free', 'contiguous']).default('prescriptive'))
     .option('--shared', 'enable shared access: other heads may hold the same blocks')
-    .option('--tag <uuid>', 'tag the extents (release by tag later)')
+    .option('--tag <uuid>', 'tag the extents: names the allocation (guests find it by tag; release by tag later)')
     .action(
       async (
         a: { host: string; region: string; extent?: string[]; length?: string; policy: string; shared?: boolean; tag?: string },
         cmd: Command,
       ) => {
         const o = opts(cmd);
-        const host = parseUint(a.host, '--host', 0xffff);
+        const hosts = a.host.split(',').map((h) => parseUint(h.trim(), '--host', 0xffff));
         const region = parseUint(a.region, '--region', 7);
         const tag = parseTag(a.tag);
         const pieces = (a.extent ?? []).map(parseExtent);
@@ -206,29 +208,34 @@ export function addFmCommands(program: Command): void {
         if (chooses ? !a.length || pieces.length > 0 : pieces.length === 0) {
           throw new UsageError(chooses ? `--policy ${a.policy} takes --length, not --extent` : 'give at least one --extent OFFSET:LEN');
         }
-        await withClient(o, async (c) => {
-          const base = (await c.regionConfig(host)).regions[region]?.base ?? 0;
-          const policy = a.shared
-            ? SelectionPolicy.EnableSharedAccess
-            : a.policy === 'free'
-              ? SelectionPolicy.Free
-              : a.policy === 'contiguous'
-                ? SelectionPolicy.Contiguous
-                : SelectionPolicy.Prescriptive;
-          await c.add({
-            host,
-            region,
-            selectionPolicy: policy,
-            extents: pieces.map((p) => ({ startDpa: base + p.offset, len: p.len })),
-            ...(chooses ? { length: parseSize(a.length as string, '--length') } : {}),
-            tag,
-          });
-        });
-        out(
-          o,
-          { ok: true, host, extents: pieces },
-          () =>
-            `head ${host}: added ${chooses ? a.length : pieces.map((p) => `${formatSize(p.len)} at pool offset ${p.offset}`).join(', ')}`,
+        if (hosts.length > 1 && (!a.shared || tag === ZERO_TAG))
+          throw new UsageError('several --host need --shared and --tag: one allocation, named by its tag, on every head');
+        const policy = a.shared
+          ? SelectionPolicy.EnableSharedAccess
+          : a.policy === 'free'
+            ? SelectionPolicy.Free
+            : a.policy === 'contiguous'
+              ? SelectionPolicy.Contiguous
+              : SelectionPolicy.Prescriptive;
+        await withClient(o, (c) =>
+          addToHosts(
+            {
+              initiateAdd: (r) => c.call('initiateAdd', r).then(() => undefined),
+              initiateRelease: (r) => c.call('initiateRelease', r).then(() => undefined),
+            },
+            hosts,
+            async (hostId) => {
+              const base = (await c.regionConfig(hostId)).regions[region]?.base ?? 0;
+              const extents = pieces.map((p) => ({ startDpa: base + p.offset, len: p.len, tag, sharedSeq: 0 }));
+              const length = chooses ? parseSize(a.length as string, '--length') : extents.reduce((n, e) => n + e.len, 0);
+              return { hostId, region, selectionPolicy: policy, extents, length, tag };
+            },
+            (msg) => hosts.length > 1 && !o.json && process.stderr.write(`${msg}\n`),
+          ),
+        );
+        const what = chooses ? a.length : pieces.map((p) => `${formatSize(p.len)} at pool offset ${p.offset}`).join(', ');
+        out(o, { ok: true, host: hosts.length === 1 ? hosts[0] : hosts, extents: pieces, tag: tag === ZERO_TAG ? null : tag }, () =>
+          hosts.length === 1 ? `head ${hosts[0]}: added ${what}` : `heads ${hosts.join(', ')}: added ${what} tagged ${tag}`,
         );
       },
     );

@@ -3,6 +3,8 @@
 // the work is done by the pool, heads, qemu and fmapi modules.
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
+// Not capacity/index.js, which loads the native addon: see fm.ts.
+import { type AllocationView, allocationsOf } from '../capacity/allocations.js';
 import { isCodedError, UsageError } from '../errors/index.js';
 import { Backend, type HeadRecord, readHeadRecords } from '../heads/index.js';
 import {
@@ -18,6 +20,7 @@ import {
 } from '../pool/index.js';
 import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
+import { addHttpCommands, checkHttpOptions, type HttpServeOptions, readHttpRecord, startHttp } from './http.js';
 import { addLeaseCommands } from './lease.js';
 import { addRunCommand, demoScenarioPath, runScenarioFile } from './run.js';
 import { notifyReady } from './sd-notify.js';
@@ -60,6 +63,9 @@ function parseMs(text: string, what: string): number {
 }
 
 type StatusWithRecords = PoolStatus & {
+  http?: { url: string; redfish: string; sse: string; pid: number; usersFile: string; stateFile: string; fmSocket: string };
+  /** Tagged allocations and the heads holding them (with a running backend's records). */
+  allocations?: AllocationView[];
   heads: (PoolStatus['heads'][number] & {
     phase?: string;
     reason?: string | null;
@@ -70,15 +76,32 @@ type StatusWithRecords = PoolStatus & {
 
 /** Adds what the backend recorded per head (refusal reasons) when it is there to read. */
 function withRecords(s: PoolStatus, runDir: string): StatusWithRecords {
+  const rec = s.backend.running ? readHttpRecord(runDir, s.pool) : null;
+  const withHttp = rec
+    ? {
+        ...s,
+        http: {
+          url: rec.url,
+          redfish: rec.redfish,
+          sse: rec.sse,
+          pid: rec.pid,
+          usersFile: rec.usersFile,
+          stateFile: rec.stateFile,
+          fmSocket: rec.fmSocket,
+        },
+      }
+    : s;
+  return withHeadRecords(withHttp, runDir);
+}
+
+function withHeadRecords(s: StatusWithRecords, runDir: string): StatusWithRecords {
   const records = readHeadRecords(runDir, s.pool);
   if (!records) return s;
-  return {
-    ...s,
-    heads: s.heads.map((h) => {
-      const r = records.find((x) => x.head === h.id);
-      return r ? { ...h, phase: r.phase, reason: r.reason, delivery: r.delivery ?? null, grants: r.grants ?? [] } : h;
-    }),
-  };
+  const heads = s.heads.map((h) => {
+    const r = records.find((x) => x.head === h.id);
+    return r ? { ...h, phase: r.phase, reason: r.reason, delivery: r.delivery ?? null, grants: r.grants ?? [] } : h;
+  });
+  return { ...s, heads, allocations: allocationsOf(heads) };
 }
 
 function renderStatus(s: StatusWithRecords): string {
@@ -86,6 +109,12 @@ function renderStatus(s: StatusWithRecords): string {
     `pool ${s.pool}: ${formatSize(s.capacityBytes)} in ${s.blockCount} blocks of ${formatSize(s.blockBytes)}, ${s.headCount} heads`,
     `backend: ${s.backend.running ? `running${s.backend.pid ? ` (pid ${s.backend.pid})` : ''}` : 'not running'}`,
     `FM-LD owner: ${s.fmldOwner === null ? 'none' : `head ${s.fmldOwner}`}`,
+    ...(s.http
+      ? [
+          `http: ${s.http.url} (Redfish ${s.http.redfish}, events ${s.http.sse})`,
+          `  users ${s.http.usersFile}; chunks and connections ${s.http.stateFile}; FM-API via ${s.http.fmSocket}`,
+        ]
+      : []),
     `free: ${formatSize(s.freeBytes)}`,
     'head  attached  pid       granted   shared',
   ];
@@ -102,6 +131,11 @@ function renderStatus(s: StatusWithRecords): string {
         }`,
       );
     }
+  }
+  if (s.allocations?.length) lines.push(`${'allocation (tag)'.padEnd(38)}${'extents'.padEnd(32)}holders`);
+  for (const a of s.allocations ?? []) {
+    const ext = a.extents.map((e, i) => `#${i} ${formatSize(e.len)}@${e.offset}`).join(', ');
+    lines.push(`${a.tag}  ${(a.shared ? ext : `${ext} (exclusive)`).padEnd(30)}  heads ${a.holders.join(', ')}`);
   }
   return lines.join('\n');
 }
@@ -208,7 +242,13 @@ export function buildProgram(): Command {
       .option('--socket-group <group>', 'make head sockets 0660 for this group (default 0600)')
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
       .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
-      .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached'),
+      .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached')
+      .option(
+        '--http <addr:port>',
+        'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
+      )
+      .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
+      .option('--http-allow-remote', 'let --http listen on a non-loopback address'),
   ).action(
     async (
       o: DirOpts & {
@@ -221,9 +261,10 @@ export function buildProgram(): Command {
         allowUid?: string[];
         qmpTimeout: string;
         fmSocket?: boolean;
-      },
+      } & HttpServeOptions,
     ) => {
       const dirs = resolveDirs(o);
+      const httpAt = checkHttpOptions(o);
       const logger = pino({ base: undefined }, pino.destination(2));
       const mode = o.mode === undefined ? undefined : parseMode(o.mode);
       if (mode !== undefined && o.capacity && o.heads && !Pool.exists(o.pool)) {
@@ -247,8 +288,17 @@ export function buildProgram(): Command {
         },
         logger,
         qmpTimeoutMs: parseMs(o.qmpTimeout, '--qmp-timeout'),
-        fmSocket: o.fmSocket === true,
+        fmSocket: o.fmSocket === true || httpAt !== null,
       });
+      let http: Awaited<ReturnType<typeof startHttp>> | null = null;
+      if (httpAt) {
+        try {
+          http = await startHttp(backend, httpAt, { ...o, ...dirs }, logger);
+        } catch (e) {
+          await backend.stop();
+          throw e;
+        }
+      }
       const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: shutting down; attached QEMUs keep running and reconnect to the next backend`);
@@ -257,12 +307,15 @@ export function buildProgram(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
         // Only now: whoever waits for "ready" may signal at once, and without a handler SIGTERM kills outright.
-        console.log(`cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}`);
+        console.log(
+          `cxl-mhd: pool ${o.pool} ready: ${backend.headCount} head sockets in ${dirs.runDir}/${o.pool}${http ? `; Redfish on ${http.url}/redfish/v1` : ''}`,
+        );
       });
       // Only now: a manager may send SIGTERM the moment it reads READY=1.
       const notifyProblem = await notifyReady(`serving pool ${o.pool}: ${backend.headCount} head sockets`);
       if (notifyProblem) logger.warn(notifyProblem);
       await stopped;
+      await http?.close();
       await backend.stop();
       logger.flush();
     },
@@ -330,6 +383,7 @@ export function buildProgram(): Command {
 
   addFmCommands(program);
   addLeaseCommands(program);
+  addHttpCommands(program);
   addRunCommand(program);
 
   program

@@ -2,6 +2,8 @@
 // window of this pool's data object (through QMP qom-list/qom-get) and
 // judges whether a static window is acceptable. Exclusivity is read from
 // the VM's own configuration: the memory backend's id ends in "-excl".
+// The layout (one CXL host bridge per root port, or older VMs' one bridge
+// with several ports) does not matter here: spare ports are found by id.
 import type { DeliveryConfig } from '../capacity/index.js';
 import { CAPACITY_UNIT, type Header } from '../pool/index.js';
 import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/index.js';
@@ -21,6 +23,8 @@ export interface PoolWindow {
   size: number;
   share: boolean;
   exclusive: boolean;
+  /** The file behind the device's label storage area (a tagged hot-added LD), if it has one. */
+  lsaPath?: string;
 }
 
 interface QomEntry {
@@ -48,7 +52,10 @@ export async function discoverWindows(qmp: QomReader): Promise<PoolWindow[]> {
       if (backendType !== 'memory-backend-file') continue;
       const get = (property: string) => qmp.execute<unknown>('qom-get', { path: backendPath, property });
       const backendId = backendPath.split('/').pop() ?? '';
+      const lsa = await qmp.execute<string>('qom-get', { path: devPath, property: 'lsa' }).catch(() => '');
+      const lsaPath = lsa ? String(await qmp.execute<unknown>('qom-get', { path: lsa, property: 'mem-path' }).catch(() => '')) : '';
       out.push({
+        ...(lsaPath ? { lsaPath } : {}),
         deviceId: p.name,
         backendPath,
         backendId,

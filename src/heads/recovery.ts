@@ -163,5 +163,12 @@ export async function adoptGrants(host: RecoveryHost, head: number, delivery: De
 
 /** A hot-added LD found in QOM, as its delivery would have recorded it. */
 function ldDelivered(w: PoolWindow): Delivered {
-  return { offset: w.offset, len: w.size, deviceId: w.deviceId, backendId: w.backendId, port: ldPortOf(w.deviceId) ?? undefined };
+  return {
+    offset: w.offset,
+    len: w.size,
+    deviceId: w.deviceId,
+    backendId: w.backendId,
+    port: ldPortOf(w.deviceId) ?? undefined,
+    ...(w.lsaPath ? { lsaPath: w.lsaPath } : {}),
+  };
 }

@@ -146,7 +146,7 @@ export class HeadSession {
       this.windows = ours.filter((w) => !isHotAddedLd(w));
       const h = this.pool.state.header;
       const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, ours);
-      this.delivery = deliveryFor(qmp, cfg, { name: this.host.poolName, dataPath, blockBytes: h.blockBytes });
+      this.delivery = deliveryFor(qmp, cfg, { name: this.host.poolName, dataPath, blockBytes: h.blockBytes, head });
       if (shmHead.attached && shmHead.pid === pid) {
         this.to('readopting');
         await this.readopt(status.running, ours.filter(isHotAddedLd));
@@ -304,6 +304,7 @@ export class HeadSession {
     this.release();
     this.host.detachInShm(head);
     this.capacity.forgetHead(head, 'qemu-exit');
+    this.delivery?.dispose();
     const reason = `QEMU disconnected: ${why}`;
     this.emit({ kind: 'head-detached', head, pid, reason });
     this.host.freeLeaseIfNoHeads();

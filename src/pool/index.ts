@@ -23,6 +23,8 @@ export {
   fmSocketPath,
   headSocketPath,
   journalPath,
+  lsaObjectPath,
+  lsaObjectsOf,
   type PoolDirs,
   poolRunDir,
   resolveDirs,

@@ -1,6 +1,6 @@
 // Where a pool's pieces live: shm object names, the run directory (head
 // sockets) and the state directory (journal snapshot and tail), and the rule for pool names.
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PoolError } from './errors.js';
@@ -27,6 +27,23 @@ export function shmStateName(pool: string): string {
 /** The path QEMU's memory-backend-file uses for the pool's bytes. */
 export function dataObjectPath(pool: string): string {
   return `/dev/shm${shmDataName(pool)}`;
+}
+
+/** A hot-added LD's label storage area (its tag), one file per hot-add: /dev/shm/cxl-mhd.POOL.lsa.HEAD.N. */
+export function lsaObjectPath(pool: string, head: number, n: number): string {
+  return `/dev/shm/cxl-mhd.${validatePoolName(pool)}.lsa.${head}.${n}`;
+}
+
+/** The label area files of a pool (of one head when given), for cleanup. */
+export function lsaObjectsOf(pool: string, head?: number): string[] {
+  const prefix = `cxl-mhd.${validatePoolName(pool)}.lsa.${head === undefined ? '' : `${head}.`}`;
+  try {
+    return readdirSync('/dev/shm')
+      .filter((f) => f.startsWith(prefix))
+      .map((f) => `/dev/shm/${f}`);
+  } catch {
+    return [];
+  }
 }
 
 function isRoot(): boolean {

@@ -14,6 +14,7 @@ import { closeObject, type Mapped, openObject, unlinkQuietly } from './objects.j
 import {
   ensureDir,
   journalPath,
+  lsaObjectsOf,
   poolStateDir,
   removePoolStateDir,
   shmDataName,
@@ -218,6 +219,7 @@ export class Pool {
     removePoolStateDir(opts.stateDir, name);
     unlinkQuietly(shmStateName(name));
     unlinkQuietly(shmDataName(name));
+    for (const f of lsaObjectsOf(name)) rmSync(f, { force: true });
   }
 
   // ---- writer lock ----------------------------------------------------

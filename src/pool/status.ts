@@ -1,4 +1,4 @@
-// The status snapshot of a pool (DESIGN.md §5 contract for `status --json`).
+// The status snapshot of a pool: the `status --json` contract (README, CLI reference).
 import type { Pool } from './pool.js';
 
 export interface HeadStatus {

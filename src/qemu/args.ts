@@ -1,10 +1,12 @@
 // The QEMU arguments that make a VM head I of a pool (`cxl-mhd qemu-args`):
-// paused start, q35 with CXL, TCG, a CXL host bridge with one root port for
-// the static window plus spare ports for hot-add, the type-3 device over a
+// paused start, q35 with CXL, TCG, the CXL layout of layout.ts (one host
+// bridge + window per root port: the static window's, then spare ports for
+// hot-add), phys-bits when the windows need them, the type-3 device over a
 // window of the pool's data object, virtio-serial for the FM-LD port, and
 // the monitor chardev that dials the backend. Verified on QEMU 10.0.
 import { UsageError } from '../errors/index.js';
 import { CAPACITY_UNIT, dataObjectPath, headSocketPath, parseSize } from '../pool/index.js';
+import { cxlLayout, type LayoutBridge, layoutArgs, MAX_CXL_HOST_BRIDGES, MAX_SPARE_PORTS } from './layout.js';
 import {
   DC_BACKEND_ID,
   HOST_BRIDGE_ID,
@@ -51,44 +53,78 @@ export function parseStaticWindow(text: string): StaticWindow {
   return { size, offset, exclusive: m[3] === 'exclusive' };
 }
 
-export function fixedWindowBytes(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static' | 'sparePorts' | 'delivery'>): number {
-  // Each spare port may carry up to the whole pool, a DC region spans it; the window is only address space.
-  const dynamic = opts.delivery === 'dcd' ? opts.capacityBytes : (opts.sparePorts ?? 0) * opts.capacityBytes;
-  const need = (opts.static?.size ?? 0) + dynamic;
-  return Math.max(CAPACITY_UNIT, Math.ceil(need / CAPACITY_UNIT) * CAPACITY_UNIT);
+/** The CXL bridges, ports and windows of a head (docs/qemu-heads.md): one bridge and window per root port. */
+export function headLayout(opts: Pick<HeadArgsOptions, 'capacityBytes' | 'static' | 'sparePorts' | 'delivery'>): LayoutBridge[] {
+  const dcd = opts.delivery === 'dcd';
+  // A DCD head takes capacity as extents on its one device: no spare ports needed.
+  const spare = opts.sparePorts ?? (dcd ? 0 : 2);
+  if (!Number.isInteger(spare) || spare < 0 || spare > MAX_SPARE_PORTS) {
+    throw new UsageError(
+      `--spare-ports ${spare} must be 0..${MAX_SPARE_PORTS}: QEMU 10.0 allows ${MAX_CXL_HOST_BRIDGES} CXL host bridges and each port takes one`,
+    );
+  }
+  // Each spare port may carry up to the whole pool, a DC region spans it; windows are only address space.
+  return cxlLayout({
+    staticBytes: opts.static?.size ?? 0,
+    dcBytes: dcd ? opts.capacityBytes : 0,
+    sparePorts: spare,
+    ldMaxBytes: opts.capacityBytes,
+  });
+}
+
+/** `-cpu max` under TCG has 40 physical address bits (1 TiB). */
+const DEFAULT_PHYS_BITS = 40;
+/** RAM above 4 GiB, the 64-bit PCI hole and the CXL register space also need room; this margin covered them in the spike. */
+const ADDRESS_MARGIN = 64 * 2 ** 30;
+
+/**
+ * The `phys-bits` the windows need, or null when the default 40 are enough:
+ * QEMU refuses windows past the CPU's address width ("phys-bits too low").
+ * 46 was verified with windows above 1 TiB (docs/qemu-facts.md §7).
+ */
+export function physBitsFor(windowBytes: number, ramBytes: number): number | null {
+  const need = 4 * 2 ** 30 + ramBytes + windowBytes + ADDRESS_MARGIN;
+  if (need <= 2 ** DEFAULT_PHYS_BITS) return null;
+  const bits = Math.max(46, Math.ceil(Math.log2(need)));
+  if (bits > 52) throw new UsageError(`the CXL windows need ${need} bytes of address space, more than 52 physical address bits`);
+  return bits;
 }
 
 export function headArgs(opts: HeadArgsOptions): string[] {
   const { pool, head } = opts;
   const dcd = opts.delivery === 'dcd';
-  // A DCD head takes capacity as extents on its one device: no spare ports needed.
-  const spare = opts.sparePorts ?? (dcd ? 0 : 2);
-  if (!Number.isInteger(spare) || spare < 0 || spare > 16) throw new UsageError(`--spare-ports ${spare} must be 0..16`);
   const st = opts.static;
   if (st && st.offset + st.size > opts.capacityBytes) {
     throw new UsageError(`static window ${st.size}@${st.offset} ends past the pool's ${opts.capacityBytes} bytes`);
   }
+  const bridges = headLayout(opts);
   const sock = headSocketPath(opts.runDir, pool, head);
-  const fmw = fixedWindowBytes({ capacityBytes: opts.capacityBytes, static: st, sparePorts: spare, delivery: opts.delivery });
+  const memory = opts.memory ?? '1G';
+  const windows = bridges.reduce((n, b) => n + b.windowBytes, 0);
+  // QEMU's -m reads a bare number as MiB.
+  const physBits = physBitsFor(windows, /^\d+$/.test(memory) ? Number(memory) * 2 ** 20 : parseSize(memory, 'memory'));
+  // No port at all still gets bridge 0 and a minimal window, as older releases did.
+  const { machineKeys, devices } =
+    bridges.length > 0
+      ? layoutArgs(bridges)
+      : {
+          machineKeys: [`cxl-fmw.0.targets.0=${HOST_BRIDGE_ID}`, `cxl-fmw.0.size=${CAPACITY_UNIT / 2 ** 20}M`],
+          devices: ['-device', `pxb-cxl,bus_nr=12,bus=pcie.0,id=${HOST_BRIDGE_ID}`],
+        };
   const args = [
     '-S',
     '-machine',
-    `q35,cxl=on,accel=tcg,cxl-fmw.0.targets.0=${HOST_BRIDGE_ID},cxl-fmw.0.size=${fmw / 2 ** 20}M`,
+    ['q35,cxl=on,accel=tcg', ...machineKeys].join(','),
     '-cpu',
-    'max,hypervisor=off',
+    `max,hypervisor=off${physBits ? `,phys-bits=${physBits}` : ''}`,
     '-m',
-    opts.memory ?? '1G',
+    memory,
     '-chardev',
     `socket,id=${MONITOR_CHARDEV_ID},path=${sock},reconnect-ms=${opts.reconnectMs ?? 1000}`,
     '-mon',
     `chardev=${MONITOR_CHARDEV_ID},mode=control`,
-    '-device',
-    `pxb-cxl,bus_nr=12,bus=pcie.0,id=${HOST_BRIDGE_ID}`,
+    ...devices,
   ];
-  const ports = (st || dcd ? 1 : 0) + spare;
-  for (let p = 0; p < ports; p++) {
-    args.push('-device', `cxl-rp,port=${p},bus=${HOST_BRIDGE_ID},id=${rootPortId(p)},chassis=0,slot=${p}`);
-  }
   if (st || dcd) {
     const memdevs: string[] = [];
     if (st) {

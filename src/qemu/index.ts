@@ -1,4 +1,5 @@
-// Public surface of qemu: the QEMU a head runs (binary, arguments) and every id it is given.
-export { fixedWindowBytes, type HeadArgsOptions, headArgs, parseStaticWindow, type StaticWindow } from './args.js';
+// Public surface of qemu: the QEMU a head runs (binary, arguments, CXL layout) and every id it is given.
+export { type HeadArgsOptions, headArgs, headLayout, parseStaticWindow, physBitsFor, type StaticWindow } from './args.js';
 export { cacheDir, type QemuBinary, qemuArgv, resolveQemu } from './binary.js';
+export { type LayoutBridge, MAX_SPARE_PORTS, rootDecoderFor } from './layout.js';
 export * from './names.js';

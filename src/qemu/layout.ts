@@ -2,7 +2,7 @@
 // root ports (cxl-rp) and fixed memory windows (cxl-fmw.N) `qemu-args` lays
 // out, so that every LD hot-added on a spare port can get its own region in
 // a stock guest. Pure: no I/O. Verified on QEMU 10.0.13 + Debian 6.12 with
-// 16 spare ports (docs/qemu-facts.md §7, scripts/spikes/multi_ld.py).
+// 16 spare ports (docs/qemu-facts.md §7; test/capacity-tag-qemu.test.ts, make bench).
 //
 // Why one bridge per port: a pxb-cxl with a single root port has no HDM
 // decoders in QEMU (hdm_for_passthrough=off) and Linux decodes through it as
@@ -14,14 +14,11 @@
 // trivial: window N is root decoder decoder0.N and reaches bridge N only.
 import { UsageError } from '../errors/index.js';
 import { CAPACITY_UNIT } from '../pool/index.js';
-import { HOST_BRIDGE_ID, ROOT_PORT_PREFIX } from './names.js';
+import { hostBridgeId, rootPortId } from './names.js';
 
 /** QEMU 10.0 q35 has register space for 17 pxb-cxl ("Insufficient space for pxb cxl host register space" at the 18th). */
 export const MAX_CXL_HOST_BRIDGES = 17;
 export const MAX_SPARE_PORTS = MAX_CXL_HOST_BRIDGES - 1;
-/** Bridge 0 keeps the id older releases used, so configs and re-adoption stay valid. */
-export const FIRST_BRIDGE_ID = HOST_BRIDGE_ID;
-export const PORT_ID_PREFIX = ROOT_PORT_PREFIX;
 /** Bus numbers: bridge i is bus 12 + 4i, its root port's secondary bus the next one (verified up to i = 16, bus 76). */
 const FIRST_BUS = 12;
 const BUS_STRIDE = 4;
@@ -66,12 +63,13 @@ export function cxlLayout(opts: LayoutOptions): LayoutBridge[] {
     ports.push({ role: 'static', bytes: roundUnit(opts.staticBytes) + roundUnit(opts.dcBytes) });
   for (let i = 0; i < k; i++) ports.push({ role: 'spare', bytes: roundUnit(opts.ldMaxBytes) });
   return ports.map((p, i) => ({
-    id: i === 0 ? FIRST_BRIDGE_ID : `${FIRST_BRIDGE_ID}${i}`,
+    // Bridge 0 keeps the id older releases used, so configs and re-adoption stay valid.
+    id: hostBridgeId(i),
     busNr: FIRST_BUS + BUS_STRIDE * i,
     window: i,
     // A window is address space, not RAM; QEMU wants a positive multiple of 256 MiB.
     windowBytes: Math.max(CAPACITY_UNIT, p.bytes),
-    port: { id: `${PORT_ID_PREFIX}${i}`, role: p.role },
+    port: { id: rootPortId(i), role: p.role },
   }));
 }
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 // ---- devices and objects `qemu-args` declares --------------------------------
 
 export const MONITOR_CHARDEV_ID = 'cxl-mhd';
+/** CXL host bridge 0 (the static/DCD port's); older releases had only this one. */
 export const HOST_BRIDGE_ID = 'cxl-mhd-hb';
 /** The virtio-serial controller; its one bus carries the FM-LD port. */
 export const VSER_ID = 'cxl-mhd-vser';
@@ -19,6 +20,11 @@ export const DC_BACKEND_ID = 'cxl-mhd-dc';
 /** A memory backend whose id ends so is an exclusive window (read back by discovery). */
 export const EXCLUSIVE_SUFFIX = '-excl';
 export const ROOT_PORT_PREFIX = 'cxl-mhd-rp';
+
+/** CXL host bridge i (one per root port, docs/qemu-heads.md); bridge 0 keeps the old id. */
+export function hostBridgeId(index: number): string {
+  return index === 0 ? HOST_BRIDGE_ID : `${HOST_BRIDGE_ID}${index}`;
+}
 
 export function rootPortId(index: number): string {
   return `${ROOT_PORT_PREFIX}${index}`;
@@ -48,6 +54,7 @@ export function peripheralPath(deviceId: string): string {
 
 const LD_DEVICE_PREFIX = 'cxl-mhd-ld';
 const LD_BACKEND_PREFIX = 'cxl-mhd-ldmem';
+const LD_LSA_PREFIX = 'cxl-mhd-lsa';
 
 /** A hot-added LD is named after the root port it sits on, so re-adoption finds its port again. */
 export function ldDeviceId(port: string): string {
@@ -67,6 +74,11 @@ export function isLdDevice(deviceId: string): boolean {
 /** QEMU 10.0 cannot delete a used memory backend, so every hot-add takes a fresh id. */
 export function ldBackendId(n: number): string {
   return `${LD_BACKEND_PREFIX}-${n}`;
+}
+
+/** The label storage area backend of a hot-add: fresh per hot-add for the same reason. */
+export function ldLsaBackendId(n: number): string {
+  return `${LD_LSA_PREFIX}-${n}`;
 }
 
 // ---- the FM-LD channel ---------------------------------------------------------

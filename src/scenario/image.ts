@@ -73,6 +73,29 @@ export function projectGuest(root: string = projectRoot()): { kernel: string; in
   return { kernel, initrd };
 }
 
+/**
+ * The project's guest with one writable scenario share (9p tag cxlmhd,
+ * mounted at /scenario: its run.sh is what the guest runs, and the marker
+ * and result files a host program and the guest exchange), for the tests
+ * and benchmarks that script a guest without the runner. `no_timer_check`
+ * as in vm.ts.
+ */
+export function guestBootArgs(scenarioDir: string, append: string): string[] {
+  const image = projectGuest();
+  return [
+    '-fsdev',
+    `local,id=cxlmhd,path=${scenarioDir},security_model=none`,
+    '-device',
+    'virtio-9p-pci,bus=pcie.0,fsdev=cxlmhd,mount_tag=cxlmhd',
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    `no_timer_check ${append}`,
+  ];
+}
+
 const norm = (p: string) => (p.split('/').pop() ?? p).replace(/\.ko.*$/, '').replace(/-/g, '_');
 
 /** The module files (paths relative to the tree) for WANTED_MODULES and their dependencies. */

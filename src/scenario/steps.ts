@@ -170,11 +170,11 @@ async function patternStep(ctx: StepContext, step: StepSpec): Promise<StepOutcom
     const r = hostPattern(op, ctx.pool, p);
     return { ...r, stdout: '', stderr: '', heads: [], attempts: 1 };
   }
-  // The memdev's devdax: made once (cxlmhd-devdax), remembered in the guest's /run while it exists.
+  // The memdev's devdax: made once (cxl-mhd-devdax), remembered in the guest's /run while it exists.
   const memo = `/run/cxlmhd-dax.${p.memdev}`;
   const script = [
     `d=$(cat ${memo} 2>/dev/null)`,
-    `if [ -z "$d" ] || [ ! -c "$d" ]; then d=$(cxlmhd-devdax ${p.memdev}) || exit 2; echo "$d" >${memo}; fi`,
+    `if [ -z "$d" ] || [ ! -c "$d" ]; then d=$(cxl-mhd-devdax ${p.memdev}) || exit 2; echo "$d" >${memo}; fi`,
     `exec daxpoke ${op === 'write' ? 'fill' : 'check'} "$d" ${p.offset} ${p.size} ${p.seed}`,
   ].join('\n');
   return commandAttempt(ctx, { ...step, kind: 'run', command: script, guests: p.guests, expectExit: 0 });

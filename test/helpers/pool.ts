@@ -33,6 +33,10 @@ export function cleanupPools(): void {
       }
     }
   }
+  // Label area files of tagged hot-adds (cxl-mhd.POOL.lsa.HEAD.N), normally removed with the LD.
+  for (const f of readdirSync('/dev/shm')) {
+    if ([...made].some((name) => f.startsWith(`cxl-mhd.${name}.lsa.`))) rmSync(`/dev/shm/${f}`, { force: true });
+  }
   made.clear();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   dirs.clear();

@@ -95,6 +95,8 @@ export interface HeadOptions {
   static?: string;
   delivery?: 'hotplug' | 'dcd';
   sparePorts?: number;
+  /** Guest RAM (default 256M: enough for a paused VM; a booting guest wants more). */
+  memory?: string;
   /** Rewrites the arguments before launch (misconfiguration tests). */
   mutate?: (args: string[]) => string[];
   extra?: string[];
@@ -112,7 +114,7 @@ export async function startHead(pool: TestPool, head: number, opts: HeadOptions 
     ...pool.dirArgs,
     '--with-binary',
     '--memory',
-    '256M',
+    opts.memory ?? '256M',
     ...(opts.sparePorts !== undefined ? ['--spare-ports', String(opts.sparePorts)] : []),
     ...(opts.delivery ? ['--delivery', opts.delivery] : []),
     ...(opts.static ? ['--static', opts.static] : []),

@@ -293,7 +293,7 @@ describe('make install DESTDIR=<tmp> PREFIX=/usr/local', () => {
         );
         expect(readFileSync(join(destdir, 'etc/group'), 'utf8')).toMatch(/^cxl-mhd:x:\d+:$/m);
       } else {
-        console.warn('install test: systemd-sysusers is not installed; the sysusers.d entry was not exercised');
+        console.warn('install-root test: systemd-sysusers is not installed; the sysusers.d entry was not exercised');
       }
 
       makeInstall({ DESTDIR: destdir, PREFIX: '/usr/local' }, 'uninstall');

@@ -1,0 +1,198 @@
+// Tagged allocations: the rule that a non-zero tag names one set of extents
+// while any head holds it (famfs-style shared memory: the same tag is the
+// same bytes on every host), the shared extent sequence numbers 5603h
+// reports, and the all-or-nothing add of one allocation to several heads.
+// Who holds a tag is not stored here: it is read from the heads' grants, so
+// a release, a QEMU exit, a guest reset or a recovery can never leave it stale.
+import { type AddRequest, FmError, type ReleaseRequest, RemovalPolicy, ReturnCode, ZERO_TAG } from '../fmapi/index.js';
+import type { Piece } from './delivery.js';
+import type { RegionLabel } from './lsa.js';
+
+export interface AllocationView {
+  tag: string;
+  shared: boolean;
+  /** In sequence-number order: extent i has shared sequence number i. */
+  extents: Piece[];
+  holders: number[];
+}
+
+interface Allocation {
+  shared: boolean;
+  /** Ascending pool offset, which is the sequence order: the same on every head, and rebuilt alike after a restart. */
+  extents: Piece[];
+}
+
+const byOffset = (a: Piece, b: Piece) => a.offset - b.offset;
+const overlaps = (a: Piece, b: Piece) => a.offset < b.offset + b.len && b.offset < a.offset + a.len;
+const show = (ps: Piece[]) => ps.map((p) => `${p.len}@${p.offset}`).join(', ');
+
+export class TagRegistry {
+  private readonly byTag = new Map<string, Allocation>();
+
+  /** `holdersOf(tag)`: the heads whose grants carry the tag (active or being released). */
+  constructor(private readonly holdersOf: (tag: string) => number[]) {}
+
+  /**
+   * Checks an add of `pieces` with `tag` to `head` against the tag rules
+   * (throws Invalid Input) and returns the region label of each piece, in
+   * the pieces' order (undefined for untagged adds).
+   */
+  admit(head: number, tag: string, shared: boolean, pieces: Piece[]): (RegionLabel | undefined)[] {
+    if (tag === ZERO_TAG) return pieces.map(() => undefined);
+    this.prune();
+    const a = this.byTag.get(tag);
+    let extents: Piece[];
+    if (a) {
+      if (!shared || !a.shared) {
+        throw new FmError(
+          ReturnCode.InvalidInput,
+          `tag ${tag} is in use by head(s) ${this.holdersOf(tag).join(', ')}; a tag names one allocation`,
+        );
+      }
+      if (this.holdersOf(tag).includes(head))
+        throw new FmError(ReturnCode.InvalidInput, `head ${head} already holds the allocation tagged ${tag}`);
+      const asked = [...pieces].sort(byOffset);
+      const same =
+        asked.length === a.extents.length && asked.every((p, i) => p.offset === a.extents[i]?.offset && p.len === a.extents[i]?.len);
+      if (!same) {
+        throw new FmError(
+          ReturnCode.InvalidInput,
+          `the allocation tagged ${tag} is ${show(a.extents)} (pool offsets); an add joining it must name exactly those extents, not ${show(asked)}`,
+        );
+      }
+      extents = a.extents;
+    } else {
+      extents = [...pieces].sort(byOffset);
+      for (const [other, b] of this.byTag) {
+        const hit = b.extents.find((e) => extents.some((p) => overlaps(p, e)));
+        if (hit) throw new FmError(ReturnCode.InvalidInput, `extent ${hit.len}@${hit.offset} belongs to the allocation tagged ${other}`);
+      }
+    }
+    return pieces.map((p) => ({
+      uuid: tag,
+      nlabel: extents.length,
+      position: extents.findIndex((e) => e.offset === p.offset),
+      rawsize: p.len,
+    }));
+  }
+
+  /** The add `admit` allowed succeeded: a new tag's extents are fixed from now on. */
+  record(tag: string, shared: boolean, pieces: Piece[]): void {
+    if (tag === ZERO_TAG || this.byTag.has(tag)) return;
+    this.byTag.set(tag, { shared, extents: pieces.map((p) => ({ offset: p.offset, len: p.len })).sort(byOffset) });
+  }
+
+  /** A re-adopted head's grants (backend restart): allocations are rebuilt from what the heads hold. */
+  adopt(grants: { tag: string; shared: boolean; offset: number; len: number }[]): void {
+    for (const g of grants) {
+      if (g.tag === ZERO_TAG) continue;
+      const a = this.byTag.get(g.tag) ?? { shared: g.shared, extents: [] };
+      if (!a.extents.some((e) => e.offset === g.offset)) a.extents.push({ offset: g.offset, len: g.len });
+      a.extents.sort(byOffset);
+      this.byTag.set(g.tag, a);
+    }
+  }
+
+  /**
+   * A tag names its extents as one unit: a prescriptive release must take
+   * all of a tagged allocation's extents that the head holds, or none.
+   */
+  checkWhole(head: number, targets: { tag: string; offset: number }[], held: { tag: string; offset: number }[]): void {
+    for (const tag of new Set(targets.map((t) => t.tag))) {
+      if (tag === ZERO_TAG) continue;
+      const want = targets.filter((t) => t.tag === tag).length;
+      const has = held.filter((g) => g.tag === tag).length;
+      if (want !== has)
+        throw new FmError(
+          ReturnCode.InvalidInput,
+          `head ${head} holds ${has} extents tagged ${tag}: release them all (or by tag), not ${want}`,
+        );
+    }
+  }
+
+  /** Shared extent sequence number of the extent at `offset` (0 when untagged). */
+  seq(tag: string, offset: number): number {
+    const i = this.byTag.get(tag)?.extents.findIndex((e) => e.offset === offset) ?? -1;
+    return Math.max(0, i);
+  }
+
+  /** Tags no head holds any more are free for other blocks again. */
+  prune(): void {
+    for (const tag of [...this.byTag.keys()]) if (this.holdersOf(tag).length === 0) this.byTag.delete(tag);
+  }
+
+  list(): AllocationView[] {
+    this.prune();
+    return [...this.byTag].map(([tag, a]) => ({
+      tag,
+      shared: a.shared,
+      extents: a.extents.map((e) => ({ ...e })),
+      holders: this.holdersOf(tag),
+    }));
+  }
+}
+
+/**
+ * Allocations by tag from what each head holds (status reads the backend's
+ * head records): the same rule the registry uses, extents in pool order.
+ */
+export function allocationsOf(
+  heads: { id: number; grants?: { offset: number; len: number; tag: string; shared: boolean }[] }[],
+): AllocationView[] {
+  const out = new Map<string, AllocationView>();
+  for (const h of heads) {
+    for (const g of h.grants ?? []) {
+      if (g.tag === ZERO_TAG) continue;
+      const a = out.get(g.tag) ?? { tag: g.tag, shared: g.shared, extents: [], holders: [] };
+      if (!a.extents.some((e) => e.offset === g.offset)) a.extents.push({ offset: g.offset, len: g.len });
+      if (!a.holders.includes(h.id)) a.holders.push(h.id);
+      out.set(g.tag, a);
+    }
+  }
+  for (const a of out.values()) a.extents.sort(byOffset);
+  return [...out.values()];
+}
+
+/** The two FM-API calls an add across heads needs (an FmClient, or the manager itself). */
+export interface AddReleaser {
+  initiateAdd(req: AddRequest): Promise<void>;
+  initiateRelease(req: ReleaseRequest): Promise<void>;
+}
+
+/**
+ * Adds one allocation (same tag, same extents) to every head in `hosts`,
+ * in order, all-or-nothing: when one head's add fails, the heads already
+ * given it release it again (by tag) and the first error is rethrown.
+ * `requestFor` builds each head's request (DPAs depend on the head's region
+ * base); `onProgress` hears each step, for a CLI's progress lines.
+ */
+export async function addToHosts(
+  fm: AddReleaser,
+  hosts: number[],
+  requestFor: (hostId: number) => AddRequest | Promise<AddRequest>,
+  onProgress: (msg: string) => void = () => undefined,
+): Promise<void> {
+  if (hosts.length === 0) throw new FmError(ReturnCode.InvalidInput, 'no host given');
+  if (new Set(hosts).size !== hosts.length) throw new FmError(ReturnCode.InvalidInput, `host list ${hosts.join(',')} names a head twice`);
+  const done: { hostId: number; region: number; tag: string }[] = [];
+  for (const hostId of hosts) {
+    try {
+      const req = await requestFor(hostId);
+      if (hosts.length > 1 && req.tag === ZERO_TAG)
+        throw new FmError(ReturnCode.InvalidInput, 'adding to several heads needs a tag (it names the allocation)');
+      await fm.initiateAdd(req);
+      done.push({ hostId, region: req.region, tag: req.tag });
+    } catch (e) {
+      onProgress(
+        `head ${hostId}: add failed (${(e as Error).message}); releasing it from head(s) ${done.map((d) => d.hostId).join(', ') || 'none'}`,
+      );
+      for (const d of done.reverse()) {
+        await fm
+          .initiateRelease({ ...d, removalPolicy: RemovalPolicy.TagBased, forced: false, length: 0, extents: [] })
+          .catch((r) => onProgress(`head ${d.hostId}: rollback release failed: ${(r as Error).message}`));
+      }
+      throw e;
+    }
+    onProgress(`head ${hostId}: added`);
+  }
+}

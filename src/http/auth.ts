@@ -1,0 +1,185 @@
+// Who may use the northbound: the users file (plain or scrypt-hashed
+// passwords), HTTP Basic, Redfish sessions (X-Auth-Token), and the local
+// token that `cxl-mhd events` reads from the 0600 record in the run dir.
+import { createHash, randomBytes, randomUUID, scryptSync, timingSafeEqual } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { UsageError } from '../errors/index.js';
+
+/** Thrown for a users file `serve` must refuse; its message is the one line the user sees. */
+export class UsersFileError extends UsageError {}
+
+type Secret = { kind: 'plain'; password: Buffer } | { kind: 'scrypt'; N: number; r: number; p: number; salt: Buffer; hash: Buffer };
+
+const USER_RE = /^[A-Za-z0-9._@-]{1,64}$/;
+// scrypt parameters a hash line may ask for: enough for real hashes, not enough to exhaust memory on login.
+const MAX_N = 2 ** 20;
+
+/** `scrypt$N$r$p$SALT$HASH` (salt and hash in base64): what `cxl-mhd http-passwd` prints. */
+export function hashPassword(password: string, N = 16384, r = 8, p = 1): string {
+  const salt = randomBytes(16);
+  const hash = scryptSync(password, salt, 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
+  return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+function parseSecret(text: string, where: string): Secret {
+  if (!text.startsWith('scrypt$')) return { kind: 'plain', password: Buffer.from(text, 'utf8') };
+  const m = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(text);
+  if (!m) throw new UsersFileError(`${where}: a scrypt password must read scrypt$N$r$p$SALT$HASH (run \`cxl-mhd http-passwd\`)`);
+  const [N, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (N < 2 || N > MAX_N || (N & (N - 1)) !== 0 || r < 1 || r > 32 || p < 1 || p > 16) {
+    throw new UsersFileError(`${where}: scrypt parameters N=${N} r=${r} p=${p} are out of range (N a power of two up to 2^20)`);
+  }
+  const hash = Buffer.from(m[5] as string, 'base64');
+  if (hash.length < 16) throw new UsersFileError(`${where}: the scrypt hash is shorter than 16 bytes`);
+  return { kind: 'scrypt', N, r, p, salt: Buffer.from(m[4] as string, 'base64'), hash };
+}
+
+/** Reads FILE: `user:password` lines, `#` comments; refused unless it is 0600 (or stricter). */
+export function loadUsers(path: string): Map<string, Secret> {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (e) {
+    throw new UsersFileError(
+      `--http-users ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new UsersFileError(
+      `--http-users ${path} is mode ${(mode & 0o777).toString(8).padStart(4, '0')}; it holds passwords and must be 0600 (chmod 600 ${path})`,
+    );
+  }
+  const users = new Map<string, Secret>();
+  const lines = readFileSync(path, 'utf8').split('\n');
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const where = `--http-users ${path} line ${i + 1}`;
+    const colon = line.indexOf(':');
+    const user = line.slice(0, colon);
+    if (colon < 0 || !USER_RE.test(user)) throw new UsersFileError(`${where}: expected user:password with a user name of [A-Za-z0-9._@-]`);
+    if (colon === line.length - 1) throw new UsersFileError(`${where}: user ${user} has an empty password`);
+    users.set(user, parseSecret(line.slice(colon + 1), where));
+  }
+  if (users.size === 0) throw new UsersFileError(`--http-users ${path} names no user`);
+  return users;
+}
+
+export interface SessionInfo {
+  id: string;
+  user: string;
+  token: string;
+  created: string;
+  lastUsed: number;
+}
+
+export interface AuthOptions {
+  sessionTimeoutMs?: number;
+  maxSessions?: number;
+  /** scrypt checks of not-yet-verified passwords per second; beyond it they fail without the work (guessing costs CPU). */
+  maxHashChecksPerSecond?: number;
+}
+
+export class Auth {
+  /** Hashes already verified: a scrypt check per Basic request would cost more than the request. */
+  private readonly verified = new Map<string, string>();
+  private readonly sessions = new Map<string, SessionInfo>();
+  readonly localToken = randomBytes(24).toString('hex');
+  readonly sessionTimeoutMs: number;
+  readonly maxSessions: number;
+  private readonly maxHashChecks: number;
+  private hashChecks: number[] = [];
+
+  constructor(
+    private readonly users: Map<string, Secret>,
+    opts: AuthOptions = {},
+  ) {
+    this.sessionTimeoutMs = opts.sessionTimeoutMs ?? 30 * 60_000;
+    this.maxSessions = opts.maxSessions ?? 64;
+    this.maxHashChecks = opts.maxHashChecksPerSecond ?? 20;
+  }
+
+  check(user: string, password: string): boolean {
+    const secret = this.users.get(user);
+    if (!secret) return false;
+    const key = createHash('sha256').update(user).update('\0').update(password).digest('hex');
+    if (this.verified.get(user) === key) return true;
+    const given = Buffer.from(password, 'utf8');
+    let ok: boolean;
+    if (secret.kind === 'plain') {
+      ok = given.length === secret.password.length && timingSafeEqual(given, secret.password);
+    } else {
+      const now = Date.now();
+      this.hashChecks = this.hashChecks.filter((t) => now - t < 1000);
+      if (this.hashChecks.length >= this.maxHashChecks) return false;
+      this.hashChecks.push(now);
+      const { N, r, p, salt, hash } = secret;
+      const got = scryptSync(given, salt, hash.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
+      ok = timingSafeEqual(got, hash);
+    }
+    if (ok) this.verified.set(user, key);
+    return ok;
+  }
+
+  /** The user an Authorization or X-Auth-Token header stands for, or null. */
+  identify(headers: { authorization?: string | undefined; 'x-auth-token'?: string | string[] | undefined }): string | null {
+    const token = headers['x-auth-token'];
+    if (typeof token === 'string' && token !== '') return this.byToken(token)?.user ?? null;
+    const auth = headers.authorization;
+    if (typeof auth === 'string' && /^basic /i.test(auth)) {
+      const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon <= 0) return null;
+      const user = decoded.slice(0, colon);
+      return this.check(user, decoded.slice(colon + 1)) ? user : null;
+    }
+    return null;
+  }
+
+  private byToken(token: string): { user: string } | null {
+    const a = Buffer.from(token);
+    const local = Buffer.from(this.localToken);
+    if (a.length === local.length && timingSafeEqual(a, local)) return { user: 'local' };
+    this.expire();
+    const s = this.sessions.get(token);
+    if (!s) return null;
+    s.lastUsed = Date.now();
+    return s;
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (const [t, s] of this.sessions) if (now - s.lastUsed > this.sessionTimeoutMs) this.sessions.delete(t);
+  }
+
+  /** A new session, or null when the cap is reached. */
+  openSession(user: string): SessionInfo | null {
+    this.expire();
+    if (this.sessions.size >= this.maxSessions) return null;
+    const s: SessionInfo = {
+      id: randomUUID(),
+      user,
+      token: randomBytes(24).toString('hex'),
+      created: new Date().toISOString(),
+      lastUsed: Date.now(),
+    };
+    this.sessions.set(s.token, s);
+    return s;
+  }
+
+  listSessions(): SessionInfo[] {
+    this.expire();
+    return [...this.sessions.values()];
+  }
+
+  session(id: string): SessionInfo | undefined {
+    return this.listSessions().find((s) => s.id === id);
+  }
+
+  closeSession(id: string): boolean {
+    const s = this.session(id);
+    if (!s) return false;
+    this.sessions.delete(s.token);
+    return true;
+  }
+}

@@ -1,0 +1,95 @@
+// The northbound's only way to move capacity: an FmClient over the
+// backend's fm.sock, so every add and release goes through the same codecs,
+// FmApiServer, lease rule and journal as any other FM-API user.
+import { connect, type Socket } from 'node:net';
+import { FmClient, FmClientError, FmError, RemovalPolicy, SelectionPolicy } from '../fmapi/index.js';
+import { fmCodeError, RedfishError } from './redfish.js';
+
+export interface Piece {
+  head: number;
+  offset: number;
+  len: number;
+}
+
+export class FmLink {
+  private client: FmClient | null = null;
+  private socket: Socket | null = null;
+  private connecting: Promise<FmClient> | null = null;
+  /** Region base per head and QEMU pid: it only changes when a different QEMU attaches. */
+  private readonly bases = new Map<number, { pid: number | null; base: number }>();
+
+  constructor(
+    private readonly path: string,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  private async get(): Promise<FmClient> {
+    if (this.client) return this.client;
+    this.connecting ??= new Promise<FmClient>((resolve, reject) => {
+      const s = connect(this.path);
+      s.once('connect', () => {
+        const c = new FmClient(s, { timeoutMs: this.timeoutMs });
+        const drop = () => {
+          if (this.client === c) this.client = null;
+        };
+        s.once('close', drop);
+        this.socket = s;
+        this.client = c;
+        resolve(c);
+      });
+      s.once('error', (e) =>
+        reject(new RedfishError(503, 'ServiceTemporarilyUnavailable', `The FM-API socket ${this.path} is not reachable: ${e.message}.`)),
+      );
+    }).finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private async base(c: FmClient, head: number, pid: number | null): Promise<number> {
+    const known = this.bases.get(head);
+    if (known && known.pid === pid && pid !== null) return known.base;
+    const base = (await c.regionConfig(head)).regions[0]?.base ?? 0;
+    this.bases.set(head, { pid, base });
+    return base;
+  }
+
+  /** 5604h for one head; `what` names the operation in any error. */
+  async add(p: Piece, pid: number | null, shared: boolean, tag: string): Promise<void> {
+    await this.run(`5604h add of ${p.len} bytes at pool offset ${p.offset} to head ${p.head}`, async (c) => {
+      const base = await this.base(c, p.head, pid);
+      await c.add({
+        host: p.head,
+        selectionPolicy: shared ? SelectionPolicy.EnableSharedAccess : SelectionPolicy.Prescriptive,
+        extents: [{ startDpa: base + p.offset, len: p.len, tag }],
+        tag,
+      });
+    });
+  }
+
+  /** 5605h for one head's extent. */
+  async release(p: Piece, pid: number | null): Promise<void> {
+    await this.run(`5605h release of ${p.len} bytes at pool offset ${p.offset} from head ${p.head}`, async (c) => {
+      const base = await this.base(c, p.head, pid);
+      await c.release({ host: p.head, removalPolicy: RemovalPolicy.Prescriptive, extents: [{ startDpa: base + p.offset, len: p.len }] });
+    });
+  }
+
+  private async run(what: string, fn: (c: FmClient) => Promise<void>): Promise<void> {
+    try {
+      await fn(await this.get());
+    } catch (e) {
+      if (e instanceof RedfishError) throw e;
+      if (e instanceof FmError) throw fmCodeError(Number(e.code), what);
+      if (e instanceof FmClientError)
+        throw new RedfishError(503, 'ServiceTemporarilyUnavailable', `${what}: the FM-API channel failed: ${e.message}.`);
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.client?.close();
+    this.socket?.destroy();
+    this.client = null;
+  }
+}

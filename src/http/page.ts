@@ -1,0 +1,72 @@
+// The live pool page: static HTML, JS and CSS shipped in the package
+// (src/http/page, nothing fetched at run time) and the one JSON document it
+// redraws from, /ui/state.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import type { Context } from './context.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// From src/http (tests, tsx) or dist/src/http (the built CLI); the files stay in src/http/page.
+const PAGE_DIR = [join(here, 'page'), join(here, '..', '..', '..', 'src', 'http', 'page')].find((d) => existsSync(join(d, 'index.html')));
+
+const ASSETS: Record<string, string> = {
+  '/': 'index.html',
+  '/ui/app.js': 'app.js',
+  '/ui/app.css': 'app.css',
+};
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+};
+
+export function pageState(ctx: Context): Record<string, unknown> {
+  const m = ctx.model();
+  const s = m.snap.status;
+  return {
+    pool: ctx.pool,
+    capacityBytes: s.capacityBytes,
+    blockBytes: s.blockBytes,
+    freeBytes: s.freeBytes,
+    fmldOwner: s.fmldOwner,
+    lastEventId: ctx.hub.lastId,
+    segments: m.segments(),
+    heads: s.heads.map((h) => {
+      const r = m.snap.heads.find((x) => x.head === h.id);
+      return {
+        head: h.id,
+        attached: h.attached,
+        phase: r?.phase ?? 'detached',
+        reason: r?.reason ?? null,
+        pid: h.pid ?? r?.pid ?? null,
+        delivery: r?.delivery ?? null,
+        grantedBytes: h.grantedBytes,
+        sharedBytes: h.sharedBytes,
+        fmld: s.fmldOwner === h.id,
+      };
+    }),
+  };
+}
+
+export function registerPage(app: FastifyInstance, ctx: Context): void {
+  const cache = new Map<string, Buffer>();
+  for (const [url, file] of Object.entries(ASSETS)) {
+    app.get(url, async (_req, reply) => {
+      if (!PAGE_DIR) throw new Error('the page files (src/http/page) are missing from this installation');
+      let body = cache.get(file);
+      if (!body) {
+        body = readFileSync(join(PAGE_DIR, file));
+        cache.set(file, body);
+      }
+      reply
+        .type(TYPES[file.split('.').pop() as string] as string)
+        .header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+        .header('X-Content-Type-Options', 'nosniff')
+        .header('Cache-Control', 'no-cache');
+      return body;
+    });
+  }
+  app.get('/ui/state', async () => pageState(ctx));
+}

@@ -1,0 +1,130 @@
+// The northbound's own state: memory chunks defined over Redfish and the
+// connections it made, kept in one 0600 JSON file in the state dir so they
+// survive a backend restart. Capacity itself lives in the pool; this file
+// only names ranges and remembers which POST made which grants.
+import { existsSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+
+export interface ChunkDef {
+  offset: number;
+  size: number;
+  /** One tag per chunk: every head it is connected to gets its extents under this tag. */
+  tag: string;
+  created: string;
+}
+
+export interface ConnectionDef {
+  id: string;
+  chunks: string[];
+  heads: number[];
+  shared: boolean;
+  created: string;
+}
+
+interface StoreBody {
+  version: 1;
+  nextConnection: number;
+  chunks: Record<string, ChunkDef>;
+  connections: Record<string, ConnectionDef>;
+}
+
+const MiB = 2 ** 20;
+
+/** Chunk ids name their range in MiB, so a grant made elsewhere over the same range is the same chunk. */
+export function chunkId(offset: number, size: number): string {
+  return `${offset / MiB}M-${size / MiB}M`;
+}
+
+export class Store {
+  private body: StoreBody = { version: 1, nextConnection: 1, chunks: {}, connections: {} };
+
+  constructor(private readonly path: string | null) {
+    if (path && existsSync(path)) {
+      try {
+        const b = JSON.parse(readFileSync(path, 'utf8')) as StoreBody;
+        if (b.version === 1 && b.chunks && b.connections) this.body = b;
+      } catch (e) {
+        throw new Error(`northbound state ${path} does not parse (${(e as Error).message}); move it away to start afresh`);
+      }
+    }
+  }
+
+  get chunks(): [string, ChunkDef][] {
+    return Object.entries(this.body.chunks);
+  }
+
+  chunk(id: string): ChunkDef | undefined {
+    return Object.hasOwn(this.body.chunks, id) ? this.body.chunks[id] : undefined;
+  }
+
+  get connections(): ConnectionDef[] {
+    return Object.values(this.body.connections);
+  }
+
+  connection(id: string): ConnectionDef | undefined {
+    return Object.hasOwn(this.body.connections, id) ? this.body.connections[id] : undefined;
+  }
+
+  addChunk(offset: number, size: number, tag: string): string {
+    const id = chunkId(offset, size);
+    this.body.chunks[id] = { offset, size, tag, created: new Date().toISOString() };
+    this.save();
+    return id;
+  }
+
+  removeChunk(id: string): void {
+    delete this.body.chunks[id];
+    this.save();
+  }
+
+  addConnection(c: Omit<ConnectionDef, 'id' | 'created'>): ConnectionDef {
+    const def = { id: `c${this.body.nextConnection++}`, created: new Date().toISOString(), ...c };
+    this.body.connections[def.id] = def;
+    this.save();
+    return def;
+  }
+
+  removeConnection(id: string): void {
+    if (!this.connection(id)) return;
+    delete this.body.connections[id];
+    this.save();
+  }
+
+  /** The last failure to write the file, if any (the service keeps running from memory). */
+  lastError: Error | null = null;
+  private dirty = false;
+  private saving: Promise<void> | null = null;
+
+  /**
+   * Writes happen off the request path, coalesced: a connection's 201 does not
+   * wait for the disk. A crash in between loses only names (the grants stay in
+   * the pool and show up as `grant-…` connections).
+   */
+  private save(): void {
+    if (!this.path) return;
+    this.dirty = true;
+    this.saving ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.writeOut());
+  }
+
+  private async writeOut(): Promise<void> {
+    const path = this.path as string;
+    try {
+      while (this.dirty) {
+        this.dirty = false;
+        const tmp = `${path}.tmp`;
+        await writeFile(tmp, `${JSON.stringify(this.body)}\n`, { mode: 0o600 });
+        await rename(tmp, path);
+      }
+      this.lastError = null;
+    } catch (e) {
+      this.lastError = e as Error;
+    } finally {
+      this.saving = null;
+    }
+  }
+
+  /** Resolves once everything changed so far is on disk. */
+  async flush(): Promise<void> {
+    while (this.saving) await this.saving;
+  }
+}

@@ -1,0 +1,83 @@
+// Capacity tests without QEMU: a real shm pool with registered heads, a
+// delivery stub that records calls and fails on cue, and request builders.
+import { afterEach } from 'vitest';
+import type { Delivered, Delivery, LabelledPiece, RegionLabel } from '../../src/capacity/index.js';
+import { CapacityManager } from '../../src/capacity/manager.js';
+import { FmError, SelectionPolicy, ZERO_TAG } from '../../src/fmapi/index.js';
+import { Pool } from '../../src/pool/index.js';
+import { tempDir, uniquePoolName } from './pool.js';
+
+export const MiB = 2 ** 20;
+export const GiB = 2 ** 30;
+/** Run after each test, pass or fail. */
+export const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+export function pool(heads = 3): Pool {
+  const p = Pool.create({
+    name: uniquePoolName('cap'),
+    stateDir: tempDir(),
+    capacityBytes: 2 * GiB,
+    blockBytes: 2 * MiB,
+    headCount: heads,
+  });
+  cleanups.push(() => p.close());
+  for (let h = 0; h < heads; h++) p.registerHead(h, 1000 + h);
+  return p;
+}
+
+/** A delivery that records calls and fails when told to. */
+export class StubDelivery implements Delivery {
+  readonly kind = 'hotplug' as const;
+  readonly unit = 256 * MiB;
+  readonly regionBase = 0;
+  failAdd = false;
+  failRelease = false;
+  added: Delivered[] = [];
+  released: Delivered[] = [];
+  slots = 2;
+  capacityForPieces() {
+    return this.slots - this.added.length + this.released.length;
+  }
+  dispose() {}
+  /** The region label each delivered piece carried (undefined: untagged). */
+  labels: (RegionLabel | undefined)[] = [];
+  async add(pieces: LabelledPiece[]) {
+    if (this.failAdd) throw new Error('device_add: Bus has no free slot');
+    this.labels.push(...pieces.map((p) => p.label));
+    const d = pieces.map(({ label: _, ...p }) => ({ ...p, deviceId: `dev-${p.offset}` }));
+    this.added.push(...d);
+    return d;
+  }
+  async release(piece: Delivered) {
+    if (this.failRelease) throw new Error('cannot release extent with pending DPA range');
+    this.released.push(piece);
+    return { gone: Promise.resolve() };
+  }
+}
+
+export function manager(p: Pool, deliveries: Record<number, Delivery>) {
+  return new CapacityManager(p, { serial: 0x1234n, deliveryOf: (h) => deliveries[h] });
+}
+
+export async function code(fn: () => unknown): Promise<number | string> {
+  try {
+    await fn();
+    return 'ok';
+  } catch (e) {
+    if (e instanceof FmError) return e.code;
+    throw e;
+  }
+}
+
+export const add = (hostId: number, extents: [number, number][], extra: Partial<Parameters<CapacityManager['initiateAdd']>[0]> = {}) => ({
+  hostId,
+  selectionPolicy: SelectionPolicy.Prescriptive,
+  region: 0,
+  length: 0,
+  tag: ZERO_TAG,
+  extents: extents.map(([startDpa, len]) => ({ startDpa, len, tag: ZERO_TAG, sharedSeq: 0 })),
+  ...extra,
+});

@@ -1,0 +1,153 @@
+// An in-process northbound for fast tests: the real Northbound (fastify,
+// auth, store, SSE) whose FM-API link reaches a real FmApiServer over a
+// Unix socket, backed by the scripted FakeBackend; the snapshot follows the
+// extents the fake holds, so a connection made over Redfish shows up as a
+// grant. Real QEMU heads are in test/http-qemu.test.ts.
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+import { FmApiServer, serveChannel } from '../../src/fmapi/server.js';
+import type { HeadRecord } from '../../src/heads/index.js';
+import { type BackendEvent, type Limits, Northbound, type SnapshotView, type StampedEvent } from '../../src/http/index.js';
+import { FakeBackend, REGION_BASE } from './fmapi-backend.js';
+import { tempDir } from './pool.js';
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+export const USERS = { admin: 'secret', viewer: 'p@ss:word' };
+export const BASIC = `Basic ${Buffer.from('admin:secret').toString('base64')}`;
+
+export interface FakeNorthbound {
+  nb: Northbound;
+  fake: FakeBackend;
+  dir: string;
+  emit(e: BackendEvent): void;
+  /** Heads attached in the snapshot (all by default). */
+  attached: Set<number>;
+  capacityBytes: number;
+  /** While false, fm.sock answers like a backend whose lease owner is detached. */
+  bound: { value: boolean };
+}
+
+const open: { close(): Promise<void> | void }[] = [];
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+});
+
+export async function fakeNorthbound(
+  opts: { heads?: number; limits?: Partial<Limits>; capacityBytes?: number } = {},
+): Promise<FakeNorthbound> {
+  const dir = tempDir('cxl-mhd-nb-');
+  const heads = opts.heads ?? 3;
+  const capacityBytes = opts.capacityBytes ?? 4 * GiB;
+  const fake = new FakeBackend();
+  const fmServer = new FmApiServer(fake);
+  const sockPath = join(dir, 'fm.sock');
+  const bound = { value: true };
+  const server: Server = createServer((s) => {
+    s.on('error', () => s.destroy());
+    serveChannel(s, fmServer, { isBound: () => bound.value });
+  });
+  await new Promise<void>((r) => server.listen(sockPath, r));
+  open.push({ close: () => new Promise<void>((r) => server.close(() => r())) });
+  const attached = new Set(Array.from({ length: heads }, (_, i) => i));
+  let seq = 0;
+  const listeners = new Set<(e: StampedEvent) => void>();
+  const emit = (e: BackendEvent) => {
+    const stamped = { ...e, seq: ++seq, at: new Date().toISOString() } as StampedEvent;
+    for (const l of listeners) l(stamped);
+  };
+  const snapshot = (): SnapshotView => {
+    const records = Array.from({ length: heads }, (_, h): HeadRecord => {
+      const grants = (fake.extents.get(h) ?? []).map((e) => ({
+        offset: e.startDpa - REGION_BASE,
+        len: e.len,
+        tag: e.tag,
+        shared: true,
+        state: 'active' as const,
+        delivery: 'dcd',
+      }));
+      return {
+        head: h,
+        phase: attached.has(h) ? 'attached' : 'detached',
+        pid: attached.has(h) ? 1000 + h : null,
+        reason: null,
+        since: new Date(0).toISOString(),
+        windows: h < 2 ? [{ offset: 0, size: 256 * MiB, exclusive: false }] : [],
+        fmld: h === 0,
+        delivery: 'dcd',
+        grants,
+      };
+    });
+    const granted = records.map((r) => r.grants.reduce((s, g) => s + g.len, 0) + r.windows.reduce((s, w) => s + w.size, 0));
+    return {
+      status: {
+        pool: 'fakepool',
+        capacityBytes,
+        blockBytes: 2 * MiB,
+        blockCount: capacityBytes / (2 * MiB),
+        headCount: heads,
+        fmldOwner: 0,
+        leaseEpoch: 1,
+        generation: 1,
+        backend: { running: true, pid: process.pid },
+        freeBytes: capacityBytes - 256 * MiB,
+        heads: records.map((r, i) => ({
+          id: i,
+          attached: attached.has(i),
+          pid: r.pid,
+          grantedBytes: granted[i] ?? 0,
+          sharedBytes: 0,
+          attachedAt: null,
+        })),
+      },
+      heads: records,
+    };
+  };
+  // Like the real backend: an event per extent, emitted before the FM-API answers.
+  const add = fake.initiateAdd.bind(fake);
+  fake.initiateAdd = async (req) => {
+    await add(req);
+    for (const x of req.extents) {
+      emit({
+        kind: 'capacity-added',
+        head: req.hostId,
+        offset: x.startDpa - REGION_BASE,
+        len: x.len,
+        shared: req.selectionPolicy === 3,
+        tag: req.tag,
+        via: 'fm.sock',
+      });
+    }
+  };
+  const release = fake.initiateRelease.bind(fake);
+  fake.initiateRelease = async (req) => {
+    await release(req);
+    for (const x of req.extents)
+      emit({ kind: 'capacity-released', head: req.hostId, offset: x.startDpa - REGION_BASE, len: x.len, tag: null, via: 'fm.sock' });
+  };
+  const nb = new Northbound({
+    deps: {
+      pool: 'fakepool',
+      fmSocketPath: sockPath,
+      snapshot,
+      subscribe: (fn) => {
+        listeners.add(fn);
+        return () => listeners.delete(fn);
+      },
+    },
+    users: USERS,
+    stateFile: join(dir, 'northbound.json'),
+    limits: opts.limits,
+  });
+  open.push({ close: () => nb.close() });
+  return {
+    nb,
+    fake,
+    dir,
+    attached,
+    capacityBytes,
+    bound,
+    emit,
+  };
+}
