@@ -19,7 +19,7 @@ import { FmApiServer, serveChannel } from '../src/fmapi/server.js';
 import { PoolError } from '../src/pool/errors.js';
 import type { Geometry } from '../src/pool/layout.js';
 import { validatePoolName } from '../src/pool/paths.js';
-import { validateGeometry } from '../src/pool/pool.js';
+import { validateGeometry } from '../src/pool/geometry.js';
 import { parseSize } from '../src/pool/units.js';
 import { parseStaticWindow } from '../src/qemu/args.js';
 import { RUN_TIMEOUT_MS, type RunResult, runCli, runProblems } from './helpers/cli-run.js';

@@ -135,7 +135,7 @@ export class JournalImage {
   toState(): PoolState {
     const state = PoolState.blank(this.pool, this.pool.createdMs);
     for (const [h, pid] of this.registered) state.registerHead(h, pid, 0);
-    // The lease outlives its owner's detach while other heads remain (DESIGN.md §2.3).
+    // The lease outlives its owner's detach while other heads remain (docs/design.md §5).
     state.setRawLease(this.leaseOwner);
     this.words.forEach((v, b) => {
       if (v !== 0n) state.setRawBlockWord(b, v);

@@ -3,13 +3,14 @@
 // (lock-free, in shm) and is then journaled and fsynced before returning.
 // The writer keeps the journal's image in memory (each line applied as it
 // is written) and compacts the journal into a snapshot when the tail grows.
-import { rmSync, statfsSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { isNativeError, native } from '../native/index.js';
 import { PoolError } from './errors.js';
+import { validateGeometry } from './geometry.js';
 import type { JournalImage } from './image.js';
 import { Journal, type LoadedImage, loadImage } from './journal.js';
 import type { FmPiece, GrantMeta, JournalEntry, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
-import { type Geometry, MAX_HEADS, stateObjectBytes } from './layout.js';
+import { type Geometry, stateObjectBytes } from './layout.js';
 import { closeObject, type Mapped, openObject, unlinkQuietly } from './objects.js';
 import {
   ensureDir,
@@ -23,10 +24,7 @@ import {
   validatePoolName,
 } from './paths.js';
 import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
-import { MiB } from './units.js';
 
-export const DEFAULT_BLOCK_BYTES = 2 * MiB;
-export const CAPACITY_UNIT = 256 * MiB;
 const DEFAULT_MODE = 0o600;
 /**
  * The tail is compacted once it exceeds max(COMPACT_FLOOR, snapshot size).
@@ -49,30 +47,6 @@ export interface OpenOptions {
   stateDir: string;
   /** Open without journaling (read-only tools such as status). */
   readOnly?: boolean;
-}
-
-export function validateGeometry(g: Geometry, opts: { allowOvercommit?: boolean } = {}): void {
-  const { capacityBytes, blockBytes, headCount } = g;
-  if (!Number.isInteger(headCount) || headCount < 1 || headCount > MAX_HEADS) {
-    throw new PoolError('BAD_HEADS', `head count ${headCount} is outside 1..${MAX_HEADS}`);
-  }
-  const pow2 = Number.isInteger(blockBytes) && blockBytes > 0 && (blockBytes & (blockBytes - 1)) === 0;
-  if (!pow2 || blockBytes < 2 * MiB || blockBytes > 256 * MiB) {
-    throw new PoolError('BAD_BLOCK', `block size ${blockBytes} must be a power of two from 2M to 256M`);
-  }
-  if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0 || capacityBytes % CAPACITY_UNIT !== 0) {
-    throw new PoolError('BAD_SIZE', `capacity ${capacityBytes} must be a positive multiple of 256M (CXL capacities come in 256 MiB units)`);
-  }
-  if (!opts.allowOvercommit) {
-    const fs = statfsSync('/dev/shm');
-    const avail = fs.bavail * fs.bsize;
-    if (capacityBytes > avail) {
-      throw new PoolError(
-        'NO_SPACE',
-        `capacity ${capacityBytes} exceeds the ${avail} bytes free in /dev/shm; choose a smaller pool or enlarge /dev/shm`,
-      );
-    }
-  }
 }
 
 export class Pool {
