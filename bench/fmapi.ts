@@ -5,8 +5,7 @@
 // plus one fdatasync'd journal-sized append — what any backend must spend.
 // A bare QMP round trip (query-status) is printed too. Same run, same host.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { connect } from 'node:net';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -16,32 +15,11 @@ import { dataObjectPath, Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
 import { ldSerial, peripheralPath, STATIC_DEVICE_ID } from '../src/qemu/names.js';
-import { QmpSession } from '../src/qmp/index.js';
+import type { QmpSession } from '../src/qmp/index.js';
+import { monitor, pct, type Report } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-
-type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-}
-
-async function monitor(path: string): Promise<QmpSession> {
-  for (let i = 0; i < 400; i++) {
-    if (existsSync(path)) {
-      const s = await new Promise<import('node:net').Socket | null>((resolve) => {
-        const c = connect(path);
-        c.once('connect', () => resolve(c));
-        c.once('error', () => resolve(null));
-      });
-      if (s) return QmpSession.open(s);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`monitor ${path} never came up`);
-}
 
 export async function benchFmApi(report: Report): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-fm-'));

@@ -13,9 +13,8 @@ import { fmSocketPath, Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
 import { guestBootArgs } from '../src/scenario/index.js';
+import type { Report } from './common.js';
 import { startServe } from './serve.js';
-
-type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
 
 const MiB = 2 ** 20;
 const LDS = 16;

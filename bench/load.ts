@@ -9,9 +9,9 @@ import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+import type { Report } from './common.js';
 import { startServe } from './serve.js';
 
-type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 

@@ -4,9 +4,8 @@
 // from the FM client seeing Success to an SSE client receiving the event
 // (goal p99 ≤ 50 ms), next to a bare Redfish GET round trip.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, get, request } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,32 +14,11 @@ import { Backend } from '../src/heads/index.js';
 import { Northbound } from '../src/http/index.js';
 import { Pool } from '../src/pool/index.js';
 import { headArgs, qemuArgv, resolveQemu } from '../src/qemu/index.js';
-import { QmpSession } from '../src/qmp/index.js';
+import type { QmpSession } from '../src/qmp/index.js';
+import { monitor, pct, type Report } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-
-type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-}
-
-async function monitor(path: string): Promise<QmpSession> {
-  for (let i = 0; i < 400; i++) {
-    if (existsSync(path)) {
-      const s = await new Promise<import('node:net').Socket | null>((resolve) => {
-        const c = connect(path);
-        c.once('connect', () => resolve(c));
-        c.once('error', () => resolve(null));
-      });
-      if (s) return QmpSession.open(s);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`monitor ${path} never came up`);
-}
 
 export async function benchNorthbound(report: Report): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-rf-'));

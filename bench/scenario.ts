@@ -16,8 +16,7 @@ import { Backend } from '../src/heads/index.js';
 import { dataObjectPath, Pool, poolStatus } from '../src/pool/index.js';
 import { headSerial, resolveQemu } from '../src/qemu/index.js';
 import { GuestAgent, loadScenario, patternBytes, projectGuest, projectRoot, runScenario, vmArgv } from '../src/scenario/index.js';
-
-type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
+import type { Report } from './common.js';
 
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
