@@ -58,7 +58,7 @@ test: setup
 qemu-facts: build qemu
 	npx vitest run test/qemu-facts-qemu.test.ts
 
-bench: build
+bench: build guest
 	node dist/bench/run.js
 
 ## demo: build, then boot three guests and run examples/ci/three-heads.yaml through `cxl-mhd run`
