@@ -139,7 +139,7 @@ describe('Redfish northbound on real QEMU heads', () => {
     expect(mine.status).toBe(201);
     const before = status(rig.pool);
     const clash = await http(rig, 'POST', '/redfish/v1/Fabrics/CXL/Connections', connBody('768M-256M', 'head2'));
-    expect(clash.status).toBe(409);
+    expect(clash.status, clash.body).toBe(409);
     expect(JSON.parse(clash.body).error.message).toMatch(/Resources Exhausted \(0x1d\)/);
 
     // A 1 MiB body: 413 or cut off, never read into memory.

@@ -43,6 +43,16 @@ export class TagRegistry {
     const a = this.byTag.get(tag);
     let extents: Piece[];
     if (a) {
+      const asked = [...pieces].sort(byOffset);
+      const same =
+        asked.length === a.extents.length && asked.every((p, i) => p.offset === a.extents[i]?.offset && p.len === a.extents[i]?.len);
+      // The same blocks while another head holds them exclusively: a conflict over blocks, as without a tag.
+      if (!a.shared && same && !this.holdersOf(tag).includes(head)) {
+        throw new FmError(
+          ReturnCode.ResourcesExhausted,
+          `the allocation tagged ${tag} is held exclusively by head(s) ${this.holdersOf(tag).join(', ')}`,
+        );
+      }
       if (!shared || !a.shared) {
         throw new FmError(
           ReturnCode.InvalidInput,
@@ -51,9 +61,6 @@ export class TagRegistry {
       }
       if (this.holdersOf(tag).includes(head))
         throw new FmError(ReturnCode.InvalidInput, `head ${head} already holds the allocation tagged ${tag}`);
-      const asked = [...pieces].sort(byOffset);
-      const same =
-        asked.length === a.extents.length && asked.every((p, i) => p.offset === a.extents[i]?.offset && p.len === a.extents[i]?.len);
       if (!same) {
         throw new FmError(
           ReturnCode.InvalidInput,

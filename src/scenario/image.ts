@@ -53,23 +53,23 @@ export interface BootImage {
 }
 
 /**
- * This checkout's guest image (scripts/build-guest.sh --print-dir): one per
- * checkout, since the image names the checkout whose CLI its guests run. A
- * checkout that has none yet gets it here (a copy of the shared base when
- * that is current; `[guest]` progress lines go to stderr).
+ * This checkout's guest image (scripts/build-guest.sh): one per checkout,
+ * since the image names the checkout whose CLI its guests run. The script
+ * runs every time: it answers in milliseconds when the image is current,
+ * and rebuilds it when the guest's inputs changed (a pull that touched
+ * guest/), with `[guest]` progress lines on stderr.
  */
 export function projectGuest(root: string = projectRoot()): { kernel: string; initrd: string } {
   const script = join(root, 'scripts', 'build-guest.sh');
   const dir = execFileSync(script, ['--print-dir'], { encoding: 'utf8' }).trim();
+  try {
+    execFileSync(script, [], { stdio: ['ignore', 2, 2] });
+  } catch {
+    throw new Error(`no current guest image for this checkout in ${dir}, and building it failed (above): run \`make setup\``);
+  }
   const kernel = join(dir, 'vmlinuz');
   const initrd = join(dir, 'initramfs.cpio.gz');
-  if (!existsSync(kernel) || !existsSync(initrd)) {
-    try {
-      execFileSync(script, [], { stdio: ['ignore', 2, 2] });
-    } catch {
-      throw new Error(`no guest image for this checkout in ${dir}, and building it failed (above): run \`make setup\``);
-    }
-  }
+  if (!existsSync(kernel) || !existsSync(initrd)) throw new Error(`scripts/build-guest.sh left no image in ${dir}: run \`make setup\``);
   return { kernel, initrd };
 }
 
