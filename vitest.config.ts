@@ -22,8 +22,10 @@ export default defineConfig({
     // that count, which also holds under `make soak`'s larger counts.
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    // Tests share /dev/shm and spawn QEMU; two cores do not want parallel files fighting.
-    fileParallelism: false,
+    // QEMU tests share /dev/shm and the two cores: one file at a time. The
+    // unit tier has no QEMU and every pool name carries its process id, so
+    // its files run side by side (the tier's point is a quick answer).
+    fileParallelism: tier === 'unit',
     pool: 'forks',
   },
 });
