@@ -26,6 +26,8 @@ export default defineConfig({
     // unit tier has no QEMU and every pool name carries its process id, so
     // its files run side by side (the tier's point is a quick answer).
     fileParallelism: tier === 'unit',
+    // Vitest's default leaves one core idle; the unit tier wants both.
+    ...(tier === 'unit' ? { maxWorkers: 2 } : {}),
     pool: 'forks',
   },
 });
