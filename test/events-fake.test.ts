@@ -10,6 +10,7 @@ import { FmClient, openPort, SelectionPolicy } from '../src/fmapi/index.js';
 import { Backend, type StampedEvent } from '../src/heads/index.js';
 import { dataObjectPath, Pool } from '../src/pool/index.js';
 import { FakeQemu, ok } from './helpers/fake-qemu.js';
+import { fakeVm } from './helpers/fake-vm.js';
 import { tempDir, uniquePoolName } from './helpers/pool.js';
 
 const MiB = 2 ** 20;
@@ -52,30 +53,10 @@ async function start(s: Setup, onEvent?: (e: StampedEvent) => void): Promise<{ b
   return { b, events };
 }
 
-/** A VM with no static window; `dcd` gives it a DC region over the whole pool. */
+/** A VM paused at -S with no static window; `dcd` gives it a DC region over the whole pool. */
 async function vm(path: string, pool: string, dcd: boolean): Promise<FakeQemu> {
-  const fake = await FakeQemu.dial(path, { greeting: false });
+  const fake = await fakeVm(path, pool, POOL_BYTES, dcd, { running: false });
   cleanups.push(() => fake.close());
-  const dc: Record<string, unknown> = { 'mem-path': dataObjectPath(pool), offset: 0, size: POOL_BYTES };
-  fake
-    .handle('query-status', () => ok({ running: false, status: 'prelaunch' }))
-    .handle('qom-list', () => ok(dcd ? [{ name: 'cxl-mhd-mem0', type: 'child<cxl-type3>' }] : []))
-    .handle('qom-get', (cmd) => {
-      const { path: p, property } = cmd.arguments as { path: string; property: string };
-      if (p === '/machine/peripheral/cxl-mhd-mem0' && property === 'volatile-dc-memdev') return ok('/objects/cxl-mhd-dc');
-      if (p === '/objects/cxl-mhd-dc' && property in dc) return ok(dc[property]);
-      return { error: { class: 'GenericError', desc: `no property ${property}` } };
-    })
-    // A dialled fake cannot take descriptors: the FM-LD channel's fd is accepted and dropped.
-    .handle('getfd', () => ok())
-    .handle('query-chardev', () => ok([]))
-    .handle('chardev-add', () => ok())
-    .handle('device_add', () => ok())
-    .handle('cxl-add-dynamic-capacity', () => ok())
-    .handle('cxl-release-dynamic-capacity', () => ok())
-    .handle('cont', () => ok())
-    .handle('quit', () => ok());
-  await fake.sendRaw(GREETING);
   return fake;
 }
 

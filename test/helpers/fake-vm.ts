@@ -1,16 +1,24 @@
 // A head's VM as a fake QEMU for in-process backend tests: it answers what
 // attach, re-adoption, DCD delivery and the FM-LD port ask (no static
-// window; a DC region over the whole pool when `dcd`), already running.
+// window; a DC region over the whole pool when `dcd`), running unless
+// `running: false` (a VM still paused at -S, as at a first attach).
 import { dataObjectPath } from '../../src/pool/index.js';
 import { FakeQemu, ok } from './fake-qemu.js';
 
 const GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 10}, "package": ""}, "capabilities": []}}\r\n';
 
-export async function fakeVm(socketPath: string, pool: string, poolBytes: number, dcd: boolean): Promise<FakeQemu> {
+export async function fakeVm(
+  socketPath: string,
+  pool: string,
+  poolBytes: number,
+  dcd: boolean,
+  opts: { running?: boolean } = {},
+): Promise<FakeQemu> {
+  const running = opts.running ?? true;
   const fake = await FakeQemu.dial(socketPath, { greeting: false });
   const dc: Record<string, unknown> = { 'mem-path': dataObjectPath(pool), offset: 0, size: poolBytes };
   fake
-    .handle('query-status', () => ok({ running: true, status: 'running' }))
+    .handle('query-status', () => ok({ running, status: running ? 'running' : 'prelaunch' }))
     .handle('qom-list', () => ok(dcd ? [{ name: 'cxl-mhd-mem0', type: 'child<cxl-type3>' }] : []))
     .handle('qom-get', (cmd) => {
       const { path: p, property } = cmd.arguments as { path: string; property: string };
@@ -28,7 +36,8 @@ export async function fakeVm(socketPath: string, pool: string, poolBytes: number
     .handle('device_del', () => ok())
     .handle('cxl-add-dynamic-capacity', () => ok())
     .handle('cxl-release-dynamic-capacity', () => ok())
-    .handle('cont', () => ok());
+    .handle('cont', () => ok())
+    .handle('quit', () => ok());
   await fake.sendRaw(GREETING);
   return fake;
 }
