@@ -56,7 +56,7 @@ test: setup
 
 ## qemu-facts: checks each fact docs/qemu-facts.md states against the QEMU that `make qemu` resolves
 qemu-facts: build qemu
-	npx vitest run test/qemu-facts-qemu.test.ts
+	npx vitest run test/qemu/facts-qemu.test.ts
 
 bench: build guest
 	node dist/bench/run.js
@@ -69,7 +69,7 @@ demo: setup
 soak: setup
 	@mkdir -p bench/out
 	CXL_MHD_KILL_POINTS=1000 CXL_MHD_LONGRUN_OPS=100000 CXL_MHD_FUZZ_FRAMES=1000000 CXL_MHD_FUZZ_CLI=20 CXL_MHD_RESULTS=bench/out/soak.jsonl \
-	  npx vitest run test/crash-qemu.test.ts test/longrun-fake.test.ts test/fmapi-fuzz.test.ts test/fuzz-cli.test.ts
+	  npx vitest run test/heads/crash-qemu.test.ts test/heads/longrun.test.ts test/fmapi/fmapi-fuzz.test.ts test/cli/cli-fuzz.test.ts
 
 ## install: the built package under $(DESTDIR)$(PREFIX) (bin/cxl-mhd, lib/cxl-mhd, the systemd unit); see docs/operations.md
 PREFIX ?= /usr/local

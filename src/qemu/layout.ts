@@ -2,7 +2,7 @@
 // root ports (cxl-rp) and fixed memory windows (cxl-fmw.N) `qemu-args` lays
 // out, so that every LD hot-added on a spare port can get its own region in
 // a stock guest. Pure: no I/O. Verified on QEMU 10.0.13 + Debian 6.12 with
-// 16 spare ports (docs/qemu-facts.md §7; test/capacity-tag-qemu.test.ts, make bench).
+// 16 spare ports (docs/qemu-facts.md §7; test/capacity/tags-qemu.test.ts, make bench).
 //
 // Why one bridge per port: a pxb-cxl with a single root port has no HDM
 // decoders in QEMU (hdm_for_passthrough=off) and Linux decodes through it as

@@ -2,7 +2,7 @@
 // auth, store, SSE) whose FM-API link reaches a real FmApiServer over a
 // Unix socket, backed by the scripted FakeBackend; the snapshot follows the
 // extents the fake holds, so a connection made over Redfish shows up as a
-// grant. Real QEMU heads are in test/http-qemu.test.ts.
+// grant. Real QEMU heads are in test/http/clients-qemu.test.ts.
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
