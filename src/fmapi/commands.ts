@@ -1,11 +1,13 @@
 // The FM-API commands cxl-mhd serves: per opcode, its request and response
 // payloads, each declared once as a layout (layout.ts) at the offsets of the
 // CXL r3.1 tables: §8.2.9.1.1 Identify, §7.6.7.5 Multi-Headed Device and
-// §7.6.7.6 DCD Management command sets. The codecs and the payload types
+// §7.6.7.6 DCD Management command sets, with r3.2's additions to the last
+// (5602h Set DC Region Configuration, 5606h–5608h the tag references). The codecs and the payload types
 // exported here follow from those declarations. Everything the server, the
 // client and the tests know about payloads is in COMMANDS.
 import { badField } from './errors.js';
 import {
+  bitmap,
   bits,
   bits64,
   type Codec,
@@ -40,9 +42,13 @@ export enum Opcode {
   GetHeadInfo = 0x5501,
   GetDcdInfo = 0x5600,
   GetHostDcRegionConfig = 0x5601,
+  SetDcRegionConfig = 0x5602,
   GetDcRegionExtentLists = 0x5603,
   InitiateDcAdd = 0x5604,
   InitiateDcRelease = 0x5605,
+  AddDcReference = 0x5606,
+  RemoveDcReference = 0x5607,
+  ListDcTags = 0x5608,
 }
 
 export enum SelectionPolicy {
@@ -65,6 +71,16 @@ export const DsmasFlag = {
   IcSpecificDcManagement: 1 << 5,
   ReadOnly: 1 << 6,
 } as const;
+
+/**
+ * Flags of a 5608h tag record. Bit 0: the FM holds a reference (5606h) on
+ * the tag, so its capacity stays allocated with no host holding it. r3.2
+ * names the byte; this is the one bit cxl-mhd sets (docs/capacity.md).
+ */
+export const TagFlag = { FmReference: 1 << 0 } as const;
+
+/** Hosts a 5608h bitmap can name: 32 bytes, bit n = host n. */
+export const TAG_BITMAP_BYTES = 32;
 
 const capacity = (f: Scalar<number>) => units(f, CAPACITY_UNIT, '256 MiB');
 const dcRegion = (at: number) => range(u8(at), 0, MAX_DC_REGIONS - 1, 'a DC region');
@@ -167,6 +183,16 @@ const REGION_RSP = struct(
   16,
 );
 
+// ---- 5602h Set DC Region Configuration (r3.2 §7.6.7.6.3) ---------------
+
+const SET_REGION_REQ = struct('SetDcRegionConfigRequest', 16, {
+  region: dcRegion(0),
+  /** One of the sizes 5600h reports for the region (a power of two). */
+  blockSize: u64(4),
+  // Flags byte: bit 0 Sanitize on Release, bits 7:1 reserved.
+  sanitizeOnRelease: flag(12, 0),
+});
+
 // ---- 5603h Get DC Region Extent Lists (§7.6.7.6.4) -------------------------
 
 const EXTENT = struct('Extent', 40, {
@@ -214,6 +240,35 @@ const RELEASE_REQ = struct('InitiateDcReleaseRequest', 32, {
   extents: list(u32(28), EXTENT),
 });
 
+// ---- 5606h / 5607h Dynamic Capacity Add / Remove Reference (r3.2 §7.6.7.6.7–8)
+
+const REFERENCE_REQ = struct('DcReferenceRequest', 16, {
+  tag: uuid(0),
+});
+
+// ---- 5608h Dynamic Capacity List Tags (r3.2 §7.6.7.6.9) -----------------
+
+const TAGS_REQ = struct('DcListTagsRequest', 8, {
+  startIndex: u32(0),
+  maxTags: u32(4),
+});
+const TAG_RECORD = struct('DcTagInfo', 84, {
+  tag: uuid(0),
+  flags: u8(16),
+  /** Hosts holding capacity with this tag. */
+  references: bitmap(20, TAG_BITMAP_BYTES),
+  /** Hosts whose hold on it is changing (a release accepted, not yet complete). */
+  pending: bitmap(52, TAG_BITMAP_BYTES),
+});
+const TAGS_RSP = struct('DcListTagsResponse', 16, {
+  generation: u32(0),
+  totalTags: u32(4),
+  tags: list(u32(8), TAG_RECORD),
+  // Validity bitmap: bit 0 the Reference Bitmaps are valid, bit 1 the Pending Reference Bitmaps.
+  referencesValid: flag(12, 0),
+  pendingValid: flag(12, 1),
+});
+
 // ---- the payload types, as the layouts declare them ---------------------------
 
 export type IdentifyResponse = Of<typeof IDENTIFY_RSP>;
@@ -231,6 +286,11 @@ export type ExtentListRequest = Of<typeof EXTENTS_REQ>;
 export type ExtentListResponse = Of<typeof EXTENTS_RSP>;
 export type AddRequest = Of<typeof ADD_REQ>;
 export type ReleaseRequest = Of<typeof RELEASE_REQ>;
+export type SetRegionConfigRequest = Of<typeof SET_REGION_REQ>;
+export type ReferenceRequest = Of<typeof REFERENCE_REQ>;
+export type TagListRequest = Of<typeof TAGS_REQ>;
+export type TagInfo = Of<typeof TAG_RECORD>;
+export type TagListResponse = Of<typeof TAGS_RSP>;
 
 // ---- the opcode table -------------------------------------------------------
 
@@ -292,6 +352,12 @@ const TABLE = {
     }),
     page: { request: 'regionCount', response: 'regions' },
   }),
+  setRegionConfig: command({
+    opcode: Opcode.SetDcRegionConfig,
+    name: 'Set DC Region Configuration',
+    request: codec(SET_REGION_REQ),
+    response: empty,
+  }),
   extentList: command({
     opcode: Opcode.GetDcRegionExtentLists,
     name: 'Get DC Region Extent Lists',
@@ -309,6 +375,27 @@ const TABLE = {
     name: 'Initiate Dynamic Capacity Release',
     request: codec(RELEASE_REQ),
     response: empty,
+  }),
+  addReference: command({
+    opcode: Opcode.AddDcReference,
+    name: 'Dynamic Capacity Add Reference',
+    request: codec(REFERENCE_REQ),
+    response: empty,
+  }),
+  removeReference: command({
+    opcode: Opcode.RemoveDcReference,
+    name: 'Dynamic Capacity Remove Reference',
+    request: codec(REFERENCE_REQ),
+    response: empty,
+  }),
+  listTags: command({
+    opcode: Opcode.ListDcTags,
+    name: 'Dynamic Capacity List Tags',
+    request: codec(TAGS_REQ),
+    response: codec(TAGS_RSP, (v) => {
+      if (v.tags.length > v.totalTags) throw badField('tags', `${v.tags.length} returned of ${v.totalTags} tags`);
+    }),
+    page: { request: 'maxTags', response: 'tags' },
   }),
 };
 

@@ -34,6 +34,7 @@ export {
   type MhdInfoRequest,
   type MhdInfoResponse,
   Opcode,
+  type ReferenceRequest,
   type RegionConfig,
   type RegionConfigRequest,
   type RegionConfigResponse,
@@ -42,6 +43,12 @@ export {
   type RequestOf,
   type ResponseOf,
   SelectionPolicy,
+  type SetRegionConfigRequest,
+  TAG_BITMAP_BYTES,
+  TagFlag,
+  type TagInfo,
+  type TagListRequest,
+  type TagListResponse,
   ZERO_TAG,
 } from './commands.js';
 export { FmError, PayloadError } from './errors.js';

@@ -15,7 +15,8 @@ export type Domain =
   | { readonly type: 'int'; readonly min: number; readonly max: number; readonly values?: readonly number[]; readonly unit?: number }
   | { readonly type: 'bits64' }
   | { readonly type: 'uuid' }
-  | { readonly type: 'boolean' };
+  | { readonly type: 'boolean' }
+  | { readonly type: 'bitmap'; readonly bits: number };
 
 /** One field: where it sits and how it converts to and from T. */
 export interface Scalar<T> {
@@ -153,6 +154,35 @@ export function uuid(at: number): Scalar<string> {
     (v, o, x, name) => {
       if (typeof x !== 'string' || !UUID.test(x)) throw badField(name, `${String(x)} is not a UUID (8-4-4-4-12 hex digits)`);
       new Uint8Array(v.buffer, v.byteOffset + o, 16).set(Buffer.from(x.replaceAll('-', ''), 'hex'));
+    },
+  );
+}
+
+/**
+ * A bitmap of `bytes` bytes (bit n = byte n/8, bit n%8), exchanged as the
+ * ascending list of the bit numbers set: a host bitmap reads as host ids.
+ */
+export function bitmap(at: number, bytes: number): Scalar<number[]> {
+  const nbits = bytes * 8;
+  return scalar(
+    at,
+    nbits,
+    { type: 'bitmap', bits: nbits },
+    (v, o) => {
+      const out: number[] = [];
+      for (let i = 0; i < bytes; i++) {
+        const b = v.getUint8(o + i);
+        for (let j = 0; j < 8; j++) if (b & (1 << j)) out.push(i * 8 + j);
+      }
+      return out;
+    },
+    (v, o, x, name) => {
+      if (!Array.isArray(x)) throw badField(name, `${String(x)} is not a list of bit numbers`);
+      for (const n of x) {
+        checkInt(n, nbits - 1, name);
+        const i = o + Math.floor(n / 8);
+        v.setUint8(i, v.getUint8(i) | (1 << (n % 8)));
+      }
     },
   );
 }

@@ -14,9 +14,13 @@ import {
   type IdentifyResponse,
   type MhdInfoRequest,
   type MhdInfoResponse,
+  type ReferenceRequest,
   type RegionConfigRequest,
   type RegionConfigResponse,
   type ReleaseRequest,
+  type SetRegionConfigRequest,
+  type TagListRequest,
+  type TagListResponse,
 } from './commands.js';
 import { FmError } from './errors.js';
 import { FrameError, type FrameErrorKind, Framer } from './framer.js';
@@ -45,6 +49,10 @@ export interface FmBackend {
   /** Resolves once the add is initiated (QMP sent), not when the guest accepts it. */
   initiateAdd?(req: AddRequest): Result<void>;
   initiateRelease?(req: ReleaseRequest): Result<void>;
+  setRegionConfig?(req: SetRegionConfigRequest): Result<void>;
+  addReference?(req: ReferenceRequest): Result<void>;
+  removeReference?(req: ReferenceRequest): Result<void>;
+  listTags?(req: TagListRequest): Result<TagListResponse>;
 }
 
 export interface ServerOptions {

@@ -290,6 +290,77 @@ const GOLDEN: Golden[] = [
     `),
   },
   { name: '5605h response', command: 'initiateRelease', side: 'response', value: {}, bytes: hex('') },
+  {
+    name: '5602h request',
+    command: 'setRegionConfig',
+    side: 'request',
+    value: { region: 0, blockSize: 8 * MiB, sanitizeOnRelease: true },
+    bytes: hex(`
+      00                        # region 0
+      00 00 00                  # reserved
+      00 00 80 00 00 00 00 00   # block size 8 MiB
+      01                        # flags: sanitize on release (bit 0)
+      00 00 00                  # reserved
+    `),
+  },
+  { name: '5602h response', command: 'setRegionConfig', side: 'response', value: {}, bytes: hex('') },
+  {
+    name: '5606h request',
+    command: 'addReference',
+    side: 'request',
+    value: { tag: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0' },
+    bytes: hex('0f 1e 2d 3c 4b 5a 69 78 87 96 a5 b4 c3 d2 e1 f0  # tag, in written order'),
+  },
+  { name: '5606h response', command: 'addReference', side: 'response', value: {}, bytes: hex('') },
+  {
+    name: '5607h request',
+    command: 'removeReference',
+    side: 'request',
+    value: { tag: 'ffffffff-0000-0000-0000-000000000001' },
+    bytes: hex('ff ff ff ff 00 00 00 00 00 00 00 00 00 00 00 01  # tag'),
+  },
+  { name: '5607h response', command: 'removeReference', side: 'response', value: {}, bytes: hex('') },
+  {
+    name: '5608h request',
+    command: 'listTags',
+    side: 'request',
+    value: { startIndex: 1, maxTags: 2 },
+    bytes: hex(`
+      01 00 00 00  # start index 1
+      02 00 00 00  # max tags 2
+    `),
+  },
+  {
+    name: '5608h response',
+    command: 'listTags',
+    side: 'response',
+    value: {
+      generation: 9,
+      totalTags: 3,
+      referencesValid: true,
+      pendingValid: true,
+      tags: [
+        { tag: '00112233-4455-6677-8899-aabbccddeeff', flags: 1, references: [0, 2, 9], pending: [] },
+        { tag: 'ffffffff-0000-0000-0000-000000000001', flags: 0, references: [], pending: [255] },
+      ],
+    },
+    bytes: hex(`
+      09 00 00 00               # generation 9
+      03 00 00 00               # total tags 3
+      02 00 00 00               # tags returned 2
+      03                        # validity: reference (bit 0) and pending (bit 1) bitmaps
+      00 00 00                  # reserved
+      00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff  # [0] tag
+      01                        #     flags: FM holds a reference
+      00 00 00                  #     reserved
+      05 02 ${zeros(30)}        #     references: hosts 0, 2 (byte 0) and 9 (byte 1 bit 1)
+      ${zeros(32)}              #     pending: none
+      ff ff ff ff 00 00 00 00 00 00 00 00 00 00 00 01  # [1] tag
+      00 00 00 00               #     flags, reserved
+      ${zeros(32)}              #     references: none
+      ${zeros(31)} 80           #     pending: host 255 (byte 31 bit 7)
+    `),
+  },
 ];
 
 function codecOf(command: CommandName, side: 'request' | 'response') {

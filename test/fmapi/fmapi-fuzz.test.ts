@@ -59,6 +59,9 @@ function randomExtents(r: Rng) {
   }));
 }
 
+/** The tag some adds carry, so references to it can succeed (5606h–5608h). */
+const FUZZ_TAG = '5eed0000-0000-4000-8000-000000000001';
+
 /** A valid request of a random command, as a whole message. */
 function validRequest(r: Rng): Uint8Array {
   const name = r.pick(Object.keys(COMMANDS) as CommandName[]);
@@ -74,9 +77,13 @@ function validRequest(r: Rng): Uint8Array {
       selectionPolicy: r.int(4),
       region: r.int(8),
       length: r.int(2 ** 34),
-      tag: ZERO_TAG,
+      tag: r.next() < 0.2 ? FUZZ_TAG : ZERO_TAG,
       extents: randomExtents(r),
     }),
+    setRegionConfig: () => ({ region: r.int(8), blockSize: r.next() < 0.5 ? 2 ** 21 : r.int(2 ** 40), sanitizeOnRelease: r.next() < 0.5 }),
+    addReference: () => ({ tag: r.next() < 0.5 ? FUZZ_TAG : formatUuid(r.bytes(16)) }),
+    removeReference: () => ({ tag: r.next() < 0.5 ? FUZZ_TAG : formatUuid(r.bytes(16)) }),
+    listTags: () => ({ startIndex: r.int(4), maxTags: r.int(2 ** 32) }),
     initiateRelease: () => ({
       hostId: r.int(8),
       removalPolicy: r.int(2),

@@ -52,6 +52,11 @@ function draw(r: Rng, d: Domain): unknown {
       return r.next() < 0.5;
     case 'uuid':
       return formatUuid(r.bytes(16));
+    case 'bitmap': {
+      // Ascending and unique, as the decoder gives them back; the edges (none, all) now and then.
+      if (r.next() < 0.2) return r.next() < 0.5 ? [] : Array.from({ length: d.bits }, (_, i) => i);
+      return Array.from({ length: d.bits }, (_, i) => i).filter(() => r.next() < 0.1);
+    }
     case 'bits64':
       return r.next() < 0.2 ? r.pick([0n, 2n ** 64n - 1n]) : Buffer.from(r.bytes(8)).readBigUInt64LE();
     case 'int': {
@@ -88,6 +93,9 @@ const FIXUPS: Partial<Record<`${CommandName}.${'request' | 'response'}`, (v: Val
   'extentList.response': (v, r) => {
     v.startIndex = r.int(1000);
     v.totalExtents = (v.startIndex as number) + (v.extents as unknown[]).length + r.int(1000);
+  },
+  'listTags.response': (v, r) => {
+    v.totalTags = (v.tags as unknown[]).length + r.int(1000);
   },
 };
 

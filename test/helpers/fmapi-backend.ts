@@ -10,9 +10,14 @@ import {
   type HeadInfoResponse,
   type MhdInfoRequest,
   type MhdInfoResponse,
+  type ReferenceRequest,
   type RegionConfigRequest,
   type RegionConfigResponse,
   type ReleaseRequest,
+  type SetRegionConfigRequest,
+  TagFlag,
+  type TagListRequest,
+  type TagListResponse,
   ZERO_TAG,
 } from '../../src/fmapi/commands.js';
 import type { FmBackend, IdentifyInfo } from '../../src/fmapi/server.js';
@@ -139,5 +144,56 @@ export class FakeBackend implements FmBackend {
       list.filter((e) => !req.extents.some((r) => r.startDpa === e.startDpa)),
     );
     this.generation++;
+  }
+
+  /** References per tag (5606h/5607h); a tag is known while some host holds it or it has a reference. */
+  references = new Map<string, number>();
+  regionSetting = { blockSize: 2 * MiB, sanitizeOnRelease: false };
+
+  async setRegionConfig(req: SetRegionConfigRequest): Promise<void> {
+    await this.enter('setRegionConfig', req);
+    this.regionSetting = { blockSize: req.blockSize, sanitizeOnRelease: req.sanitizeOnRelease };
+  }
+
+  private tagsHeld(): string[] {
+    const held = [...this.extents.values()].flat().map((e) => e.tag);
+    return [...new Set([...held, ...this.references.keys()])].filter((t) => t !== ZERO_TAG).sort();
+  }
+
+  async addReference(req: ReferenceRequest): Promise<void> {
+    await this.enter('addReference', req);
+    this.references.set(req.tag, (this.references.get(req.tag) ?? 0) + 1);
+    this.generation++;
+  }
+
+  async removeReference(req: ReferenceRequest): Promise<void> {
+    await this.enter('removeReference', req);
+    // Canned, not strict: the fuzzer predicts answers from the codecs alone, so the fake refuses nothing.
+    const n = this.references.get(req.tag) ?? 0;
+    if (n <= 1) this.references.delete(req.tag);
+    else this.references.set(req.tag, n - 1);
+    this.generation++;
+  }
+
+  async listTags(req: TagListRequest): Promise<TagListResponse> {
+    await this.enter('listTags', req);
+    const all = this.tagsHeld().map((tag) => ({
+      tag,
+      flags: this.references.has(tag) ? TagFlag.FmReference : 0,
+      // A 5608h bitmap names hosts 0..255 only.
+      references: [...this.extents]
+        .filter(([h, l]) => h < 256 && l.some((e) => e.tag === tag))
+        .map(([h]) => h)
+        .sort((a, b) => a - b),
+      pending: [],
+    }));
+    const start = Math.min(req.startIndex, all.length);
+    return {
+      generation: this.generation,
+      totalTags: all.length,
+      tags: all.slice(start, start + req.maxTags),
+      referencesValid: true,
+      pendingValid: true,
+    };
   }
 }
