@@ -29,8 +29,21 @@ const show = (ps: Piece[]) => ps.map((p) => `${p.len}@${p.offset}`).join(', ');
 export class TagRegistry {
   private readonly byTag = new Map<string, Allocation>();
 
-  /** `holdersOf(tag)`: the heads whose grants carry the tag (active or being released). */
-  constructor(private readonly holdersOf: (tag: string) => number[]) {}
+  /**
+   * `holdersOf(tag)`: the heads whose grants carry the tag (active or being
+   * released); `kept(tag)`: an FM reference keeps the allocation while no head holds it.
+   */
+  constructor(
+    private readonly holdersOf: (tag: string) => number[],
+    private readonly kept: (tag: string) => boolean = () => false,
+  ) {}
+
+  /** The allocation a tag names, while a head holds it or a reference keeps it. */
+  allocation(tag: string): { shared: boolean; extents: Piece[] } | undefined {
+    this.prune();
+    const a = this.byTag.get(tag);
+    return a && { shared: a.shared, extents: a.extents.map((e) => ({ ...e })) };
+  }
 
   /**
    * Checks an add of `pieces` with `tag` to `head` against the tag rules
@@ -42,12 +55,26 @@ export class TagRegistry {
     this.prune();
     const a = this.byTag.get(tag);
     let extents: Piece[];
-    if (a) {
-      const asked = [...pieces].sort(byOffset);
-      const same =
-        asked.length === a.extents.length && asked.every((p, i) => p.offset === a.extents[i]?.offset && p.len === a.extents[i]?.len);
+    const asked = [...pieces].sort(byOffset);
+    const same = (x: Allocation) =>
+      asked.length === x.extents.length && asked.every((p, i) => p.offset === x.extents[i]?.offset && p.len === x.extents[i]?.len);
+    if (a && this.holdersOf(tag).length === 0) {
+      // Kept by a reference alone: an add takes it back whole, the way it was allocated.
+      if (shared !== a.shared)
+        throw new FmError(
+          ReturnCode.InvalidInput,
+          `the allocation tagged ${tag} is kept ${a.shared ? 'shared' : 'exclusive'} by a reference; add it ${a.shared ? 'with shared access' : 'without shared access'}`,
+        );
+      if (!same(a)) {
+        throw new FmError(
+          ReturnCode.InvalidInput,
+          `the allocation tagged ${tag} is ${show(a.extents)} (pool offsets); an add joining it must name exactly those extents, not ${show(asked)}`,
+        );
+      }
+      extents = a.extents;
+    } else if (a) {
       // The same blocks while another head holds them exclusively: a conflict over blocks, as without a tag.
-      if (!a.shared && same && !this.holdersOf(tag).includes(head)) {
+      if (!a.shared && same(a) && !this.holdersOf(tag).includes(head)) {
         throw new FmError(
           ReturnCode.ResourcesExhausted,
           `the allocation tagged ${tag} is held exclusively by head(s) ${this.holdersOf(tag).join(', ')}`,
@@ -61,7 +88,7 @@ export class TagRegistry {
       }
       if (this.holdersOf(tag).includes(head))
         throw new FmError(ReturnCode.InvalidInput, `head ${head} already holds the allocation tagged ${tag}`);
-      if (!same) {
+      if (!same(a)) {
         throw new FmError(
           ReturnCode.InvalidInput,
           `the allocation tagged ${tag} is ${show(a.extents)} (pool offsets); an add joining it must name exactly those extents, not ${show(asked)}`,
@@ -69,7 +96,7 @@ export class TagRegistry {
       }
       extents = a.extents;
     } else {
-      extents = [...pieces].sort(byOffset);
+      extents = asked;
       for (const [other, b] of this.byTag) {
         const hit = b.extents.find((e) => extents.some((p) => overlaps(p, e)));
         if (hit) throw new FmError(ReturnCode.InvalidInput, `extent ${hit.len}@${hit.offset} belongs to the allocation tagged ${other}`);
@@ -123,9 +150,9 @@ export class TagRegistry {
     return Math.max(0, i);
   }
 
-  /** Tags no head holds any more are free for other blocks again. */
+  /** Tags no head holds and no reference keeps are free for other blocks again. */
   prune(): void {
-    for (const tag of [...this.byTag.keys()]) if (this.holdersOf(tag).length === 0) this.byTag.delete(tag);
+    for (const tag of [...this.byTag.keys()]) if (this.holdersOf(tag).length === 0 && !this.kept(tag)) this.byTag.delete(tag);
   }
 
   list(): AllocationView[] {

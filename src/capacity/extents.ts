@@ -6,7 +6,8 @@ import { type AddRequest, FmError, ReturnCode, SelectionPolicy } from '../fmapi/
 import type { PoolState } from '../pool/index.js';
 import type { Delivery, Piece } from './delivery.js';
 
-export function prescribedPieces(req: AddRequest, d: Delivery, state: PoolState): Piece[] {
+/** `unit`: the add's granularity, the head's delivery unit or the region's (5602h) block if larger. */
+export function prescribedPieces(req: AddRequest, d: Delivery, state: PoolState, unit = d.unit): Piece[] {
   if (req.extents.length === 0) throw new FmError(ReturnCode.InvalidInput, 'a prescriptive add needs at least one extent');
   const cap = state.header.capacityBytes;
   const pieces = req.extents.map((e) => ({ offset: e.startDpa - d.regionBase, len: e.len }));
@@ -15,8 +16,11 @@ export function prescribedPieces(req: AddRequest, d: Delivery, state: PoolState)
     const at = `extent ${p.len}@DPA ${p.offset + d.regionBase}`;
     if (p.offset < 0 || p.offset + p.len > cap)
       throw new FmError(ReturnCode.InvalidInput, `${at} is outside region 0 (DPA ${d.regionBase}..${d.regionBase + cap})`);
-    if (p.len <= 0 || p.offset % d.unit !== 0 || p.len % d.unit !== 0) {
-      throw new FmError(ReturnCode.InvalidInput, `${at} is not aligned to this head's ${d.unit}-byte ${d.kind} granularity`);
+    if (p.len <= 0 || p.offset % unit !== 0 || p.len % unit !== 0) {
+      throw new FmError(
+        ReturnCode.InvalidInput,
+        `${at} is not aligned to ${unit === d.unit ? `this head's ${unit}-byte ${d.kind} granularity` : `the region's ${unit}-byte blocks`}`,
+      );
     }
     total += p.len;
   }
@@ -32,17 +36,20 @@ export function prescribedPieces(req: AddRequest, d: Delivery, state: PoolState)
 }
 
 /** Free and contiguous policies: first fit over unit-aligned free runs of the bitmap. */
-export function firstFit(length: number, d: Delivery, policy: SelectionPolicy, state: PoolState): Piece[] {
-  if (length <= 0 || length % d.unit !== 0)
-    throw new FmError(ReturnCode.InvalidInput, `length ${length} must be a positive multiple of ${d.unit}`);
+export function firstFit(length: number, d: Delivery, policy: SelectionPolicy, state: PoolState, unit = d.unit): Piece[] {
+  if (length <= 0 || length % unit !== 0)
+    throw new FmError(ReturnCode.InvalidInput, `length ${length} must be a positive multiple of ${unit}`);
   const s = state;
-  const per = d.unit / s.header.blockBytes;
-  const units = s.header.capacityBytes / d.unit;
+  const per = unit / s.header.blockBytes;
+  const units = Math.floor(s.header.capacityBytes / unit);
   const free = (u: number) => {
-    for (let b = u * per; b < (u + 1) * per; b++) if (s.block(b).holders.length > 0) return false;
+    for (let b = u * per; b < (u + 1) * per; b++) {
+      const info = s.block(b);
+      if (info.holders.length > 0 || info.referenced) return false;
+    }
     return true;
   };
-  const want = length / d.unit;
+  const want = length / unit;
   const pieces: Piece[] = [];
   let got = 0;
   for (let u = 0; u < units && got < want; ) {
@@ -56,7 +63,7 @@ export function firstFit(length: number, d: Delivery, policy: SelectionPolicy, s
       u = end + 1;
       continue;
     }
-    pieces.push({ offset: u * d.unit, len: (end - u) * d.unit });
+    pieces.push({ offset: u * unit, len: (end - u) * unit });
     got += end - u;
     u = end;
   }

@@ -3,7 +3,9 @@
 // and turns Initiate DC Add/Release into block claims (all-or-nothing,
 // journaled) plus deliveries to the head's QEMU. It owns the per-head list
 // of grants (extents) and their generation numbers; the tag rules of shared
-// allocations are allocations.ts's.
+// allocations are allocations.ts's, FM references references.ts's, the
+// region's settings region.ts's, and every block that goes back to the free
+// set passes through returnBlocks (sanitize on release, sanitize.ts).
 import {
   type AddRequest,
   type DcdInfoResponse,
@@ -18,18 +20,25 @@ import {
   type IdentifyInfo,
   type MhdInfoRequest,
   type MhdInfoResponse,
+  type ReferenceRequest,
   type RegionConfigRequest,
   type RegionConfigResponse,
   type ReleaseRequest,
   RemovalPolicy,
   ReturnCode,
   SelectionPolicy,
+  type SetRegionConfigRequest,
+  type TagListRequest,
+  type TagListResponse,
   ZERO_TAG,
 } from '../fmapi/index.js';
-import { type Pool, PoolError } from '../pool/index.js';
+import { dataObjectPath, type Pool, PoolError } from '../pool/index.js';
 import { type AllocationView, TagRegistry } from './allocations.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 import { firstFit, prescribedPieces } from './extents.js';
+import { type KeptView, R32Commands } from './references.js';
+import { blockSizeMask, supportedBlockSizes } from './region.js';
+import { zeroReturning } from './sanitize.js';
 
 export interface Grant {
   head: number;
@@ -79,7 +88,11 @@ const TAGS_SUPPORTED = 1024;
 export class CapacityManager implements FmBackend {
   private readonly grants = new Map<number, Grant[]>();
   private readonly generations = new Map<number, number>();
-  private readonly tags = new TagRegistry((tag) => [...this.grants].filter(([, l]) => l.some((g) => g.tag === tag)).map(([h]) => h));
+  private readonly tags = new TagRegistry(
+    (tag) => this.holding(tag),
+    (tag) => this.r32.kept(tag),
+  );
+  private readonly r32: R32Commands;
   /** One FM-API mutation at a time: claims and deliveries must not interleave. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Time spent carrying out adds and releases (claims + QMP), for the benchmarks' accounting. */
@@ -88,7 +101,16 @@ export class CapacityManager implements FmBackend {
   constructor(
     private readonly pool: Pool,
     private readonly opts: CapacityOptions,
-  ) {}
+  ) {
+    this.r32 = new R32Commands({
+      pool,
+      tags: this.tags,
+      extentCount: () => [...this.grants.values()].reduce((n, l) => n + l.length, 0),
+      holders: (tag, state) => this.holding(tag, state),
+      returnBlocks: (ranges, leaving, free) => this.returnBlocks(ranges, leaving, free),
+      log: opts.log,
+    });
+  }
 
   // ---- informational commands -------------------------------------------
 
@@ -137,9 +159,10 @@ export class CapacityManager implements FmBackend {
         (1 << SelectionPolicy.Prescriptive) |
         (1 << SelectionPolicy.EnableSharedAccess),
       removalPolicyMask: (1 << RemovalPolicy.TagBased) | (1 << RemovalPolicy.Prescriptive),
-      sanitizeMask: 0,
+      // Bit 0: region 0's sanitize-on-release can be set (5602h).
+      sanitizeMask: 1,
       totalCapacityBytes: h.capacityBytes,
-      regionBlockSizeMasks: [1n << BigInt(Math.log2(h.blockBytes))],
+      regionBlockSizeMasks: [blockSizeMask(supportedBlockSizes(h.blockBytes, h.capacityBytes))],
     };
   }
 
@@ -148,7 +171,16 @@ export class CapacityManager implements FmBackend {
     const cap = this.pool.state.header.capacityBytes;
     const regions =
       req.startRegion === 0 && req.regionCount > 0
-        ? [{ base: d.regionBase, decodeLength: cap, length: cap, blockSize: d.unit, dsmasFlags: DsmasFlag.Sharable, sanitizeOnRelease: 0 }]
+        ? [
+            {
+              base: d.regionBase,
+              decodeLength: cap,
+              length: cap,
+              blockSize: Math.max(d.unit, this.r32.region.blockSize),
+              dsmasFlags: DsmasFlag.Sharable,
+              sanitizeOnRelease: this.r32.region.sanitizeOnRelease ? 1 : 0,
+            },
+          ]
         : [];
     const held = this.grantsOf(req.hostId);
     const tags = new Set(held.map((g) => g.tag).filter((t) => t !== ZERO_TAG));
@@ -203,6 +235,8 @@ export class CapacityManager implements FmBackend {
       extentList: (r) => this.extentList(r),
       initiateAdd: (r) => this.initiateAdd(r, via),
       initiateRelease: (r) => this.initiateRelease(r, via),
+      ...{ setRegionConfig: this.setRegionConfig, addReference: this.addReference, removeReference: this.removeReference },
+      listTags: this.listTags,
     };
   }
 
@@ -224,10 +258,11 @@ export class CapacityManager implements FmBackend {
     const d = this.delivery(req.hostId);
     if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
     const shared = req.selectionPolicy === SelectionPolicy.EnableSharedAccess;
+    const unit = Math.max(d.unit, this.r32.region.blockSize);
     const pieces =
       req.selectionPolicy === SelectionPolicy.Prescriptive || shared
-        ? prescribedPieces(req, d, this.pool.state)
-        : firstFit(req.length, d, req.selectionPolicy, this.pool.state);
+        ? prescribedPieces(req, d, this.pool.state, unit)
+        : firstFit(req.length, d, req.selectionPolicy, this.pool.state, unit);
     const labels = this.tags.admit(req.hostId, req.tag, shared, pieces);
     if (pieces.length > d.capacityForPieces()) {
       throw new FmError(
@@ -339,7 +374,9 @@ export class CapacityManager implements FmBackend {
   private finishRelease(g: Grant): void {
     const list = this.grants.get(g.head);
     if (!list?.includes(g)) return; // the head detached meanwhile; its blocks went with it
-    this.pool.release(g.head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag });
+    this.returnBlocks([g], { head: g.head }, () =>
+      this.pool.release(g.head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag }),
+    );
     list.splice(list.indexOf(g), 1);
     this.changed(g.head);
     this.emit({
@@ -359,6 +396,8 @@ export class CapacityManager implements FmBackend {
   forgetHead(head: number, via: string = VIA.qemuExit): void {
     const held = this.grants.get(head);
     if (!held) return;
+    // The head's blocks were freed with its detach, in this same turn: zeroed now, before any add can run.
+    this.returnBlocks(held, { head }, () => undefined);
     this.grants.delete(head);
     this.changed(head);
     for (const g of held) this.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag: tagOrNull(g.tag), via });
@@ -435,9 +474,34 @@ export class CapacityManager implements FmBackend {
     return d;
   }
 
+  /** Heads whose grants carry `tag` (in `state`, if given), ascending. */
+  private holding(tag: string, state?: Grant['state']): number[] {
+    return [...this.grants].filter(([, l]) => l.some((g) => g.tag === tag && (!state || g.state === state))).map(([h]) => h);
+  }
+
   private changed(head: number): void {
     this.generations.set(head, ((this.generations.get(head) ?? 0) + 1) >>> 0);
+    this.r32.bump();
   }
+
+  /**
+   * The one way blocks of grants or references go back to the pool: `free`
+   * frees them, and with sanitize on release those left with no holder and
+   * no reference are zeroed first, while no head can be given them.
+   */
+  private returnBlocks(ranges: { offset: number; len: number }[], leaving: { head?: number; dropRef?: boolean }, free: () => void): void {
+    if (this.r32.region.sanitizeOnRelease) zeroReturning(dataObjectPath(this.pool.name), this.pool.state, ranges, leaving);
+    free();
+  }
+
+  // ---- 5602h, 5606h–5608h (r3.2): references.ts, one FM-API mutation at a time like the others
+
+  setRegionConfig = (req: SetRegionConfigRequest): Promise<void> => this.serialize(async () => this.r32.setRegionConfig(req));
+  addReference = (req: ReferenceRequest): Promise<void> => this.serialize(async () => this.r32.addReference(req));
+  removeReference = (req: ReferenceRequest): Promise<void> => this.serialize(async () => this.r32.removeReference(req));
+  listTags = (req: TagListRequest): TagListResponse => this.r32.listTags(req);
+  /** Tags the FM keeps with references (status, Redfish): count and extents. */
+  references = (): KeptView[] => this.r32.references();
 
   private emit(e: CapacityEvent): void {
     this.opts.onEvent?.(e);

@@ -1,7 +1,7 @@
 // The invariant checker: what must hold in a pool's state image, and
 // whether shared memory agrees with the journal's replay (snapshot + tail).
 import { existsSync } from 'node:fs';
-import { MASK_BITS, SHARED_FLAG } from './layout.js';
+import { MASK_BITS, REF_FLAG, SHARED_FLAG } from './layout.js';
 import type { Pool } from './pool.js';
 import { maskHolders, type PoolState } from './state.js';
 
@@ -45,8 +45,9 @@ export function checkInvariants(state: PoolState, limit = 100): Finding[] {
     const w = state.rawBlockWord(b);
     if (w === 0n) continue;
     const mask = w & MASK_BITS;
-    if ((w & ~(MASK_BITS | SHARED_FLAG)) !== 0n)
+    if ((w & ~(MASK_BITS | SHARED_FLAG | REF_FLAG)) !== 0n)
       out.push({ kind: 'stray-bits', block: b, message: `block ${b} has undefined bits set (word 0x${w.toString(16)})` });
+    if (mask === 0n && (w & REF_FLAG) !== 0n) continue; // kept by a tag reference (5606h), no holder
     if (mask === 0n) {
       out.push({ kind: 'stray-shared-flag', block: b, message: `block ${b} is marked shared but has no holder` });
       continue;

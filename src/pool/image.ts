@@ -8,7 +8,7 @@
 // order does not matter.
 import { PoolError } from './errors.js';
 import type { JournalEntry } from './journal-events.js';
-import { type Geometry, MASK_BITS, SHARED_FLAG } from './layout.js';
+import { type Geometry, MASK_BITS, REF_FLAG, SHARED_FLAG } from './layout.js';
 import { PoolState } from './state.js';
 
 export const SNAPSHOT_VERSION = 1;
@@ -31,6 +31,21 @@ export interface UnfinishedAdd {
   ranges: { first: number; count: number }[];
 }
 
+/** A tag the FM holds references on (5606h): how many, and the blocks they keep. */
+export interface ImageReference {
+  tag: string;
+  count: number;
+  shared: boolean;
+  ranges: { first: number; count: number }[];
+}
+
+/** What 5602h set for a DC region; absent until it is set. */
+export interface ImageRegionConfig {
+  region: number;
+  blockSize: number;
+  sanitizeOnRelease: boolean;
+}
+
 export interface PoolCreateArgs extends Geometry {
   createdMs: number;
   mode: number;
@@ -48,6 +63,9 @@ export interface Snapshot {
   lease: { owner: number | null; epoch: number };
   grants: ({ head: number } & ImageGrant)[];
   unfinished: UnfinishedAdd[];
+  /** Absent in snapshots written before tag references. */
+  references?: ImageReference[];
+  regions?: ImageRegionConfig[];
 }
 
 const ZERO_TAG = '00000000-0000-0000-0000-000000000000';
@@ -66,6 +84,8 @@ export class JournalImage {
   private leaseEpoch = 0;
   private readonly grants = new Map<number, Map<number, ImageGrant>>(); // head → offset → grant
   private readonly unfinished = new Map<number, UnfinishedAdd>(); // tx → add
+  private readonly refs = new Map<string, ImageReference>();
+  private readonly regions = new Map<number, ImageRegionConfig>();
   lastSeq = 0;
 
   private constructor(readonly pool: PoolCreateArgs) {
@@ -104,6 +124,8 @@ export class JournalImage {
     img.leaseEpoch = s.lease.epoch;
     for (const { head, ...g } of s.grants) img.grantMap(head).set(g.offset, g);
     for (const u of s.unfinished) img.unfinished.set(u.tx, u);
+    for (const r of s.references ?? []) img.refs.set(r.tag, r);
+    for (const r of s.regions ?? []) img.regions.set(r.region, r);
     return img;
   }
 
@@ -126,6 +148,8 @@ export class JournalImage {
       lease: { owner: this.leaseOwner, epoch: this.leaseEpoch },
       grants: [...this.grants].flatMap(([head, m]) => [...m.values()].map((g) => ({ head, ...g }))),
       unfinished: [...this.unfinished.values()],
+      references: [...this.refs.values()],
+      regions: [...this.regions.values()],
     };
   }
 
@@ -152,6 +176,15 @@ export class JournalImage {
     return [...(this.grants.get(head)?.values() ?? [])].sort((a, b) => a.offset - b.offset).map((g) => ({ ...g }));
   }
 
+  /** Tags the FM holds references on. */
+  references(): ImageReference[] {
+    return [...this.refs.values()].map((r) => ({ ...r, ranges: r.ranges.map((x) => ({ ...x })) }));
+  }
+
+  regionConfigs(): ImageRegionConfig[] {
+    return [...this.regions.values()].map((r) => ({ ...r }));
+  }
+
   unfinishedAdds(): UnfinishedAdd[] {
     return [...this.unfinished.values()].map((u) => ({ ...u, ranges: [...u.ranges] }));
   }
@@ -176,7 +209,7 @@ export class JournalImage {
     const bit = 1n << BigInt(head);
     for (let b = first; b < first + count; b++) {
       const v = (this.words[b] as bigint) & ~bit;
-      this.words[b] = (v & MASK_BITS) === 0n ? 0n : v;
+      this.words[b] = (v & MASK_BITS) === 0n && (v & REF_FLAG) === 0n ? 0n : v;
     }
   }
 
@@ -271,6 +304,40 @@ export class JournalImage {
         }
         break;
       }
+      case 'ref-add': {
+        const a = e.args;
+        for (const r of a.ranges) {
+          this.checkRange(num(r, 'first'), num(r, 'count'));
+          for (let b = r.first; b < r.first + r.count; b++) this.words[b] = (this.words[b] as bigint) | REF_FLAG;
+        }
+        const cur = this.refs.get(a.tag);
+        this.refs.set(a.tag, { tag: a.tag, count: (cur?.count ?? 0) + 1, shared: a.shared === true, ranges: a.ranges });
+        break;
+      }
+      case 'ref-remove': {
+        const a = e.args;
+        if (a.last) {
+          for (const r of a.ranges) {
+            this.checkRange(num(r, 'first'), num(r, 'count'));
+            for (let b = r.first; b < r.first + r.count; b++) {
+              const v = (this.words[b] as bigint) & ~REF_FLAG;
+              this.words[b] = (v & MASK_BITS) === 0n ? 0n : v;
+            }
+          }
+          this.refs.delete(a.tag);
+        } else {
+          const cur = this.refs.get(a.tag);
+          if (cur) cur.count = Math.max(1, cur.count - 1);
+        }
+        break;
+      }
+      case 'region-config':
+        this.regions.set(num(e.args, 'region'), {
+          region: e.args.region,
+          blockSize: num(e.args, 'blockSize'),
+          sanitizeOnRelease: e.args.sanitizeOnRelease === true,
+        });
+        break;
       case 'lease-acquire':
         if (e.result.acquired === true) {
           const head = num(e.args, 'head');

@@ -2,7 +2,7 @@
 export { PoolError, type PoolErrorCode } from './errors.js';
 export { checkInvariants, type Finding, type FsckReport, fsck } from './fsck.js';
 export { CAPACITY_UNIT, DEFAULT_BLOCK_BYTES, validateGeometry } from './geometry.js';
-export { type ImageGrant, JournalImage, type Snapshot, type UnfinishedAdd } from './image.js';
+export { type ImageGrant, type ImageReference, type ImageRegionConfig, JournalImage, type Snapshot, type UnfinishedAdd } from './image.js';
 export { Journal, type LoadedImage, loadImage, readJournal, replayJournal } from './journal.js';
 export {
   type FmPiece,

@@ -70,6 +70,12 @@ export type JournalEvent =
   | { op: 'fm-add'; args: { head: number; pieces: FmPiece[]; shared: boolean; tag: string; delivery: string } }
   /** QEMU accepted the release of these grants and the client is answered; their blocks are freed by a `release` once QEMU dropped them. */
   | { op: 'fm-release'; args: { head: number; pieces: { first: number; count: number }[] } }
+  /** An FM reference on a tag (5606h): its blocks stay allocated while any reference is left. */
+  | { op: 'ref-add'; args: { tag: string; shared: boolean; ranges: { first: number; count: number }[] } }
+  /** One reference fewer (5607h); `last`: the blocks lost their mark, and those no head holds were freed. */
+  | { op: 'ref-remove'; args: { tag: string; last: boolean; ranges: { first: number; count: number }[] } }
+  /** 5602h: a DC region's block size and sanitize-on-release flag. */
+  | { op: 'region-config'; args: { region: number; blockSize: number; sanitizeOnRelease: boolean } }
   | { op: 'note'; args: NoteEvent };
 
 export type JournalOp = JournalEvent['op'];

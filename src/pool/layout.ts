@@ -53,6 +53,12 @@ export const BLOCK_WORD_BYTES = 8;
 /** Block word: bits 0..31 = holder mask (bit h = head h), bit 32 = shared claim. */
 export const SHARED_FLAG = 1n << 32n;
 export const MASK_BITS = 0xffff_ffffn;
+/**
+ * Bit 33: an FM tag reference (CXL r3.2 5606h) holds the block. With no
+ * holder left it stays allocated, shared flag and all, until the last
+ * reference goes (docs/capacity.md).
+ */
+export const REF_FLAG = 1n << 33n;
 
 export interface Geometry {
   capacityBytes: number;

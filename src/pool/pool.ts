@@ -405,6 +405,27 @@ export class Pool {
     this.record({ op: 'fm-release', args }, { ok: true });
   }
 
+  /** A tag reference (5606h): marks the allocation's blocks kept; journaled with the count's change. */
+  addReference(tag: string, shared: boolean, ranges: BlockRange[]): void {
+    this.journaled({ op: 'ref-add', args: { tag, shared, ranges } }, () => {
+      for (const r of ranges) this.state.reference(r);
+    });
+  }
+
+  /** One reference fewer (5607h); with the last, the mark goes and unheld blocks are free. Returns how many. */
+  removeReference(tag: string, last: boolean, ranges: BlockRange[]): number {
+    return this.journaled(
+      { op: 'ref-remove', args: { tag, last, ranges } },
+      () => (last ? ranges.reduce((n, r) => n + this.state.unreference(r), 0) : 0),
+      (freed) => ({ freed }),
+    );
+  }
+
+  /** 5602h's setting, journaled so a restart reports it (no shared-memory state). */
+  recordRegionConfig(args: { region: number; blockSize: number; sanitizeOnRelease: boolean }): void {
+    this.record({ op: 'region-config', args }, { ok: true });
+  }
+
   releaseLease(head: number): boolean {
     return this.journaled(
       { op: 'lease-release', args: { head } },

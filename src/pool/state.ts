@@ -17,6 +17,7 @@ import {
   HeadState,
   headEntryOffset,
   MASK_BITS,
+  REF_FLAG,
   SHARED_FLAG,
   stateObjectBytes,
 } from './layout.js';
@@ -35,6 +36,8 @@ export interface BlockInfo {
   block: number;
   holders: number[];
   shared: boolean;
+  /** A tag reference keeps it allocated even with no holder. */
+  referenced: boolean;
 }
 
 export interface HeadInfo {
@@ -246,7 +249,9 @@ export class PoolState {
       for (;;) {
         const mask = expected & MASK_BITS;
         let desired: bigint;
-        if (mask === 0n) desired = shared ? bit | SHARED_FLAG : bit;
+        if (mask === 0n && (expected & REF_FLAG) === 0n) desired = shared ? bit | SHARED_FLAG : bit;
+        // A referenced block with no holder is rejoined as it was allocated: shared or exclusive.
+        else if (mask === 0n && shared === ((expected & SHARED_FLAG) !== 0n)) desired = expected | bit;
         else if (shared && (expected & SHARED_FLAG) !== 0n && (mask & bit) === 0n) desired = expected | bit;
         else {
           this.rollback(head, range.first, b);
@@ -268,6 +273,8 @@ export class PoolState {
   private conflictMessage(head: number, block: number, word: bigint, shared: boolean): string {
     const holders = maskHolders(word & MASK_BITS);
     const at = `block ${block} (pool offset ${block * this.header.blockBytes})`;
+    if (holders.length === 0)
+      return `${at} is kept by a tag reference as ${(word & SHARED_FLAG) !== 0n ? 'shared' : 'exclusive'}; ${shared ? 'a shared' : 'an exclusive'} claim for head ${head} conflicts`;
     if (holders.includes(head)) return `head ${head} already holds ${at}`;
     const kind = (word & SHARED_FLAG) !== 0n ? 'shared' : 'exclusively';
     return `${at} is held ${kind} by head${holders.length > 1 ? 's' : ''} ${holders.join(', ')}; ${shared ? 'a shared' : 'an exclusive'} claim for head ${head} conflicts`;
@@ -285,7 +292,7 @@ export class PoolState {
     for (;;) {
       if ((expected & bit) === 0n) return false;
       const rest = expected & MASK_BITS & ~bit;
-      const desired = rest === 0n ? 0n : expected & ~bit;
+      const desired = rest === 0n && (expected & REF_FLAG) === 0n ? 0n : expected & ~bit;
       const seen = native.cas64(this.buf, off, expected, desired);
       if (seen === expected) return true;
       expected = seen;
@@ -325,7 +332,64 @@ export class PoolState {
   block(block: number): BlockInfo {
     this.checkRange({ first: block, count: 1 });
     const w = this.word(block);
-    return { block, holders: maskHolders(w & MASK_BITS), shared: (w & SHARED_FLAG) !== 0n && (w & MASK_BITS) !== 0n };
+    const referenced = (w & REF_FLAG) !== 0n;
+    return {
+      block,
+      holders: maskHolders(w & MASK_BITS),
+      shared: (w & SHARED_FLAG) !== 0n && ((w & MASK_BITS) !== 0n || referenced),
+      referenced,
+    };
+  }
+
+  /**
+   * Marks the range as kept by a tag reference. Every block must be
+   * allocated (held, or referenced already); refuses, changing nothing, if not.
+   */
+  reference(range: BlockRange): void {
+    this.checkRange(range);
+    const end = range.first + range.count;
+    for (let b = range.first; b < end; b++) {
+      if (this.word(b) === 0n) {
+        throw new PoolError(
+          'NOT_HELD',
+          `block ${b} (pool offset ${b * this.header.blockBytes}) is free: only allocated blocks take a reference`,
+          {
+            block: b,
+          },
+        );
+      }
+    }
+    for (let b = range.first; b < end; b++) {
+      const off = blockWordOffset(b);
+      let expected = this.word(b);
+      for (;;) {
+        const seen = native.cas64(this.buf, off, expected, expected | REF_FLAG);
+        if (seen === expected) break;
+        expected = seen;
+      }
+    }
+    this.bumpGeneration();
+  }
+
+  /** Drops the reference mark; blocks no head holds become free. Returns how many did. */
+  unreference(range: BlockRange): number {
+    this.checkRange(range);
+    let freed = 0;
+    for (let b = range.first; b < range.first + range.count; b++) {
+      const off = blockWordOffset(b);
+      let expected = this.word(b);
+      for (;;) {
+        const desired = (expected & MASK_BITS) === 0n ? 0n : expected & ~REF_FLAG;
+        const seen = native.cas64(this.buf, off, expected, desired);
+        if (seen === expected) {
+          if (desired === 0n && expected !== 0n) freed++;
+          break;
+        }
+        expected = seen;
+      }
+    }
+    this.bumpGeneration();
+    return freed;
   }
 
   /** Blocks held by `head`, ascending. A snapshot: plain reads, no atomics. */
@@ -346,16 +410,19 @@ export class PoolState {
    * reads of aligned words; the result is a snapshot, which is all a status
    * display needs.
    */
-  usage(): { perHead: number[]; sharedPerHead: number[]; free: number } {
+  usage(): { perHead: number[]; sharedPerHead: number[]; free: number; referenced: number } {
     const perHead = new Array<number>(this.header.headCount).fill(0);
     const sharedPerHead = new Array<number>(this.header.headCount).fill(0);
     let free = 0;
+    let referenced = 0;
     const u32 = this.u32;
     const base = blockWordOffset(0) / 4;
     const n = this.header.blockCount;
     for (let b = 0; b < n; b++) {
       let mask = u32[base + 2 * b]!;
-      if (mask === 0) {
+      // REF_FLAG is bit 1 of the high word.
+      if ((u32[base + 2 * b + 1]! & 2) !== 0) referenced++;
+      else if (mask === 0) {
         free++;
         continue;
       }
@@ -369,7 +436,7 @@ export class PoolState {
         }
       }
     }
-    return { perHead, sharedPerHead, free };
+    return { perHead, sharedPerHead, free, referenced };
   }
 
   /** Raw block word (fsck and golden tests). */

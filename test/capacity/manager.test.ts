@@ -123,7 +123,7 @@ describe('CapacityManager', () => {
     await m.initiateAdd(add(0, [[0, 256 * MiB]], { selectionPolicy: SelectionPolicy.EnableSharedAccess, tag }));
     await m.initiateAdd(add(1, [[0, 256 * MiB]], { selectionPolicy: SelectionPolicy.EnableSharedAccess }));
     await m.initiateAdd(add(1, [[GiB, 256 * MiB]]));
-    expect(p.state.block(0)).toEqual({ block: 0, holders: [0, 1], shared: true });
+    expect(p.state.block(0)).toEqual({ block: 0, holders: [0, 1], shared: true, referenced: false });
     await m.initiateRelease({ hostId: 0, removalPolicy: 0, forced: false, region: 0, length: 0, tag, extents: [] });
     await new Promise((r) => setImmediate(r));
     expect(p.state.block(0).holders).toEqual([1]);

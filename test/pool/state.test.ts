@@ -90,7 +90,7 @@ describe('claims', () => {
     const s = fresh();
     s.claim(1, { first: 10, count: 5 });
     expect(s.blocksOf(1)).toEqual([10, 11, 12, 13, 14]);
-    expect(s.block(12)).toEqual({ block: 12, holders: [1], shared: false });
+    expect(s.block(12)).toEqual({ block: 12, holders: [1], shared: false, referenced: false });
     expect(s.usage().perHead).toEqual([0, 5, 0, 0]);
     expect(s.usage().free).toBe(256 - 5);
     s.release(1, { first: 10, count: 5 });
@@ -120,14 +120,14 @@ describe('claims', () => {
     const s = fresh();
     s.claim(0, { first: 0, count: 4 }, { shared: true });
     s.claim(1, { first: 0, count: 4 }, { shared: true });
-    expect(s.block(2)).toEqual({ block: 2, holders: [0, 1], shared: true });
+    expect(s.block(2)).toEqual({ block: 2, holders: [0, 1], shared: true, referenced: false });
     expect(code(() => s.claim(2, { first: 3, count: 1 }))).toBe('CONFLICT');
     expect(code(() => s.claim(0, { first: 0, count: 1 }, { shared: true }))).toBe('CONFLICT'); // already holds
     s.claim(3, { first: 10, count: 1 });
     expect(code(() => s.claim(2, { first: 10, count: 1 }, { shared: true }))).toBe('CONFLICT');
     expect(s.usage().sharedPerHead).toEqual([4, 4, 0, 0]);
     s.release(0, { first: 0, count: 4 });
-    expect(s.block(1)).toEqual({ block: 1, holders: [1], shared: true });
+    expect(s.block(1)).toEqual({ block: 1, holders: [1], shared: true, referenced: false });
     s.release(1, { first: 0, count: 4 });
     expect(s.rawBlockWord(1)).toBe(0n); // last holder gone: word fully cleared, flag too
     s.claim(2, { first: 0, count: 4 }); // now free for an exclusive claim
