@@ -40,7 +40,7 @@ function resolvePort(port: string | undefined): string {
   return found;
 }
 
-function parseUint(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
+export function parseUint(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (!/^\d+$/.test(text) || Number(text) > max) throw new UsageError(`${what} "${text}" is not a whole number from 0 to ${max}`);
   return Number(text);
 }
@@ -54,7 +54,7 @@ function parseExtent(text: string): { offset: number; len: number } {
   return { offset, len: parseSize(m[2] as string, 'extent length') };
 }
 
-function parseTag(text: string | undefined): string {
+export function parseTag(text: string | undefined): string {
   if (text === undefined) return ZERO_TAG;
   try {
     parseUuid(text);
@@ -66,13 +66,13 @@ function parseTag(text: string | undefined): string {
 
 const jsonify = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x));
 
-interface FmOpts {
+export interface FmOpts {
   port?: string;
   json?: boolean;
   timeout: string;
 }
 
-async function withClient<T>(o: FmOpts, fn: (c: FmClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(o: FmOpts, fn: (c: FmClient) => Promise<T>): Promise<T> {
   const timeoutMs = parseUint(o.timeout, '--timeout');
   if (timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) throw new UsageError(`--timeout ${o.timeout} must be from 1 to ${2 ** 31 - 1} ms`);
   const path = resolvePort(o.port);
@@ -95,11 +95,12 @@ async function withClient<T>(o: FmOpts, fn: (c: FmClient) => Promise<T>): Promis
   }
 }
 
-function out(o: FmOpts, value: unknown, human: () => string): void {
+export function out(o: FmOpts, value: unknown, human: () => string): void {
   console.log(o.json ? jsonify(value) : human());
 }
 
-export function addFmCommands(program: Command): void {
+/** `cxl-mhd fm` and its commands; `more` adds further ones (fm-tags.ts) before the extent commands. */
+export function addFmCommands(program: Command, more: (fm: Command, opts: (cmd: Command) => FmOpts) => void = () => undefined): void {
   const fm = program
     .command('fm')
     .description('FM-API client: talk to the pool over the FM-LD port (in the owner guest: the cxl-mhd.fmld virtio port)')
@@ -161,11 +162,16 @@ export function addFmCommands(program: Command): void {
       const r = await withClient(o, (c) => c.regionConfig(parseUint(a.host, '--host', 0xffff)));
       out(o, r, () =>
         [
-          ...r.regions.map((g, i) => `region ${i}: base ${g.base} length ${formatSize(g.length)} block ${formatSize(g.blockSize)}`),
+          ...r.regions.map(
+            (g, i) =>
+              `region ${i}: base ${g.base} length ${formatSize(g.length)} block ${formatSize(g.blockSize)}${g.sanitizeOnRelease & 1 ? ', sanitized on release' : ''}`,
+          ),
           `extents: ${r.extentsAvailable} of ${r.extentsSupported} available`,
         ].join('\n'),
       );
     });
+
+  more(fm, opts);
 
   fm.command('extents')
     .description('5603h Get DC Region Extent Lists')

@@ -20,6 +20,7 @@ import {
 } from '../pool/index.js';
 import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
+import { addTagCommands } from './fm-tags.js';
 import { addHttpCommands, checkHttpOptions, type HttpServeOptions, readHttpRecord, startHttp } from './http.js';
 import { addLeaseCommands } from './lease.js';
 import { addRunCommand, demoScenarioPath, runScenarioFile } from './run.js';
@@ -381,7 +382,7 @@ export function buildProgram(): Command {
     },
   );
 
-  addFmCommands(program);
+  addFmCommands(program, addTagCommands);
   addLeaseCommands(program);
   addHttpCommands(program);
   addRunCommand(program);

@@ -20,6 +20,8 @@ import {
   type RequestOf,
   type ResponseOf,
   SelectionPolicy,
+  type TagInfo,
+  type TagListResponse,
   ZERO_TAG,
 } from './commands.js';
 import { FmError } from './errors.js';
@@ -143,23 +145,33 @@ export class FmClient {
 
   /** Every extent, paging as needed; starts over if the list changes under it. */
   async allExtents(host: number, attempts = 8): Promise<{ generation: number; extents: Extent[] }> {
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      const first = await this.extents(host);
-      const extents = [...first.extents];
-      let stale = false;
-      while (extents.length < first.totalExtents) {
-        const page = await this.extents(host, { start: extents.length });
-        if (page.generation !== first.generation || page.totalExtents !== first.totalExtents) {
-          stale = true;
-          break;
-        }
-        if (page.extents.length === 0)
-          throw new FmClientError('protocol', `extent list stopped at ${extents.length} of ${first.totalExtents}`);
-        extents.push(...page.extents);
-      }
-      if (!stale) return { generation: first.generation, extents };
-    }
-    throw new FmClientError('protocol', `the extent list of host ${host} kept changing over ${attempts} attempts`);
+    const r = await pageAll(
+      async (start) => {
+        const p = await this.extents(host, { start });
+        return { generation: p.generation, total: p.totalExtents, items: p.extents };
+      },
+      `the extent list of host ${host}`,
+      attempts,
+    );
+    return { generation: r.generation, extents: r.items };
+  }
+
+  /** 5608h, one page. */
+  tags(opts: { start?: number; count?: number } = {}): Promise<TagListResponse> {
+    return this.call('listTags', { startIndex: opts.start ?? 0, maxTags: opts.count ?? U32_MAX });
+  }
+
+  /** Every tag (5608h), paging as needed; starts over if the list changes under it. */
+  async allTags(attempts = 8): Promise<{ generation: number; tags: TagInfo[] }> {
+    const r = await pageAll(
+      async (start) => {
+        const p = await this.tags({ start });
+        return { generation: p.generation, total: p.totalTags, items: p.tags };
+      },
+      'the tag list',
+      attempts,
+    );
+    return { generation: r.generation, tags: r.items };
   }
 
   async add(o: AddOptions): Promise<void> {
@@ -292,4 +304,28 @@ export class FmClient {
     this.pending.clear();
     for (const w of this.tagWaiters.splice(0)) w.fail(reason);
   }
+}
+
+/** Pages through a generation-numbered list until it is whole, starting over when the generation moves. */
+async function pageAll<T>(
+  fetch: (start: number) => Promise<{ generation: number; total: number; items: T[] }>,
+  what: string,
+  attempts: number,
+): Promise<{ generation: number; items: T[] }> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const first = await fetch(0);
+    const items = [...first.items];
+    let stale = false;
+    while (items.length < first.total) {
+      const page = await fetch(items.length);
+      if (page.generation !== first.generation || page.total !== first.total) {
+        stale = true;
+        break;
+      }
+      if (page.items.length === 0) throw new FmClientError('protocol', `${what} stopped at ${items.length} of ${first.total}`);
+      items.push(...page.items);
+    }
+    if (!stale) return { generation: first.generation, items };
+  }
+  throw new FmClientError('protocol', `${what} kept changing over ${attempts} attempts`);
 }
