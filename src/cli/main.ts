@@ -138,6 +138,10 @@ function renderStatus(s: StatusWithRecords): string {
     const ext = a.extents.map((e, i) => `#${i} ${formatSize(e.len)}@${e.offset}`).join(', ');
     lines.push(`${a.tag}  ${(a.shared ? ext : `${ext} (exclusive)`).padEnd(30)}  heads ${a.holders.join(', ')}`);
   }
+  for (const r of s.references ?? []) {
+    const ext = r.extents.map((e) => `${formatSize(e.len)}@${e.offset}`).join(', ');
+    lines.push(`reference: tag ${r.tag} x${r.count} keeps ${ext}${r.shared ? ' shared' : ''}`);
+  }
   return lines.join('\n');
 }
 
@@ -219,6 +223,7 @@ export function buildProgram(): Command {
       if (o.json) console.log(JSON.stringify(r));
       else {
         for (const f of r.findings) console.log(`${f.kind}: ${f.message}`);
+        for (const x of r.references) console.log(`reference: tag ${x.tag} x${x.count} keeps ${x.blocks} block(s)`);
         console.log(
           r.clean
             ? `pool ${p.name}: clean (${r.blocksChecked} blocks, ${r.snapshotSeq === null ? '' : `snapshot to seq ${r.snapshotSeq} + `}${r.journalEntries} journal entries)`

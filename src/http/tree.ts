@@ -69,7 +69,14 @@ export function memoryDomain(m: PoolModel, pool: string): Record<string, unknown
     AllowsMemoryChunkCreation: true,
     AllowsBlockProvisioning: false,
     MemoryChunks: link(paths.chunks(pool)),
-    Oem: { CxlMhd: { CapacityMiB: m.snap.status.capacityBytes / MiB, BlockMiB: m.snap.status.blockBytes / MiB } },
+    Oem: {
+      CxlMhd: {
+        CapacityMiB: m.snap.status.capacityBytes / MiB,
+        BlockMiB: m.snap.status.blockBytes / MiB,
+        // FM tag references (5606h): allocations kept while no head may hold them.
+        References: (m.snap.status.references ?? []).map((r) => ({ Tag: r.tag, Count: r.count, Shared: r.shared, Extents: r.extents })),
+      },
+    },
   };
 }
 

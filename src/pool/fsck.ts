@@ -11,6 +11,7 @@ export type FindingKind =
   | 'exclusive-multiple-owners'
   | 'stray-shared-flag'
   | 'stray-bits'
+  | 'reference-unaccounted'
   | 'lease-out-of-range'
   | 'lease-without-heads'
   | 'journal-missing'
@@ -34,6 +35,8 @@ export interface FsckReport {
   journalEntries: number | null;
   /** The last seq the snapshot covers, or null when the journal has no snapshot yet. */
   snapshotSeq: number | null;
+  /** Tags the journal says the FM keeps (5606h), with their blocks. */
+  references: { tag: string; count: number; blocks: number }[];
 }
 
 /** Invariants of one image on its own. Stops listing after `limit` findings. */
@@ -128,6 +131,7 @@ export function fsck(pool: Pool): FsckReport {
   const findings = checkInvariants(pool.state);
   let journalEntries: number | null = null;
   let snapshotSeq: number | null = null;
+  let references: FsckReport['references'] = [];
   if (!existsSync(pool.journalFile)) {
     findings.push({
       kind: 'journal-missing',
@@ -139,9 +143,23 @@ export function fsck(pool: Pool): FsckReport {
       journalEntries = loaded.tailEntries;
       snapshotSeq = loaded.snapshotSeq;
       findings.push(...compareWithJournal(pool.state, loaded.image.toState()));
+      references = loaded.image
+        .references()
+        .map((r) => ({ tag: r.tag, count: r.count, blocks: r.ranges.reduce((n, x) => n + x.count, 0) }));
+      const covered = new Set(
+        loaded.image.references().flatMap((r) => r.ranges.flatMap((x) => Array.from({ length: x.count }, (_, i) => x.first + i))),
+      );
+      for (let b = 0; b < pool.state.blockCount && findings.length < 100; b++) {
+        if (pool.state.block(b).referenced && !covered.has(b))
+          findings.push({
+            kind: 'reference-unaccounted',
+            block: b,
+            message: `block ${b} is marked referenced but no journaled tag reference covers it`,
+          });
+      }
     } catch (e) {
       findings.push({ kind: 'journal-unreadable', message: (e as Error).message });
     }
   }
-  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries, snapshotSeq };
+  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries, snapshotSeq, references };
 }

@@ -22,6 +22,25 @@ export interface PoolStatus {
   backend: { running: boolean; pid: number | null };
   heads: HeadStatus[];
   freeBytes: number;
+  /** Bytes kept by FM tag references (5606h), held by a head or not. */
+  referencedBytes: number;
+  /** The references the journal holds (empty when it cannot be read). */
+  references: { tag: string; count: number; shared: boolean; extents: { offset: number; len: number }[] }[];
+}
+
+function referencesOf(pool: Pool): PoolStatus['references'] {
+  const bb = pool.state.header.blockBytes;
+  try {
+    // The writer has the journal's image in memory; anyone else reads it from disk.
+    return (pool.hasWriterLock ? pool.image : pool.loadImage().image).references().map((r) => ({
+      tag: r.tag,
+      count: r.count,
+      shared: r.shared,
+      extents: r.ranges.map((x) => ({ offset: x.first * bb, len: x.count * bb })),
+    }));
+  } catch {
+    return [];
+  }
 }
 
 export function poolStatus(pool: Pool): PoolStatus {
@@ -49,5 +68,7 @@ export function poolStatus(pool: Pool): PoolStatus {
       attachedAt: h.attached && h.attachedMs ? new Date(h.attachedMs).toISOString() : null,
     })),
     freeBytes: usage.free * blockBytes,
+    referencedBytes: usage.referenced * blockBytes,
+    references: usage.referenced > 0 ? referencesOf(pool) : [],
   };
 }

@@ -7,7 +7,9 @@ import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CapacityManager } from '../../src/capacity/manager.js';
 import { ReturnCode, SelectionPolicy, TagFlag, ZERO_TAG } from '../../src/fmapi/index.js';
-import { dataObjectPath, fsck, Pool } from '../../src/pool/index.js';
+import type { PoolModel } from '../../src/http/model.js';
+import { memoryDomain } from '../../src/http/tree.js';
+import { dataObjectPath, fsck, Pool, poolStatus } from '../../src/pool/index.js';
 import { add, cleanups, code, MiB, manager, pool, StubDelivery } from '../helpers/capacity.js';
 
 const TAG = '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b';
@@ -145,7 +147,18 @@ describe('5606h/5607h/5608h tag references', () => {
     await tick();
     expect(m.grantsOf(0)).toEqual([]);
     expect(p.state.block(16)).toMatchObject({ holders: [], referenced: true, shared: true });
-    expect(fsck(p).findings).toEqual([]);
+    const report = fsck(p);
+    expect(report.findings).toEqual([]);
+    expect(report.references).toEqual([{ tag: TAG, count: 1, blocks: 3 }]);
+    const status = poolStatus(p);
+    expect(status).toMatchObject({ referencedBytes: 6 * MiB, references: [{ tag: TAG, count: 1, shared: true }] });
+    expect(status.references[0]?.extents).toEqual([
+      { offset: 0, len: 2 * MiB },
+      { offset: 32 * MiB, len: 4 * MiB },
+    ]);
+    // The Redfish memory domain carries them (its body reads the status only).
+    const domain = memoryDomain({ snap: { status } } as unknown as PoolModel, 'pool') as { Oem: { CxlMhd: { References: unknown[] } } };
+    expect(domain.Oem.CxlMhd.References).toEqual([{ Tag: TAG, Count: 1, Shared: true, Extents: status.references[0]?.extents }]);
     let list = m.listTags({ startIndex: 0, maxTags: 10 });
     expect(list.tags).toEqual([{ tag: TAG, flags: TagFlag.FmReference, references: [], pending: [] }]);
     // Kept blocks are not free: nothing else gets them.

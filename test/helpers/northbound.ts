@@ -92,6 +92,8 @@ export async function fakeNorthbound(
         generation: 1,
         backend: { running: true, pid: process.pid },
         freeBytes: capacityBytes - 256 * MiB,
+        referencedBytes: 0,
+        references: [],
         heads: records.map((r, i) => ({
           id: i,
           attached: attached.has(i),
