@@ -9,34 +9,36 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { isCodedError } from '../errors/index.js';
-import { addDemoCommand } from './demo.js';
-import { addEventsCommands } from './events.js';
-import { addFmCommands, describeFmError } from './fm.js';
-import { addFsckCommand } from './fsck.js';
-import { addLeaseCommands } from './lease.js';
-import { addPoolCommands } from './pool.js';
-import { addQemuArgsCommand } from './qemu-args.js';
-import { addQemuBinCommand } from './qemu-bin.js';
-import { addRunCommand } from './run.js';
-import { addServeCommand } from './serve.js';
-import { addStatusCommand } from './status.js';
 
-export function buildProgram(): Command {
+type Adder = (program: Command) => void;
+
+/** Every command's file, in the order `--help` lists them; events.ts also adds http-passwd. */
+const COMMANDS: [names: string[], load: () => Promise<Adder>][] = [
+  [['pool'], async () => (await import('./pool.js')).addPoolCommands],
+  [['status'], async () => (await import('./status.js')).addStatusCommand],
+  [['fsck'], async () => (await import('./fsck.js')).addFsckCommand],
+  [['serve'], async () => (await import('./serve.js')).addServeCommand],
+  [['qemu-args'], async () => (await import('./qemu-args.js')).addQemuArgsCommand],
+  [['fm'], async () => (await import('./fm.js')).addFmCommands],
+  [['lease'], async () => (await import('./lease.js')).addLeaseCommands],
+  [['events', 'http-passwd'], async () => (await import('./events.js')).addEventsCommands],
+  [['run'], async () => (await import('./run.js')).addRunCommand],
+  [['demo'], async () => (await import('./demo.js')).addDemoCommand],
+  [['qemu-bin'], async () => (await import('./qemu-bin.js')).addQemuBinCommand],
+];
+
+/**
+ * The program with the command `argv` names, or with every command (help,
+ * an unknown command, no argv): a command's file and what it imports load
+ * only when it may run, which is most of a short command's start-up.
+ */
+export async function buildProgram(argv?: string[]): Promise<Command> {
   const program = new Command('cxl-mhd')
     .description('CXL multi-headed memory device backend for stock QEMU')
     .showHelpAfterError()
     .exitOverride();
-  addPoolCommands(program);
-  addStatusCommand(program);
-  addFsckCommand(program);
-  addServeCommand(program);
-  addQemuArgsCommand(program);
-  addFmCommands(program);
-  addLeaseCommands(program);
-  addEventsCommands(program);
-  addRunCommand(program);
-  addDemoCommand(program);
-  addQemuBinCommand(program);
+  const named = COMMANDS.filter(([names]) => argv?.[0] !== undefined && names.includes(argv[0]));
+  for (const [, load] of named.length > 0 ? named : COMMANDS) (await load())(program);
   return program;
 }
 
@@ -46,7 +48,8 @@ export function buildProgram(): Command {
  * are the user's to fix and say so; anything else is our bug, said plainly,
  * with the stack behind CXL_MHD_DEBUG=1.
  */
-function describeError(e: unknown): string {
+async function describeError(e: unknown): Promise<string> {
+  const { describeFmError } = await import('./fm.js');
   const fm = describeFmError(e);
   if (fm !== null) return fm;
   // Usage, pool, socket, QMP and FM-channel errors: their messages are written for this line.
@@ -62,7 +65,7 @@ function describeError(e: unknown): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -71,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       // Commander already printed its message (help, version or usage error).
       return e.exitCode === 0 ? 0 : 2;
     }
-    console.error(`cxl-mhd: ${describeError(e)}`);
+    console.error(`cxl-mhd: ${await describeError(e)}`);
     if (process.env.CXL_MHD_DEBUG && e instanceof Error && e.stack) console.error(e.stack);
     return 1;
   }
