@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FmClient, FmError, openPort, ReturnCode, SelectionPolicy } from '../../src/fmapi/index.js';
-import { Backend, type StampedEvent } from '../../src/heads/index.js';
+import { Backend, readHeadRecords, type StampedEvent } from '../../src/heads/index.js';
 import { dataObjectPath, Pool, readJournal } from '../../src/pool/index.js';
 import { Deferred, FakeQemu, NO_REPLY, ok } from '../helpers/fake-qemu.js';
 import { fakeVm } from '../helpers/fake-vm.js';
@@ -127,6 +127,13 @@ describe('backend events (fake QEMU)', () => {
     const snap = b.snapshot();
     expect(snap.status.heads[1]?.grantedBytes).toBe(96 * MiB);
     expect(snap.heads.find((h) => h.head === 1)?.grants.map((g) => g.len)).toEqual([64 * MiB, 32 * MiB]);
+    // heads.json (what `status` reads) follows a little later, once capacity reported the change.
+    const filed = () =>
+      readHeadRecords(join(s.base, 'run'), s.pool)
+        ?.find((h) => h.head === 1)
+        ?.grants.map((g) => g.len);
+    await until(() => filed()?.length === 2, 'heads.json to list both grants');
+    expect(filed()).toEqual([64 * MiB, 32 * MiB]);
 
     await fm.release({ host: 1, extents: [{ startDpa: 256 * MiB, len: 64 * MiB }] });
     await until(() => events.at(-1)?.kind === 'capacity-released', 'release');
@@ -137,6 +144,7 @@ describe('backend events (fake QEMU)', () => {
     await dcdHead.emitEvent('RESET', { guest: true, reason: 'guest-reset' });
     await until(() => events.length > released, 'reset release');
     expect(events.at(-1)).toMatchObject({ kind: 'capacity-released', head: 1, offset: 512 * MiB, len: 32 * MiB, via: 'guest-reset' });
+    await until(() => filed()?.length === 0, 'heads.json to drop what the reset released');
 
     // QEMU exits holding capacity: it is released with the head.
     await fm.add({ host: 1, extents: [{ startDpa: 0, len: 16 * MiB }] });
@@ -223,7 +231,7 @@ describe('backend events (fake QEMU)', () => {
     const refusals = () =>
       readJournal(b.pool.journalFile)
         .filter((e) => e.op === 'note' && e.args.event === 'fm-refused')
-        .map((e) => e.args.code);
+        .map((e) => (e.args as { code?: number }).code);
 
     // Never attached: adds and 5601h are refused, 5603h lists nothing; nothing is claimed or announced.
     expect(await codeOf(fm.add({ host: 1, extents: [{ startDpa: 0, len: 16 * MiB }] }))).toBe(ReturnCode.InvalidInput);
