@@ -2,10 +2,12 @@
 // answers the informational commands from the pool and the attached heads,
 // and turns Initiate DC Add/Release into block claims (all-or-nothing,
 // journaled) plus deliveries to the head's QEMU. It owns the per-head list
-// of grants (extents) and their generation numbers; the tag rules of shared
-// allocations are allocations.ts's, FM references references.ts's, the
-// region's settings region.ts's, and every block that goes back to the free
-// set passes through returnBlocks (sanitize on release, sanitize.ts).
+// of grants (extents) and their generation numbers, and the deliveries of
+// the attached heads, which each head's session hands it (registerDelivery)
+// and takes back when it ends: the manager never looks a head up. The tag
+// rules of shared allocations are allocations.ts's, FM references
+// references.ts's, the region's settings region.ts's, and every block that
+// goes back to the free set passes through r32.returnBlocks (sanitize.ts).
 import {
   type AddRequest,
   type DcdInfoResponse,
@@ -32,13 +34,12 @@ import {
   type TagListResponse,
   ZERO_TAG,
 } from '../fmapi/index.js';
-import { dataObjectPath, type Pool, PoolError } from '../pool/index.js';
+import { type Pool, PoolError } from '../pool/index.js';
 import { type AllocationView, TagRegistry } from './allocations.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 import { firstFit, prescribedPieces } from './extents.js';
+import { dcdInfo, headInfo, mhdInfo } from './info.js';
 import { type KeptView, R32Commands } from './references.js';
-import { blockSizeMask, supportedBlockSizes } from './region.js';
-import { zeroReturning } from './sanitize.js';
 
 export interface Grant {
   head: number;
@@ -76,10 +77,14 @@ export interface GrantView {
 
 export interface CapacityOptions {
   serial: bigint;
-  /** The delivery of an attached head, undefined when the head is not attached. */
-  deliveryOf: (head: number) => Delivery | undefined;
   /** Called synchronously after each journaled change; must not call back into the manager. */
   onEvent?: (e: CapacityEvent) => void;
+  /**
+   * Called synchronously whenever what a head holds looks different (added,
+   * releasing, released, forgotten, adopted), answered or not; must not call
+   * back into the manager. The daemon rewrites the head's record on it.
+   */
+  onGrantsChanged?: (head: number) => void;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -88,6 +93,8 @@ const TAGS_SUPPORTED = 1024;
 export class CapacityManager implements FmBackend {
   private readonly grants = new Map<number, Grant[]>();
   private readonly generations = new Map<number, number>();
+  /** The delivery of each attached head, as its session handed it over. */
+  private readonly deliveries = new Map<number, Delivery>();
   private readonly tags = new TagRegistry(
     (tag) => this.holding(tag),
     (tag) => this.r32.kept(tag),
@@ -107,7 +114,6 @@ export class CapacityManager implements FmBackend {
       tags: this.tags,
       extentCount: () => [...this.grants.values()].reduce((n, l) => n + l.length, 0),
       holders: (tag, state) => this.holding(tag, state),
-      returnBlocks: (ranges, leaving, free) => this.returnBlocks(ranges, leaving, free),
       log: opts.log,
     });
   }
@@ -120,50 +126,15 @@ export class CapacityManager implements FmBackend {
   }
 
   mhdInfo(req: MhdInfoRequest): MhdInfoResponse {
-    const n = this.pool.state.headCount;
-    if (req.startLd >= n) throw new FmError(ReturnCode.InvalidInput, `start LD ${req.startLd} is past the ${n} LDs`);
-    // An MH-SLD: one LD per head, LD i behind head i.
-    const ldMap = Array.from({ length: Math.min(req.ldMapListLimit, n - req.startLd) }, (_, i) => req.startLd + i);
-    return { numLds: n, numHeads: n, startLd: req.startLd, ldMap };
+    return mhdInfo(this.pool.state, req);
   }
 
   headInfo(req: HeadInfoRequest): HeadInfoResponse {
-    const n = this.pool.state.headCount;
-    if (req.startHead >= n) throw new FmError(ReturnCode.InvalidInput, `start head ${req.startHead} is past the ${n} heads`);
-    const heads = [];
-    for (let h = req.startHead; h < Math.min(n, req.startHead + req.numHeads); h++) {
-      const up = this.pool.state.isAttached(h);
-      // An emulated x8 link at 32 GT/s; "link up" means a QEMU is attached to the port.
-      heads.push({
-        port: h,
-        maxLinkWidth: 8,
-        negotiatedLinkWidth: up ? 8 : 0,
-        supportedLinkSpeeds: 0b11111,
-        maxLinkSpeed: 5,
-        currentLinkSpeed: up ? 5 : 0,
-        ltssmState: up ? 0x11 : 0,
-        firstNegotiatedLane: 0,
-        linkStateFlags: 0,
-      });
-    }
-    return { heads };
+    return headInfo(this.pool.state, req);
   }
 
   dcdInfo(): DcdInfoResponse {
-    const h = this.pool.state.header;
-    return {
-      numHosts: h.headCount,
-      addPolicyMask:
-        (1 << SelectionPolicy.Free) |
-        (1 << SelectionPolicy.Contiguous) |
-        (1 << SelectionPolicy.Prescriptive) |
-        (1 << SelectionPolicy.EnableSharedAccess),
-      removalPolicyMask: (1 << RemovalPolicy.TagBased) | (1 << RemovalPolicy.Prescriptive),
-      // Bit 0: region 0's sanitize-on-release can be set (5602h).
-      sanitizeMask: 1,
-      totalCapacityBytes: h.capacityBytes,
-      regionBlockSizeMasks: [blockSizeMask(supportedBlockSizes(h.blockBytes, h.capacityBytes))],
-    };
+    return dcdInfo(this.pool.state);
   }
 
   hostRegionConfig(req: RegionConfigRequest): RegionConfigResponse {
@@ -197,7 +168,7 @@ export class CapacityManager implements FmBackend {
 
   extentList(req: ExtentListRequest): ExtentListResponse {
     this.checkHost(req.hostId);
-    const base = this.opts.deliveryOf(req.hostId)?.regionBase ?? 0;
+    const base = this.deliveries.get(req.hostId)?.regionBase ?? 0;
     const all: Extent[] = this.grantsOf(req.hostId).map((g) => ({
       startDpa: base + g.offset,
       len: g.len,
@@ -215,7 +186,7 @@ export class CapacityManager implements FmBackend {
 
   // ---- add / release -----------------------------------------------------
 
-  /** `via` names the FM-API path the request came in on (for events). */
+  /** `via` names the path the request came in on (for events); through() fills it in for an FM-API path. */
   initiateAdd(req: AddRequest, via: string = VIA.fmApi): Promise<void> {
     return this.serialize(() => this.add(req, via));
   }
@@ -224,7 +195,11 @@ export class CapacityManager implements FmBackend {
     return this.serialize(() => this.release(req, via));
   }
 
-  /** The FM-API backend of one path (fm.sock, a head's FM-LD port): its adds and releases name it. */
+  /**
+   * The FM-API backend of one path (fm.sock, a head's FM-LD port): its adds
+   * and releases name it. The one FmBackend the daemon serves: nothing wraps
+   * it, since every change it makes is reported (onEvent, onGrantsChanged).
+   */
   through(via: string): FmBackend {
     return {
       identify: () => this.identify(),
@@ -374,7 +349,7 @@ export class CapacityManager implements FmBackend {
   private finishRelease(g: Grant): void {
     const list = this.grants.get(g.head);
     if (!list?.includes(g)) return; // the head detached meanwhile; its blocks went with it
-    this.returnBlocks([g], { head: g.head }, () =>
+    this.r32.returnBlocks([g], { head: g.head }, () =>
       this.pool.release(g.head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag }),
     );
     list.splice(list.indexOf(g), 1);
@@ -392,12 +367,26 @@ export class CapacityManager implements FmBackend {
 
   // ---- head lifecycle -------------------------------------------------------
 
+  /**
+   * A head's session knows how the head receives capacity (from its
+   * discovery on, through claiming or re-adoption, while attached): requests
+   * for the head go through this delivery until unregisterDelivery.
+   */
+  registerDelivery(head: number, delivery: Delivery): void {
+    this.deliveries.set(head, delivery);
+  }
+
+  /** The head's session ended: from now on requests for it are refused as not attached. Its grants are forgetHead's. */
+  unregisterDelivery(head: number): void {
+    this.deliveries.delete(head);
+  }
+
   /** The head's QEMU is gone and its blocks were released (journaled) with it: `via` says why. */
   forgetHead(head: number, via: string = VIA.qemuExit): void {
     const held = this.grants.get(head);
     if (!held) return;
     // The head's blocks were freed with its detach, in this same turn: zeroed now, before any add can run.
-    this.returnBlocks(held, { head }, () => undefined);
+    this.r32.returnBlocks(held, { head }, () => undefined);
     this.grants.delete(head);
     this.changed(head);
     for (const g of held) this.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag: tagOrNull(g.tag), via });
@@ -419,7 +408,7 @@ export class CapacityManager implements FmBackend {
    * extents do not survive a reset of the host). Taken back as a release.
    */
   async onReset(head: number): Promise<void> {
-    const d = this.opts.deliveryOf(head);
+    const d = this.deliveries.get(head);
     if (!d) return;
     const shared = this.grantsOf(head).filter((g) => g.shared && g.state === 'active');
     if (shared.length === 0) return;
@@ -429,6 +418,7 @@ export class CapacityManager implements FmBackend {
           const { gone } = await d.release(g.delivered);
           g.state = 'releasing';
           g.releaseVia = VIA.guestReset;
+          this.touched(head);
           await gone;
           this.finishRelease(g);
         } catch (e) {
@@ -454,7 +444,7 @@ export class CapacityManager implements FmBackend {
       tag: g.tag,
       shared: g.shared,
       state: g.state,
-      delivery: this.opts.deliveryOf(head)?.kind ?? 'unknown',
+      delivery: this.deliveries.get(head)?.kind ?? 'unknown',
       ...(g.delivered.deviceId ? { device: g.delivered.deviceId } : {}),
     }));
   }
@@ -469,7 +459,7 @@ export class CapacityManager implements FmBackend {
 
   private delivery(host: number): Delivery {
     this.checkHost(host);
-    const d = this.opts.deliveryOf(host);
+    const d = this.deliveries.get(host);
     if (!d) throw new FmError(ReturnCode.InvalidInput, `head ${host} is not attached`);
     return d;
   }
@@ -479,19 +469,16 @@ export class CapacityManager implements FmBackend {
     return [...this.grants].filter(([, l]) => l.some((g) => g.tag === tag && (!state || g.state === state))).map(([h]) => h);
   }
 
+  /** A head's grants changed: 5603h's generation moves on (and 5608h's). */
   private changed(head: number): void {
     this.generations.set(head, ((this.generations.get(head) ?? 0) + 1) >>> 0);
     this.r32.bump();
+    this.touched(head);
   }
 
-  /**
-   * The one way blocks of grants or references go back to the pool: `free`
-   * frees them, and with sanitize on release those left with no holder and
-   * no reference are zeroed first, while no head can be given them.
-   */
-  private returnBlocks(ranges: { offset: number; len: number }[], leaving: { head?: number; dropRef?: boolean }, free: () => void): void {
-    if (this.r32.region.sanitizeOnRelease) zeroReturning(dataObjectPath(this.pool.name), this.pool.state, ranges, leaving);
-    free();
+  /** What a head holds looks different (a reset's release marks a grant releasing without a new generation). */
+  private touched(head: number): void {
+    this.opts.onGrantsChanged?.(head);
   }
 
   // ---- 5602h, 5606h–5608h (r3.2): references.ts, one FM-API mutation at a time like the others

@@ -14,10 +14,11 @@ import {
   type TagListResponse,
   ZERO_TAG,
 } from '../fmapi/index.js';
-import type { Pool } from '../pool/index.js';
+import { dataObjectPath, type Pool } from '../pool/index.js';
 import type { AllocationView, TagRegistry } from './allocations.js';
 import type { Piece } from './delivery.js';
 import { checkRegionConfig, loadRegionSetting, type RegionSetting, supportedBlockSizes } from './region.js';
+import { zeroReturning } from './sanitize.js';
 
 export interface Kept {
   count: number;
@@ -102,7 +103,6 @@ export interface R32Context {
   extentCount(): number;
   /** Heads whose grants with `tag` are in `state`, ascending. */
   holders(tag: string, state: 'active' | 'releasing'): number[];
-  returnBlocks(ranges: Piece[], leaving: { head?: number; dropRef?: boolean }, free: () => void): void;
   log?: (msg: string) => void;
 }
 
@@ -120,6 +120,16 @@ export class R32Commands {
     this.region = loadRegionSetting(ctx.pool);
     this.refs = TagReferences.load(ctx.pool);
     for (const [tag, k] of this.refs.entries()) ctx.tags.adopt(k.extents.map((e) => ({ ...e, tag, shared: k.shared })));
+  }
+
+  /**
+   * The one way blocks of grants or references go back to the pool: `free`
+   * frees them, and with sanitize on release those left with no holder and
+   * no reference are zeroed first, while no head can be given them.
+   */
+  returnBlocks(ranges: Piece[], leaving: { head?: number; dropRef?: boolean }, free: () => void): void {
+    if (this.region.sanitizeOnRelease) zeroReturning(dataObjectPath(this.ctx.pool.name), this.ctx.pool.state, ranges, leaving);
+    free();
   }
 
   kept(tag: string): boolean {
@@ -163,7 +173,7 @@ export class R32Commands {
     const last = this.refs.count(req.tag) === 1;
     const s = this.ctx.pool.state;
     const ranges = a.extents.map((e) => s.bytesToBlocks(e.offset, e.len));
-    this.ctx.returnBlocks(last ? a.extents : [], { dropRef: true }, () => this.ctx.pool.removeReference(req.tag, last, ranges));
+    this.returnBlocks(last ? a.extents : [], { dropRef: true }, () => this.ctx.pool.removeReference(req.tag, last, ranges));
     this.refs.remove(req.tag);
     this.ctx.tags.prune();
     this.bump();

@@ -5,7 +5,6 @@
 // that replays all of it from the journal.
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CapacityManager } from '../../src/capacity/manager.js';
 import { ReturnCode, SelectionPolicy, TagFlag, ZERO_TAG } from '../../src/fmapi/index.js';
 import type { PoolModel } from '../../src/http/model.js';
 import { memoryDomain } from '../../src/http/tree.js';
@@ -251,7 +250,7 @@ describe('journal', () => {
     cleanups.push(() => q.close());
     q.lockWriter();
     expect(q.recoverFromJournal()).toEqual({ blocks: 0, heads: [], lease: false });
-    const fresh = new CapacityManager(q, { serial: 1n, deliveryOf: () => new FineDelivery() });
+    const fresh = manager(q, { 0: new FineDelivery() });
     expect(fresh.hostRegionConfig({ hostId: 0, startRegion: 0, regionCount: 1 }).regions[0]).toMatchObject({
       blockSize: 4 * MiB,
       sanitizeOnRelease: 1,
