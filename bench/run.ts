@@ -11,6 +11,7 @@ import { benchFmApi } from './fmapi.js';
 import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
 import { benchNorthbound } from './northbound.js';
+import { benchSanitize } from './sanitize.js';
 import { benchScenario } from './scenario.js';
 
 const MiB = 2 ** 20;
@@ -144,5 +145,6 @@ if (want('northbound')) await benchNorthbound(report);
 if (want('load')) await benchLoad(report);
 if (want('scenario')) await benchScenario(report);
 if (want('ldhotadd')) await benchLdHotAdd(report);
+if (want('sanitize')) await benchSanitize(report);
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);
