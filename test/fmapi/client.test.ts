@@ -169,6 +169,29 @@ describe('FmClient ↔ FmApiServer over a Unix socket', () => {
   });
 });
 
+describe('FmClient tag list (5608h)', () => {
+  it('pages through the tags (5 records of 84 bytes a 500-byte page) and starts over when the generation moves', async () => {
+    const backend = new FakeBackend();
+    const tags = Array.from({ length: 13 }, (_, i) => `${String(i % 10).repeat(8)}-0000-4000-8000-${String(i).padStart(12, '0')}`);
+    backend.extents.set(
+      1,
+      tags.map((tag, i) => ({ startDpa: REGION_BASE + i * 2 * MiB, len: 2 * MiB, tag, sharedSeq: 0 })),
+    );
+    let calls = 0;
+    const orig = backend.listTags.bind(backend);
+    backend.listTags = async (req) => {
+      if (++calls === 2) backend.generation++;
+      return orig(req);
+    };
+    const { client } = await served(backend, { maxMessageSizeLog2: 9 });
+    const all = await client.allTags();
+    expect(all.tags.map((t) => t.tag)).toEqual([...tags].sort());
+    expect(all.tags.every((t) => t.references.join() === '1')).toBe(true);
+    // 13 tags at 5 a page: 3 pages, after one walk abandoned at its second page.
+    expect(calls).toBe(2 + 3);
+  });
+});
+
 describe('FmClient failure paths', () => {
   /** A peer that records requests and answers through `reply`. */
   async function scripted(reply: (req: Uint8Array, sock: Socket) => void, opts: ClientOptions = {}) {
