@@ -349,7 +349,7 @@ export class CapacityManager implements FmBackend {
   private finishRelease(g: Grant): void {
     const list = this.grants.get(g.head);
     if (!list?.includes(g)) return; // the head detached meanwhile; its blocks went with it
-    this.r32.returnBlocks([g], { head: g.head }, () =>
+    this.returnBlocks([g], { head: g.head }, () =>
       this.pool.release(g.head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag }),
     );
     list.splice(list.indexOf(g), 1);
@@ -386,7 +386,7 @@ export class CapacityManager implements FmBackend {
     const held = this.grants.get(head);
     if (!held) return;
     // The head's blocks were freed with its detach, in this same turn: zeroed now, before any add can run.
-    this.r32.returnBlocks(held, { head }, () => undefined);
+    this.returnBlocks(held, { head }, () => undefined);
     this.grants.delete(head);
     this.changed(head);
     for (const g of held) this.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag: tagOrNull(g.tag), via });
@@ -489,6 +489,8 @@ export class CapacityManager implements FmBackend {
   listTags = (req: TagListRequest): TagListResponse => this.r32.listTags(req);
   /** Tags the FM keeps with references (status, Redfish): count and extents. */
   references = (): KeptView[] => this.r32.references();
+  /** Frees blocks (`free`) the way every release does: zeroed first when the region sanitizes (recovery's paths use it too). */
+  returnBlocks = (ranges: Piece[], leaving: { head?: number }, free: () => void): void => this.r32.returnBlocks(ranges, leaving, free);
 
   private emit(e: CapacityEvent): void {
     this.opts.onEvent?.(e);

@@ -90,7 +90,7 @@ export function recoverStaleHeads(host: RecoveryHost): void {
     }
     log.warn({ head: h.id, qemuPid: h.pid }, `head ${h.id}: QEMU pid ${h.pid} is gone; reclaiming its grants`);
     pool.note({ event: 'stale-head-reclaimed', head: h.id, pid: h.pid });
-    host.detachInShm(h.id);
+    host.capacity.returnBlocks(pool.image.grantsOf(h.id), { head: h.id }, () => host.detachInShm(h.id));
     host.emit({ kind: 'head-detached', head: h.id, pid: h.pid, reason: `QEMU pid ${h.pid} is gone (found by recovery)` });
   }
   host.freeLeaseIfNoHeads();
@@ -123,7 +123,9 @@ export async function adoptGrants(host: RecoveryHost, head: number, delivery: De
   for (const g of grants) {
     const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
     if ((hotplug && !ld) || (!hotplug && g.releasing)) {
-      pool.release(head, pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag, recovered: true });
+      host.capacity.returnBlocks([g], { head }, () =>
+        pool.release(head, pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag, recovered: true }),
+      );
       const tag = g.tag === ZERO_TAG ? null : g.tag;
       host.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag, via: VIA.recovery });
       continue;
