@@ -3,13 +3,12 @@
 // refused and with which code, what a reference keeps (blocks and bytes),
 // what the last one frees (zeroed when the region says so), and a restart
 // that replays all of it from the journal.
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ReturnCode, SelectionPolicy, TagFlag, ZERO_TAG } from '../../src/fmapi/index.js';
 import type { PoolModel } from '../../src/http/model.js';
 import { memoryDomain } from '../../src/http/tree.js';
-import { dataObjectPath, fsck, Pool, poolStatus } from '../../src/pool/index.js';
-import { add, cleanups, code, MiB, manager, pool, StubDelivery } from '../helpers/capacity.js';
+import { fsck, Pool, poolStatus } from '../../src/pool/index.js';
+import { add, cleanups, code, MiB, manager, peek, poke, pool, StubDelivery } from '../helpers/capacity.js';
 
 const TAG = '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b';
 const OTHER = '11111111-2222-4333-8444-555555555555';
@@ -35,18 +34,6 @@ function setup(p = locked()) {
 const shared = (h: number, ext: [number, number][], tag = TAG) => add(h, ext, { selectionPolicy: SelectionPolicy.EnableSharedAccess, tag });
 const byTag = (h: number, tag = TAG) => ({ hostId: h, removalPolicy: 0, forced: false, region: 0, length: 0, tag, extents: [] });
 
-function poke(p: Pool, offset: number, bytes: Buffer): void {
-  const fd = openSync(dataObjectPath(p.name), 'r+');
-  writeSync(fd, bytes, 0, bytes.length, offset);
-  closeSync(fd);
-}
-function peek(p: Pool, offset: number, len: number): Buffer {
-  const fd = openSync(dataObjectPath(p.name), 'r');
-  const b = Buffer.alloc(len);
-  readSync(fd, b, 0, len, offset);
-  closeSync(fd);
-  return b;
-}
 const PATTERN = Buffer.from('cxl-mhd sanitize pattern '.repeat(40));
 
 describe('5602h Set DC Region Configuration', () => {

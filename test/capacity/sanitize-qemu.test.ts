@@ -5,10 +5,10 @@
 // kept by a reference after its only holder released it, joined by a head
 // that never held it, which reads the bytes written before; removing the
 // reference with no holder left frees and zeroes it.
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { dataObjectPath } from '../../src/pool/index.js';
+import { peek } from '../helpers/capacity.js';
 import { bootGuest, consoleOf, guestFile, signal } from '../helpers/guest.js';
 import { tempDir } from '../helpers/pool.js';
 import { cli, eventually, makeTestPool, startBackend, status, type TestPool } from '../helpers/qemu.js';
@@ -37,17 +37,6 @@ while [ ! -e stop ]; do
   fi
 done
 `;
-
-function poolBytes(pool: TestPool, offset: number, len: number): Buffer {
-  const fd = openSync(dataObjectPath(pool.name), 'r');
-  try {
-    const b = Buffer.alloc(len);
-    readSync(fd, b, 0, len, offset);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('sanitize on release and tag references in stock guests', () => {
   it('released blocks reach the next head with the pattern (flag off), as zeros (flag on); a reference keeps an allocation for a head that joins later', async () => {
@@ -106,11 +95,11 @@ describe('sanitize on release and tag references in stock guests', () => {
       fm(pool, 'add', '--host', '1', '--shared', '--tag', tag(5), '--extent', '512M:256M');
       expect(await run(1, check(tag(5), 33))).toMatch(/daxpoke: OK 4194304 bytes at 0x0 seed 33\nrc=0/);
       await releaseAndWait(1, tag(5));
-      expect(poolBytes(pool, 512 * MiB, 4096).some((b) => b !== 0)).toBe(true);
+      expect(peek(pool, 512 * MiB, 4096).some((b) => b !== 0)).toBe(true);
       // The last reference with no holder frees it, zeroed (the region sanitizes).
       expect(fm(pool, 'remove-reference', '--tag', tag(5))).toMatch(/reference removed/);
       expect(status(pool).freeBytes).toBe(2 * 1024 * MiB);
-      expect(poolBytes(pool, 512 * MiB, 4 * MiB).some((b) => b !== 0)).toBe(false);
+      expect(peek(pool, 512 * MiB, 4 * MiB).some((b) => b !== 0)).toBe(false);
       signal(dir, 'stop');
     } catch (e) {
       for (const h of [0, 1]) console.error(`--- head ${h} console ---\n${consoleOf(pool, h).slice(-3000)}`);

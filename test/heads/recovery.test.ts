@@ -1,11 +1,9 @@
 // Recovery's release paths free blocks the way the manager does: a stale
 // head (its QEMU gone while the backend was down) has its grants zeroed
 // before they are freed when the region sanitizes on release.
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { recoverStaleHeads } from '../../src/heads/recovery.js';
-import { dataObjectPath, type Pool } from '../../src/pool/index.js';
-import { add, MiB, manager, pool, StubDelivery } from '../helpers/capacity.js';
+import { add, MiB, manager, peek, poke, pool, StubDelivery } from '../helpers/capacity.js';
 
 class Fine extends StubDelivery {
   override readonly unit = 2 * MiB;
@@ -14,14 +12,6 @@ class Fine extends StubDelivery {
 /** Above Linux's pid_max (2^22): no process has it. */
 const DEAD_PID = 2 ** 22 + 17;
 const PATTERN = Buffer.from('stale head pattern '.repeat(20));
-
-function bytesAt(p: Pool, offset: number, len: number): Buffer {
-  const fd = openSync(dataObjectPath(p.name), 'r');
-  const b = Buffer.alloc(len);
-  readSync(fd, b, 0, len, offset);
-  closeSync(fd);
-  return b;
-}
 
 describe('recovery', () => {
   for (const sanitize of [true, false]) {
@@ -33,9 +23,7 @@ describe('recovery', () => {
       const m = manager(p, { 1: new Fine() });
       await m.setRegionConfig({ region: 0, blockSize: 2 * MiB, sanitizeOnRelease: sanitize });
       await m.initiateAdd(add(1, [[8 * MiB, 2 * MiB]]));
-      const fd = openSync(dataObjectPath(p.name), 'r+');
-      writeSync(fd, PATTERN, 0, PATTERN.length, 8 * MiB);
-      closeSync(fd);
+      poke(p, 8 * MiB, PATTERN);
       const detached: number[] = [];
       const quiet = () => undefined;
       recoverStaleHeads({
@@ -53,7 +41,7 @@ describe('recovery', () => {
       });
       expect(detached).toContain(1); // head 0 too, unless a process happens to have its made-up pid
       expect(p.state.block(4).holders).toEqual([]);
-      expect(bytesAt(p, 8 * MiB, PATTERN.length)).toEqual(sanitize ? Buffer.alloc(PATTERN.length) : PATTERN);
+      expect(peek(p, 8 * MiB, PATTERN.length)).toEqual(sanitize ? Buffer.alloc(PATTERN.length) : PATTERN);
     });
   }
 });

@@ -1,10 +1,11 @@
 // Capacity tests without QEMU: a real shm pool with registered heads, a
 // delivery stub that records calls and fails on cue, and request builders.
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { afterEach } from 'vitest';
 import type { Delivered, Delivery, LabelledPiece, RegionLabel } from '../../src/capacity/index.js';
 import { CapacityManager } from '../../src/capacity/manager.js';
 import { FmError, SelectionPolicy, ZERO_TAG } from '../../src/fmapi/index.js';
-import { Pool } from '../../src/pool/index.js';
+import { dataObjectPath, Pool } from '../../src/pool/index.js';
 import { tempDir, uniquePoolName } from './pool.js';
 
 export const MiB = 2 ** 20;
@@ -84,3 +85,25 @@ export const add = (hostId: number, extents: [number, number][], extra: Partial<
   extents: extents.map(([startDpa, len]) => ({ startDpa, len, tag: ZERO_TAG, sharedSeq: 0 })),
   ...extra,
 });
+
+/** Writes `bytes` into the pool's data object at `offset` (what a guest's store would leave there). */
+export function poke(p: { name: string }, offset: number, bytes: Buffer): void {
+  const fd = openSync(dataObjectPath(p.name), 'r+');
+  try {
+    writeSync(fd, bytes, 0, bytes.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `len` bytes of the pool's data object at `offset`. */
+export function peek(p: { name: string }, offset: number, len: number): Buffer {
+  const fd = openSync(dataObjectPath(p.name), 'r');
+  try {
+    const b = Buffer.alloc(len);
+    readSync(fd, b, 0, len, offset);
+    return b;
+  } finally {
+    closeSync(fd);
+  }
+}
