@@ -126,7 +126,7 @@ function renderStatus(s: StatusWithRecords): string {
     );
     for (const g of h.grants ?? []) {
       lines.push(
-        `        grant ${formatSize(g.len)} at pool offset ${g.offset}${g.shared ? ' shared' : ''} by ${g.delivery}${g.state === 'releasing' ? ' (releasing)' : ''}${
+        `        grant ${formatSize(g.len)} at pool offset ${g.offset}${g.shared ? ' shared' : ''} by ${g.delivery}${g.state === 'releasing' ? ' (releasing)' : ''}${g.state === 'quarantined' ? ` (quarantined: ${g.reason ?? 'no evidence yet'})` : ''}${
           g.tag !== '00000000-0000-0000-0000-000000000000' ? ` tag ${g.tag}` : ''
         }`,
       );

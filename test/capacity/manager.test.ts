@@ -286,7 +286,7 @@ describe('deliveries against a fake QEMU', () => {
         ? ok()
         : fail('GenericError', 'cannot add DPA again while still pending'),
     );
-    const d = new DcdDelivery(qmp, '/machine/peripheral/cxl-mhd-mem0', 2 * MiB, 256 * MiB);
+    const d = new DcdDelivery(qmp, '/machine/peripheral/cxl-mhd-mem0', 2 * MiB, 256 * MiB, '/dev/shm/x.mem');
     await d.add([
       { offset: 0, len: 2 * MiB },
       { offset: 8 * MiB, len: 4 * MiB },

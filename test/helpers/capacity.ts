@@ -51,10 +51,19 @@ export class StubDelivery implements Delivery {
     this.added.push(...d);
     return d;
   }
+  /** What reachable() answers per piece offset (absent: unreachable once released, as QEMU 10.0 with a gone device). */
+  reach = new Map<number, string[]>();
+  /** When set, release() leaves `gone` pending until it is called (the guest still unplugging). */
+  holdGone: (() => void) | null = null;
+  holdRemovals = false;
   async release(piece: Delivered) {
     if (this.failRelease) throw new Error('cannot release extent with pending DPA range');
     this.released.push(piece);
-    return { gone: Promise.resolve() };
+    if (!this.holdRemovals) return { gone: Promise.resolve() };
+    return { gone: new Promise<void>((r) => (this.holdGone = r)) };
+  }
+  async reachable(piece: { offset: number }) {
+    return this.reach.get(piece.offset) ?? [];
   }
 }
 
