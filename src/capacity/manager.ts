@@ -233,7 +233,11 @@ export class CapacityManager implements FmBackend {
           .join(', ')}: quarantined, held by the head until it does (${waiting.map((g) => g.reason ?? 'unknown').join('; ')})`,
       );
     }
-    for (const { g } of started) this.ended.get(g.head)?.delete(`${g.offset}:${g.len}`);
+    // This answer tells the caller: a later retry of these is no longer owed a Success.
+    for (const g of [...started.map(({ g }) => g), ...retried]) {
+      this.ended.get(g.head)?.delete(`${g.offset}:${g.len}`);
+      this.ended.get(g.head)?.delete(`tag:${g.tag}`);
+    }
   }
 
   /** The FM-API backend of one path (fm.sock, a head's FM-LD port): its adds and releases name it. */

@@ -55,7 +55,10 @@ export class ReleaseSettler {
     ]);
     if (left && (await this.recheck(g))) return true;
     if (!left && this.hooks.held(g)) {
-      this.hooks.quarantine(g, `QEMU has not finished removing it after ${this.timing.answerWithinMs} ms (the guest has not completed the unplug)`);
+      this.hooks.quarantine(
+        g,
+        `QEMU has not finished removing it after ${this.timing.answerWithinMs} ms (the guest has not completed the unplug)`,
+      );
     }
     this.watch(g, gone);
     return !this.hooks.held(g);

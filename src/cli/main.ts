@@ -218,6 +218,12 @@ export function buildProgram(): Command {
       if (o.json) console.log(JSON.stringify(r));
       else {
         for (const f of r.findings) console.log(`${f.kind}: ${f.message}`);
+        for (const q of r.pendingReleases) {
+          const what = q.reason ? `quarantined (${q.reason})` : 'releasing';
+          console.log(
+            `held after release: head ${q.head}, ${formatSize(q.len)} at pool offset ${q.offset}: ${what}; free once QEMU shows the guest cannot reach it`,
+          );
+        }
         console.log(
           r.clean
             ? `pool ${p.name}: clean (${r.blocksChecked} blocks, ${r.snapshotSeq === null ? '' : `snapshot to seq ${r.snapshotSeq} + `}${r.journalEntries} journal entries)`

@@ -4,8 +4,7 @@
 // starting backend runs on it so every operation is either wholly there or
 // not at all.
 import type { Logger } from 'pino';
-import { type CapacityManager, type Delivered, type Delivery, type Grant, VIA } from '../capacity/index.js';
-import { RemovalPolicy, ZERO_TAG } from '../fmapi/index.js';
+import type { CapacityManager, Delivered, Delivery, Grant } from '../capacity/index.js';
 import { type ImageGrant, type JournalEntry, JournalImage, type Pool, type UnfinishedAdd } from '../pool/index.js';
 import { ldPortOf } from '../qemu/index.js';
 import type { PoolWindow } from './devices.js';
@@ -143,7 +142,9 @@ export async function adoptGrants(host: RecoveryHost, head: number, delivery: De
   if (grants.length === 0) return;
   host.capacity.adopt(head, kept);
   // The FM was told these are released: finish the job the usual way, freeing only on evidence.
-  await host.capacity.resumeReleases(head).catch((e: Error) => host.log.warn({ head }, `head ${head}: finishing a release failed: ${e.message}`));
+  await host.capacity
+    .resumeReleases(head)
+    .catch((e: Error) => host.log.warn({ head }, `head ${head}: finishing a release failed: ${e.message}`));
 }
 
 /** A hot-added LD found in QOM, as its delivery would have recorded it. */

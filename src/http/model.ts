@@ -105,7 +105,11 @@ export class PoolModel {
         chunks: def.chunks,
         heads: [...new Set(live.map((h) => h.head))].sort((a, b) => a - b),
         shared: def.shared,
-        state: live.some((h) => h.state === 'quarantined') ? 'quarantined' : live.some((h) => h.state !== 'active') ? 'releasing' : 'active',
+        state: live.some((h) => h.state === 'quarantined')
+          ? 'quarantined'
+          : live.some((h) => h.state !== 'active')
+            ? 'releasing'
+            : 'active',
         def,
       });
     }

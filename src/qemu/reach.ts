@@ -17,20 +17,24 @@ export interface QmpLike {
 export interface MtreeRegion {
   name: string;
   alias?: { target: string; start: bigint; end: bigint };
+  /** Listed under an address space (mapped), not under a `memory-region:` heading (an alias target, shown for reference). */
+  mapped: boolean;
 }
 
 // "  0000000120000000-000000012fffffff (prio 0, ram): alias cxl-direct-mapping-alias-0 @cxl-mhd-ldmem-1 0000000000000000-000000000fffffff"
 const LINE = /^\s*[0-9a-f]+-[0-9a-f]+ \(prio -?\d+, [^)]*\): (alias )?(\S+)(?: @(\S+) ([0-9a-f]+)-([0-9a-f]+))?/;
-// "memory-region: cxl-mhd-ldmem-1": an alias target listed on its own
-const HEADER = /^memory-region: (\S+)/;
+// "address-space: memory" starts a tree the guest (or a device) addresses;
+// "memory-region: cxl-mhd-ldmem-1" one that aliases point into, listed for reference.
+const HEADER = /^(address-space|memory-region): /;
 
 /** The regions `info mtree` lists (every address space, every alias target). */
 export function parseMtree(text: string): MtreeRegion[] {
   const out: MtreeRegion[] = [];
+  let mapped = true;
   for (const line of text.split('\n')) {
     const h = HEADER.exec(line);
     if (h) {
-      out.push({ name: h[1] as string });
+      mapped = h[1] === 'address-space';
       continue;
     }
     const m = LINE.exec(line);
@@ -38,8 +42,8 @@ export function parseMtree(text: string): MtreeRegion[] {
     const [, alias, name, target, start, end] = m;
     out.push(
       alias && target
-        ? { name: name as string, alias: { target, start: BigInt(`0x${start}`), end: BigInt(`0x${end}`) } }
-        : { name: name as string },
+        ? { name: name as string, alias: { target, start: BigInt(`0x${start}`), end: BigInt(`0x${end}`) }, mapped }
+        : { name: name as string, mapped },
     );
   }
   return out;
@@ -77,7 +81,13 @@ export interface ReachOptions {
  * those bytes counts when it is a region of the tree (its device is still
  * there) or an alias onto the overlapping part of it is.
  */
-export async function reachability(qmp: QmpLike, dataPath: string, offset: number, len: number, opts: ReachOptions = {}): Promise<string[]> {
+export async function reachability(
+  qmp: QmpLike,
+  dataPath: string,
+  offset: number,
+  len: number,
+  opts: ReachOptions = {},
+): Promise<string[]> {
   const over = (await poolBackends(qmp, dataPath)).filter((b) => b.offset < offset + len && offset < b.offset + b.size);
   if (over.length === 0) return [];
   const tree = parseMtree(await qmp.execute<string>('human-monitor-command', { 'command-line': 'info mtree' }));
@@ -88,7 +98,7 @@ export async function reachability(qmp: QmpLike, dataPath: string, offset: numbe
     for (const r of tree) {
       if (r.alias?.target === b.id && r.alias.start <= hi && lo <= r.alias.end) {
         why.add(`alias ${r.name} of ${b.id} in the guest's memory map`);
-      } else if (!r.alias && r.name === b.id && !opts.exempt?.(b.id)) {
+      } else if (!r.alias && r.mapped && r.name === b.id && !opts.exempt?.(b.id)) {
         why.add(`backend ${b.id} is still mapped (its device is still present)`);
       }
     }

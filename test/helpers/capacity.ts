@@ -60,9 +60,20 @@ export class StubDelivery implements Delivery {
     if (this.failRelease) throw new Error('cannot release extent with pending DPA range');
     this.released.push(piece);
     if (!this.holdRemovals) return { gone: Promise.resolve() };
-    return { gone: new Promise<void>((r) => (this.holdGone = r)) };
+    this.present.add(piece.offset);
+    return {
+      gone: new Promise<void>((r) => {
+        this.holdGone = () => {
+          this.present.delete(piece.offset);
+          r();
+        };
+      }),
+    };
   }
+  /** Pieces whose device has not left yet (holdRemovals). */
+  present = new Set<number>();
   async reachable(piece: { offset: number }) {
+    if (this.present.has(piece.offset)) return [`device dev-${piece.offset} is still present`];
     return this.reach.get(piece.offset) ?? [];
   }
 }

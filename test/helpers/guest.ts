@@ -23,7 +23,10 @@ export async function bootGuest(pool: TestPool, head: number, dir: string, opts:
     sparePorts: opts.sparePorts,
     ...(opts.static ? { static: opts.static } : {}),
     memory: opts.memory ?? '512M',
-    extra: guestBootArgs(dir, `console=ttyS0 quiet cxlmhd.head=${head} cxlmhd.timeout=${opts.timeoutS ?? 500}${opts.append ? ` ${opts.append}` : ''}`),
+    extra: guestBootArgs(
+      dir,
+      `console=ttyS0 quiet cxlmhd.head=${head} cxlmhd.timeout=${opts.timeoutS ?? 500}${opts.append ? ` ${opts.append}` : ''}`,
+    ),
   });
 }
 
