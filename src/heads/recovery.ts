@@ -141,8 +141,8 @@ export async function adoptGrants(host: RecoveryHost, head: number, delivery: De
   }
   if (grants.length === 0) return;
   host.capacity.adopt(head, kept);
-  // The FM was told these are released: finish the job the usual way, freeing only on evidence.
-  await host.capacity
+  // Begun releases finish the usual way, freeing only on evidence; the re-adoption does not wait for them.
+  void host.capacity
     .resumeReleases(head)
     .catch((e: Error) => host.log.warn({ head }, `head ${head}: finishing a release failed: ${e.message}`));
 }

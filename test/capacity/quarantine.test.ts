@@ -21,14 +21,16 @@ const release = (hostId: number, offset: number, len = LD): ReleaseRequest => ({
   tag: ZERO_TAG,
   extents: [{ startDpa: offset, len, tag: ZERO_TAG, sharedSeq: 0 }],
 });
-const ALIAS = 'alias cxl-direct-mapping-alias-0 of cxl-mhd-ldmem-7 in the guest\'s memory map';
+const ALIAS = "alias cxl-direct-mapping-alias-0 of cxl-mhd-ldmem-7 in the guest's memory map";
 
 function setup(settle = { answerWithinMs: 200, recheckMs: 10, recheckMaxMs: 20 }) {
   const p = pool();
   const d1 = new StubDelivery();
   const d2 = new StubDelivery();
   const events: CapacityEvent[] = [];
-  const m = new CapacityManager(p, { serial: 1n, deliveryOf: (h) => ({ 1: d1, 2: d2 })[h], onEvent: (e) => events.push(e), settle });
+  const m = new CapacityManager(p, { serial: 1n, onEvent: (e) => events.push(e), settle });
+  m.registerDelivery(1, d1);
+  m.registerDelivery(2, d2);
   return { p, d1, d2, m, events };
 }
 
@@ -82,7 +84,10 @@ describe('release quarantine', () => {
     d1.holdRemovals = true;
     await m.initiateAdd(add(1, [[GiB, LD]]));
     expect(await code(() => m.initiateRelease(release(1, GiB)))).toBe(ReturnCode.RetryRequired);
-    expect(m.view(1)[0]).toMatchObject({ state: 'quarantined', reason: expect.stringMatching(/has not finished removing it after 200 ms/) });
+    expect(m.view(1)[0]).toMatchObject({
+      state: 'quarantined',
+      reason: expect.stringMatching(/has not finished removing it after 200 ms/),
+    });
     await new Promise((r) => setTimeout(r, 100));
     expect(p.state.blocksOf(1)).toHaveLength(128);
     d1.holdGone?.();
@@ -130,10 +135,10 @@ describe('release quarantine', () => {
     const events: CapacityEvent[] = [];
     const again = new CapacityManager(p, {
       serial: 1n,
-      deliveryOf: (h) => (h === 1 ? d1 : undefined),
       onEvent: (e) => events.push(e),
       settle: { answerWithinMs: 50, recheckMs: 60_000, recheckMaxMs: 60_000 },
     });
+    again.registerDelivery(1, d1);
     const g = p.loadImage().image.grantsOf(1)[0];
     expect(g).toMatchObject({ releasing: true, quarantined: ALIAS });
     again.adopt(1, [{ offset: GiB, len: LD, tag: ZERO_TAG, shared: false, delivered: { offset: GiB, len: LD }, releasing: true }]);
