@@ -32,50 +32,11 @@ import { type Pool, PoolError } from '../pool/index.js';
 import { type AllocationView, TagRegistry } from './allocations.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 import { firstFit, prescribedPieces } from './extents.js';
+import { type CapacityEvent, type Grant, type GrantView, VIA } from './grants.js';
+import { dcdInfo, headInfo, identifyInfo, mhdInfo } from './info.js';
 import { DEFAULT_SETTLE, ReleaseSettler, type SettleTiming } from './release.js';
 
-export interface Grant {
-  head: number;
-  offset: number;
-  len: number;
-  tag: string;
-  shared: boolean;
-  delivered: Delivered;
-  /**
-   * 'releasing' from the moment QEMU accepted the release; 'quarantined' once
-   * the answer went out without evidence that the guest cannot reach the
-   * blocks; either way held until that evidence (release.ts).
-   */
-  state: 'active' | 'releasing' | 'quarantined';
-  /** Why a quarantined grant is still reachable, as QEMU showed it. */
-  reason?: string;
-  /** The path that asked for the release under way, named in its event. */
-  releaseVia?: string;
-}
-
-/**
- * What the manager reports once a change is journaled (heads/events puts
- * them on the backend's bus). `via` names the path that caused it.
- */
-export type CapacityEvent =
-  | { kind: 'capacity-added'; head: number; offset: number; len: number; shared: boolean; tag: string | null; via: string }
-  | { kind: 'capacity-released'; head: number; offset: number; len: number; tag: string | null; via: string }
-  /** Released by the FM, but QEMU shows no evidence yet that the guest lost it: still held by the head. */
-  | { kind: 'capacity-quarantined'; head: number; offset: number; len: number; tag: string | null; via: string; reason: string };
-
-/** The `via` of changes made outside any FM-API path. */
-export const VIA = { qemuExit: 'qemu-exit', guestReset: 'guest-reset', recovery: 'recovery', fmApi: 'fm-api' } as const;
-
-export interface GrantView {
-  offset: number;
-  len: number;
-  tag: string;
-  shared: boolean;
-  state: Grant['state'];
-  reason?: string;
-  delivery: string;
-  device?: string;
-}
+export { type CapacityEvent, type Grant, type GrantView, VIA };
 
 export interface CapacityOptions {
   serial: bigint;
@@ -126,54 +87,19 @@ export class CapacityManager implements FmBackend {
   // ---- informational commands -------------------------------------------
 
   identify(): IdentifyInfo {
-    // QEMU's cxl-type3 identity, so host tools recognise the device; the serial is the pool's.
-    return { vendorId: 0x8086, deviceId: 0x0d93, subsystemVendorId: 0, subsystemId: 0, serialNumber: this.opts.serial, componentType: 3 };
+    return identifyInfo(this.opts.serial);
   }
 
   mhdInfo(req: MhdInfoRequest): MhdInfoResponse {
-    const n = this.pool.state.headCount;
-    if (req.startLd >= n) throw new FmError(ReturnCode.InvalidInput, `start LD ${req.startLd} is past the ${n} LDs`);
-    // An MH-SLD: one LD per head, LD i behind head i.
-    const ldMap = Array.from({ length: Math.min(req.ldMapListLimit, n - req.startLd) }, (_, i) => req.startLd + i);
-    return { numLds: n, numHeads: n, startLd: req.startLd, ldMap };
+    return mhdInfo(this.pool.state, req);
   }
 
   headInfo(req: HeadInfoRequest): HeadInfoResponse {
-    const n = this.pool.state.headCount;
-    if (req.startHead >= n) throw new FmError(ReturnCode.InvalidInput, `start head ${req.startHead} is past the ${n} heads`);
-    const heads = [];
-    for (let h = req.startHead; h < Math.min(n, req.startHead + req.numHeads); h++) {
-      const up = this.pool.state.isAttached(h);
-      // An emulated x8 link at 32 GT/s; "link up" means a QEMU is attached to the port.
-      heads.push({
-        port: h,
-        maxLinkWidth: 8,
-        negotiatedLinkWidth: up ? 8 : 0,
-        supportedLinkSpeeds: 0b11111,
-        maxLinkSpeed: 5,
-        currentLinkSpeed: up ? 5 : 0,
-        ltssmState: up ? 0x11 : 0,
-        firstNegotiatedLane: 0,
-        linkStateFlags: 0,
-      });
-    }
-    return { heads };
+    return headInfo(this.pool.state, req);
   }
 
   dcdInfo(): DcdInfoResponse {
-    const h = this.pool.state.header;
-    return {
-      numHosts: h.headCount,
-      addPolicyMask:
-        (1 << SelectionPolicy.Free) |
-        (1 << SelectionPolicy.Contiguous) |
-        (1 << SelectionPolicy.Prescriptive) |
-        (1 << SelectionPolicy.EnableSharedAccess),
-      removalPolicyMask: (1 << RemovalPolicy.TagBased) | (1 << RemovalPolicy.Prescriptive),
-      sanitizeMask: 0,
-      totalCapacityBytes: h.capacityBytes,
-      regionBlockSizeMasks: [1n << BigInt(Math.log2(h.blockBytes))],
-    };
+    return dcdInfo(this.pool.state);
   }
 
   hostRegionConfig(req: RegionConfigRequest): RegionConfigResponse {
@@ -523,20 +449,8 @@ export class CapacityManager implements FmBackend {
     const d = this.deliveries.get(head);
     if (!d) return;
     const waiting = this.grantsOf(head).filter((g) => g.state === 'releasing');
-    await Promise.all(
-      waiting.map(async (g) => {
-        g.releaseVia = VIA.recovery;
-        let gone: Promise<void> = Promise.resolve();
-        if (g.delivered.deviceId) {
-          try {
-            gone = (await d.release(g.delivered)).gone;
-          } catch {
-            // Refused (the device left meanwhile): whether the guest can reach the blocks is asked all the same.
-          }
-        }
-        return this.settler.settle(g, gone);
-      }),
-    );
+    for (const g of waiting) g.releaseVia = VIA.recovery;
+    await this.settler.resume(d, waiting);
   }
 
   /** Tagged allocations with their holders (status). */

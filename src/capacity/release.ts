@@ -5,7 +5,7 @@
 // repeated 5605h) and hands the grant back to the manager to free or to
 // quarantine. docs/security.md states the rule, docs/capacity.md the flow.
 import type { Delivery } from './delivery.js';
-import type { Grant } from './manager.js';
+import type { Grant } from './grants.js';
 
 export interface SettleHooks {
   deliveryOf: (head: number) => Delivery | undefined;
@@ -76,6 +76,23 @@ export class ReleaseSettler {
     }
     this.hooks.quarantine(g, why.join('; '));
     return false;
+  }
+
+  /** Finishes releases that had begun before a backend restart: a hot-added device still there is asked to leave again. */
+  async resume(d: Delivery, waiting: Grant[]): Promise<void> {
+    await Promise.all(
+      waiting.map(async (g) => {
+        let gone: Promise<void> = Promise.resolve();
+        if (g.delivered.deviceId) {
+          try {
+            gone = (await d.release(g.delivered)).gone;
+          } catch {
+            // Refused (the device left meanwhile): whether the guest can reach the blocks is asked all the same.
+          }
+        }
+        return this.settle(g, gone);
+      }),
+    );
   }
 
   private watch(g: Grant, gone: Promise<void>): void {
