@@ -176,7 +176,11 @@ export class HotplugDelivery implements Delivery {
       );
       if (present) return [`device ${piece.deviceId} is still present`];
     }
-    return reachability(this.qmp, this.dataPath, piece.offset, piece.len);
+    const why = await reachability(this.qmp, this.dataPath, piece.offset, piece.len);
+    // The range left at last: its port (kept while the old LD was mapped) is free again.
+    const port = [...this.busy].find(([, d]) => d === piece.deviceId)?.[0];
+    if (why.length === 0 && port && piece.deviceId) this.busy.delete(port);
+    return why;
   }
 
   private async withdraw(d: Delivered): Promise<void> {
@@ -197,7 +201,10 @@ export class HotplugDelivery implements Delivery {
       if (Date.now() > deadline) throw new Error(`device ${piece.deviceId} is still present ${this.removalTimeoutMs} ms after device_del`);
       await sleep(this.pollMs);
     }
-    if (piece.port) this.busy.delete(piece.port);
+    // A window still mapping the old LD (QEMU 11's alias) is not given to a new one: the two would overlap.
+    if (piece.port && (await this.reachable({ offset: piece.offset, len: piece.len }).catch(() => ['unknown'])).length === 0) {
+      this.busy.delete(piece.port);
+    }
     // The memory backends can't be deleted in QEMU 10.0 (they stay "in use"); try, for newer QEMUs.
     if (piece.backendId) await this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
     if (piece.lsaPath) {
