@@ -293,8 +293,14 @@ describe('deliveries against a fake QEMU', () => {
       return ok();
     });
     fake.handle('object-del', () => fail('GenericError', 'which is mapped'));
-    fake.handle('device_add', (cmd) => (present.add(String(cmd.arguments?.id)), ok()));
-    fake.handle('device_del', (cmd) => (present.delete(String(cmd.arguments?.id)), ok()));
+    fake.handle('device_add', (cmd) => {
+      present.add(String(cmd.arguments?.id));
+      return ok();
+    });
+    fake.handle('device_del', (cmd) => {
+      present.delete(String(cmd.arguments?.id));
+      return ok();
+    });
     fake.handle('qom-list', () => ok([...backends.keys()].map((name) => ({ name, type: 'child<memory-backend-file>' }))));
     fake.handle('qom-get', (cmd) => {
       const { path, property } = cmd.arguments as { path: string; property: string };
