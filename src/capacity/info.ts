@@ -1,11 +1,12 @@
-// The informational commands as the pool answers them: 5500h (one LD per
-// head), 5501h (an emulated x8 link per head, up while a QEMU is attached)
-// and 5600h (policies, sanitize-on-release support, the region's block sizes).
+// The FM-API's informational answers that follow from the pool alone
+// (Identify, Get MHD Info, Get Head Info, Get DCD Info with the region's
+// block sizes and sanitize-on-release support); CapacityManager serves them.
 import {
   type DcdInfoResponse,
   FmError,
   type HeadInfoRequest,
   type HeadInfoResponse,
+  type IdentifyInfo,
   type MhdInfoRequest,
   type MhdInfoResponse,
   RemovalPolicy,
@@ -14,6 +15,11 @@ import {
 } from '../fmapi/index.js';
 import type { PoolState } from '../pool/index.js';
 import { blockSizeMask, supportedBlockSizes } from './region.js';
+
+export function identifyInfo(serial: bigint): IdentifyInfo {
+  // QEMU's cxl-type3 identity, so host tools recognise the device; the serial is the pool's.
+  return { vendorId: 0x8086, deviceId: 0x0d93, subsystemVendorId: 0, subsystemId: 0, serialNumber: serial, componentType: 3 };
+}
 
 export function mhdInfo(state: PoolState, req: MhdInfoRequest): MhdInfoResponse {
   const n = state.headCount;

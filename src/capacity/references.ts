@@ -102,7 +102,7 @@ export interface R32Context {
   /** Extents granted, all heads. */
   extentCount(): number;
   /** Heads whose grants with `tag` are in `state`, ascending. */
-  holders(tag: string, state: 'active' | 'releasing'): number[];
+  holders(tag: string, which: 'active' | 'pending'): number[];
   log?: (msg: string) => void;
 }
 
@@ -182,7 +182,7 @@ export class R32Commands {
   listTags(req: TagListRequest): TagListResponse {
     const all = tagRecords(this.ctx.tags.list(), this.refs, (tag) => ({
       active: this.ctx.holders(tag, 'active'),
-      releasing: this.ctx.holders(tag, 'releasing'),
+      releasing: this.ctx.holders(tag, 'pending'),
     }));
     return {
       generation: this.generation,

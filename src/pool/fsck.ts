@@ -37,6 +37,12 @@ export interface FsckReport {
   snapshotSeq: number | null;
   /** Tags the journal says the FM keeps (5606h), with their blocks. */
   references: { tag: string; count: number; blocks: number }[];
+  /**
+   * Grants the FM released whose blocks are still held: QEMU has not yet
+   * shown that the guest cannot reach them (`reason` once quarantined).
+   * Expected state, not a finding.
+   */
+  pendingReleases: { head: number; offset: number; len: number; reason: string | null }[];
 }
 
 /** Invariants of one image on its own. Stops listing after `limit` findings. */
@@ -132,6 +138,7 @@ export function fsck(pool: Pool): FsckReport {
   let journalEntries: number | null = null;
   let snapshotSeq: number | null = null;
   let references: FsckReport['references'] = [];
+  const pendingReleases: FsckReport['pendingReleases'] = [];
   if (!existsSync(pool.journalFile)) {
     findings.push({
       kind: 'journal-missing',
@@ -143,6 +150,11 @@ export function fsck(pool: Pool): FsckReport {
       journalEntries = loaded.tailEntries;
       snapshotSeq = loaded.snapshotSeq;
       findings.push(...compareWithJournal(pool.state, loaded.image.toState()));
+      for (let head = 0; head < pool.state.headCount; head++) {
+        for (const g of loaded.image.grantsOf(head).filter((x) => x.releasing)) {
+          pendingReleases.push({ head, offset: g.offset, len: g.len, reason: g.quarantined ?? null });
+        }
+      }
       references = loaded.image
         .references()
         .map((r) => ({ tag: r.tag, count: r.count, blocks: r.ranges.reduce((n, x) => n + x.count, 0) }));
@@ -161,5 +173,13 @@ export function fsck(pool: Pool): FsckReport {
       findings.push({ kind: 'journal-unreadable', message: (e as Error).message });
     }
   }
-  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries, snapshotSeq, references };
+  return {
+    clean: findings.length === 0,
+    findings,
+    blocksChecked: pool.state.blockCount,
+    journalEntries,
+    snapshotSeq,
+    pendingReleases,
+    references,
+  };
 }

@@ -9,6 +9,7 @@ import type { PoolModel } from '../../src/http/model.js';
 import { memoryDomain } from '../../src/http/tree.js';
 import { fsck, Pool, poolStatus } from '../../src/pool/index.js';
 import { add, cleanups, code, MiB, manager, peek, poke, pool, StubDelivery } from '../helpers/capacity.js';
+import { eventually } from '../helpers/qemu.js';
 
 const TAG = '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b';
 const OTHER = '11111111-2222-4333-8444-555555555555';
@@ -202,14 +203,12 @@ describe('5606h/5607h/5608h tag references', () => {
     expect(page.tags).toEqual([{ tag: tags[2], flags: 0, references: [2], pending: [] }]);
     expect(m.listTags({ startIndex: 5, maxTags: 9 }).tags).toEqual([]);
     // A release QEMU accepted but has not completed shows as pending.
-    let done!: () => void;
-    d[0]!.release = async (g) => {
-      d[0]!.released.push(g);
-      return { gone: new Promise<void>((r) => (done = r)) };
-    };
-    await m.initiateRelease(byTag(0, tags[0]));
+    d[0]!.holdRemovals = true;
+    const releasing = m.initiateRelease(byTag(0, tags[0]));
+    await eventually(() => m.listTags({ startIndex: 2, maxTags: 1 }).tags[0]?.pending.length === 1, 'the release to be under way');
     expect(m.listTags({ startIndex: 2, maxTags: 1 }).tags[0]).toMatchObject({ references: [], pending: [0] });
-    done();
+    d[0]!.holdGone?.();
+    await releasing;
     await tick();
     const after = m.listTags({ startIndex: 0, maxTags: 9 });
     expect(after.totalTags).toBe(2);
