@@ -57,8 +57,18 @@ describe('sanitize on release and tag references in stock guests', () => {
     const check = (t: string, seed: number) => `${dax(t)}\ndaxpoke check "$dax" 0 4M ${seed}\n`;
     const nonzero = (t: string) => `${dax(t)}\necho "non-zero bytes: $(daxpoke read "$dax" 0 4M | tr -d '\\000' | wc -c)"\n`;
     const held = (h: number) => status(pool).heads[h]?.grantedBytes;
+    // A loaded host may answer Retry Required while the unplug is under way: the FM asks again (docs/capacity.md).
     const releaseAndWait = async (h: number, t: string) => {
-      fm(pool, 'release', '--host', String(h), '--tag', t);
+      await eventually(
+        () => {
+          const r = cli(['fm', '--port', `${pool.runDir}/${pool.name}/fm.sock`, 'release', '--host', String(h), '--tag', t]);
+          if (r.code !== 0 && !/RetryRequired/.test(r.stderr)) throw new Error(`fm release: ${r.stderr}`);
+          return r.code === 0 || null;
+        },
+        `head ${h}'s release of ${t} to be answered Success`,
+        60,
+        1000,
+      );
       await eventually(() => held(h) === 0, `head ${h} to let go of ${t}`, 1200, 100);
     };
     try {
