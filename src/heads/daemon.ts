@@ -99,7 +99,12 @@ export class Backend implements SessionHost {
     readonly pool: Pool,
   ) {
     this.log = opts.logger;
-    this.records = new HeadRecords(opts.runDir, opts.pool, (r) => this.onChange(r.head, r));
+    this.records = new HeadRecords(
+      opts.runDir,
+      opts.pool,
+      (r) => this.onChange(r.head, r),
+      (e) => this.log.warn(`heads.json not written: ${e.message}`),
+    );
     this.events = new EventBus((e) => this.log.error(`event listener failed: ${(e as Error)?.message ?? String(e)}`));
     if (opts.onEvent) this.events.subscribe(opts.onEvent);
     this.capacity = new CapacityManager(pool, {
@@ -369,6 +374,7 @@ export class Backend implements SessionHost {
         const rec = this.records.get(h);
         if (rec) this.setRecord(h, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
       }
+      void this.records.flush();
     }, RECORD_REFRESH_MS);
   }
 
@@ -390,6 +396,7 @@ export class Backend implements SessionHost {
     if (fm) await new Promise((r) => fm.close(r));
     const control = this.controlServer;
     if (control) await new Promise((r) => control.close(r));
+    await this.records.flush();
     await closeServers(this.servers, this.opts.runDir, this.opts.pool, this.pool.state.headCount);
     this.pool.close();
   }
