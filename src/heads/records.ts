@@ -2,14 +2,15 @@
 // memory (its session's phase, why it was refused or detached, its windows,
 // delivery and grants), kept in memory and in <run-dir>/<pool>/heads.json
 // (0600, replaced atomically) for `cxl-mhd status`. The one writer and the
-// one reader of that file. It is a status file, not durable state: a burst
-// of record changes (32 heads attaching at once) is written once, a few ms
-// later, instead of once per change on the attach path (docs/performance.md).
+// one reader of that file, and the reader of http.json, the northbound's
+// record beside it (written by http/server.ts). heads.json is a status file,
+// not durable state: a burst of record changes (32 heads attaching at once)
+// is written once, a few ms later and off the event loop, instead of once
+// per change on the attach path (docs/performance.md).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { GrantView } from '../capacity/index.js';
-import { poolRunDir } from '../pool/index.js';
+import { headRecordsPath, httpRecordPath } from '../pool/index.js';
 
 export type HeadPhase = 'attaching' | 'attached' | 'refused' | 'detached';
 
@@ -38,10 +39,6 @@ interface RecordsFile {
   heads: HeadRecord[];
 }
 
-export function headRecordsPath(runDir: string, pool: string): string {
-  return join(poolRunDir(runDir, pool), 'heads.json');
-}
-
 /** The records the last backend of the pool wrote, or null when there are none to read. */
 export function readHeadRecords(runDir: string, pool: string): HeadRecord[] | null {
   try {
@@ -49,6 +46,27 @@ export function readHeadRecords(runDir: string, pool: string): HeadRecord[] | nu
     return Array.isArray(body.heads) ? body.heads : null;
   } catch {
     // Absent (no backend ever served the pool here) or torn: status shows shared memory alone.
+    return null;
+  }
+}
+
+/** What `serve --http` leaves in the run dir: where it listens and a token for local clients (mode 0600). */
+export interface HttpRecord {
+  url: string;
+  redfish: string;
+  sse: string;
+  pid: number;
+  usersFile: string;
+  stateFile: string;
+  fmSocket: string;
+  localToken: string;
+}
+
+export function readHttpRecord(runDir: string, pool: string): HttpRecord | null {
+  try {
+    return JSON.parse(readFileSync(httpRecordPath(runDir, pool), 'utf8')) as HttpRecord;
+  } catch {
+    // Absent (no northbound) or torn.
     return null;
   }
 }
