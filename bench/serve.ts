@@ -2,6 +2,7 @@
 // that drive real QEMU heads: resolves once it prints `ready`. With `eld`,
 // the child carries bench/eld-probe.ts and eventLoopDelay() reads its
 // backend's event-loop delay since the previous reading.
+// CXL_MHD_BENCH_SERVE_NODE_ARGS adds node options to the child.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -27,6 +28,8 @@ export async function startServe(o: {
   const serve = spawn(
     process.execPath,
     [
+      // e.g. "--cpu-prof --cpu-prof-dir=DIR" to profile the backend (NODE_OPTIONS refuses --cpu-prof).
+      ...(process.env.CXL_MHD_BENCH_SERVE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       ...(o.eld ? ['--import', new URL('./eld-probe.js', import.meta.url).href] : []),
       'dist/src/cli/main.js',
       'serve',

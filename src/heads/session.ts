@@ -201,33 +201,49 @@ export class HeadSession {
       const problem = windowProblem(w, header);
       if (problem) throw new AttachRefused(problem);
     }
-    this.pool.registerHead(head, this.pid);
-    try {
-      for (const w of this.windows) {
-        const range = this.pool.state.bytesToBlocks(w.offset, w.size);
-        try {
-          this.pool.claim(head, range, { shared: !w.exclusive });
-        } catch (e) {
-          if (e instanceof PoolError && e.code === 'CONFLICT') {
-            const holders = (e.detail.holders as number[] | undefined) ?? [];
-            throw new AttachRefused(
-              `its ${w.exclusive ? 'exclusive' : 'shared'} window at pool offset ${w.offset} (size ${w.size}) conflicts with ${
-                e.detail.sharedHolder ? 'a shared' : 'an exclusive'
-              } grant of head${holders.length > 1 ? 's' : ''} ${holders.join(', ')}`,
-            );
-          }
-          throw e;
-        }
-      }
-      if (this.pool.acquireLease(head)) {
-        this.emit({ kind: 'lease-acquired', head, epoch: this.pool.state.lease().epoch });
-        this.bindFmld(await openFmldPort(this.requireQmp()));
-      }
-    } catch (e) {
-      // Nothing is left claimed for a refused head.
+    // Nothing is left claimed for a refused head.
+    const undo = () => {
       this.host.detachInShm(head);
       this.host.freeLeaseIfNoHeads();
+    };
+    // One durable write for the whole claim (register, windows, lease), not one per step.
+    const lease = this.pool.batch(() => {
+      this.pool.registerHead(head, this.pid);
+      try {
+        this.claimWindows();
+        return this.pool.acquireLease(head);
+      } catch (e) {
+        undo();
+        throw e;
+      }
+    });
+    if (!lease) return;
+    this.emit({ kind: 'lease-acquired', head, epoch: this.pool.state.lease().epoch });
+    try {
+      this.bindFmld(await openFmldPort(this.requireQmp()));
+    } catch (e) {
+      undo();
       throw e;
+    }
+  }
+
+  private claimWindows(): void {
+    const { head } = this;
+    for (const w of this.windows) {
+      const range = this.pool.state.bytesToBlocks(w.offset, w.size);
+      try {
+        this.pool.claim(head, range, { shared: !w.exclusive });
+      } catch (e) {
+        if (e instanceof PoolError && e.code === 'CONFLICT') {
+          const holders = (e.detail.holders as number[] | undefined) ?? [];
+          throw new AttachRefused(
+            `its ${w.exclusive ? 'exclusive' : 'shared'} window at pool offset ${w.offset} (size ${w.size}) conflicts with ${
+              e.detail.sharedHolder ? 'a shared' : 'an exclusive'
+            } grant of head${holders.length > 1 ? 's' : ''} ${holders.join(', ')}`,
+          );
+        }
+        throw e;
+      }
     }
   }
 
