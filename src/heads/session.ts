@@ -136,11 +136,15 @@ export class HeadSession {
     this.host.live.set(head, this);
     let guestRunning = false;
     try {
+      // Sent together (one round trip fewer per head); whether the guest runs is known before any discovery failure is handled.
+      const discovered = discoverWindows(qmp);
+      discovered.catch(() => undefined);
       const status = await qmp.execute<{ running: boolean; status: string }>('query-status');
       guestRunning = status.running;
+      const windows = await discovered;
       const shmHead = this.pool.state.head(head);
       const dataPath = dataObjectPath(this.host.poolName);
-      const ours = (await discoverWindows(qmp)).filter((w) => w.memPath === dataPath);
+      const ours = windows.filter((w) => w.memPath === dataPath);
       this.windows = ours.filter((w) => !isHotAddedLd(w));
       const h = this.pool.state.header;
       const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, ours);
