@@ -234,7 +234,8 @@ export class Backend implements SessionHost {
         this.log.error({ opcode: ctx.opcode }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: internal error: ${reason}`);
       },
       onRefusal: (e, ctx) => {
-        this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message });
+        // A refusal changed nothing: its note need not hold the answer until the disk has it.
+        this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message }, { sync: false });
         this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
       },
     });

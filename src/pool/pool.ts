@@ -292,7 +292,7 @@ export class Pool {
   }
 
   /** The one place a journal line is written. Returns its seq (an FM add's transaction id). */
-  private record(event: JournalEvent, result: JournalResult): number {
+  private record(event: JournalEvent, result: JournalResult, sync = true): number {
     if (!this.journal) return 0;
     const seq = this.state.nextJournalSeq();
     const entry = { seq, time: new Date().toISOString(), ...event, result } as JournalEntry;
@@ -300,7 +300,7 @@ export class Pool {
       this.batched.push(entry);
       return seq;
     }
-    this.journal.append(entry);
+    this.journal.append(entry, sync);
     if (this.img) {
       this.img.apply(entry);
       this.maybeCompact();
@@ -445,9 +445,14 @@ export class Pool {
     );
   }
 
-  /** Journals an event worth keeping (journal-events.ts). Returns its seq, which an FM add uses as its transaction id. */
-  note(event: NoteEvent): number {
-    return this.record({ op: 'note', args: event }, { ok: true });
+  /**
+   * Journals an event worth keeping (journal-events.ts). Returns its seq,
+   * which an FM add uses as its transaction id. `sync: false` for a note
+   * that changes no state (an FM refusal): written at once, made durable by
+   * the next fdatasync, so a refused request does not wait for the disk.
+   */
+  note(event: NoteEvent, opts: { sync?: boolean } = {}): number {
+    return this.record({ op: 'note', args: event }, { ok: true }, opts.sync ?? true);
   }
 
   /**
