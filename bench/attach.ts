@@ -161,7 +161,14 @@ export async function benchAttach(
       const total = performance.now() - t0;
       if (attached < 32) throw new Error(`only ${attached} of 32 heads attached`);
       const rss = rssMiB(serve.pid ?? 0);
-      report('32 paused heads attached concurrently, total', total, 'ms', '32 × QEMU spawn → greeting (serial)', 32 * median(greetNow), false);
+      report(
+        '32 paused heads attached concurrently, total',
+        total,
+        'ms',
+        '32 × QEMU spawn → greeting (serial)',
+        32 * median(greetNow),
+        false,
+      );
       report('backend RSS with 32 heads attached', rss, 'MiB', 'backend RSS idle (0 heads)', rssIdle, false);
     } finally {
       await killAll(children);
