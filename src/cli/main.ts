@@ -243,6 +243,7 @@ export function buildProgram(): Command {
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
       .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
       .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached')
+      .option('--accept-journal-loss', 'start even though the journal lacks answered operations; what that drops is journaled and logged')
       .option(
         '--http <addr:port>',
         'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
@@ -261,6 +262,7 @@ export function buildProgram(): Command {
         allowUid?: string[];
         qmpTimeout: string;
         fmSocket?: boolean;
+        acceptJournalLoss?: boolean;
       } & HttpServeOptions,
     ) => {
       const dirs = resolveDirs(o);
@@ -289,6 +291,7 @@ export function buildProgram(): Command {
         logger,
         qmpTimeoutMs: parseMs(o.qmpTimeout, '--qmp-timeout'),
         fmSocket: o.fmSocket === true || httpAt !== null,
+        acceptJournalLoss: o.acceptJournalLoss === true,
       });
       let http: Awaited<ReturnType<typeof startHttp>> | null = null;
       if (httpAt) {
