@@ -143,9 +143,7 @@ export function fsck(pool: Pool): FsckReport {
       const loaded = pool.loadImage();
       journalEntries = loaded.tailEntries;
       snapshotSeq = loaded.snapshotSeq;
-      const where =
-        loaded.snapshotSeq === null ? `journal ${pool.journalFile}` : `journal ${pool.journalFile} (with snapshot ${pool.snapshotFile})`;
-      const bad = journalMismatch(pool.state.header, seqBefore, pool.state.journalSeq, loaded, where);
+      const bad = journalMismatch(pool.state.header, seqBefore, pool.state.journalSeq, loaded, journalWhere(pool, loaded));
       if (bad) findings.push({ kind: bad.kind, message: bad.message });
       // Another pool's replay compared block by block would only bury the one finding that matters.
       if (bad?.kind !== 'journal-foreign') findings.push(...compareWithJournal(pool.state, loaded.image.toState()));
