@@ -6,6 +6,7 @@ import { lstatSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync } fr
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PoolError } from './errors.js';
+import { checkSafeDir } from './safedir.js';
 
 const POOL_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
@@ -118,6 +119,7 @@ export function northboundStatePath(stateDir: string, pool: string): string {
  * words, before anything else of a pool is made.
  */
 export function ensureDir(dir: string, what = 'state directory'): void {
+  checkSafeDir(dir, what);
   const target = resolve(dir);
   const missing: string[] = [];
   let p = target;
@@ -146,6 +148,8 @@ export function ensureDir(dir: string, what = 'state directory'): void {
       if (code !== 'EEXIST') throw new PoolError('BAD_STATE', `${what} ${dir}: cannot create ${m} (${code ?? (e as Error).message})`);
     }
   }
+  // Again: a component someone else made meanwhile is refused, not used.
+  if (missing.length > 0) checkSafeDir(dir, what);
 }
 
 /** The only files a pool's state directory may hold (the journal's, journal.ts; the northbound's, http/store.ts): what destroy removes. */
