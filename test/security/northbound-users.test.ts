@@ -78,6 +78,13 @@ describe('guessing', () => {
     expect(await cost('dave', 'wrong')).toEqual(one);
     expect(await cost('nobody-by-this-name', 'wrong')).toEqual(one);
     expect(await cost('erin', 'wrong')).toEqual(one);
+    // A file of plain passwords only: no check costs a scrypt, known user or not.
+    writeFileSync(file, 'erin:plain-pw\n', { mode: 0o600 });
+    const plain = auth(file);
+    expect(await plain.check('nobody-by-this-name', 'x')).toBe(false);
+    expect(await plain.check('erin', 'x')).toBe(false);
+    expect(await plain.check('erin', 'plain-pw')).toBe(true);
+    expect(plain.scrypt.runs).toEqual([]);
   });
 
   it('password checks do not hold up the event loop', async () => {
