@@ -29,6 +29,31 @@ export function closeObject(m: Mapped | null): void {
   native.close(m.fd);
 }
 
+/** Whether a shm object of that name exists (whoever owns it). */
+export function objectExists(name: string): boolean {
+  try {
+    native.close(native.shmOpen(name, native.constants.SHM_RDONLY, 0));
+    return true;
+  } catch (e) {
+    if (isNativeError(e, 'ENOENT')) return false;
+    throw e;
+  }
+}
+
+/** True if some process holds the writer lock (flock) on the object: probed by trying it. */
+export function objectLocked(name: string): boolean {
+  const fd = native.shmOpen(name, native.constants.SHM_RDONLY, 0);
+  try {
+    native.flock(fd, true, true);
+    return false;
+  } catch (e) {
+    if (isNativeError(e, 'EWOULDBLOCK') || isNativeError(e, 'EAGAIN')) return true;
+    throw e;
+  } finally {
+    native.close(fd);
+  }
+}
+
 export function unlinkQuietly(name: string): void {
   try {
     native.shmUnlink(name);

@@ -13,7 +13,17 @@ import type { JournalImage } from './image.js';
 import { Journal, type LoadedImage, loadImage, recordedMode } from './journal.js';
 import type { FmPiece, GrantMeta, JournalEntry, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
 import { type Geometry, stateObjectBytes } from './layout.js';
-import { checkObject, checkObjectByName, closeObject, type Mapped, openObject, refusedLink, unlinkQuietly } from './objects.js';
+import {
+  checkObject,
+  checkObjectByName,
+  closeObject,
+  type Mapped,
+  objectExists,
+  objectLocked,
+  openObject,
+  refusedLink,
+  unlinkQuietly,
+} from './objects.js';
 import {
   ensureDir,
   journalPath,
@@ -171,13 +181,7 @@ export class Pool {
   }
 
   static exists(name: string): boolean {
-    try {
-      native.close(native.shmOpen(shmStateName(validatePoolName(name)), native.constants.SHM_RDONLY, 0));
-      return true;
-    } catch (e) {
-      if (isNativeError(e, 'ENOENT')) return false;
-      throw e;
-    }
+    return objectExists(shmStateName(validatePoolName(name)));
   }
 
   /**
@@ -263,17 +267,7 @@ export class Pool {
 
   /** True if some process holds the writer lock (probe by trying it). */
   writerActive(): boolean {
-    if (this.locked) return true;
-    const fd = native.shmOpen(shmStateName(this.name), native.constants.SHM_RDONLY, 0);
-    try {
-      native.flock(fd, true, true);
-      return false;
-    } catch (e) {
-      if (isNativeError(e, 'EWOULDBLOCK') || isNativeError(e, 'EAGAIN')) return true;
-      throw e;
-    } finally {
-      native.close(fd);
-    }
+    return this.locked || objectLocked(shmStateName(this.name));
   }
 
   // ---- journaled operations ----------------------------------------------
