@@ -22,6 +22,10 @@ export function hashPassword(password: string, N = 16384, r = 8, p = 1): string 
   return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
+/** How long a guess over the rate waits for its refusal. */
+const FAIL_DELAY_MS = 250;
+const failSlowly = (): Promise<false> => new Promise((resolve) => setTimeout(() => resolve(false), FAIL_DELAY_MS).unref());
+
 function sameSecret(a: Secret, b: Secret): boolean {
   if (a.kind === 'plain' || b.kind === 'plain') return a.kind === 'plain' && b.kind === 'plain' && a.password.equals(b.password);
   return a.hash.equals(b.hash) && a.salt.equals(b.salt) && a.N === b.N && a.r === b.r && a.p === b.p;
@@ -142,11 +146,14 @@ export class Auth {
     if (params) {
       const now = Date.now();
       this.hashChecks = this.hashChecks.filter((t) => now - t < 1000);
-      if (this.hashChecks.length >= this.maxHashChecks) return false;
+      // Over the rate (or with the worker's queue full) a guess fails after a pause that costs no CPU, as
+      // pam_faildelay does: a client that waits for its answer before guessing again is slowed to a trickle.
+      if (this.hashChecks.length >= this.maxHashChecks) return failSlowly();
       this.hashChecks.push(now);
       const got = await this.scrypt.hash(given, params);
+      if (!got) return failSlowly();
       // The users may have been reloaded meanwhile: judge against what holds now.
-      if (!got || this.users.get(user) !== secret) return false;
+      if (this.users.get(user) !== secret) return false;
       if (secret?.kind === 'scrypt' && !timingSafeEqual(got, secret.hash)) return false;
     }
     if (!secret) return false;
