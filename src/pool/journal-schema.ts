@@ -109,16 +109,20 @@ const snapshotSchema = obj({
   lease: obj({ owner: { anyOf: [head, { type: 'null' }] }, epoch: int }),
   grants: {
     type: 'array',
-    items: obj({
-      head,
-      offset: int,
-      len: int,
-      tag: str,
-      shared: bool,
-      delivery: { type: ['string', 'null'] },
-      device: { type: ['string', 'null'] },
-      releasing: bool,
-    }),
+    items: obj(
+      {
+        head,
+        offset: int,
+        len: int,
+        tag: str,
+        shared: bool,
+        delivery: { type: ['string', 'null'] },
+        device: { type: ['string', 'null'] },
+        releasing: bool,
+        quarantined: str,
+      },
+      ['head', 'offset', 'len', 'tag', 'shared', 'delivery', 'device', 'releasing'],
+    ),
   },
   unfinished: { type: 'array', items: obj({ tx: int, head, ranges: { type: 'array', items: obj({ first: int, count: range.count }) } }) },
 });
