@@ -1,7 +1,9 @@
 // What every benchmark shares: the report callback bench/run.ts passes in,
 // percentiles, and a QMP monitor of a QEMU the benchmark started itself.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { qemuArgv, resolveQemu } from '../src/qemu/index.js';
 import { QmpSession } from '../src/qmp/index.js';
 
 /** One figure next to its baseline from the same run; run.ts prints the ratio. */
@@ -26,4 +28,19 @@ export async function monitor(path: string): Promise<QmpSession> {
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`monitor ${path} never came up`);
+}
+
+/**
+ * Starts the project's QEMU with `args` (a head's, from headArgs) and a QMP
+ * monitor of the benchmark's own at `mon`; returns once the backend has let it
+ * run. The child and session go into the caller's lists for cleanup.
+ */
+export async function startHeadQemu(mon: string, args: string[], children: ChildProcess[], sessions: QmpSession[]): Promise<QmpSession> {
+  const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults', '-qmp', `unix:${mon},server=on,wait=off`]);
+  children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
+  const s = await monitor(mon);
+  sessions.push(s);
+  for (let i = 0; i < 400 && !(await s.execute<{ running: boolean }>('query-status')).running; i++)
+    await new Promise((r) => setTimeout(r, 25));
+  return s;
 }

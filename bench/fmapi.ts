@@ -4,7 +4,7 @@
 // cxl-add-dynamic-capacity) sent straight to an identically configured QEMU
 // plus one fdatasync'd journal-sized append — what any backend must spend.
 // A bare QMP round trip (query-status) is printed too. Same run, same host.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +13,9 @@ import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
 import { dataObjectPath, Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/args.js';
-import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
 import { ldSerial, peripheralPath, STATIC_DEVICE_ID } from '../src/qemu/names.js';
 import type { QmpSession } from '../src/qmp/index.js';
-import { monitor, pct, type Report } from './common.js';
+import { pct, type Report, startHeadQemu } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -52,12 +51,7 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
         sparePorts: delivery === 'hotplug' ? 2 : 0,
         memory: '128M',
       });
-      const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults', '-qmp', `unix:${mon},server=on,wait=off`]);
-      children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
-      const s = await monitor(mon);
-      sessions.push(s);
-      for (let i = 0; i < 400 && !(await s.execute<{ running: boolean }>('query-status')).running; i++)
-        await new Promise((r) => setTimeout(r, 25));
+      const s = await startHeadQemu(mon, args, children, sessions);
       return s;
     };
     await start(0, 'hotplug');

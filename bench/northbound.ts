@@ -3,7 +3,7 @@
 // same 5604h sent straight over fm.sock (goal ≤ 1.3×), and event latency
 // from the FM client seeing Success to an SSE client receiving the event
 // (goal p99 ≤ 50 ms), next to a bare Redfish GET round trip.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, get, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -13,9 +13,9 @@ import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
 import { Northbound } from '../src/http/index.js';
 import { Pool } from '../src/pool/index.js';
-import { headArgs, qemuArgv, resolveQemu } from '../src/qemu/index.js';
+import { headArgs } from '../src/qemu/index.js';
 import type { QmpSession } from '../src/qmp/index.js';
-import { monitor, pct, type Report } from './common.js';
+import { pct, type Report, startHeadQemu } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -46,12 +46,7 @@ export async function benchNorthbound(report: Report): Promise<void> {
     ] as const) {
       const mon = join(base, `mon${head}.sock`);
       const args = headArgs({ pool, head, runDir, capacityBytes, delivery, sparePorts: delivery === 'hotplug' ? 1 : 0, memory: '128M' });
-      const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults', '-qmp', `unix:${mon},server=on,wait=off`]);
-      children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
-      const s = await monitor(mon);
-      sessions.push(s);
-      for (let i = 0; i < 400 && !(await s.execute<{ running: boolean }>('query-status')).running; i++)
-        await new Promise((r) => setTimeout(r, 25));
+      await startHeadQemu(mon, args, children, sessions);
     }
     const url = await nb.listen('127.0.0.1', 0);
     const auth = `Basic ${Buffer.from('bench:bench').toString('base64')}`;
@@ -171,7 +166,7 @@ export async function benchNorthbound(report: Report): Promise<void> {
   }
 }
 
-function backendView(b: Backend) {
+export function backendView(b: Backend) {
   return {
     pool: b.opts.pool,
     fmSocketPath: b.fmSocketPath as string,

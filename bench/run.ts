@@ -8,6 +8,7 @@ import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchCli } from './cli.js';
 import { benchFmApi } from './fmapi.js';
+import { benchGuessFlood } from './guessflood.js';
 import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
 import { benchNorthbound } from './northbound.js';
@@ -133,7 +134,20 @@ function benchStatus(cbin: string): void {
 // benchmarks (no names: all of them), each run N times (default 1); with
 // N > 1 every figure is also printed as its range over the runs, since one
 // run on a shared machine is noise.
-const BENCHES = ['claim', 'status', 'cli', 'attach', 'fmapi', 'dcd', 'northbound', 'load', 'scenario', 'ldhotadd', 'sanitize'];
+const BENCHES = [
+  'claim',
+  'status',
+  'cli',
+  'attach',
+  'fmapi',
+  'dcd',
+  'northbound',
+  'guessflood',
+  'load',
+  'scenario',
+  'ldhotadd',
+  'sanitize',
+];
 const argv = process.argv.slice(2);
 const only = new Set<string>();
 let runs = 1;
@@ -168,6 +182,7 @@ for (let run = 1; run <= runs; run++) {
   if (want('attach')) await benchAttach(report);
   if (want('fmapi') || want('dcd')) await benchFmApi(report, { hotplug: want('fmapi') });
   if (want('northbound')) await benchNorthbound(report);
+  if (want('guessflood')) await benchGuessFlood(report);
   if (want('load')) await benchLoad(report);
   if (want('scenario')) await benchScenario(report);
   if (want('ldhotadd')) await benchLdHotAdd(report);

@@ -15,6 +15,7 @@ interface ServeFlags extends DirOpts {
   allowUid?: string[];
   qmpTimeout: string;
   fmSocket?: boolean;
+  acceptJournalLoss?: boolean;
   http?: string;
   httpUsers?: string;
   httpAllowRemote?: boolean;
@@ -34,6 +35,7 @@ export function addServeCommand(program: Command): void {
       .option('--allow-uid <uid...>', 'uids allowed to connect as QEMU (default: this process uid)')
       .option('--qmp-timeout <ms>', 'QMP command timeout in ms', '10000')
       .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached')
+      .option('--accept-journal-loss', 'start even though the journal lacks answered operations; what that drops is journaled and logged')
       .option(
         '--http <addr:port>',
         'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
@@ -62,6 +64,7 @@ export function addServeCommand(program: Command): void {
       access: { group: o.socketGroup, allowedUids },
       qmpTimeoutMs: parseMs(o.qmpTimeout, '--qmp-timeout'),
       fmSocket: o.fmSocket === true,
+      acceptJournalLoss: o.acceptJournalLoss === true,
       http,
       onReady: (r) =>
         console.log(

@@ -23,6 +23,8 @@ export interface ServeOptions {
   access: SocketAccess;
   qmpTimeoutMs: number;
   fmSocket: boolean;
+  /** Start even if the journal lacks answered lines (Pool.lockWriter). */
+  acceptJournalLoss?: boolean;
   /** The northbound, checked beforehand (checkNorthbound); null: none. */
   http: NorthboundAt | null;
   /** Called once signals are handled: whoever waits for "ready" may signal at once. */
@@ -54,6 +56,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     logger,
     qmpTimeoutMs: o.qmpTimeoutMs,
     fmSocket: o.fmSocket || o.http !== null,
+    acceptJournalLoss: o.acceptJournalLoss === true,
   });
   let http: Awaited<ReturnType<typeof startNorthbound>> | null = null;
   if (o.http) {

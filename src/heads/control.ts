@@ -3,6 +3,7 @@
 // (today: moving the FM-LD lease). It listens through listener.ts's one
 // uid-checked gate, admitting the backend's own uid only (not even root:
 // the operator acts as the service user). One JSON line each way.
+import { lstatSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { connect } from 'node:net';
 import { controlSocketPath, PoolError } from '../pool/index.js';
@@ -82,9 +83,26 @@ export function controlRequest(runDir: string, pool: string, req: ControlRequest
     s.on('data', (d: string) => {
       buf += d;
     });
+    // The gate closes connections from other uids without a word (root's too): say whose backend it is.
+    const refused = () => {
+      let owner: number | null = null;
+      try {
+        owner = lstatSync(path).uid;
+      } catch {
+        // gone meanwhile
+      }
+      return new PoolError(
+        'LOCKED',
+        owner === null
+          ? `the backend of pool "${pool}" closed the control connection without an answer (only its own uid may use it)`
+          : `only uid ${owner} may take over this pool's lease (the backend of pool "${pool}" runs as uid ${owner}; this is uid ${process.getuid?.() ?? '?'})`,
+      );
+    };
     s.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+      if (e.code === 'EPIPE' || e.code === 'ECONNRESET') {
+        reject(refused());
+      } else if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
         reject(new PoolError('NOT_FOUND', `no backend serves pool "${pool}" here (no control socket at ${path})`));
       } else reject(new PoolError('LOCKED', `cannot reach the backend of pool "${pool}" at ${path}: ${e.code ?? e.message}`));
     });
@@ -93,13 +111,7 @@ export function controlRequest(runDir: string, pool: string, req: ControlRequest
       try {
         resolve(JSON.parse(buf) as ControlReply);
       } catch {
-        // The gate closes connections from other uids without a word.
-        reject(
-          new PoolError(
-            'LOCKED',
-            `the backend of pool "${pool}" closed the control connection without an answer (only its own uid may use it)`,
-          ),
-        );
+        reject(refused());
       }
     });
   });

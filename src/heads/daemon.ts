@@ -36,6 +36,8 @@ export interface BackendOptions {
    * owner is attached, exactly as the owner's port would; guests never see it.
    */
   fmSocket?: boolean;
+  /** Start even if the journal lacks answered lines (`--accept-journal-loss`); Pool.lockWriter. */
+  acceptJournalLoss?: boolean;
   /** Subscribed before recovery runs, so it also sees what recovery changes while the backend starts. */
   onEvent?: BackendListener;
 }
@@ -119,7 +121,7 @@ export class Backend implements SessionHost {
   static async start(opts: BackendOptions): Promise<Backend> {
     const pool = openPool(opts);
     try {
-      pool.lockWriter();
+      pool.lockWriter({ acceptJournalLoss: opts.acceptJournalLoss === true });
     } catch (e) {
       pool.close();
       throw e;

@@ -4,6 +4,9 @@
 // the VM's own configuration: the memory backend's id ends in "-excl".
 // The layout (one CXL host bridge per root port, or older VMs' one bridge
 // with several ports) does not matter here: spare ports are found by id.
+
+import { statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import type { DeliveryConfig } from '../capacity/index.js';
 import { CAPACITY_UNIT, type Header } from '../pool/index.js';
 import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/index.js';
@@ -105,7 +108,7 @@ export function isHotAddedLd(w: PoolWindow): boolean {
  */
 export async function discoverDelivery(
   qmp: QomReader,
-  dataPath: string,
+  isPool: (memPath: string) => boolean,
   capacityBytes: number,
   windows: PoolWindow[],
 ): Promise<DeliveryConfig> {
@@ -119,7 +122,7 @@ export async function discoverDelivery(
       const [memPath, offset, size] = await Promise.all([get('mem-path'), get('offset'), get('size')]).then(
         ([m, o, z]) => [String(m), asNumber(o), asNumber(z)] as const,
       );
-      if (memPath === dataPath && offset === 0 && size === capacityBytes) {
+      if (isPool(memPath) && offset === 0 && size === capacityBytes) {
         // QEMU puts the DC region after the device's static capacity, 256 MiB aligned.
         const staticBytes = windows.find((w) => w.deviceId === STATIC_DEVICE_ID)?.size ?? 0;
         return { kind: 'dcd', devicePath, regionBase: Math.ceil(staticBytes / CAPACITY_UNIT) * CAPACITY_UNIT };
@@ -138,4 +141,35 @@ export async function discoverDelivery(
     if (port !== null) occupied.set(port, w.deviceId);
   }
   return { kind: 'hotplug', ports, occupied };
+}
+
+/** A file's identity: two spellings of one file have the same. */
+export interface FileId {
+  dev: number;
+  ino: number;
+}
+
+/**
+ * The identity of the file a QEMU's memory backend names, as that QEMU sees
+ * it: a relative path is taken from its working directory, /proc/self from
+ * its pid. Null when there is no such file (it cannot be the pool); any
+ * other failure throws, since an attach must not pass on a path it could not judge.
+ */
+export function fileIdOf(memPath: string, qemuPid: number): FileId | null {
+  let path = memPath;
+  if (!isAbsolute(path)) path = join(`/proc/${qemuPid}/cwd`, path);
+  else if (path === '/proc/self' || path.startsWith('/proc/self/')) path = `/proc/${qemuPid}${path.slice('/proc/self'.length)}`;
+  try {
+    const st = statSync(path);
+    return { dev: st.dev, ino: st.ino };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw new Error(
+      `cannot tell whether memory backend file ${memPath} is the pool: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+}
+
+export function sameFile(a: FileId | null, b: FileId | null): boolean {
+  return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino;
 }

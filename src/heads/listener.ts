@@ -2,12 +2,11 @@
 // (<run-dir>/<pool>/head<N>.sock) and the host FM-API socket (fm.sock).
 // Owns their creation with safe permissions, stale-socket recovery, and the
 // one peer-credential gate (listenAllowed) every one of them goes through.
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
 import { SocketPathError, UsageError } from '../errors/index.js';
 import { native } from '../native/index.js';
-import { headSocketPath, poolRunDir } from '../pool/index.js';
+import { headSocketPath, makeSafeDir, poolRunDir } from '../pool/index.js';
 
 export interface SocketAccess {
   /** Group allowed to connect (name or gid): sockets become 0660 with that group. */
@@ -65,8 +64,7 @@ export async function listenHeads(
   // The run dir itself only needs to be traversable (0711, when we create it);
   // the pool's own dir below it is what guards the sockets.
   const dir = poolRunDir(runDir, pool);
-  mkdirSync(dirname(dir), { recursive: true, mode: 0o711 });
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeSafeDir(dir, 'run directory', 0o700);
   const gid = access.group !== undefined ? resolveGroup(access.group) : undefined;
   if (gid !== undefined) {
     // Group members need to traverse the directory to reach the sockets.

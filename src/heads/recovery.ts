@@ -58,7 +58,12 @@ export function pidAlive(pid: number): boolean {
 export function recoverFromCrash(host: RecoveryHost): void {
   const { pool, log } = host;
   const fixed = pool.recoverFromJournal();
-  if (fixed.blocks || fixed.heads.length || fixed.lease) {
+  if (fixed.dropped) {
+    log.warn(
+      { dropped: fixed.dropped },
+      `--accept-journal-loss: dropped ${fixed.dropped.length} grant run(s) the journal lacks (${fixed.dropped.map((d) => `head ${d.head} blocks ${d.first}+${d.count}`).join(', ') || 'none'})`,
+    );
+  } else if (fixed.blocks || fixed.heads.length || fixed.lease) {
     log.warn(fixed, 'shared memory was ahead of the journal (backend killed mid-operation); restored from the journal');
   }
   const state = pool.state;

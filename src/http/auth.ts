@@ -2,8 +2,9 @@
 // passwords), HTTP Basic, Redfish sessions (X-Auth-Token), and the local
 // token that `cxl-mhd events` reads from the 0600 record in the run dir.
 import { createHash, randomBytes, randomUUID, scryptSync, timingSafeEqual } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, type Stats, statSync } from 'node:fs';
 import { UsageError } from '../errors/index.js';
+import { dummyParams, type ScryptParams, ScryptWorker } from './password.js';
 
 /** Thrown for a users file `serve` must refuse; its message is the one line the user sees. */
 export class UsersFileError extends UsageError {}
@@ -19,6 +20,15 @@ export function hashPassword(password: string, N = 16384, r = 8, p = 1): string 
   const salt = randomBytes(16);
   const hash = scryptSync(password, salt, 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
   return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+/** How long a guess over the rate waits for its refusal. */
+const FAIL_DELAY_MS = 250;
+const failSlowly = (): Promise<false> => new Promise((resolve) => setTimeout(() => resolve(false), FAIL_DELAY_MS).unref());
+
+function sameSecret(a: Secret, b: Secret): boolean {
+  if (a.kind === 'plain' || b.kind === 'plain') return a.kind === 'plain' && b.kind === 'plain' && a.password.equals(b.password);
+  return a.hash.equals(b.hash) && a.salt.equals(b.salt) && a.N === b.N && a.r === b.r && a.p === b.p;
 }
 
 function parseSecret(text: string, where: string): Secret {
@@ -78,6 +88,15 @@ export interface AuthOptions {
   maxSessions?: number;
   /** scrypt checks of not-yet-verified passwords per second; beyond it they fail without the work (guessing costs CPU). */
   maxHashChecksPerSecond?: number;
+  /**
+   * The users file to follow: re-read when it changes (polled each second)
+   * and on SIGHUP. A user removed, or whose password changed, loses Basic
+   * access and its sessions at once; a file that no longer loads is logged
+   * and the users before it are kept.
+   */
+  usersFile?: string;
+  /** Where reloads are reported (one line each). */
+  log?: (message: string) => void;
 }
 
 export class Auth {
@@ -89,40 +108,114 @@ export class Auth {
   readonly maxSessions: number;
   private readonly maxHashChecks: number;
   private hashChecks: number[] = [];
+  /** The password worker (password.ts); its `runs` show what each check cost. */
+  readonly scrypt = new ScryptWorker();
+  /** What an unknown or plain user's password is hashed with when any user has a scrypt hash; null when all are plain. */
+  private dummy: ScryptParams | null;
+  private stopWatching: (() => void) | null = null;
 
   constructor(
-    private readonly users: Map<string, Secret>,
+    private users: Map<string, Secret>,
     opts: AuthOptions = {},
   ) {
     this.sessionTimeoutMs = opts.sessionTimeoutMs ?? 30 * 60_000;
     this.maxSessions = opts.maxSessions ?? 64;
     this.maxHashChecks = opts.maxHashChecksPerSecond ?? 20;
+    this.dummy = this.dummyFor(users);
+    if (opts.usersFile) this.watch(opts.usersFile, opts.log ?? ((m) => process.stderr.write(`cxl-mhd: ${m}\n`)));
   }
 
-  check(user: string, password: string): boolean {
+  private dummyFor(users: Map<string, Secret>): ScryptParams | null {
+    const first = [...users.values()].find((u) => u.kind === 'scrypt');
+    return first?.kind === 'scrypt' ? dummyParams({ ...first, keylen: first.hash.length }) : null;
+  }
+
+  /**
+   * Every check not already verified costs the same, whoever it names: one
+   * scrypt (the user's, or a dummy with the file's scrypt parameters for an
+   * unknown or plain-text user) when the file holds any scrypt hash, none
+   * when every password is plain. scrypt runs off the event loop
+   * (password.ts). Over the rate, every check fails alike, without work.
+   */
+  async check(user: string, password: string): Promise<boolean> {
     const secret = this.users.get(user);
-    if (!secret) return false;
     const key = createHash('sha256').update(user).update('\0').update(password).digest('hex');
-    if (this.verified.get(user) === key) return true;
+    if (secret && this.verified.get(user) === key) return true;
     const given = Buffer.from(password, 'utf8');
-    let ok: boolean;
-    if (secret.kind === 'plain') {
-      ok = given.length === secret.password.length && timingSafeEqual(given, secret.password);
-    } else {
+    const params = secret?.kind === 'scrypt' ? { ...secret, keylen: secret.hash.length } : this.dummy;
+    if (params) {
       const now = Date.now();
       this.hashChecks = this.hashChecks.filter((t) => now - t < 1000);
-      if (this.hashChecks.length >= this.maxHashChecks) return false;
+      // Over the rate (or with the worker's queue full) a guess fails after a pause that costs no CPU, as
+      // pam_faildelay does: a client that waits for its answer before guessing again is slowed to a trickle.
+      if (this.hashChecks.length >= this.maxHashChecks) return failSlowly();
       this.hashChecks.push(now);
-      const { N, r, p, salt, hash } = secret;
-      const got = scryptSync(given, salt, hash.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
-      ok = timingSafeEqual(got, hash);
+      const got = await this.scrypt.hash(given, params);
+      if (!got) return failSlowly();
+      // The users may have been reloaded meanwhile: judge against what holds now.
+      if (this.users.get(user) !== secret) return false;
+      if (secret?.kind === 'scrypt' && !timingSafeEqual(got, secret.hash)) return false;
     }
+    if (!secret) return false;
+    const ok = secret.kind === 'scrypt' || (given.length === secret.password.length && timingSafeEqual(given, secret.password));
     if (ok) this.verified.set(user, key);
     return ok;
   }
 
+  /** Replaces the users; ends what a removed user or a changed password held. Returns the users whose access ended. */
+  setUsers(users: Map<string, Secret>): string[] {
+    const old = this.users;
+    const ended = [...old.keys()].filter((u) => !users.has(u) || !sameSecret(old.get(u) as Secret, users.get(u) as Secret));
+    this.users = users;
+    this.dummy = this.dummyFor(users);
+    for (const u of ended) this.verified.delete(u);
+    for (const [t, s] of this.sessions) if (ended.includes(s.user)) this.sessions.delete(t);
+    return ended;
+  }
+
+  private watch(path: string, log: (message: string) => void): void {
+    const reload = (why: string) => {
+      try {
+        const ended = this.setUsers(loadUsers(path));
+        log(`${why}: users re-read from ${path}${ended.length ? `; access ended for ${ended.join(', ')}` : ''}`);
+      } catch (e) {
+        log(`${why}: ${(e as Error).message}; keeping the users read before`);
+      }
+    };
+    // Our own poll against a stat taken now: fs.watchFile's first stat is asynchronous and misses an early change.
+    const sig = (st: Stats | null) => (st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}` : 'gone');
+    const statOrNull = (): Stats | null => {
+      try {
+        return statSync(path);
+      } catch {
+        return null;
+      }
+    };
+    let last = sig(statOrNull());
+    const poll = setInterval(() => {
+      const now = sig(statOrNull());
+      if (now === last) return;
+      last = now;
+      reload('users file changed');
+    }, 1000);
+    poll.unref();
+    const onHup = () => reload('SIGHUP');
+    process.on('SIGHUP', onHup);
+    this.stopWatching = () => {
+      clearInterval(poll);
+      process.off('SIGHUP', onHup);
+    };
+  }
+
+  /** Stops following the users file and the password worker. */
+  close(): void {
+    this.stopWatching?.();
+    this.stopWatching = null;
+    this.scrypt.close();
+  }
+
   /** The user an Authorization or X-Auth-Token header stands for, or null. */
-  identify(headers: { authorization?: string | undefined; 'x-auth-token'?: string | string[] | undefined }): string | null {
+  async identify(headers: { authorization?: string | undefined; 'x-auth-token'?: string | string[] | undefined }): Promise<string | null> {
     const token = headers['x-auth-token'];
     if (typeof token === 'string' && token !== '') return this.byToken(token)?.user ?? null;
     const auth = headers.authorization;
@@ -131,7 +224,7 @@ export class Auth {
       const colon = decoded.indexOf(':');
       if (colon <= 0) return null;
       const user = decoded.slice(0, colon);
-      return this.check(user, decoded.slice(colon + 1)) ? user : null;
+      return (await this.check(user, decoded.slice(colon + 1))) ? user : null;
     }
     return null;
   }

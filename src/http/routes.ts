@@ -65,7 +65,7 @@ export function registerReads(app: FastifyInstance, ctx: Context): void {
   );
   app.post(SESSIONS, { schema: { body: loginSchema } }, async (req, reply) => {
     const { UserName, Password } = req.body as { UserName: string; Password: string };
-    if (!ctx.auth.check(UserName, Password)) {
+    if (!(await ctx.auth.check(UserName, Password))) {
       throw new RedfishError(401, 'NoValidSession', 'The user name or password is not valid.', [], 'Log in with valid credentials.');
     }
     const s = ctx.auth.openSession(UserName);

@@ -144,7 +144,11 @@ export class Northbound {
       typeof opts.users === 'string'
         ? loadUsers(opts.users)
         : new Map(Object.entries(opts.users).map(([u, p]) => [u, { kind: 'plain' as const, password: Buffer.from(p) }]));
-    const auth = new Auth(users, { sessionTimeoutMs: L.sessionTimeoutMs, maxSessions: L.maxSessions });
+    const auth = new Auth(users, {
+      sessionTimeoutMs: L.sessionTimeoutMs,
+      maxSessions: L.maxSessions,
+      ...(typeof opts.users === 'string' ? { usersFile: opts.users } : {}),
+    });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
     this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), randomUUID());
     this.app = Fastify({
@@ -223,7 +227,7 @@ export class Northbound {
       reply.header('OData-Version', '4.0');
       const key = `${req.method} ${cleanPath(req.url)}`;
       if (OPEN.has(key)) return;
-      const user = ctx.auth.identify(req.headers as Record<string, string | undefined>);
+      const user = await ctx.auth.identify(req.headers as Record<string, string | undefined>);
       if (user === null) {
         reply.header('WWW-Authenticate', 'Basic realm="cxl-mhd", charset="UTF-8"');
         throw new RedfishError(
@@ -294,6 +298,7 @@ export class Northbound {
     this.unsubscribe();
     this.ctx.hub.close();
     this.ctx.fm.close();
+    this.ctx.auth.close();
     if (this.recordFile) rmSync(this.recordFile, { force: true });
     await this.app.close();
     await this.ctx.store.flush();

@@ -18,7 +18,11 @@ export type PoolErrorCode =
   | 'CONFLICT'
   | 'NOT_HELD'
   | 'LOCKED'
-  | 'CLOSED';
+  | 'CLOSED'
+  /** A shm object that is not ours, or more open than the pool's mode. */
+  | 'NOT_OWNED'
+  /** The journal misses lines shared memory says were written (answered operations): refused unless accepted. */
+  | 'JOURNAL_LOSS';
 
 export class PoolError extends Error implements CodedError {
   override readonly name = 'PoolError';

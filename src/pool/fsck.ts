@@ -1,6 +1,7 @@
 // The invariant checker: what must hold in a pool's state image, and
 // whether shared memory agrees with the journal's replay (snapshot + tail).
 import { existsSync } from 'node:fs';
+import { journalMismatch, journalWhere } from './identity.js';
 import { MASK_BITS, REF_FLAG, SHARED_FLAG } from './layout.js';
 import type { Pool } from './pool.js';
 import { maskHolders, type PoolState } from './state.js';
@@ -18,7 +19,11 @@ export type FindingKind =
   | 'journal-unreadable'
   | 'journal-block-mismatch'
   | 'journal-head-mismatch'
-  | 'journal-lease-mismatch';
+  | 'journal-lease-mismatch'
+  /** The journal (or snapshot) is another pool's: geometry, id, creation time or seqs differ from the state object's. */
+  | 'journal-foreign'
+  /** The journal lacks lines shared memory says were written (answered operations). */
+  | 'journal-lost-lines';
 
 export interface Finding {
   kind: FindingKind;
@@ -146,10 +151,14 @@ export function fsck(pool: Pool): FsckReport {
     });
   } else {
     try {
+      const seqBefore = pool.state.journalSeq;
       const loaded = pool.loadImage();
       journalEntries = loaded.tailEntries;
       snapshotSeq = loaded.snapshotSeq;
-      findings.push(...compareWithJournal(pool.state, loaded.image.toState()));
+      const bad = journalMismatch(pool.state.header, seqBefore, pool.state.journalSeq, loaded, journalWhere(pool, loaded));
+      if (bad) findings.push({ kind: bad.kind, message: bad.message });
+      // Another pool's replay compared block by block would only bury the one finding that matters.
+      if (bad?.kind !== 'journal-foreign') findings.push(...compareWithJournal(pool.state, loaded.image.toState()));
       for (let head = 0; head < pool.state.headCount; head++) {
         for (const g of loaded.image.grantsOf(head).filter((x) => x.releasing)) {
           pendingReleases.push({ head, offset: g.offset, len: g.len, reason: g.quarantined ?? null });

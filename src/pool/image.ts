@@ -9,6 +9,7 @@
 import { PoolError } from './errors.js';
 import { ZERO_TAG } from './geometry.js';
 import type { JournalEntry } from './journal-events.js';
+import { originOf } from './journal-schema.js';
 import { type Geometry, MASK_BITS, REF_FLAG, SHARED_FLAG } from './layout.js';
 import { PoolState } from './state.js';
 
@@ -52,6 +53,8 @@ export interface ImageRegionConfig {
 export interface PoolCreateArgs extends Geometry {
   createdMs: number;
   mode: number;
+  /** The pool's identity, also in the state object's header (absent in pools made before it). */
+  poolId?: string;
 }
 
 /** The snapshot file's body (JSON). */
@@ -108,6 +111,7 @@ export class JournalImage {
       headCount: num(a, 'headCount'),
       createdMs: num(a, 'createdMs'),
       mode: typeof a.mode === 'number' ? a.mode : 0o600,
+      ...(typeof a.poolId === 'string' ? { poolId: a.poolId } : {}),
     });
     for (const e of entries) img.apply(e);
     return img;
@@ -158,7 +162,7 @@ export class JournalImage {
 
   /** The image as a private PoolState (fsck and recovery compare shared memory with it). */
   toState(): PoolState {
-    const state = PoolState.blank(this.pool, this.pool.createdMs);
+    const state = PoolState.blank(this.pool, this.pool.createdMs, this.pool.poolId);
     for (const [h, pid] of this.registered) state.registerHead(h, pid, 0);
     // The lease outlives its owner's detach while other heads remain (docs/design.md §5).
     state.setRawLease(this.leaseOwner);
@@ -220,8 +224,29 @@ export class JournalImage {
     }
   }
 
+  /** Applies one line; a line that names what the pool does not have is refused with its file and line. */
   apply(e: JournalEntry): void {
+    try {
+      this.applyLine(e);
+    } catch (err) {
+      const where = originOf(e);
+      if (err instanceof PoolError && where) throw new PoolError(err.code, `journal ${where}: ${err.message}`, err.detail);
+      throw err;
+    }
+  }
+
+  private checkHead(head: number): number {
+    if (!Number.isInteger(head) || head < 0 || head >= this.pool.headCount) {
+      throw new PoolError('BAD_STATE', `journal names head ${head}, outside the pool's ${this.pool.headCount} heads`);
+    }
+    return head;
+  }
+
+  private applyLine(e: JournalEntry): void {
     this.lastSeq = Math.max(this.lastSeq, e.seq);
+    if (e.op !== 'pool-create' && e.op !== 'note' && typeof (e.args as { head?: unknown }).head === 'number') {
+      this.checkHead((e.args as { head: number }).head);
+    }
     if (!e.result.ok) return;
     const bb = this.pool.blockBytes;
     switch (e.op) {

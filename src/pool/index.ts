@@ -38,6 +38,7 @@ export {
   validatePoolName,
 } from './paths.js';
 export { COMPACT_FLOOR, type CreateOptions, Pool } from './pool.js';
+export { checkSafeDir, makeSafeDir } from './safedir.js';
 export { type BlockInfo, type BlockRange, type ClaimOptions, type HeadInfo, type LeaseInfo, PoolState } from './state.js';
 export { type HeadStatus, type PoolStatus, poolStatus } from './status.js';
 export { formatSize, GiB, MiB, parseSize, sizeBytes } from './units.js';

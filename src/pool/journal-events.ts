@@ -46,6 +46,8 @@ export type NoteEvent =
   | { event: 'fmld-refused'; head: number }
   | { event: 'fmld-reset'; head: number; reason: string }
   | { event: 'recovered-from-journal'; blocks: number; heads: number[]; lease: boolean }
+  /** The operator started with --accept-journal-loss: these seqs were missing, and these grants were dropped from shared memory. */
+  | { event: 'journal-loss-accepted'; lostSeqs: { from: number; to: number }; dropped: { head: number; first: number; count: number }[] }
   | { event: 'fmld-fenced'; head: number; reason: string }
   /** Released by the FM, but QEMU did not show that the guest lost it: the blocks stay held by the head until it does. */
   | { event: 'release-quarantined'; head: number; offset: number; len: number; reason: string };
@@ -54,7 +56,10 @@ export type NoteName = NoteEvent['event'];
 
 /** One journaled operation or note, as written (without seq, time and result). */
 export type JournalEvent =
-  | { op: 'pool-create'; args: { capacityBytes: number; blockBytes: number; headCount: number; createdMs: number; mode: number } }
+  | {
+      op: 'pool-create';
+      args: { capacityBytes: number; blockBytes: number; headCount: number; createdMs: number; mode: number; poolId?: string };
+    }
   | { op: 'head-register'; args: { head: number; pid: number } }
   | { op: 'head-unregister'; args: { head: number } }
   | { op: 'claim'; args: GrantMeta & Range & { shared: boolean } }

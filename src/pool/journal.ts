@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { PoolError } from './errors.js';
 import { JournalImage, type Snapshot } from './image.js';
 import type { JournalEntry } from './journal-events.js';
+import { journalLineProblem, setOrigin, snapshotProblem } from './journal-schema.js';
 import { ensureDir } from './paths.js';
 import type { PoolState } from './state.js';
 
@@ -114,6 +115,13 @@ export class Journal {
   }
 }
 
+function badLine(path: string, line: number, why: string): PoolError {
+  return new PoolError(
+    'BAD_STATE',
+    `journal ${path}:${line}: ${why}; refusing to replay it (fsck shows the same; a damaged journal is restored from a copy, or the pool is destroyed)`,
+  );
+}
+
 export function readJournal(path: string): JournalEntry[] {
   let text: string;
   try {
@@ -129,13 +137,19 @@ export function readJournal(path: string): JournalEntry[] {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     if (!line) continue;
+    let value: unknown;
     try {
-      out.push(JSON.parse(line) as JournalEntry);
+      value = JSON.parse(line);
     } catch {
-      // Only a torn final line (crash mid-write) is tolerable; damage elsewhere is real.
-      if (i === lines.length - 1 || (i === lines.length - 2 && lines[lines.length - 1] === '')) continue;
-      throw new PoolError('BAD_STATE', `journal ${path} line ${i + 1} is not valid JSON`);
+      // Only a torn final line (crash mid-write: no newline yet, never fsynced, never answered) is
+      // tolerable; a line that ends in a newline was written whole, so garbage there is damage.
+      if (i === lines.length - 1) continue;
+      throw badLine(path, i + 1, 'not valid JSON');
     }
+    const problem = journalLineProblem(value);
+    if (problem) throw badLine(path, i + 1, problem);
+    setOrigin(value as JournalEntry, `${path}:${i + 1}`);
+    out.push(value as JournalEntry);
   }
   // Concurrent writers append in completion order; seq is the true order.
   out.sort((a, b) => a.seq - b.seq);
@@ -156,12 +170,16 @@ function readSnapshot(path: string): { snapshot: Snapshot; bytes: number } | nul
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new PoolError('BAD_STATE', `cannot read snapshot ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  let value: unknown;
   try {
-    return { snapshot: JSON.parse(text) as Snapshot, bytes: Buffer.byteLength(text) };
+    value = JSON.parse(text);
   } catch {
     // Written to a temp file and renamed only once fsynced: a damaged snapshot is real damage.
-    throw new PoolError('BAD_STATE', `snapshot ${path} is not valid JSON`);
+    throw new PoolError('BAD_STATE', `snapshot ${path}:1: not valid JSON; refusing to replay it`);
   }
+  const problem = snapshotProblem(value);
+  if (problem) throw new PoolError('BAD_STATE', `snapshot ${path}:1: ${problem}; refusing to replay it`);
+  return { snapshot: value as Snapshot, bytes: Buffer.byteLength(text) };
 }
 
 export interface LoadedImage {
@@ -184,10 +202,43 @@ export function loadImage(snapshotFile: string, tailFile: string): LoadedImage {
     const tail = readJournal(tailFile);
     const after = readSnapshot(snapshotFile);
     if (attempt < 5 && (before?.snapshot.lastSeq ?? null) !== (after?.snapshot.lastSeq ?? null)) continue;
-    if (!before) return { image: JournalImage.fromEntries(tail), tailEntries: tail.length, snapshotSeq: null, snapshotBytes: 0 };
+    if (!before) {
+      if (!tail.some((e) => e.op === 'pool-create' && e.result.ok)) {
+        throw new PoolError(
+          'BAD_STATE',
+          `journal ${tailFile} ${tail.length ? 'has no pool-create line' : 'is empty'} and there is no snapshot ${snapshotFile}: the pool's shared-memory objects were not made with this state directory (check --state-dir), or its journal was lost`,
+          { noCreate: true },
+        );
+      }
+      return { image: JournalImage.fromEntries(tail), tailEntries: tail.length, snapshotSeq: null, snapshotBytes: 0 };
+    }
     const image = JournalImage.fromSnapshot(before.snapshot, `snapshot ${snapshotFile}`);
     const newer = tail.filter((e) => e.seq > before.snapshot.lastSeq);
     for (const e of newer) image.apply(e);
     return { image, tailEntries: newer.length, snapshotSeq: before.snapshot.lastSeq, snapshotBytes: before.bytes };
+  }
+}
+
+/**
+ * The mode the pool was created with (snapshot, else the tail's pool-create
+ * line), or null if neither says: what a shm object may be opened up to.
+ * Damage is not reported here; the writer and fsck report it when they replay.
+ */
+export function recordedMode(snapshotFile: string, tailFile: string): number | null {
+  const modeOf = (v: unknown): number | null => {
+    const m = (v as { mode?: unknown } | null)?.mode;
+    return typeof m === 'number' && Number.isInteger(m) && m >= 0 && m <= 0o777 ? m : null;
+  };
+  try {
+    return modeOf((JSON.parse(readFileSync(snapshotFile, 'utf8')) as { pool?: unknown }).pool);
+  } catch {
+    // No (readable) snapshot: the tail's first line is pool-create until the first compaction.
+  }
+  try {
+    const first = readFileSync(tailFile, 'utf8').split('\n', 1)[0] ?? '';
+    const e = JSON.parse(first) as { op?: unknown; args?: unknown };
+    return e.op === 'pool-create' ? modeOf(e.args) : null;
+  } catch {
+    return null;
   }
 }

@@ -28,7 +28,10 @@ export const H = {
   leaseOwner: 88, // u32: 0 = free, else head id + 1
   leaseEpoch: 92, // u32: +1 on every acquire
   writerPid: 96, // u32: pid of the process holding the writer lock (informational)
+  // Immutable, written before the magic; all zero in pools made before it existed.
+  poolId: 104, // u8[16]: random at `pool create`, also in the journal's pool-create line and the snapshot
 } as const;
+export const POOL_ID_BYTES = 16;
 export const CRC_COVERS = 64;
 
 export const HEAD_TABLE_OFFSET = 1024;
@@ -73,6 +76,8 @@ export interface Header extends Geometry {
   headEntryBytes: number;
   bitmapOffset: number;
   createdMs: number;
+  /** 32 hex digits, or '' for a pool made before pool ids. */
+  poolId: string;
 }
 
 export function stateObjectBytes(blockCount: number): number {
@@ -89,7 +94,7 @@ export function blockWordOffset(block: number): number {
 }
 
 /** Writes the immutable header (and its CRC) for a new pool. */
-export function encodeHeader(buf: Uint8Array, g: Geometry, createdMs: number): void {
+export function encodeHeader(buf: Uint8Array, g: Geometry, createdMs: number, poolId = ''): void {
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const blockCount = g.capacityBytes / g.blockBytes;
   v.setUint32(H.version, LAYOUT_VERSION, true);
@@ -101,6 +106,7 @@ export function encodeHeader(buf: Uint8Array, g: Geometry, createdMs: number): v
   v.setUint32(H.headEntryBytes, HEAD_ENTRY_BYTES, true);
   v.setBigUint64(H.bitmapOffset, BigInt(BITMAP_OFFSET), true);
   v.setBigUint64(H.createdMs, BigInt(createdMs), true);
+  if (poolId) buf.set(Buffer.from(poolId, 'hex').subarray(0, POOL_ID_BYTES), H.poolId);
   // Magic last: a reader never sees a valid magic over a half-written header.
   buf.set(new TextEncoder().encode(MAGIC), H.magic);
   v.setUint32(H.crc, crc32(buf.subarray(0, CRC_COVERS)), true);
@@ -132,6 +138,7 @@ export function decodeHeader(buf: Uint8Array, objectBytes: number, what: string)
     headEntryBytes: v.getUint32(H.headEntryBytes, true),
     bitmapOffset: Number(v.getBigUint64(H.bitmapOffset, true)),
     createdMs: Number(v.getBigUint64(H.createdMs, true)),
+    poolId: decodePoolId(buf),
   };
   if (h.headCount < 1 || h.headCount > MAX_HEADS) bad(`head count ${h.headCount} is outside 1..${MAX_HEADS}`);
   if (h.blockBytes <= 0 || h.blockCount * h.blockBytes !== h.capacityBytes) bad('capacity is not block count × block size');
@@ -141,4 +148,9 @@ export function decodeHeader(buf: Uint8Array, objectBytes: number, what: string)
   const expected = stateObjectBytes(h.blockCount);
   if (objectBytes !== expected) bad(`state object is ${objectBytes} bytes but its header needs ${expected}`);
   return h;
+}
+
+function decodePoolId(buf: Uint8Array): string {
+  const id = buf.subarray(H.poolId, H.poolId + POOL_ID_BYTES);
+  return id.every((b) => b === 0) ? '' : Buffer.from(id).toString('hex');
 }

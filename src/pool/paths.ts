@@ -2,10 +2,11 @@
 // directory (head sockets, fm.sock, control.sock, heads.json, http.json) and
 // of the state directory (journal snapshot and tail, northbound.json), and
 // the rule for pool names. No other module names a file in those directories.
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PoolError } from './errors.js';
+import { checkSafeDir } from './safedir.js';
 
 const POOL_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
@@ -118,6 +119,7 @@ export function northboundStatePath(stateDir: string, pool: string): string {
  * words, before anything else of a pool is made.
  */
 export function ensureDir(dir: string, what = 'state directory'): void {
+  checkSafeDir(dir, what);
   const target = resolve(dir);
   const missing: string[] = [];
   let p = target;
@@ -146,22 +148,52 @@ export function ensureDir(dir: string, what = 'state directory'): void {
       if (code !== 'EEXIST') throw new PoolError('BAD_STATE', `${what} ${dir}: cannot create ${m} (${code ?? (e as Error).message})`);
     }
   }
+  // Again: a component someone else made meanwhile is refused, not used.
+  if (missing.length > 0) checkSafeDir(dir, what);
 }
 
-/** Removes a pool's state directory, or says in words why it cannot. */
+/** The only files a pool's state directory may hold (the journal's, journal.ts; the northbound's, http/store.ts): what destroy removes. */
+export const STATE_FILES = ['journal.jsonl', 'snapshot.json', 'snapshot.json.tmp', 'northbound.json', 'northbound.json.tmp'] as const;
+
+/**
+ * Removes a pool's state directory, or says in words why it cannot. Only
+ * the files the journal layout names go, and only from a real directory
+ * that holds nothing else: `--state-dir` may point anywhere, and a pool
+ * name that happens to be a directory of other things is not ours to empty.
+ */
 export function removePoolStateDir(stateDir: string, pool: string): void {
   const dir = poolStateDir(stateDir, pool);
+  const fail = (why: string): never => {
+    throw new PoolError('BAD_STATE', why);
+  };
+  let st: ReturnType<typeof lstatSync>;
   try {
-    const st = statSync(stateDir);
-    if (!st.isDirectory()) throw new PoolError('BAD_STATE', `state directory ${stateDir} is not a directory`);
+    st = lstatSync(dir);
   } catch (e) {
-    if (e instanceof PoolError) throw e;
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new PoolError('BAD_STATE', `state directory ${stateDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    throw new PoolError('BAD_STATE', `cannot use ${dir}: ${code ?? (e as Error).message}`);
+  }
+  if (!st.isDirectory()) fail(`${dir} is not a directory (${st.isSymbolicLink() ? 'a symbolic link' : 'a file'}); refusing to remove it`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    throw new PoolError('BAD_STATE', `cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const strangers = names.filter((n) => !(STATE_FILES as readonly string[]).includes(n));
+  if (strangers.length > 0) {
+    const shown = strangers.slice(0, 3).join(', ') + (strangers.length > 3 ? ` and ${strangers.length - 3} more` : '');
+    fail(`${dir} holds files that are not this pool's journal (${shown}); refusing to remove it (move them away first)`);
   }
   try {
-    rmSync(dir, { recursive: true, force: true });
+    for (const n of names) {
+      if (!lstatSync(join(dir, n)).isFile()) fail(`${join(dir, n)} is not a regular file; refusing to remove ${dir}`);
+    }
+    for (const n of names) unlinkSync(join(dir, n));
+    rmdirSync(dir);
   } catch (e) {
-    throw new PoolError('BAD_STATE', `cannot remove ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (e instanceof PoolError) throw e;
+    fail(`cannot remove ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }

@@ -3,15 +3,27 @@
 // (lock-free, in shm) and is then journaled and fsynced before returning.
 // The writer keeps the journal's image in memory (each line applied as it
 // is written) and compacts the journal into a snapshot when the tail grows.
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { isNativeError, native } from '../native/index.js';
 import { PoolError } from './errors.js';
 import { validateGeometry } from './geometry.js';
+import { droppedGrants, requireOwnJournal } from './identity.js';
 import type { JournalImage } from './image.js';
-import { Journal, type LoadedImage, loadImage } from './journal.js';
+import { Journal, type LoadedImage, loadImage, recordedMode } from './journal.js';
 import type { FmPiece, GrantMeta, JournalEntry, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
 import { type Geometry, stateObjectBytes } from './layout.js';
-import { closeObject, type Mapped, openObject, unlinkQuietly } from './objects.js';
+import {
+  checkObject,
+  checkObjectByName,
+  closeObject,
+  type Mapped,
+  objectExists,
+  objectLocked,
+  openObject,
+  refusedLink,
+  unlinkQuietly,
+} from './objects.js';
 import {
   ensureDir,
   journalPath,
@@ -49,6 +61,15 @@ export interface OpenOptions {
   readOnly?: boolean;
 }
 
+export interface LockOptions {
+  /**
+   * Start even though the journal lacks lines shared memory says were
+   * written (answered operations): shared memory is then put back to the
+   * journal, and what that drops is journaled and logged. Off by default.
+   */
+  acceptJournalLoss?: boolean;
+}
+
 export class Pool {
   private journal: Journal | null;
   private locked = false;
@@ -58,6 +79,8 @@ export class Pool {
   private compactPending = false;
   /** Lines of the running batch(), written at its end. */
   private batched: JournalEntry[] | null = null;
+  /** Seqs the journal lacks, accepted by the operator (--accept-journal-loss); recovery journals what it drops for them. */
+  private acceptedLoss: { from: number; to: number } | null = null;
   /** Compactions done by this writer (tests and the long-run soak read it). */
   compactions = 0;
 
@@ -108,7 +131,8 @@ export class Pool {
         native.close(dataFd);
       }
       const createdMs = Date.now();
-      const state = PoolState.format(stateObj.buf, opts, createdMs);
+      const poolId = randomBytes(16).toString('hex');
+      const state = PoolState.format(stateObj.buf, opts, createdMs, poolId);
       rmSync(journalPath(opts.stateDir, name), { force: true });
       rmSync(snapshotPath(opts.stateDir, name), { force: true });
       const journal = new Journal(journalPath(opts.stateDir, name));
@@ -117,7 +141,7 @@ export class Pool {
       pool.record(
         {
           op: 'pool-create',
-          args: { capacityBytes: opts.capacityBytes, blockBytes: opts.blockBytes, headCount: opts.headCount, createdMs, mode },
+          args: { capacityBytes: opts.capacityBytes, blockBytes: opts.blockBytes, headCount: opts.headCount, createdMs, mode, poolId },
         },
         { ok: true },
       );
@@ -132,6 +156,7 @@ export class Pool {
   static open(opts: OpenOptions): Pool {
     const name = validatePoolName(opts.name);
     let stateObj: Mapped;
+    const readOnly = opts.readOnly === true;
     try {
       stateObj = openObject(shmStateName(name), 0, 0, null, true);
     } catch (e) {
@@ -141,11 +166,15 @@ export class Pool {
           `pool "${name}" does not exist (no shm object ${shmStateName(name)}); create it with \`cxl-mhd pool create\``,
         );
       }
-      throw e;
+      throw refusedLink(e, shmStateName(name), name);
     }
     try {
+      // Owner and mode before a single byte of it is believed (objects.ts).
+      const trust = { mode: recordedMode(snapshotPath(opts.stateDir, name), journalPath(opts.stateDir, name)) ?? DEFAULT_MODE, readOnly };
+      checkObject(stateObj.fd, shmStateName(name), name, trust);
+      checkObjectByName(shmDataName(name), name, trust);
       const state = PoolState.attach(stateObj.buf, `pool "${name}" state object ${shmStateName(name)}`);
-      const journal = opts.readOnly ? null : new Journal(journalPath(opts.stateDir, name));
+      const journal = readOnly ? null : new Journal(journalPath(opts.stateDir, name));
       return new Pool(name, opts.stateDir, stateObj, state, journal);
     } catch (e) {
       closeObject(stateObj);
@@ -154,13 +183,7 @@ export class Pool {
   }
 
   static exists(name: string): boolean {
-    try {
-      native.close(native.shmOpen(shmStateName(validatePoolName(name)), native.constants.SHM_RDONLY, 0));
-      return true;
-    } catch (e) {
-      if (isNativeError(e, 'ENOENT')) return false;
-      throw e;
-    }
+    return objectExists(shmStateName(validatePoolName(name)));
   }
 
   /**
@@ -169,21 +192,20 @@ export class Pool {
    */
   static destroy(opts: { name: string; stateDir: string; force?: boolean }): void {
     const name = validatePoolName(opts.name);
-    if (Pool.exists(name)) {
+    // Forced: not even opened, so root can clear objects someone else made first (objects.ts).
+    if (Pool.exists(name) && !opts.force) {
       const pool = Pool.open({ name, stateDir: opts.stateDir, readOnly: true });
       try {
-        if (!opts.force) {
-          pool.lockWriter();
-          const attached = pool.state
-            .heads()
-            .filter((h) => h.attached)
-            .map((h) => h.id);
-          if (attached.length > 0) {
-            throw new PoolError(
-              'HEAD_ATTACHED',
-              `pool "${name}" still has attached head(s) ${attached.join(', ')}; detach them first (or --force)`,
-            );
-          }
+        pool.lockWriter();
+        const attached = pool.state
+          .heads()
+          .filter((h) => h.attached)
+          .map((h) => h.id);
+        if (attached.length > 0) {
+          throw new PoolError(
+            'HEAD_ATTACHED',
+            `pool "${name}" still has attached head(s) ${attached.join(', ')}; detach them first (or --force)`,
+          );
         }
       } finally {
         pool.close();
@@ -204,7 +226,7 @@ export class Pool {
    * Takes the pool's single-writer lock (flock on the state object, so a
    * crashed writer's lock vanishes with it). Throws LOCKED naming the holder.
    */
-  lockWriter(): void {
+  lockWriter(opts: LockOptions = {}): void {
     const m = this.mapped();
     try {
       native.flock(m.fd, true, true);
@@ -222,7 +244,9 @@ export class Pool {
       this.journal.repairTail();
       // A compaction killed before its rename left this; the snapshot it was to replace is still whole.
       rmSync(`${this.snapshotFile}.tmp`, { force: true });
+      const seqBefore = this.state.journalSeq;
       const loaded = this.loadImage();
+      this.acceptedLoss = requireOwnJournal(this, seqBefore, loaded, opts.acceptJournalLoss === true);
       this.img = loaded.image;
       this.snapshotBytes = loaded.snapshotBytes;
     }
@@ -245,17 +269,7 @@ export class Pool {
 
   /** True if some process holds the writer lock (probe by trying it). */
   writerActive(): boolean {
-    if (this.locked) return true;
-    const fd = native.shmOpen(shmStateName(this.name), native.constants.SHM_RDONLY, 0);
-    try {
-      native.flock(fd, true, true);
-      return false;
-    } catch (e) {
-      if (isNativeError(e, 'EWOULDBLOCK') || isNativeError(e, 'EAGAIN')) return true;
-      throw e;
-    } finally {
-      native.close(fd);
-    }
+    return this.locked || objectLocked(shmStateName(this.name));
   }
 
   // ---- journaled operations ----------------------------------------------
@@ -482,11 +496,17 @@ export class Pool {
    * between leaves shm one unreported step ahead; that step never counted,
    * so it is undone. Returns what was changed (also journaled).
    */
-  recoverFromJournal(): { blocks: number; heads: number[]; lease: boolean } {
+  recoverFromJournal(): { blocks: number; heads: number[]; lease: boolean; dropped?: { head: number; first: number; count: number }[] } {
     if (!this.locked) throw new PoolError('LOCKED', 'recovery needs the writer lock');
     const img = this.image;
     const replay = img.toState();
     const s = this.state;
+    const lost = this.acceptedLoss;
+    const dropped = lost ? droppedGrants(s, replay) : undefined;
+    if (lost && dropped) {
+      this.acceptedLoss = null;
+      this.note({ event: 'journal-loss-accepted', lostSeqs: lost, dropped });
+    }
     let blocks = 0;
     for (let b = 0; b < s.blockCount; b++) {
       const want = replay.rawBlockWord(b);
@@ -508,7 +528,7 @@ export class Pool {
     s.raiseLeaseEpoch(img.lease.epoch);
     s.raiseJournalSeq(img.lastSeq);
     if (blocks > 0 || heads.length > 0 || lease) this.note({ event: 'recovered-from-journal', blocks, heads, lease });
-    return { blocks, heads, lease };
+    return { blocks, heads, lease, ...(dropped ? { dropped } : {}) };
   }
 
   get journalFile(): string {

@@ -70,8 +70,8 @@ export class PoolState {
   }
 
   /** Formats `buf` (zeroed, stateObjectBytes long) as a new pool image. */
-  static format(buf: ArrayBuffer, g: Geometry, createdMs = Date.now()): PoolState {
-    encodeHeader(new Uint8Array(buf, 0, 4096), g, createdMs);
+  static format(buf: ArrayBuffer, g: Geometry, createdMs = Date.now(), poolId = ''): PoolState {
+    encodeHeader(new Uint8Array(buf, 0, 4096), g, createdMs, poolId);
     return PoolState.attach(buf, 'new pool image');
   }
 
@@ -81,9 +81,9 @@ export class PoolState {
   }
 
   /** A private, zeroed image with the same geometry (journal replay). */
-  static blank(g: Geometry, createdMs: number): PoolState {
+  static blank(g: Geometry, createdMs: number, poolId = ''): PoolState {
     const blockCount = g.capacityBytes / g.blockBytes;
-    return PoolState.format(new ArrayBuffer(stateObjectBytes(blockCount)), g, createdMs);
+    return PoolState.format(new ArrayBuffer(stateObjectBytes(blockCount)), g, createdMs, poolId);
   }
 
   get buffer(): ArrayBuffer {
@@ -147,6 +147,10 @@ export class PoolState {
   /** Takes the next journal sequence number; unique across processes sharing the image. */
   nextJournalSeq(): number {
     return Number(native.fetchAdd64(this.buf, H.journalSeq, 1n)) + 1;
+  }
+  /** The last journal seq handed out (every line written since the pool was made has a seq at or below it). */
+  get journalSeq(): number {
+    return Number(native.load64(this.buf, H.journalSeq));
   }
   /** Raises the journal counter to at least `seq` (journal replay into shm). */
   raiseJournalSeq(seq: number): void {

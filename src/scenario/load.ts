@@ -2,7 +2,7 @@
 // then the checks a schema cannot express (head ids, windows, files that
 // must exist). Every mistake becomes one line FILE:LINE:COL: what was
 // expected; nothing is started until the whole file is clean.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Document, isMap, LineCounter, type Node, parseDocument } from 'yaml';
 import { CAPACITY_UNIT, PoolError, sizeBytes } from '../pool/index.js';
@@ -160,15 +160,45 @@ function firstLine(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '').trim();
 }
 
-/** Reads and checks a scenario file; throws ScenarioFileError with every mistake found. */
-export function loadScenario(file: string, env: NodeJS.ProcessEnv = process.env): Scenario {
-  let text: string;
+/** The largest scenario file read (the examples are a few KiB; a step list this long is a mistake or an attack). */
+export const MAX_SCENARIO_BYTES = 1024 * 1024;
+
+/**
+ * Reads a scenario: a regular file (a link to one is fine) of at most
+ * MAX_SCENARIO_BYTES. Opened non-blocking so a FIFO cannot hang us before
+ * fstat says what it is; a device such as /dev/zero is refused unread.
+ */
+function readScenarioFile(file: string): string {
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new ScenarioFileError([`${file}: cannot read the scenario: ${(e as Error).message}`]);
   }
-  return parseScenario(text, file, env);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
+      throw new ScenarioFileError([`${file}: a scenario must be a regular file; this is ${kind}`]);
+    }
+    // Read one byte past the limit: the file may grow after fstat.
+    const buf = Buffer.alloc(Math.min(st.size, MAX_SCENARIO_BYTES) + 1);
+    let n = 0;
+    for (let r = 1; r > 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
+    if (st.size > MAX_SCENARIO_BYTES || n > MAX_SCENARIO_BYTES) {
+      throw new ScenarioFileError([
+        `${file}: the scenario is ${Math.max(st.size, n)} bytes; at most ${MAX_SCENARIO_BYTES} (1 MiB) are read`,
+      ]);
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads and checks a scenario file; throws ScenarioFileError with every mistake found. */
+export function loadScenario(file: string, env: NodeJS.ProcessEnv = process.env): Scenario {
+  return parseScenario(readScenarioFile(file), file, env);
 }
 
 /** As loadScenario, from text (relative paths resolve against FILE's directory). */

@@ -284,13 +284,15 @@ describe('Redfish service (in process)', () => {
     const { Auth } = await import('../../src/http/auth.js');
     writeFileSync(file, `bob:${hashPassword('hunter2', 1024)}\n`, { mode: 0o600 });
     const a = new Auth(loadUsers(file));
-    expect(a.check('bob', 'hunter2')).toBe(true);
-    expect(a.check('bob', 'hunter3')).toBe(false);
+    expect(await a.check('bob', 'hunter2')).toBe(true);
+    expect(await a.check('bob', 'hunter3')).toBe(false);
+    a.close();
     // Guessing is throttled: past the per-second budget a wrong guess costs no scrypt, a verified password still works.
     const t = new Auth(loadUsers(file), { maxHashChecksPerSecond: 3 });
-    expect(t.check('bob', 'hunter2')).toBe(true);
-    for (let i = 0; i < 5; i++) expect(t.check('bob', `guess${i}`)).toBe(false);
-    expect(t.check('bob', 'hunter2')).toBe(true);
+    expect(await t.check('bob', 'hunter2')).toBe(true);
+    for (let i = 0; i < 5; i++) expect(await t.check('bob', `guess${i}`)).toBe(false);
+    expect(await t.check('bob', 'hunter2')).toBe(true);
+    t.close();
   });
 });
 
