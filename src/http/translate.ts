@@ -4,9 +4,9 @@
 // OriginOfCondition.
 import type { RedfishEvent } from './events.js';
 import type { PoolModel } from './model.js';
+import { paths } from './paths.js';
 import { formatMessage, link, REGISTRY, RESOURCE_EVENT } from './redfish.js';
 import { chunkId, type Store } from './store.js';
-import { paths } from './tree.js';
 import type { StampedEvent } from './types.js';
 
 type Rec = RedfishEvent['records'][number];
