@@ -4,6 +4,7 @@
 // missed from the ring. Clients are capped, and one that stops reading is
 // cut off rather than buffered without bound.
 import type { ServerResponse } from 'node:http';
+import { typeOf } from './dmtf.js';
 
 export interface EventRecord {
   EventType: 'Other';
@@ -39,7 +40,7 @@ interface Client {
 
 export function eventPayload(e: RedfishEvent): Record<string, unknown> {
   return {
-    '@odata.type': '#Event.v1_10_0.Event',
+    '@odata.type': typeOf('Event'),
     Id: String(e.id),
     Name: 'cxl-mhd event',
     Context: 'cxl-mhd',

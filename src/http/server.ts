@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { UsageError } from '../errors/index.js';
 import { Auth, loadUsers } from './auth.js';
@@ -93,6 +94,8 @@ export class Northbound {
         // frameworkErrors is typed for any route's reply; ours all answer JSON.
         void (reply as unknown as FastifyReply).code(r.status).type('application/json').header('OData-Version', '4.0').send(r.body());
       },
+      // Requests Node's parser refuses before any route sees them (an unknown method, a bad head) get Redfish bodies too.
+      clientErrorHandler: answerClientError,
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: 128 },
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
       serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
@@ -176,6 +179,27 @@ export class Northbound {
     await this.app.close();
     await this.ctx.store.flush();
   }
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  // DSP0266: a method the service does not know is 405 or 501.
+  HPE_INVALID_METHOD: [501, 'Not Implemented', 'This service does not implement that HTTP method.'],
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request headers are larger than this service accepts.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive in time.'],
+};
+
+function answerClientError(e: Error & { code?: string }, socket: Duplex): void {
+  if (e.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, text] = CLIENT_ERRORS[e.code ?? ''] ?? [400, 'Bad Request', 'The request is not valid HTTP.'];
+  const id = status === 501 ? 'OperationNotAllowed' : 'GeneralError';
+  const body = JSON.stringify(new RedfishError(status, id, text).body());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `OData-Version: 4.0\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 export function isLoopback(host: string): boolean {

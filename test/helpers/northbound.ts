@@ -57,6 +57,15 @@ export async function fakeNorthbound(
     const stamped = { ...e, seq: ++seq, at: new Date().toISOString() } as StampedEvent;
     for (const l of listeners) l(stamped);
   };
+  // The shared extent sequence number as CapacityManager numbers it: the extent's place, by pool offset, in its tag's allocation.
+  const seqOf = (tag: string, dpa: number): number => {
+    if (/^[0-]+$/.test(tag)) return 0;
+    const offsets = [...fake.extents.values()]
+      .flat()
+      .filter((e) => e.tag === tag)
+      .map((e) => e.startDpa);
+    return [...new Set(offsets)].sort((a, b) => a - b).indexOf(dpa);
+  };
   const snapshot = (): SnapshotView => {
     const records = Array.from({ length: heads }, (_, h): HeadRecord => {
       const grants = (fake.extents.get(h) ?? []).map((e) => ({
@@ -66,6 +75,7 @@ export async function fakeNorthbound(
         shared: true,
         state: 'active' as const,
         delivery: 'dcd',
+        seq: seqOf(e.tag, e.startDpa),
       }));
       return {
         head: h,

@@ -17,6 +17,8 @@ import { tempDir } from '../helpers/pool.js';
 const MiB = 2 ** 20;
 const CHUNKS = '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks';
 const CONNS = '/redfish/v1/Fabrics/CXL/Connections';
+const PCIE = '/redfish/v1/Chassis/fakepool/PCIeDevices/fakepool';
+const tagOf = (chunk: { Oem: { CxlMhd: { Tag: string } } }) => chunk.Oem.CxlMhd.Tag;
 const auth = { authorization: BASIC };
 const ep = (h: number) => ({ '@odata.id': `/redfish/v1/Fabrics/CXL/Endpoints/head${h}` });
 
@@ -36,7 +38,7 @@ describe('Redfish service (in process)', () => {
     const denied = await nb.app.inject({ url: '/redfish/v1/Chassis' });
     expect(denied.statusCode).toBe(401);
     expect(denied.headers['www-authenticate']).toMatch(/^Basic/);
-    expect(errorOf(denied.body).info[0]?.MessageId).toBe('Base.1.16.0.NoValidSession');
+    expect(errorOf(denied.body).info[0]?.MessageId).toBe('Base.1.22.NoValidSession');
     const wrong = await nb.app.inject({
       url: '/redfish/v1/Chassis',
       headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` },
@@ -223,7 +225,7 @@ describe('Redfish service (in process)', () => {
       expect(r.statusCode, payload).toBe(status);
       const e = errorOf(r.body);
       expect(e.info[0]?.Message).toBeTruthy();
-      if (id) expect(e.code, payload).toBe(`Base.1.16.0.${id}`);
+      if (id) expect(e.code, payload).toBe(`Base.1.22.${id}`);
     }
     const big = await post(CHUNKS, JSON.stringify({ MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 0, Name: 'x'.repeat(MiB) }));
     expect(big.statusCode).toBe(413);
@@ -341,7 +343,7 @@ describe('SSE event stream', () => {
       MessageArgs: ['2', 'QEMU disconnected'],
       OriginOfCondition: { '@odata.id': '/redfish/v1/Fabrics/CXL/Endpoints/head2' },
     });
-    expect(ev.Events[1]).toMatchObject({ MessageId: 'ResourceEvent.1.0.ResourceChanged' });
+    expect(ev.Events[1]).toMatchObject({ MessageId: 'ResourceEvent.1.4.ResourceChanged' });
     a.close();
     emit({ kind: 'lease-released', head: 0, epoch: 1 });
     emit({ kind: 'lease-acquired', head: 1, epoch: 2 });
@@ -375,8 +377,10 @@ describe('SSE event stream', () => {
       added.map((r: { MessageId: string; OriginOfCondition: { '@odata.id': string } }) => [r.MessageId, r.OriginOfCondition['@odata.id']]),
     ).toEqual([
       ['CxlMhd.1.0.CapacityAdded', `${CONNS}/c1`],
-      ['ResourceEvent.1.0.ResourceCreated', `${CONNS}/c1`],
-      ['ResourceEvent.1.0.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
+      ['ResourceEvent.1.4.ResourceCreated', `${CONNS}/c1`],
+      ['Fabric.1.0.ConnectionCreated', `${CONNS}/c1`],
+      ['ResourceEvent.1.4.ResourceCreated', `${PCIE}/CXLLogicalDevices/2/MemoryRegions/tag-${tagOf(chunk.json())}`],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
     ]);
     expect(made.headers.location).toBe(`${CONNS}/c1`);
     const d = await sse(`${url}/redfish/v1/EventService/SSE`, { authorization: BASIC });

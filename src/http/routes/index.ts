@@ -6,6 +6,7 @@ import { chassisRoutes } from './chassis/index.js';
 import { eventServiceRoutes } from './event-service/index.js';
 import { fabricRoutes } from './fabrics/index.js';
 import { registriesRoutes } from './registries/index.js';
+import { schemaRoutes } from './schemas/index.js';
 import { serviceRootRoutes } from './service-root/index.js';
 import { sessionServiceRoutes } from './session-service/index.js';
 import { pageRoutes } from './ui/index.js';
@@ -15,6 +16,7 @@ export const routes: FastifyPluginAsync<{ ctx: Context }> = async (app, opts) =>
   await app.register(sessionServiceRoutes, opts);
   await app.register(eventServiceRoutes, opts);
   await app.register(registriesRoutes);
+  await app.register(schemaRoutes);
   await app.register(chassisRoutes, opts);
   await app.register(fabricRoutes, opts);
   await app.register(pageRoutes, opts);

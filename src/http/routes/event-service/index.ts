@@ -2,6 +2,8 @@
 // SSE stream (ServerSentEventUri) fed by the EventHub.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../../context.js';
+import { STANDARD_REGISTRIES } from '../../dmtf.js';
+import { oem } from '../../oem.js';
 import { EVENTS, SSE_PATH } from '../../paths.js';
 import { resource } from '../../plugins/protocol.js';
 import { collection, link, odata, RedfishError } from '../../redfish.js';
@@ -10,21 +12,20 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
   resource(app, EVENTS, {
     GET: {
       handler: async () => ({
-        ...odata(EVENTS, '#EventService.v1_10_0.EventService'),
+        ...odata(EVENTS, 'EventService'),
         Name: 'Event service',
         ServiceEnabled: true,
         ServerSentEventUri: SSE_PATH,
         EventFormatTypes: ['Event'],
-        RegistryPrefixes: ['CxlMhd', 'ResourceEvent'],
+        RegistryPrefixes: ['CxlMhd', ...Object.keys(STANDARD_REGISTRIES).filter((p) => p !== 'Base')],
         Subscriptions: link(`${EVENTS}/Subscriptions`),
-        Oem: { CxlMhd: { RingSize: ctx.hub.ringSize, MaxSseClients: ctx.hub.maxClients, LastEventId: ctx.hub.lastId } },
+        Oem: oem('EventService', { RingSize: ctx.hub.ringSize, MaxSseClients: ctx.hub.maxClients, LastEventId: ctx.hub.lastId }),
       }),
     },
   });
   resource(app, `${EVENTS}/Subscriptions`, {
     GET: {
-      handler: async () =>
-        collection(`${EVENTS}/Subscriptions`, '#EventDestinationCollection.EventDestinationCollection', 'Subscriptions (SSE only)', []),
+      handler: async () => collection(`${EVENTS}/Subscriptions`, 'EventDestinationCollection', 'Subscriptions (SSE only)', []),
     },
   });
   resource(app, SSE_PATH, {

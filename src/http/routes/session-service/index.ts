@@ -9,7 +9,7 @@ import { type LoginBody, loginSchema } from './schema.js';
 
 function sessionBody(s: { id: string; user: string; created: string }): Record<string, unknown> {
   return {
-    ...odata(`${SESSIONS}/${s.id}`, '#Session.v1_7_0.Session'),
+    ...odata(`${SESSIONS}/${s.id}`, 'Session'),
     Name: `Session of ${s.user}`,
     UserName: s.user,
     CreatedTime: s.created,
@@ -20,7 +20,7 @@ export const sessionServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async 
   resource(app, `${ROOT}/SessionService`, {
     GET: {
       handler: async () => ({
-        ...odata(`${ROOT}/SessionService`, '#SessionService.v1_1_9.SessionService'),
+        ...odata(`${ROOT}/SessionService`, 'SessionService'),
         Name: 'Session service',
         ServiceEnabled: true,
         SessionTimeout: Math.round(ctx.auth.sessionTimeoutMs / 1000),
@@ -33,7 +33,7 @@ export const sessionServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async 
       handler: async () =>
         collection(
           SESSIONS,
-          '#SessionCollection.SessionCollection',
+          'SessionCollection',
           'Sessions',
           ctx.auth.listSessions().map((s) => `${SESSIONS}/${s.id}`),
         ),
