@@ -5,7 +5,6 @@
 
 export const BASE = 'Base.1.16.0';
 export const REGISTRY = 'CxlMhd.1.0';
-export const RESOURCE_EVENT = 'ResourceEvent.1.0';
 export const ROOT = '/redfish/v1';
 
 export function odata(id: string, type: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -1,10 +1,12 @@
 // Backend events as Redfish event records: one CxlMhd.1.0 message per
-// event, plus the ResourceEvent.1.0 ResourceCreated/Removed/Changed records
-// for the endpoints, connections and chunks it touched, each with its
-// OriginOfCondition.
+// event, plus the standard registries' records (ResourceEvent
+// ResourceCreated/Removed/Changed, Fabric ConnectionCreated/Removed) for
+// every resource it touched, each with its OriginOfCondition, so that an
+// aggregator that follows them keeps a mirror equal to a fresh crawl.
 import type { RedfishEvent } from './events.js';
 import type { PoolModel } from './model.js';
-import { formatMessage, link, REGISTRY, RESOURCE_EVENT } from './redfish.js';
+import { formatMessage, link, REGISTRY } from './redfish.js';
+import { connectionRecord, resourceRecord } from './registries.js';
 import { chunkId, type Store } from './store.js';
 import { paths } from './tree.js';
 import type { StampedEvent } from './types.js';
@@ -23,18 +25,6 @@ function cxl(key: string, args: (string | number)[], origin: string, severity: R
   };
 }
 
-export function resourceRecord(kind: 'ResourceCreated' | 'ResourceRemoved' | 'ResourceChanged', origin: string): Rec {
-  const text = { ResourceCreated: 'created', ResourceRemoved: 'removed', ResourceChanged: 'changed' }[kind];
-  return {
-    EventType: 'Other',
-    MessageId: `${RESOURCE_EVENT}.${kind}`,
-    Message: `The resource has been ${text} successfully.`,
-    MessageArgs: [],
-    MessageSeverity: 'OK',
-    OriginOfCondition: link(origin),
-  };
-}
-
 /**
  * The connection a grant of (head, chunk) belongs to, as the model will show
  * it: a connection made here (even one still being made: the event comes
@@ -46,34 +36,41 @@ export function connectionOf(store: Store, head: number, chunk: string): string 
   return def ? def.id : `grant-${chunk}`;
 }
 
+export { resourceRecord };
+
 export function translate(e: StampedEvent, pool: string, m: PoolModel, store: Store): Rec[] {
   const ep = paths.endpoint(e.head);
   const oem = { BackendSeq: e.seq, Kind: e.kind };
+  // A head's state shows on its endpoint, its LD and the Chassis (attached heads, FM-LD owner, free bytes).
+  const touched = [
+    resourceRecord('ResourceChanged', ep),
+    resourceRecord('ResourceChanged', paths.ld(pool, e.head)),
+    resourceRecord('ResourceChanged', paths.chassis(pool)),
+  ];
   switch (e.kind) {
     case 'head-attached':
-      return [
-        cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }),
-        resourceRecord('ResourceChanged', ep),
-      ];
+      return [cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }), ...touched];
     case 'head-detached':
-      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), ...touched];
     case 'head-refused':
-      return [cxl('HeadRefused', [e.head, e.reason], ep, 'Warning', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('HeadRefused', [e.head, e.reason], ep, 'Warning', oem), ...touched];
     case 'lease-acquired':
-      return [cxl('LeaseAcquired', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('LeaseAcquired', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), ...touched];
     case 'lease-released':
-      return [cxl('LeaseReleased', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('LeaseReleased', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), ...touched];
     case 'capacity-added': {
       const chunk = chunkId(e.offset, e.len);
       const conn = connectionOf(store, e.head, chunk);
       const origin = paths.connection(conn);
+      // Created with its first head; another head joining a shared connection changes it.
+      const created = !(m.connections.get(conn)?.heads ?? []).some((h) => h !== e.head);
       const out = [
         cxl('CapacityAdded', [e.len, e.offset, e.head, e.shared ? 'shared' : 'exclusive', e.via], origin, 'OK', { ...oem, Tag: e.tag }),
-        // Created with its first head; another head joining a shared connection changes it.
-        resourceRecord((m.connections.get(conn)?.heads ?? []).some((h) => h !== e.head) ? 'ResourceChanged' : 'ResourceCreated', origin),
+        resourceRecord(created ? 'ResourceCreated' : 'ResourceChanged', origin),
       ];
-      if (!m.chunks.has(chunk)) out.push(resourceRecord('ResourceCreated', paths.chunk(pool, chunk)));
-      out.push(resourceRecord('ResourceChanged', ep));
+      if (created) out.push(connectionRecord('ConnectionCreated', conn, origin));
+      out.push(resourceRecord(m.chunks.has(chunk) ? 'ResourceChanged' : 'ResourceCreated', paths.chunk(pool, chunk)));
+      out.push(...touched);
       return out;
     }
     case 'capacity-released': {
@@ -86,10 +83,11 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
         cxl('CapacityReleased', [e.len, e.offset, e.head, e.via], origin, 'OK', { ...oem, Tag: e.tag }),
         resourceRecord(others.length > 0 ? 'ResourceChanged' : 'ResourceRemoved', origin),
       ];
+      if (others.length === 0) out.push(connectionRecord('ConnectionRemoved', conn, origin));
       const chunkLeft =
         m.chunks.get(chunk)?.origin === 'defined' || m.holdings.some((h) => h.head !== e.head && chunkId(h.offset, h.len) === chunk);
-      if (!chunkLeft) out.push(resourceRecord('ResourceRemoved', paths.chunk(pool, chunk)));
-      out.push(resourceRecord('ResourceChanged', ep));
+      out.push(resourceRecord(chunkLeft ? 'ResourceChanged' : 'ResourceRemoved', paths.chunk(pool, chunk)));
+      out.push(...touched);
       return out;
     }
   }
