@@ -143,27 +143,37 @@ export class Delivery {
   }
 
   private post(sub: Subscription, body: string): Promise<void> {
-    const url = new URL(sub.destination);
-    const https = url.protocol === 'https:';
-    return new Promise<void>((resolve, reject) => {
-      const req = (https ? httpsRequest : httpRequest)(
-        url,
-        {
-          method: 'POST',
-          agent: https ? this.https : this.http,
-          headers: { ...sub.headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
-          timeout: this.timeoutMs,
-        },
-        (res) => {
-          res.resume();
-          const code = res.statusCode ?? 0;
-          if (code >= 200 && code < 300) resolve();
-          else reject(new Error(`${sub.destination} answered ${code}`));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`${sub.destination} did not answer within ${this.timeoutMs} ms`)));
-      req.on('error', (e) => reject(e));
-      req.end(body);
-    });
+    const agent = sub.destination.startsWith('https:') ? this.https : this.http;
+    return postJson(sub.destination, body, { agent, headers: sub.headers, timeoutMs: this.timeoutMs });
   }
+}
+
+/** One JSON POST that resolves on a 2xx answer and rejects on anything else, an error or no answer within the timeout. */
+export function postJson(
+  url: string,
+  body: string,
+  o: { agent?: HttpAgent | HttpsAgent; headers?: Record<string, string>; timeoutMs: number },
+): Promise<void> {
+  const u = new URL(url);
+  const https = u.protocol === 'https:';
+  return new Promise<void>((resolve, reject) => {
+    const req = (https ? httpsRequest : httpRequest)(
+      u,
+      {
+        method: 'POST',
+        ...(o.agent ? { agent: o.agent } : {}),
+        headers: { ...o.headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+        timeout: o.timeoutMs,
+      },
+      (res) => {
+        res.resume();
+        const code = res.statusCode ?? 0;
+        if (code >= 200 && code < 300) resolve();
+        else reject(new Error(`${url} answered ${code}`));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url} did not answer within ${o.timeoutMs} ms`)));
+    req.on('error', (e) => reject(e));
+    req.end(body);
+  });
 }

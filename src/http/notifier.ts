@@ -52,7 +52,7 @@ export class Notifier {
   /** One Event straight to one subscription, outside the hub (the aggregator's own records). */
   sendTo(id: string, records: RedfishEvent['records']): void {
     const s = this.subs.get(id);
-    if (!s || s.kind !== 'RedfishEvent' || s.state !== 'Enabled') return;
+    if (s?.kind !== 'RedfishEvent' || s.state !== 'Enabled') return;
     const e: RedfishEvent = { id: this.hub.lastId, at: new Date().toISOString(), records };
     this.delivery.enqueue(s, JSON.stringify(eventPayload(e, s.context)));
   }

@@ -1,21 +1,23 @@
-// The northbound server: one fastify instance with the Redfish service, the
-// SSE stream and the page behind auth; limits against oversized bodies,
+// The northbound server: one fastify instance with the Redfish protocol
+// plugin, the auth plugin and one plugin per resource (routes/); limits against oversized bodies,
 // slow clients and connection floods; the bridge from backend events to
 // the EventHub; and the 0600 record in the run dir that `status` and
 // `cxl-mhd events` read.
-import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { UsageError } from '../errors/index.js';
-import { Auth, loadUsers } from './auth.js';
-import { registerCapacity } from './capacity.js';
+import { Auth, loadUsers, type Role } from './auth.js';
 import { Context } from './context.js';
+import { fastifyErrorToRedfish } from './errors.js';
 import { EventHub } from './events.js';
 import { FmLink } from './fmlink.js';
-import { registerPage } from './page.js';
-import { RedfishError, ROOT } from './redfish.js';
-import { cleanPath, registerReads, SSE_PATH } from './routes.js';
+import { Notifier } from './notifier.js';
+import { ROOT, SSE_PATH } from './paths.js';
+import { authPlugin } from './plugins/auth.js';
+import { protocolPlugin } from './plugins/protocol.js';
+import { RedfishError } from './redfish.js';
+import { routes } from './routes/index.js';
 import { Store } from './store.js';
 import { translate } from './translate.js';
 import type { NorthboundDeps, StampedEvent } from './types.js';
@@ -55,76 +57,13 @@ export interface NorthboundOptions {
   users: string | Record<string, string>;
   /** Where chunk definitions and connections persist (0600); null keeps them in memory. */
   stateFile: string | null;
+  /** Where event subscriptions persist (0600); absent or null keeps them in memory. */
+  subscriptionsFile?: string | null;
+  /** Roles of users (default Administrator). */
+  roles?: Map<string, Role>;
   limits?: Partial<Limits>;
-}
-
-const OPEN = new Set(['GET /redfish', `GET ${ROOT}`, `GET ${ROOT}/odata`, `POST ${ROOT}/SessionService/Sessions`]);
-
-function fastifyErrorToRedfish(e: FastifyError): RedfishError {
-  if (e instanceof RedfishError) return e;
-  if (e.validation && e.validation.length > 0) {
-    const v = e.validation[0] as { keyword: string; instancePath: string; params: Record<string, unknown>; message?: string };
-    const where = v.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'the body';
-    if (v.keyword === 'additionalProperties') {
-      const prop = String(v.params.additionalProperty);
-      return new RedfishError(
-        400,
-        'PropertyUnknown',
-        `The property ${prop} is not in the list of valid properties for ${where}.`,
-        [prop],
-        'Remove the unknown property.',
-      );
-    }
-    if (v.keyword === 'required') {
-      const prop = String(v.params.missingProperty);
-      return new RedfishError(400, 'PropertyMissing', `The property ${prop} is a required property and must be included in the request.`, [
-        prop,
-      ]);
-    }
-    if (v.keyword === 'type') {
-      return new RedfishError(
-        400,
-        'PropertyValueTypeError',
-        `The value of ${where} is of a different type than expected (${String(v.params.type)}).`,
-        [where],
-      );
-    }
-    return new RedfishError(400, 'PropertyValueIncorrect', `The value of ${where} is not valid: ${v.message ?? v.keyword}.`, [where]);
-  }
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new RedfishError(413, 'GeneralError', 'The request body is larger than this service accepts.', [], 'Send a smaller body.');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new RedfishError(
-        415,
-        'GeneralError',
-        'The request body must be application/json.',
-        [],
-        'Send Content-Type: application/json.',
-      );
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new RedfishError(
-        400,
-        'MalformedJSON',
-        'The request body submitted was malformed JSON and could not be parsed by the receiving service.',
-      );
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new RedfishError(400, 'GeneralError', 'The Content-Length does not match the body.');
-  }
-  if (e instanceof SyntaxError || (e.statusCode === 400 && /JSON/i.test(e.message))) {
-    return new RedfishError(
-      400,
-      'MalformedJSON',
-      'The request body submitted was malformed JSON and could not be parsed by the receiving service.',
-    );
-  }
-  const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-  return new RedfishError(
-    status,
-    status === 500 ? 'InternalError' : 'GeneralError',
-    status === 500 ? 'The request failed due to an internal service error; see the service log.' : e.message,
-  );
+  /** Lines for the service log (subscriptions suspended, the aggregator unreachable). */
+  log?: (msg: string) => void;
 }
 
 export class Northbound {
@@ -144,13 +83,20 @@ export class Northbound {
       typeof opts.users === 'string'
         ? loadUsers(opts.users)
         : new Map(Object.entries(opts.users).map(([u, p]) => [u, { kind: 'plain' as const, password: Buffer.from(p) }]));
-    const auth = new Auth(users, { sessionTimeoutMs: L.sessionTimeoutMs, maxSessions: L.maxSessions });
+    const auth = new Auth(users, {
+      sessionTimeoutMs: L.sessionTimeoutMs,
+      maxSessions: L.maxSessions,
+      ...(opts.roles ? { roles: opts.roles } : {}),
+    });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
-    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), randomUUID());
+    const events = new Notifier(hub, { stateFile: opts.subscriptionsFile ?? null, ...(opts.log ? { log: opts.log } : {}) });
+    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), events);
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,
       return503OnClosing: true,
+      // An aggregator joins its agent's address and a URI with a slash between (OFA Sunfish asks for `//redfish/v1/…`).
+      rewriteUrl: (req) => (req.url ?? '/').replace(/^\/{2,}/, '/'),
       // The router's own refusals (a path parameter too long, a bad URL) get Redfish bodies too.
       frameworkErrors: (e, _req, reply) => {
         const r =
@@ -179,7 +125,10 @@ export class Northbound {
         return s;
       },
     });
-    this.routes();
+    // Plugins register when the app is first readied (listen or inject), in this order.
+    void this.app.register(protocolPlugin, { onInternalError: (e, url) => this.onInternalError(e, url) });
+    void this.app.register(authPlugin, { auth });
+    void this.app.register(routes, { ctx: this.ctx });
     // The backend emits inside its own critical path (before the FM-API answers): queue there, translate just after.
     const queue: StampedEvent[] = [];
     const flush = () => {
@@ -194,64 +143,6 @@ export class Northbound {
     this.unsubscribe = opts.deps.subscribe((e) => {
       if (queue.push(e) === 1) setImmediate(flush);
     });
-  }
-
-  private routes(): void {
-    const { app, ctx } = this;
-    // JSON only: anything else is 415, not a string that fails the schema.
-    app.removeContentTypeParser(['text/plain', 'application/json']);
-    // An empty JSON body (a DELETE sent with Content-Type: application/json) is no body, not malformed JSON.
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-      if (body === '') {
-        done(null, undefined);
-        return;
-      }
-      try {
-        done(null, JSON.parse(body as string));
-      } catch {
-        done(
-          new RedfishError(
-            400,
-            'MalformedJSON',
-            'The request body submitted was malformed JSON and could not be parsed by the receiving service.',
-          ),
-          undefined,
-        );
-      }
-    });
-    app.addHook('onRequest', async (req, reply) => {
-      reply.header('OData-Version', '4.0');
-      const key = `${req.method} ${cleanPath(req.url)}`;
-      if (OPEN.has(key)) return;
-      const user = ctx.auth.identify(req.headers as Record<string, string | undefined>);
-      if (user === null) {
-        reply.header('WWW-Authenticate', 'Basic realm="cxl-mhd", charset="UTF-8"');
-        throw new RedfishError(
-          401,
-          'NoValidSession',
-          'There is no valid session established with the implementation.',
-          [],
-          'Log in with HTTP Basic or a session token.',
-        );
-      }
-    });
-    app.setErrorHandler((e: FastifyError, req, reply) => {
-      const r = fastifyErrorToRedfish(e);
-      if (r.status === 500) this.onInternalError(e, req.url);
-      if (r.status === 413) reply.header('Connection', 'close');
-      void reply.code(r.status).type('application/json').send(r.body());
-    });
-    app.setNotFoundHandler((req, reply) => {
-      const path = cleanPath(req.url);
-      const known = req.method !== 'GET' && path.startsWith(ROOT);
-      const r = known
-        ? new RedfishError(405, 'OperationNotAllowed', `The ${req.method} method is not allowed on ${path}.`, [req.method, path])
-        : new RedfishError(404, 'ResourceMissingAtURI', `The resource at the URI ${path} was not found.`, [path]);
-      void reply.code(r.status).type('application/json').send(r.body());
-    });
-    registerReads(app, ctx);
-    registerCapacity(app, ctx);
-    registerPage(app, ctx);
   }
 
   get hub(): EventHub {
@@ -292,6 +183,7 @@ export class Northbound {
 
   async close(): Promise<void> {
     this.unsubscribe();
+    await this.ctx.events.close();
     this.ctx.hub.close();
     this.ctx.fm.close();
     if (this.recordFile) rmSync(this.recordFile, { force: true });

@@ -5,10 +5,10 @@
 // aggregator that follows them keeps a mirror equal to a fresh crawl.
 import type { RedfishEvent } from './events.js';
 import type { PoolModel } from './model.js';
+import { paths } from './paths.js';
 import { formatMessage, link, REGISTRY } from './redfish.js';
 import { connectionRecord, resourceRecord } from './registries.js';
 import { chunkId, type Store } from './store.js';
-import { paths } from './tree.js';
 import type { StampedEvent } from './types.js';
 
 type Rec = RedfishEvent['records'][number];
