@@ -7,13 +7,14 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { UsageError } from '../errors/index.js';
+import { Announcer } from './aggregator.js';
 import { Auth, loadUsers, type Role } from './auth.js';
 import { Context } from './context.js';
 import { fastifyErrorToRedfish } from './errors.js';
 import { EventHub } from './events.js';
 import { FmLink } from './fmlink.js';
 import { Notifier } from './notifier.js';
-import { ROOT, SSE_PATH } from './paths.js';
+import { FABRIC, paths, ROOT, SSE_PATH } from './paths.js';
 import { authPlugin } from './plugins/auth.js';
 import { protocolPlugin } from './plugins/protocol.js';
 import { RedfishError } from './redfish.js';
@@ -73,6 +74,8 @@ export class Northbound {
   private unsubscribe: () => void = () => {};
   private server: Server | null = null;
   private recordFile: string | null = null;
+  private announcer: Announcer | null = null;
+  private url: string | null = null;
   /** Errors our code did not expect, for the service log (the client sees a one-line 500). */
   onInternalError: (e: unknown, url: string) => void = () => {};
 
@@ -166,6 +169,7 @@ export class Northbound {
     const a = this.server?.address();
     const actual = a && typeof a === 'object' ? a.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
+    this.url = url;
     if (opts.recordFile) {
       this.recordFile = opts.recordFile;
       const body = {
@@ -181,8 +185,31 @@ export class Northbound {
     return url;
   }
 
+  /**
+   * Offers this service to an aggregator above it (docs/redfish.md,
+   * "Aggregated by a fabric manager"): `user` must be a ReadOnly account
+   * whose password the users file keeps in clear. Call after listen().
+   */
+  aggregateInto(aggregator: string, user: string, log: (msg: string) => void = () => {}): Announcer {
+    if (this.url === null) throw new Error('aggregateInto() needs the service listening first');
+    const password = this.auth.plainPassword(user);
+    if (password === null) throw new UsageError(`--http-aggregator-user ${user} needs its password in clear in the users file`);
+    if (this.auth.role(user) !== 'ReadOnly') throw new UsageError(`--http-aggregator-user ${user} must have the ReadOnly role`);
+    this.announcer = new Announcer(this.ctx.events, {
+      aggregator,
+      agentUrl: this.url,
+      user,
+      password,
+      roots: [paths.chassis(this.ctx.pool), FABRIC],
+      log,
+    });
+    this.announcer.start();
+    return this.announcer;
+  }
+
   async close(): Promise<void> {
     this.unsubscribe();
+    this.announcer?.close();
     await this.ctx.events.close();
     this.ctx.hub.close();
     this.ctx.fm.close();

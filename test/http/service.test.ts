@@ -260,7 +260,7 @@ describe('Redfish service (in process)', () => {
       ],
       [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
       [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
-      [['--http-users', file], /^cxl-mhd: --http-users and --http-allow-remote need --http/],
+      [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote and --http-aggregator need --http/],
     ];
     for (const [args, want] of cases) {
       const r = serve(...args);
@@ -341,7 +341,7 @@ describe('SSE event stream', () => {
       MessageArgs: ['2', 'QEMU disconnected'],
       OriginOfCondition: { '@odata.id': '/redfish/v1/Fabrics/CXL/Endpoints/head2' },
     });
-    expect(ev.Events[1]).toMatchObject({ MessageId: 'ResourceEvent.1.0.ResourceChanged' });
+    expect(ev.Events[1]).toMatchObject({ MessageId: 'ResourceEvent.1.4.ResourceChanged' });
     a.close();
     emit({ kind: 'lease-released', head: 0, epoch: 1 });
     emit({ kind: 'lease-acquired', head: 1, epoch: 2 });
@@ -375,9 +375,15 @@ describe('SSE event stream', () => {
       added.map((r: { MessageId: string; OriginOfCondition: { '@odata.id': string } }) => [r.MessageId, r.OriginOfCondition['@odata.id']]),
     ).toEqual([
       ['CxlMhd.1.0.CapacityAdded', `${CONNS}/c1`],
-      ['ResourceEvent.1.0.ResourceCreated', `${CONNS}/c1`],
-      ['ResourceEvent.1.0.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
+      ['ResourceEvent.1.4.ResourceCreated', `${CONNS}/c1`],
+      ['Fabric.1.0.ConnectionCreated', `${CONNS}/c1`],
+      // The chunk defined just before, now held.
+      ['ResourceEvent.1.4.ResourceChanged', `${CHUNKS}/512M-256M`],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Chassis/fakepool/PCIeDevices/fakepool/CXLLogicalDevices/2'],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Chassis/fakepool'],
     ]);
+    expect(JSON.parse((frames[1] as string).split('data: ')[1] as string).Events[2].MessageArgs).toEqual(['c1', 'CXL']);
     expect(made.headers.location).toBe(`${CONNS}/c1`);
     const d = await sse(`${url}/redfish/v1/EventService/SSE`, { authorization: BASIC });
     expect(d.status).toBe(503);
