@@ -17,6 +17,8 @@ export interface HttpServeOptions {
   http?: string;
   httpUsers?: string;
   httpAllowRemote?: boolean;
+  httpAggregator?: string;
+  httpAggregatorUser?: string;
 }
 
 export function httpRecordPath(runDir: string, pool: string): string {
@@ -47,7 +49,9 @@ export function readHttpRecord(runDir: string, pool: string): HttpRecord | null 
 /** Everything about --http that can be wrong is found here, before the backend starts. */
 export function checkHttpOptions(o: HttpServeOptions): { host: string; port: number } | null {
   if (o.http === undefined) {
-    if (o.httpUsers || o.httpAllowRemote) throw new UsageError('--http-users and --http-allow-remote need --http ADDR:PORT');
+    if (o.httpUsers || o.httpAllowRemote || o.httpAggregator || o.httpAggregatorUser) {
+      throw new UsageError('--http-users, --http-allow-remote and --http-aggregator need --http ADDR:PORT');
+    }
     return null;
   }
   const where = parseListen(o.http);
@@ -55,7 +59,25 @@ export function checkHttpOptions(o: HttpServeOptions): { host: string; port: num
     throw new UsageError(`--http ${o.http} is not a loopback address; pass --http-allow-remote to listen on it`);
   }
   if (!o.httpUsers) throw new UsageError('--http needs --http-users FILE (user:password lines, mode 0600)');
-  loadUsers(o.httpUsers);
+  const users = loadUsers(o.httpUsers);
+  if (o.httpAggregatorUser && !o.httpAggregator) throw new UsageError('--http-aggregator-user needs --http-aggregator URL');
+  if (o.httpAggregator) {
+    let u: URL | null = null;
+    try {
+      u = new URL(o.httpAggregator);
+    } catch {}
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
+      throw new UsageError(`--http-aggregator ${o.httpAggregator} must be an http:// or https:// URL without credentials`);
+    }
+    const name = o.httpAggregatorUser ?? 'aggregator';
+    const secret = users.get(name);
+    if (!secret) throw new UsageError(`--http-aggregator reads with the user ${name}, which ${o.httpUsers} does not name`);
+    if (secret.kind !== 'plain') {
+      throw new UsageError(
+        `--http-aggregator hands ${name}'s password to the aggregator: ${o.httpUsers} must keep it in clear, not as a hash`,
+      );
+    }
+  }
   return where;
 }
 
@@ -81,13 +103,24 @@ export async function startHttp(
   const pool = backend.opts.pool;
   const deps = backendDeps(backend);
   const stateFile = join(dirname(journalPath(o.stateDir, pool)), 'northbound.json');
-  const nb = new Northbound({ deps, users: o.httpUsers as string, stateFile });
+  const subscriptionsFile = join(dirname(journalPath(o.stateDir, pool)), 'subscriptions.json');
+  const aggregatorUser = o.httpAggregator ? (o.httpAggregatorUser ?? 'aggregator') : null;
+  const nb = new Northbound({
+    deps,
+    users: o.httpUsers as string,
+    stateFile,
+    subscriptionsFile,
+    // The aggregator's account reads and may change only its own subscription's Context.
+    ...(aggregatorUser ? { roles: new Map([[aggregatorUser, 'ReadOnly' as const]]) } : {}),
+    log: (msg) => log.warn(`northbound: ${msg}`),
+  });
   nb.onInternalError = (e, url) => log.error({ url }, `northbound: ${(e as Error).message ?? String(e)}`);
   const url = await nb.listen(where.host, where.port, {
     allowRemote: o.httpAllowRemote === true,
     recordFile: httpRecordPath(o.runDir, pool),
-    recordExtra: { usersFile: resolve(o.httpUsers as string), stateFile, fmSocket: deps.fmSocketPath },
+    recordExtra: { usersFile: resolve(o.httpUsers as string), stateFile, subscriptionsFile, fmSocket: deps.fmSocketPath },
   });
+  if (o.httpAggregator && aggregatorUser) nb.aggregateInto(o.httpAggregator, aggregatorUser, (msg) => log.warn(`northbound: ${msg}`));
   return { url, close: () => nb.close() };
 }
 

@@ -248,7 +248,12 @@ export function buildProgram(): Command {
         'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
       )
       .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
-      .option('--http-allow-remote', 'let --http listen on a non-loopback address'),
+      .option('--http-allow-remote', 'let --http listen on a non-loopback address')
+      .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (OFA Sunfish contract) at URL')
+      .option(
+        '--http-aggregator-user <name>',
+        'the ReadOnly user the aggregator reads with (default aggregator; its password in clear in --http-users)',
+      ),
   ).action(
     async (
       o: DirOpts & {

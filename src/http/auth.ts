@@ -73,7 +73,17 @@ export interface SessionInfo {
   lastUsed: number;
 }
 
+/** The predefined Redfish roles and what each may do (DSP0266, the Role schema's predefined roles). */
+export type Role = 'Administrator' | 'Operator' | 'ReadOnly';
+export const ROLE_PRIVILEGES: Record<Role, readonly string[]> = {
+  Administrator: ['Login', 'ConfigureManager', 'ConfigureUsers', 'ConfigureComponents', 'ConfigureSelf'],
+  Operator: ['Login', 'ConfigureComponents', 'ConfigureSelf'],
+  ReadOnly: ['Login', 'ConfigureSelf'],
+};
+
 export interface AuthOptions {
+  /** Users without an entry are Administrators. */
+  roles?: Map<string, Role>;
   sessionTimeoutMs?: number;
   maxSessions?: number;
   /** scrypt checks of not-yet-verified passwords per second; beyond it they fail without the work (guessing costs CPU). */
@@ -89,6 +99,7 @@ export class Auth {
   readonly maxSessions: number;
   private readonly maxHashChecks: number;
   private hashChecks: number[] = [];
+  private readonly roles: Map<string, Role>;
 
   constructor(
     private readonly users: Map<string, Secret>,
@@ -97,6 +108,21 @@ export class Auth {
     this.sessionTimeoutMs = opts.sessionTimeoutMs ?? 30 * 60_000;
     this.maxSessions = opts.maxSessions ?? 64;
     this.maxHashChecks = opts.maxHashChecksPerSecond ?? 20;
+    this.roles = opts.roles ?? new Map();
+  }
+
+  role(user: string): Role {
+    return this.roles.get(user) ?? 'Administrator';
+  }
+
+  hasPrivilege(user: string, privilege: string): boolean {
+    return privilege === 'None' || ROLE_PRIVILEGES[this.role(user)].includes(privilege);
+  }
+
+  /** The password of a user stored in clear in the users file, for handing to an aggregator; null if only a hash is kept. */
+  plainPassword(user: string): string | null {
+    const s = this.users.get(user);
+    return s?.kind === 'plain' ? s.password.toString('utf8') : null;
   }
 
   check(user: string, password: string): boolean {

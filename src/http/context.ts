@@ -1,10 +1,11 @@
 // What every route handler shares: the backend's view, the northbound's
-// store, auth, the event hub and the FM-API link, and one fresh PoolModel
-// per request.
+// store, auth, the event hub with its subscriptions, the FM-API link, and
+// one fresh PoolModel per request.
 import type { Auth } from './auth.js';
 import type { EventHub } from './events.js';
 import type { FmLink } from './fmlink.js';
 import { PoolModel } from './model.js';
+import type { Notifier } from './notifier.js';
 import type { Store } from './store.js';
 import type { NorthboundDeps } from './types.js';
 
@@ -20,10 +21,15 @@ export class Context {
     readonly auth: Auth,
     readonly hub: EventHub,
     readonly fm: FmLink,
-    readonly uuid: string,
+    readonly events: Notifier,
   ) {
     this.pool = deps.pool;
     this.serial = deps.serial ?? deps.pool;
+  }
+
+  /** ServiceRoot's UUID: the same across restarts, so an aggregator knows the service again. */
+  get uuid(): string {
+    return this.events.subs.identity.service;
   }
 
   model(): PoolModel {

@@ -29,6 +29,8 @@ export const VERSIONS = {
   MessageRegistry: 'v1_7_0',
   JsonSchemaFile: 'v1_1_5',
   Message: 'v1_3_0',
+  AggregationService: 'v1_0_3',
+  ConnectionMethod: 'v1_2_0',
 } as const;
 
 export type Versioned = keyof typeof VERSIONS;
@@ -49,6 +51,7 @@ const COLLECTIONS = [
   'RoleCollection',
   'MessageRegistryFileCollection',
   'JsonSchemaFileCollection',
+  'ConnectionMethodCollection',
 ] as const;
 
 export type Collection = (typeof COLLECTIONS)[number];

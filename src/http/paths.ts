@@ -5,6 +5,10 @@ export const FABRIC = `${ROOT}/Fabrics/CXL`;
 export const SESSIONS = `${ROOT}/SessionService/Sessions`;
 export const EVENTS = `${ROOT}/EventService`;
 export const SSE_PATH = `${EVENTS}/SSE`;
+export const SUBSCRIPTIONS = `${EVENTS}/Subscriptions`;
+export const AGGREGATION = `${ROOT}/AggregationService`;
+export const CONNECTION_METHODS = `${AGGREGATION}/ConnectionMethods`;
+export const CONNECTION_METHOD = `${CONNECTION_METHODS}/CxlMhd`;
 
 export const paths = {
   chassis: (pool: string) => `${ROOT}/Chassis/${pool}`,

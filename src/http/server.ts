@@ -3,18 +3,19 @@
 // slow clients and connection floods; the bridge from backend events to
 // the EventHub; and the 0600 record in the run dir that `status` and
 // `cxl-mhd events` read.
-import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { UsageError } from '../errors/index.js';
-import { Auth, loadUsers } from './auth.js';
+import { Announcer } from './aggregator.js';
+import { Auth, loadUsers, type Role } from './auth.js';
 import { Context } from './context.js';
 import { fastifyErrorToRedfish } from './errors.js';
 import { EventHub } from './events.js';
 import { FmLink } from './fmlink.js';
-import { ROOT, SSE_PATH } from './paths.js';
+import { Notifier } from './notifier.js';
+import { FABRIC, paths, ROOT, SSE_PATH } from './paths.js';
 import { authPlugin } from './plugins/auth.js';
 import { protocolPlugin } from './plugins/protocol.js';
 import { RedfishError } from './redfish.js';
@@ -58,7 +59,13 @@ export interface NorthboundOptions {
   users: string | Record<string, string>;
   /** Where chunk definitions and connections persist (0600); null keeps them in memory. */
   stateFile: string | null;
+  /** Where event subscriptions persist (0600); absent or null keeps them in memory. */
+  subscriptionsFile?: string | null;
+  /** Roles of users (default Administrator). */
+  roles?: Map<string, Role>;
   limits?: Partial<Limits>;
+  /** Lines for the service log (subscriptions suspended, the aggregator unreachable). */
+  log?: (msg: string) => void;
 }
 
 export class Northbound {
@@ -68,6 +75,8 @@ export class Northbound {
   private unsubscribe: () => void = () => {};
   private server: Server | null = null;
   private recordFile: string | null = null;
+  private announcer: Announcer | null = null;
+  private url: string | null = null;
   /** Errors our code did not expect, for the service log (the client sees a one-line 500). */
   onInternalError: (e: unknown, url: string) => void = () => {};
 
@@ -78,13 +87,20 @@ export class Northbound {
       typeof opts.users === 'string'
         ? loadUsers(opts.users)
         : new Map(Object.entries(opts.users).map(([u, p]) => [u, { kind: 'plain' as const, password: Buffer.from(p) }]));
-    const auth = new Auth(users, { sessionTimeoutMs: L.sessionTimeoutMs, maxSessions: L.maxSessions });
+    const auth = new Auth(users, {
+      sessionTimeoutMs: L.sessionTimeoutMs,
+      maxSessions: L.maxSessions,
+      ...(opts.roles ? { roles: opts.roles } : {}),
+    });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
-    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), randomUUID());
+    const events = new Notifier(hub, { stateFile: opts.subscriptionsFile ?? null, ...(opts.log ? { log: opts.log } : {}) });
+    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), events);
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,
       return503OnClosing: true,
+      // An aggregator joins its agent's address and a URI with a slash between (OFA Sunfish asks for `//redfish/v1/…`).
+      rewriteUrl: (req) => (req.url ?? '/').replace(/^\/{2,}/, '/'),
       // The router's own refusals (a path parameter too long, a bad URL) get Redfish bodies too.
       frameworkErrors: (e, _req, reply) => {
         const r =
@@ -156,6 +172,7 @@ export class Northbound {
     const a = this.server?.address();
     const actual = a && typeof a === 'object' ? a.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
+    this.url = url;
     if (opts.recordFile) {
       this.recordFile = opts.recordFile;
       const body = {
@@ -171,8 +188,32 @@ export class Northbound {
     return url;
   }
 
+  /**
+   * Offers this service to an aggregator above it (docs/redfish.md,
+   * "Aggregated by a fabric manager"): `user` must be a ReadOnly account
+   * whose password the users file keeps in clear. Call after listen().
+   */
+  aggregateInto(aggregator: string, user: string, log: (msg: string) => void = () => {}): Announcer {
+    if (this.url === null) throw new Error('aggregateInto() needs the service listening first');
+    const password = this.auth.plainPassword(user);
+    if (password === null) throw new UsageError(`--http-aggregator-user ${user} needs its password in clear in the users file`);
+    if (this.auth.role(user) !== 'ReadOnly') throw new UsageError(`--http-aggregator-user ${user} must have the ReadOnly role`);
+    this.announcer = new Announcer(this.ctx.events, {
+      aggregator,
+      agentUrl: this.url,
+      user,
+      password,
+      roots: [paths.chassis(this.ctx.pool), FABRIC],
+      log,
+    });
+    this.announcer.start();
+    return this.announcer;
+  }
+
   async close(): Promise<void> {
     this.unsubscribe();
+    this.announcer?.close();
+    await this.ctx.events.close();
     this.ctx.hub.close();
     this.ctx.fm.close();
     if (this.recordFile) rmSync(this.recordFile, { force: true });

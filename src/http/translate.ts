@@ -1,15 +1,15 @@
 // Backend events as Redfish event records: one CxlMhd.1.0 message per
-// event, plus the standard registries' records for what it touched:
-// ResourceEvent ResourceCreated/Removed/Changed for the endpoints,
-// connections, memory regions and chunks, and Fabric
-// ConnectionCreated/Modified/Removed for connections, each with its
-// OriginOfCondition.
-import { messageId } from './dmtf.js';
+// event, plus the standard registries' records (ResourceEvent
+// ResourceCreated/Removed/Changed, Fabric ConnectionCreated/Removed) for
+// every resource it touched (endpoints, LDs and their memory regions,
+// connections, chunks), each with its OriginOfCondition, so that an
+// aggregator that follows them keeps a mirror equal to a fresh crawl.
 import type { RedfishEvent } from './events.js';
 import type { PoolModel } from './model.js';
 import { oem } from './oem.js';
 import { paths } from './paths.js';
 import { formatMessage, link, REGISTRY } from './redfish.js';
+import { connectionRecord, resourceRecord } from './registries.js';
 import { chunkId, regionId, type Store } from './store.js';
 import type { StampedEvent } from './types.js';
 
@@ -33,42 +33,6 @@ function cxl(
   };
 }
 
-// The registries' own sentences (ResourceEvent 1.4, Fabric 1.0).
-const RESOURCE_TEXT = {
-  ResourceCreated: 'The resource was created successfully.',
-  ResourceRemoved: 'The resource was removed successfully.',
-  ResourceChanged: 'One or more resource properties have changed.',
-} as const;
-
-export function resourceRecord(kind: keyof typeof RESOURCE_TEXT, origin: string): Rec {
-  return {
-    EventType: 'Other',
-    MessageId: messageId('ResourceEvent', kind),
-    Message: RESOURCE_TEXT[kind],
-    MessageArgs: [],
-    MessageSeverity: 'OK',
-    OriginOfCondition: link(origin),
-  };
-}
-
-const FABRIC_TEXT = { ConnectionCreated: 'was created in', ConnectionModified: 'in', ConnectionRemoved: 'was removed from' } as const;
-
-/** Fabric registry: a connection of the CXL fabric was created, modified or removed. */
-export function fabricRecord(kind: keyof typeof FABRIC_TEXT, conn: string): Rec {
-  const text =
-    kind === 'ConnectionModified'
-      ? `Connection '${conn}' in fabric 'CXL' was modified.`
-      : `Connection '${conn}' ${FABRIC_TEXT[kind]} fabric 'CXL'.`;
-  return {
-    EventType: 'Other',
-    MessageId: messageId('Fabric', kind),
-    Message: text,
-    MessageArgs: [conn, 'CXL'],
-    MessageSeverity: 'OK',
-    OriginOfCondition: link(paths.connection(conn)),
-  };
-}
-
 /**
  * The connection a grant of (head, chunk) belongs to, as the model will show
  * it: a connection made here (even one still being made: the event comes
@@ -80,40 +44,46 @@ export function connectionOf(store: Store, head: number, chunk: string): string 
   return def ? def.id : `grant-${chunk}`;
 }
 
+export { resourceRecord };
+
 export function translate(e: StampedEvent, pool: string, m: PoolModel, store: Store): Rec[] {
   const ep = paths.endpoint(e.head);
   const oem = { BackendSeq: e.seq, Kind: e.kind };
+  // A head's state shows on its endpoint, its LD and the Chassis (attached heads, FM-LD owner, free bytes).
+  const touched = [
+    resourceRecord('ResourceChanged', ep),
+    resourceRecord('ResourceChanged', paths.ld(pool, e.head)),
+    resourceRecord('ResourceChanged', paths.chassis(pool)),
+  ];
   switch (e.kind) {
     case 'head-attached':
-      return [
-        cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }),
-        resourceRecord('ResourceChanged', ep),
-      ];
+      return [cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }), ...touched];
     case 'head-detached':
-      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), ...touched];
     case 'head-refused':
-      return [cxl('HeadRefused', [e.head, e.reason], ep, 'Warning', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('HeadRefused', [e.head, e.reason], ep, 'Warning', oem), ...touched];
     case 'lease-acquired':
-      return [cxl('LeaseAcquired', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('LeaseAcquired', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), ...touched];
     case 'lease-released':
-      return [cxl('LeaseReleased', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), resourceRecord('ResourceChanged', ep)];
+      return [cxl('LeaseReleased', [e.head, e.epoch], paths.chassis(pool), 'OK', oem), ...touched];
     case 'capacity-added': {
       const chunk = chunkId(e.offset, e.len);
       const conn = connectionOf(store, e.head, chunk);
       const origin = paths.connection(conn);
       // Created with its first head; another head joining a shared connection changes it.
-      const joined = (m.connections.get(conn)?.heads ?? []).some((h) => h !== e.head);
-      const region = paths.region(pool, e.head, regionId(e.tag, e.offset, e.len));
-      // The model may already show this extent: the region exists before it only if another extent of the tag is there.
-      const regionKnown = e.tag !== null && m.holdings.some((h) => h.head === e.head && h.tag === e.tag && h.offset !== e.offset);
+      const created = !(m.connections.get(conn)?.heads ?? []).some((h) => h !== e.head);
       const out = [
         cxl('CapacityAdded', [e.len, e.offset, e.head, e.shared ? 'shared' : 'exclusive', e.via], origin, 'OK', { ...oem, Tag: e.tag }),
-        resourceRecord(joined ? 'ResourceChanged' : 'ResourceCreated', origin),
-        fabricRecord(joined ? 'ConnectionModified' : 'ConnectionCreated', conn),
-        resourceRecord(regionKnown ? 'ResourceChanged' : 'ResourceCreated', region),
+        resourceRecord(created ? 'ResourceCreated' : 'ResourceChanged', origin),
       ];
-      if (!m.chunks.has(chunk)) out.push(resourceRecord('ResourceCreated', paths.chunk(pool, chunk)));
-      out.push(resourceRecord('ResourceChanged', ep));
+      if (created) out.push(connectionRecord('ConnectionCreated', conn, origin));
+      // The model may already show this extent: the region exists before it only if another extent of the tag is there.
+      const regionKnown = e.tag !== null && m.holdings.some((h) => h.head === e.head && h.tag === e.tag && h.offset !== e.offset);
+      out.push(
+        resourceRecord(regionKnown ? 'ResourceChanged' : 'ResourceCreated', paths.region(pool, e.head, regionId(e.tag, e.offset, e.len))),
+      );
+      out.push(resourceRecord(m.chunks.has(chunk) ? 'ResourceChanged' : 'ResourceCreated', paths.chunk(pool, chunk)));
+      out.push(...touched);
       return out;
     }
     case 'capacity-released': {
@@ -122,19 +92,19 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
       const origin = paths.connection(conn);
       // The records may still show this grant: what is left is every other head's holding of the chunk.
       const others = m.holdings.filter((h) => h.kind === 'grant' && h.head !== e.head && chunkId(h.offset, h.len) === chunk);
-      const sameTag = (h: { head: number; tag: string | null; offset: number }) =>
-        h.head === e.head && h.tag === e.tag && h.offset !== e.offset;
-      const regionLeft = e.tag !== null && m.holdings.some(sameTag);
       const out = [
         cxl('CapacityReleased', [e.len, e.offset, e.head, e.via], origin, 'OK', { ...oem, Tag: e.tag }),
         resourceRecord(others.length > 0 ? 'ResourceChanged' : 'ResourceRemoved', origin),
-        fabricRecord(others.length > 0 ? 'ConnectionModified' : 'ConnectionRemoved', conn),
-        resourceRecord(regionLeft ? 'ResourceChanged' : 'ResourceRemoved', paths.region(pool, e.head, regionId(e.tag, e.offset, e.len))),
       ];
+      if (others.length === 0) out.push(connectionRecord('ConnectionRemoved', conn, origin));
+      const regionLeft = e.tag !== null && m.holdings.some((h) => h.head === e.head && h.tag === e.tag && h.offset !== e.offset);
+      out.push(
+        resourceRecord(regionLeft ? 'ResourceChanged' : 'ResourceRemoved', paths.region(pool, e.head, regionId(e.tag, e.offset, e.len))),
+      );
       const chunkLeft =
         m.chunks.get(chunk)?.origin === 'defined' || m.holdings.some((h) => h.head !== e.head && chunkId(h.offset, h.len) === chunk);
-      if (!chunkLeft) out.push(resourceRecord('ResourceRemoved', paths.chunk(pool, chunk)));
-      out.push(resourceRecord('ResourceChanged', ep));
+      out.push(resourceRecord(chunkLeft ? 'ResourceChanged' : 'ResourceRemoved', paths.chunk(pool, chunk)));
+      out.push(...touched);
       return out;
     }
   }

@@ -262,7 +262,7 @@ describe('Redfish service (in process)', () => {
       ],
       [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
       [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
-      [['--http-users', file], /^cxl-mhd: --http-users and --http-allow-remote need --http/],
+      [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote and --http-aggregator need --http/],
     ];
     for (const [args, want] of cases) {
       const r = serve(...args);
@@ -380,8 +380,13 @@ describe('SSE event stream', () => {
       ['ResourceEvent.1.4.ResourceCreated', `${CONNS}/c1`],
       ['Fabric.1.0.ConnectionCreated', `${CONNS}/c1`],
       ['ResourceEvent.1.4.ResourceCreated', `${PCIE}/CXLLogicalDevices/2/MemoryRegions/tag-${tagOf(chunk.json())}`],
+      // The chunk defined just before, now held.
+      ['ResourceEvent.1.4.ResourceChanged', `${CHUNKS}/512M-256M`],
       ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Chassis/fakepool/PCIeDevices/fakepool/CXLLogicalDevices/2'],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Chassis/fakepool'],
     ]);
+    expect(JSON.parse((frames[1] as string).split('data: ')[1] as string).Events[2].MessageArgs).toEqual(['c1', 'CXL']);
     expect(made.headers.location).toBe(`${CONNS}/c1`);
     const d = await sse(`${url}/redfish/v1/EventService/SSE`, { authorization: BASIC });
     expect(d.status).toBe(503);

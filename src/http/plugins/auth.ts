@@ -37,6 +37,15 @@ export const authPlugin = fp<{ auth: Auth }>(
           'Log in with HTTP Basic or a session token.',
         );
       }
+      if (!auth.hasPrivilege(user, need)) {
+        throw new RedfishError(
+          403,
+          'InsufficientPrivilege',
+          'There are insufficient privileges for the account or credentials associated with the current session to perform the requested operation.',
+          [],
+          `Use an account whose role has the ${need} privilege.`,
+        );
+      }
       req.user = user;
     });
   },

@@ -2,6 +2,7 @@
 // (and the page), each with its request schemas beside it.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../context.js';
+import { aggregationServiceRoutes } from './aggregation-service/index.js';
 import { chassisRoutes } from './chassis/index.js';
 import { eventServiceRoutes } from './event-service/index.js';
 import { fabricRoutes } from './fabrics/index.js';
@@ -17,6 +18,7 @@ export const routes: FastifyPluginAsync<{ ctx: Context }> = async (app, opts) =>
   await app.register(eventServiceRoutes, opts);
   await app.register(registriesRoutes);
   await app.register(schemaRoutes);
+  await app.register(aggregationServiceRoutes);
   await app.register(chassisRoutes, opts);
   await app.register(fabricRoutes, opts);
   await app.register(pageRoutes, opts);

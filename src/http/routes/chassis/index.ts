@@ -15,7 +15,7 @@ import { memoryRegionRoutes } from './memory-regions/index.js';
 
 const MiB = 2 ** 20;
 
-export function chassis(m: PoolModel, pool: string, serial: string): Record<string, unknown> {
+export function chassis(m: PoolModel, pool: string, serial: string, uuid: string): Record<string, unknown> {
   const s = m.snap.status;
   return {
     ...odata(paths.chassis(pool), 'Chassis'),
@@ -24,6 +24,7 @@ export function chassis(m: PoolModel, pool: string, serial: string): Record<stri
     Manufacturer: 'cxl-mhd',
     Model: 'emulated CXL MH-SLD',
     SerialNumber: serial,
+    UUID: uuid,
     Status: { State: 'Enabled', Health: 'OK' },
     MemoryDomains: link(`${paths.chassis(pool)}/MemoryDomains`),
     PCIeDevices: link(`${paths.chassis(pool)}/PCIeDevices`),
@@ -87,7 +88,7 @@ export const chassisRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app, {
   resource(app, `${ROOT}/Chassis`, {
     GET: { handler: async () => collection(`${ROOT}/Chassis`, 'ChassisCollection', 'Chassis', [here]) },
   });
-  resource(app, here, { GET: { handler: async () => chassis(ctx.model(), pool, ctx.serial) } });
+  resource(app, here, { GET: { handler: async () => chassis(ctx.model(), pool, ctx.serial, ctx.events.subs.identity.chassis) } });
   resource(app, `${here}/MemoryDomains`, {
     GET: {
       handler: async () => collection(`${here}/MemoryDomains`, 'MemoryDomainCollection', 'Memory domains', [paths.domain(pool)]),

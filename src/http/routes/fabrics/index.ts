@@ -46,6 +46,7 @@ export const fabricRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app, { 
         ...odata(FABRIC, 'Fabric'),
         Name: `CXL fabric of pool ${pool}`,
         FabricType: 'CXL',
+        UUID: ctx.events.subs.identity.fabric,
         Status: { State: 'Enabled', Health: 'OK' },
         Endpoints: link(`${FABRIC}/Endpoints`),
         Connections: link(`${FABRIC}/Connections`),

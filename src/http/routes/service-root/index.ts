@@ -8,7 +8,16 @@ import { ROOT } from '../../paths.js';
 import { resource } from '../../plugins/protocol.js';
 import { link } from '../../redfish.js';
 
-const SERVICES = ['Chassis', 'Fabrics', 'EventService', 'SessionService', 'AccountService', 'Registries', 'JsonSchemas'] as const;
+const SERVICES = [
+  'Chassis',
+  'Fabrics',
+  'EventService',
+  'AggregationService',
+  'SessionService',
+  'AccountService',
+  'Registries',
+  'JsonSchemas',
+] as const;
 
 export function serviceRoot(uuid: string): Record<string, unknown> {
   return {
