@@ -4,12 +4,22 @@
 // `cxl-mhd http-passwd` (a scrypt line for the users file).
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as requestTls } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { UsageError } from '../errors/index.js';
 import type { Backend } from '../heads/index.js';
-import { hashPassword, isLoopback, loadUsers, Northbound, type NorthboundDeps, parseListen, type RedfishEvent } from '../http/index.js';
+import {
+  hashPassword,
+  isLoopback,
+  loadUsers,
+  Northbound,
+  type NorthboundDeps,
+  parseListen,
+  type RedfishEvent,
+  readTls,
+} from '../http/index.js';
 import { journalPath, poolRunDir, resolveDirs } from '../pool/index.js';
 import { deviceSerial } from '../qemu/index.js';
 
@@ -19,6 +29,8 @@ export interface HttpServeOptions {
   httpAllowRemote?: boolean;
   httpAggregator?: string;
   httpAggregatorUser?: string;
+  httpTlsCert?: string;
+  httpTlsKey?: string;
 }
 
 export function httpRecordPath(runDir: string, pool: string): string {
@@ -34,6 +46,8 @@ export interface HttpRecord {
   stateFile: string;
   fmSocket: string;
   localToken: string;
+  /** The certificate an https service presents: what `cxl-mhd events` trusts. */
+  tlsCert?: string;
 }
 
 export function readHttpRecord(runDir: string, pool: string): HttpRecord | null {
@@ -49,8 +63,8 @@ export function readHttpRecord(runDir: string, pool: string): HttpRecord | null 
 /** Everything about --http that can be wrong is found here, before the backend starts. */
 export function checkHttpOptions(o: HttpServeOptions): { host: string; port: number } | null {
   if (o.http === undefined) {
-    if (o.httpUsers || o.httpAllowRemote || o.httpAggregator || o.httpAggregatorUser) {
-      throw new UsageError('--http-users, --http-allow-remote and --http-aggregator need --http ADDR:PORT');
+    if (o.httpUsers || o.httpAllowRemote || o.httpAggregator || o.httpAggregatorUser || o.httpTlsCert || o.httpTlsKey) {
+      throw new UsageError('--http-users, --http-allow-remote, --http-tls-cert/-key and --http-aggregator need --http ADDR:PORT');
     }
     return null;
   }
@@ -59,6 +73,10 @@ export function checkHttpOptions(o: HttpServeOptions): { host: string; port: num
     throw new UsageError(`--http ${o.http} is not a loopback address; pass --http-allow-remote to listen on it`);
   }
   if (!o.httpUsers) throw new UsageError('--http needs --http-users FILE (user:password lines, mode 0600)');
+  if ((o.httpTlsCert === undefined) !== (o.httpTlsKey === undefined)) {
+    throw new UsageError('--http-tls-cert and --http-tls-key go together: the certificate and its private key');
+  }
+  if (o.httpTlsCert && o.httpTlsKey) readTls({ cert: o.httpTlsCert, key: o.httpTlsKey });
   const users = loadUsers(o.httpUsers);
   if (o.httpAggregatorUser && !o.httpAggregator) throw new UsageError('--http-aggregator-user needs --http-aggregator URL');
   if (o.httpAggregator) {
@@ -108,6 +126,7 @@ export async function startHttp(
   const nb = new Northbound({
     deps,
     users: o.httpUsers as string,
+    ...(o.httpTlsCert && o.httpTlsKey ? { tls: { cert: o.httpTlsCert, key: o.httpTlsKey } } : {}),
     stateFile,
     subscriptionsFile,
     // The aggregator's account reads and may change only its own subscription's Context.
@@ -118,7 +137,13 @@ export async function startHttp(
   const url = await nb.listen(where.host, where.port, {
     allowRemote: o.httpAllowRemote === true,
     recordFile: httpRecordPath(o.runDir, pool),
-    recordExtra: { usersFile: resolve(o.httpUsers as string), stateFile, subscriptionsFile, fmSocket: deps.fmSocketPath },
+    recordExtra: {
+      usersFile: resolve(o.httpUsers as string),
+      stateFile,
+      subscriptionsFile,
+      fmSocket: deps.fmSocketPath,
+      ...(o.httpTlsCert ? { tlsCert: resolve(o.httpTlsCert) } : {}),
+    },
   });
   if (o.httpAggregator && aggregatorUser) nb.aggregateInto(o.httpAggregator, aggregatorUser, (msg) => log.warn(`northbound: ${msg}`));
   return { url, close: () => nb.close() };
@@ -171,9 +196,12 @@ async function followEvents(o: EventsOpts): Promise<void> {
   let last = o.lastEventId;
   for (let attempt = 0; ; attempt++) {
     const ended = await new Promise<string | null>((resolve, reject) => {
-      const req = request(`${base}/redfish/v1/EventService/SSE`, {
-        headers: { Accept: 'text/event-stream', ...auth, ...(last ? { 'Last-Event-ID': last } : {}) },
-      });
+      const url = `${base}/redfish/v1/EventService/SSE`;
+      const headers = { Accept: 'text/event-stream', ...auth, ...(last ? { 'Last-Event-ID': last } : {}) };
+      // An https service of this pool presents the certificate its record names: trust that one.
+      const req = url.startsWith('https:')
+        ? requestTls(url, { headers, ...(rec?.tlsCert ? { ca: readFileSync(rec.tlsCert) } : {}) })
+        : request(url, { headers });
       req.on('response', (res) => {
         if (res.statusCode !== 200) {
           let body = '';

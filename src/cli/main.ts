@@ -249,6 +249,8 @@ export function buildProgram(): Command {
       )
       .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
       .option('--http-allow-remote', 'let --http listen on a non-loopback address')
+      .option('--http-tls-cert <file>', 'serve --http as HTTPS with this PEM certificate (nothing then over plain HTTP)')
+      .option('--http-tls-key <file>', "the certificate's PEM private key, mode 0600")
       .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (OFA Sunfish contract) at URL')
       .option(
         '--http-aggregator-user <name>',

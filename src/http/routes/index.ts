@@ -2,6 +2,7 @@
 // (and the page), each with its request schemas beside it.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../context.js';
+import { accountServiceRoutes } from './account-service/index.js';
 import { aggregationServiceRoutes } from './aggregation-service/index.js';
 import { chassisRoutes } from './chassis/index.js';
 import { eventServiceRoutes } from './event-service/index.js';
@@ -15,6 +16,7 @@ import { pageRoutes } from './ui/index.js';
 export const routes: FastifyPluginAsync<{ ctx: Context }> = async (app, opts) => {
   await app.register(serviceRootRoutes, opts);
   await app.register(sessionServiceRoutes, opts);
+  await app.register(accountServiceRoutes, opts);
   await app.register(eventServiceRoutes, opts);
   await app.register(registriesRoutes);
   await app.register(schemaRoutes);
