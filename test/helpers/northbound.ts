@@ -3,6 +3,8 @@
 // Unix socket, backed by the scripted FakeBackend; the snapshot follows the
 // extents the fake holds, so a connection made over Redfish shows up as a
 // grant. Real QEMU heads are in test/http/clients-qemu.test.ts.
+import { spawnSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
@@ -16,6 +18,38 @@ const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 export const USERS = { admin: 'secret', viewer: 'p@ss:word' };
 export const BASIC = `Basic ${Buffer.from('admin:secret').toString('base64')}`;
+
+/** A self-signed certificate for 127.0.0.1 made with openssl, as docs/redfish.md shows; the key 0600. */
+export function makeCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'tls.crt');
+  const key = join(dir, 'tls.key');
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  chmodSync(key, 0o600);
+  return { cert, key };
+}
 
 export interface FakeNorthbound {
   nb: Northbound;

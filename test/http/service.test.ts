@@ -4,14 +4,14 @@
 // CXL return codes as Redfish errors, bad input, and the SSE stream with
 // Last-Event-ID resume and its client cap.
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FmError } from '../../src/fmapi/index.js';
 import { hashPassword, loadUsers, Northbound } from '../../src/http/index.js';
 import { REGION_BASE } from '../helpers/fmapi-backend.js';
-import { BASIC, fakeNorthbound, USERS } from '../helpers/northbound.js';
+import { BASIC, fakeNorthbound, makeCert, USERS } from '../helpers/northbound.js';
 import { tempDir } from '../helpers/pool.js';
 
 const MiB = 2 ** 20;
@@ -243,6 +243,12 @@ describe('Redfish service (in process)', () => {
     const file = join(dir, 'users');
     writeFileSync(file, 'admin:secret\n', { mode: 0o640 });
     chmodSync(file, 0o640);
+    const good = join(dir, 'users-ok');
+    writeFileSync(good, 'admin:secret\n', { mode: 0o600 });
+    const { cert, key } = makeCert(dir);
+    const openKey = join(dir, 'open.key');
+    writeFileSync(openKey, readFileSync(key), { mode: 0o644 });
+    chmodSync(openKey, 0o644);
     const serve = (...args: string[]) =>
       spawnSync(
         process.execPath,
@@ -262,7 +268,16 @@ describe('Redfish service (in process)', () => {
       ],
       [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
       [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
-      [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote and --http-aggregator need --http/],
+      [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote, --http-tls-cert\/-key and --http-aggregator need --http/],
+      [['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert], /^cxl-mhd: --http-tls-cert and --http-tls-key go together/],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert, '--http-tls-key', openKey],
+        /^cxl-mhd: --http-tls-key \S+ is mode 0644; it is a private key and must be 0600 \(chmod 600 \S+\)\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', good, '--http-tls-key', key],
+        /^cxl-mhd: --http-tls-cert \S+ holds no PEM certificate\n$/,
+      ],
     ];
     for (const [args, want] of cases) {
       const r = serve(...args);
