@@ -269,7 +269,10 @@ describe('Redfish service (in process)', () => {
       [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
       [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
       [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote, --http-tls-cert\/-key and --http-aggregator need --http/],
-      [['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert], /^cxl-mhd: --http-tls-cert and --http-tls-key go together/],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert],
+        /^cxl-mhd: --http-tls-cert and --http-tls-key go together/,
+      ],
       [
         ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert, '--http-tls-key', openKey],
         /^cxl-mhd: --http-tls-key \S+ is mode 0644; it is a private key and must be 0600 \(chmod 600 \S+\)\n$/,
