@@ -73,14 +73,12 @@ export async function checkNorthbound(o: HttpServeOptions): Promise<NorthboundAt
   return { ...where, usersFile: o.httpUsers, allowRemote: o.httpAllowRemote === true, tls, aggregator };
 }
 
-/** The backend as the northbound sees it (http/types.ts): snapshots, events, and fm.sock for every capacity move. */
+/** The backend as the northbound sees it (http/types.ts): snapshots, events, and an in-process FM-API channel for every capacity move. */
 function backendDeps(backend: Backend): NorthboundDeps {
-  const fmSocketPath = backend.fmSocketPath;
-  if (fmSocketPath === null) throw new Error('the backend serves no fm.sock; the northbound moves capacity only through it');
   return {
     pool: backend.opts.pool,
     serial: `0x${deviceSerial(backend.opts.pool).toString(16)}`,
-    fmSocketPath,
+    fmChannel: () => backend.fmChannel('redfish'),
     snapshot: () => backend.snapshot(),
     subscribe: (fn) => backend.subscribe(fn),
   };
@@ -115,7 +113,7 @@ export async function startNorthbound(
       usersFile: resolve(at.usersFile),
       stateFile,
       subscriptionsFile,
-      fmSocket: deps.fmSocketPath,
+      fmSocket: 'in process',
       ...(at.tls ? { tlsCert: resolve(at.tls.cert) } : {}),
     },
   });

@@ -108,7 +108,7 @@ export class Northbound {
     const auth = new Auth(users, { sessionTimeoutMs: L.sessionTimeoutMs, maxSessions: L.maxSessions, roles });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
     const events = new Notifier(hub, { stateFile: opts.subscriptionsFile ?? null, ...(opts.log ? { log: opts.log } : {}) });
-    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), events);
+    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(() => opts.deps.fmChannel()), events);
     this.ctx.accounts = new Accounts(auth, typeof opts.users === 'string' ? opts.users : null);
     this.app = Fastify({
       logger: false,

@@ -1,14 +1,13 @@
 // An in-process northbound for fast tests: the real Northbound (fastify,
-// auth, store, SSE) whose FM-API link reaches a real FmApiServer over a
-// Unix socket, backed by the scripted FakeBackend; the snapshot follows the
+// auth, store, SSE) whose FM-API link reaches a real FmApiServer over an
+// in-process channel (as the daemon gives it), backed by the scripted FakeBackend; the snapshot follows the
 // extents the fake holds, so a connection made over Redfish shows up as a
 // grant. Real QEMU heads are in test/http/clients-qemu.test.ts.
 import { spawnSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { FmApiServer, serveChannel } from '../../src/fmapi/server.js';
+import { FmApiServer, inProcessChannel } from '../../src/fmapi/server.js';
 import type { HeadRecord } from '../../src/heads/index.js';
 import { type BackendEvent, type Limits, Northbound, type SnapshotView, type StampedEvent } from '../../src/http/index.js';
 import { FakeBackend, REGION_BASE } from './fmapi-backend.js';
@@ -76,14 +75,7 @@ export async function fakeNorthbound(
   const capacityBytes = opts.capacityBytes ?? 4 * GiB;
   const fake = new FakeBackend();
   const fmServer = new FmApiServer(fake);
-  const sockPath = join(dir, 'fm.sock');
   const bound = { value: true };
-  const server: Server = createServer((s) => {
-    s.on('error', () => s.destroy());
-    serveChannel(s, fmServer, { isBound: () => bound.value });
-  });
-  await new Promise<void>((r) => server.listen(sockPath, r));
-  open.push({ close: () => new Promise<void>((r) => server.close(() => r())) });
   const attached = new Set(Array.from({ length: heads }, (_, i) => i));
   let seq = 0;
   const listeners = new Set<(e: StampedEvent) => void>();
@@ -173,7 +165,7 @@ export async function fakeNorthbound(
   const nb = new Northbound({
     deps: {
       pool: 'fakepool',
-      fmSocketPath: sockPath,
+      fmChannel: () => inProcessChannel(fmServer, { isBound: () => bound.value }).client,
       snapshot,
       subscribe: (fn) => {
         listeners.add(fn);
