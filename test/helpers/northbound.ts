@@ -9,7 +9,14 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { FmApiServer, inProcessChannel } from '../../src/fmapi/server.js';
 import type { HeadRecord } from '../../src/heads/index.js';
-import { type BackendEvent, type Limits, Northbound, type SnapshotView, type StampedEvent } from '../../src/http/index.js';
+import {
+  type BackendEvent,
+  type Limits,
+  Northbound,
+  type NorthboundOptions,
+  type SnapshotView,
+  type StampedEvent,
+} from '../../src/http/index.js';
 import { FakeBackend, REGION_BASE } from './fmapi-backend.js';
 import { tempDir } from './pool.js';
 
@@ -68,7 +75,13 @@ afterEach(async () => {
 });
 
 export async function fakeNorthbound(
-  opts: { heads?: number; limits?: Partial<Limits>; capacityBytes?: number } = {},
+  opts: {
+    heads?: number;
+    limits?: Partial<Limits>;
+    capacityBytes?: number;
+    users?: NorthboundOptions['users'];
+    tls?: NorthboundOptions['tls'];
+  } = {},
 ): Promise<FakeNorthbound> {
   const dir = tempDir('cxl-mhd-nb-');
   const heads = opts.heads ?? 3;
@@ -172,7 +185,8 @@ export async function fakeNorthbound(
         return () => listeners.delete(fn);
       },
     },
-    users: USERS,
+    users: opts.users ?? USERS,
+    ...(opts.tls ? { tls: opts.tls } : {}),
     stateFile: join(dir, 'northbound.json'),
     limits: opts.limits,
   });

@@ -19,6 +19,10 @@ declare module 'fastify' {
     /** The methods the resource at this URI takes: its `Allow` header. */
     allow?: string;
   }
+  interface FastifyInstance {
+    /** Every route with the privilege it needs, in registration order (what the tests try every write route from). */
+    redfishRoutes: { method: string; url: string; privilege: string; allowed: boolean }[];
+  }
 }
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -70,6 +74,15 @@ export interface ProtocolOptions {
 
 export const protocolPlugin = fp<ProtocolOptions>(
   async (app, opts) => {
+    app.decorate('redfishRoutes', []);
+    app.addHook('onRoute', (r) => {
+      const allow = r.config?.allow;
+      if (allow === undefined) return;
+      for (const m of [r.method].flat()) {
+        const allowed = allow.split(', ').includes(m);
+        app.redfishRoutes.push({ method: m, url: r.url, privilege: r.config?.privilege ?? 'Login', allowed });
+      }
+    });
     // JSON only: anything else is 415, not a string that fails the schema.
     app.removeContentTypeParser(['text/plain', 'application/json']);
     // An empty JSON body (a DELETE sent with Content-Type: application/json) is no body, not malformed JSON.
