@@ -35,7 +35,7 @@ export function sh(script: string, env: NodeJS.ProcessEnv): { code: number | nul
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export async function startRig(tag = 'rf'): Promise<NorthboundRig> {
+export async function startRig(tag = 'rf', extraArgs: (base: string) => string[] = () => []): Promise<NorthboundRig> {
   const base = tempDir('cxl-mhd-rf-');
   const xdgRun = join(base, 'xdg-run');
   const xdgState = join(base, 'xdg-state');
@@ -65,7 +65,17 @@ export async function startRig(tag = 'rf'): Promise<NorthboundRig> {
   const users = join(base, 'users');
   writeFileSync(users, `# made by cxl-mhd http-passwd\n${hashed.stdout}`, { mode: 0o600 });
   chmodSync(users, 0o600);
-  const backend = await startBackend(pool, ['--capacity', '2G', '--heads', '3', '--http', '127.0.0.1:0', '--http-users', users]);
+  const backend = await startBackend(pool, [
+    '--capacity',
+    '2G',
+    '--heads',
+    '3',
+    '--http',
+    '127.0.0.1:0',
+    '--http-users',
+    users,
+    ...extraArgs(base),
+  ]);
   const vms: HeadVm[] = [];
   const shapes = [{ static: '256M@0' }, { static: '256M@0', sparePorts: 2 }, { delivery: 'dcd' as const }];
   for (const [h, shape] of shapes.entries()) {
@@ -73,7 +83,7 @@ export async function startRig(tag = 'rf'): Promise<NorthboundRig> {
     await eventually(() => status(pool).heads[h]?.attached, `head ${h} attached`);
   }
   const rec = JSON.parse(readFileSync(join(pool.runDir, pool.name, 'http.json'), 'utf8')) as { url: string };
-  const rf = rec.url.replace(/^http:\/\//, '');
+  const rf = rec.url.replace(/^https?:\/\//, '');
   return {
     pool,
     backend,
