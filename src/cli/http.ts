@@ -73,7 +73,9 @@ export function checkHttpOptions(o: HttpServeOptions): { host: string; port: num
     const secret = users.get(name);
     if (!secret) throw new UsageError(`--http-aggregator reads with the user ${name}, which ${o.httpUsers} does not name`);
     if (secret.kind !== 'plain') {
-      throw new UsageError(`--http-aggregator hands ${name}'s password to the aggregator: ${o.httpUsers} must keep it in clear, not as a hash`);
+      throw new UsageError(
+        `--http-aggregator hands ${name}'s password to the aggregator: ${o.httpUsers} must keep it in clear, not as a hash`,
+      );
     }
   }
   return where;

@@ -250,7 +250,10 @@ export function buildProgram(): Command {
       .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
       .option('--http-allow-remote', 'let --http listen on a non-loopback address')
       .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (OFA Sunfish contract) at URL')
-      .option('--http-aggregator-user <name>', 'the ReadOnly user the aggregator reads with (default aggregator; its password in clear in --http-users)'),
+      .option(
+        '--http-aggregator-user <name>',
+        'the ReadOnly user the aggregator reads with (default aggregator; its password in clear in --http-users)',
+      ),
   ).action(
     async (
       o: DirOpts & {

@@ -3,6 +3,8 @@
 // Unix socket, backed by the scripted FakeBackend; the snapshot follows the
 // extents the fake holds, so a connection made over Redfish shows up as a
 // grant. Real QEMU heads are in test/http/clients-qemu.test.ts.
+import { rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
@@ -14,7 +16,12 @@ import { tempDir } from './pool.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-export const USERS = { admin: 'secret', viewer: 'p@ss:word' };
+export const USERS = { admin: 'secret', viewer: 'p@ss:word', reader: 'read only', aggregator: 'agg pass' };
+/** Roles of USERS: the rest are Administrators. */
+export const ROLES = new Map([
+  ['reader', 'ReadOnly' as const],
+  ['aggregator', 'ReadOnly' as const],
+]);
 export const BASIC = `Basic ${Buffer.from('admin:secret').toString('base64')}`;
 
 export interface FakeNorthbound {
@@ -35,15 +42,17 @@ afterEach(async () => {
 });
 
 export async function fakeNorthbound(
-  opts: { heads?: number; limits?: Partial<Limits>; capacityBytes?: number } = {},
+  opts: { heads?: number; limits?: Partial<Limits>; capacityBytes?: number; dir?: string } = {},
 ): Promise<FakeNorthbound> {
-  const dir = tempDir('cxl-mhd-nb-');
+  // A test that restarts the service passes the first one's dir: its state files are read again.
+  const dir = opts.dir ?? tempDir('cxl-mhd-nb-');
   const heads = opts.heads ?? 3;
   const capacityBytes = opts.capacityBytes ?? 4 * GiB;
   const fake = new FakeBackend();
   const fmServer = new FmApiServer(fake);
   const sockPath = join(dir, 'fm.sock');
   const bound = { value: true };
+  rmSync(join(dir, 'fm.sock'), { force: true });
   const server: Server = createServer((s) => {
     s.on('error', () => s.destroy());
     serveChannel(s, fmServer, { isBound: () => bound.value });
@@ -138,6 +147,8 @@ export async function fakeNorthbound(
     },
     users: USERS,
     stateFile: join(dir, 'northbound.json'),
+    subscriptionsFile: join(dir, 'subscriptions.json'),
+    roles: ROLES,
     limits: opts.limits,
   });
   open.push({ close: () => nb.close() });
@@ -150,4 +161,40 @@ export async function fakeNorthbound(
     bound,
     emit,
   };
+}
+
+/** An SSE client on a real socket: frames with data, the next n of them, and whether the server ended the stream. */
+export function sse(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; frames: string[]; close: () => void; next: (n: number) => Promise<string[]>; ended: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      const frames: string[] = [];
+      let buf = '';
+      const waiters: (() => void)[] = [];
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        buf += d;
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          const f = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (f.includes('data: ')) frames.push(f);
+        }
+        for (const w of waiters.splice(0)) w();
+      });
+      const ended = new Promise<void>((r) => res.on('close', r));
+      resolve({
+        ended,
+        status: res.statusCode ?? 0,
+        frames,
+        close: () => req.destroy(),
+        next: async (n) => {
+          while (frames.length < n) await new Promise<void>((r) => waiters.push(r));
+          return frames.slice(0, n);
+        },
+      });
+    });
+    req.on('error', reject);
+  });
 }

@@ -5,13 +5,12 @@
 // Last-Event-ID resume and its client cap.
 import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FmError } from '../../src/fmapi/index.js';
 import { hashPassword, loadUsers, Northbound } from '../../src/http/index.js';
 import { REGION_BASE } from '../helpers/fmapi-backend.js';
-import { BASIC, fakeNorthbound, USERS } from '../helpers/northbound.js';
+import { BASIC, fakeNorthbound, sse, USERS } from '../helpers/northbound.js';
 import { tempDir } from '../helpers/pool.js';
 
 const MiB = 2 ** 20;
@@ -293,39 +292,6 @@ describe('Redfish service (in process)', () => {
     expect(t.check('bob', 'hunter2')).toBe(true);
   });
 });
-
-function sse(
-  url: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; frames: string[]; close: () => void; next: (n: number) => Promise<string[]> }> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-      const frames: string[] = [];
-      let buf = '';
-      const waiters: (() => void)[] = [];
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        buf += d;
-        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-          const f = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (f.includes('data: ')) frames.push(f);
-        }
-        for (const w of waiters.splice(0)) w();
-      });
-      resolve({
-        status: res.statusCode ?? 0,
-        frames,
-        close: () => req.destroy(),
-        next: async (n) => {
-          while (frames.length < n) await new Promise<void>((r) => waiters.push(r));
-          return frames.slice(0, n);
-        },
-      });
-    });
-    req.on('error', reject);
-  });
-}
 
 describe('SSE event stream', () => {
   it('publishes backend events with the CxlMhd registry and resumes from Last-Event-ID without loss', async () => {
