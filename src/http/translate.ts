@@ -92,3 +92,24 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
     }
   }
 }
+
+/**
+ * Static windows come and go with their heads, not through FM operations:
+ * on every head event, what the windows' connections and chunks became
+ * since the last one (created, changed, removed), so a mirror of the tree
+ * follows them too.
+ */
+export class WindowTracker {
+  private last = new Set<string>();
+
+  records(e: StampedEvent, pool: string, m: PoolModel): Rec[] {
+    if (!e.kind.startsWith('head-')) return [];
+    const now = new Set<string>();
+    for (const c of m.connections.values()) if (c.origin === 'static-window') now.add(paths.connection(c.id));
+    for (const c of m.chunks.values()) if (c.origin === 'static-window') now.add(paths.chunk(pool, c.id));
+    const out = [...now].map((uri) => resourceRecord(this.last.has(uri) ? 'ResourceChanged' : 'ResourceCreated', uri));
+    for (const uri of this.last) if (!now.has(uri)) out.push(resourceRecord('ResourceRemoved', uri));
+    this.last = now;
+    return out;
+  }
+}
