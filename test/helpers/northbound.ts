@@ -198,3 +198,29 @@ export function sse(
     req.on('error', reject);
   });
 }
+
+/** Defines a 256 MiB chunk at `offsetMiB` and connects it to `heads` over Redfish, as an Administrator. */
+export async function connectChunk(
+  nb: Northbound,
+  offsetMiB: number,
+  heads: number[],
+): Promise<{ chunk: string; status: number; location: string }> {
+  const base = '/redfish/v1';
+  const chunk = await nb.app.inject({
+    method: 'POST',
+    url: `${base}/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks`,
+    headers: { authorization: BASIC },
+    payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: offsetMiB },
+  });
+  const made = await nb.app.inject({
+    method: 'POST',
+    url: `${base}/Fabrics/CXL/Connections`,
+    headers: { authorization: BASIC },
+    payload: {
+      ConnectionType: 'Memory',
+      MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
+      Links: { InitiatorEndpoints: heads.map((h) => ({ '@odata.id': `${base}/Fabrics/CXL/Endpoints/head${h}` })) },
+    },
+  });
+  return { chunk: chunk.headers.location as string, status: made.statusCode, location: made.headers.location as string };
+}

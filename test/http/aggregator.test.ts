@@ -9,7 +9,7 @@
 // aggregator-qemu.test.ts.
 import { describe, expect, it } from 'vitest';
 import { type Source, type TestAggregator, testAggregator } from '../helpers/aggregator.js';
-import { BASIC, fakeNorthbound, USERS } from '../helpers/northbound.js';
+import { BASIC, connectChunk, fakeNorthbound, USERS } from '../helpers/northbound.js';
 
 const ROOTS = ['/redfish/v1/Chassis/fakepool', '/redfish/v1/Fabrics/CXL'];
 const CHUNKS = '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks';
@@ -62,44 +62,10 @@ describe('aggregated by a fabric manager above', () => {
     expect(denied.statusCode).toBe(403);
 
     // Capacity moves: a chunk, a connection to head 2, a shared connection, then one released.
-    const chunk = await nb.app.inject({
-      method: 'POST',
-      url: CHUNKS,
-      headers: admin,
-      payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 512 },
-    });
-    const conn = (heads: number[]) =>
-      nb.app.inject({
-        method: 'POST',
-        url: CONNS,
-        headers: admin,
-        payload: {
-          ConnectionType: 'Memory',
-          MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
-          Links: { InitiatorEndpoints: heads.map((h) => ({ '@odata.id': `/redfish/v1/Fabrics/CXL/Endpoints/head${h}` })) },
-        },
-      });
-    const c1 = await conn([2]);
-    expect(c1.statusCode).toBe(201);
+    expect((await connectChunk(nb, 512, [2])).status).toBe(201);
     await inSync(agg);
     expect(agg.mirror.get(`${CONNS}/c1`)).toMatchObject({ ConnectionType: 'Memory' });
-    const chunk2 = await nb.app.inject({
-      method: 'POST',
-      url: CHUNKS,
-      headers: admin,
-      payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 1024 },
-    });
-    const c2 = await nb.app.inject({
-      method: 'POST',
-      url: CONNS,
-      headers: admin,
-      payload: {
-        ConnectionType: 'Memory',
-        MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk2.headers.location } }],
-        Links: { InitiatorEndpoints: [1, 2].map((h) => ({ '@odata.id': `/redfish/v1/Fabrics/CXL/Endpoints/head${h}` })) },
-      },
-    });
-    expect(c2.statusCode).toBe(201);
+    expect((await connectChunk(nb, 1024, [1, 2])).status).toBe(201);
     expect((await nb.app.inject({ method: 'DELETE', url: `${CONNS}/c1`, headers: admin })).statusCode).toBe(204);
     await inSync(agg);
     expect(agg.mirror.has(`${CONNS}/c1`)).toBe(false);

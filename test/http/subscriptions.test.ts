@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NO_FILTERS } from '../../src/http/subscriptions.js';
 import { type Destination, destination } from '../helpers/destination.js';
-import { BASIC, fakeNorthbound, sse } from '../helpers/northbound.js';
+import { BASIC, connectChunk, fakeNorthbound, sse } from '../helpers/northbound.js';
 
 const SUBS = '/redfish/v1/EventService/Subscriptions';
-const CHUNKS = '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks';
 const CONNS = '/redfish/v1/Fabrics/CXL/Connections';
 const admin = { authorization: BASIC };
 const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
@@ -33,25 +32,7 @@ async function subscribe(nb: Nb, d: Destination, extra: Record<string, unknown> 
 }
 
 /** A chunk connected to a head over Redfish: one 5604h, answered Success. */
-async function connect(nb: Nb, offsetMiB: number, head: number): Promise<number> {
-  const chunk = await nb.app.inject({
-    method: 'POST',
-    url: CHUNKS,
-    headers: admin,
-    payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: offsetMiB },
-  });
-  const made = await nb.app.inject({
-    method: 'POST',
-    url: CONNS,
-    headers: admin,
-    payload: {
-      ConnectionType: 'Memory',
-      MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
-      Links: { InitiatorEndpoints: [ep(head)] },
-    },
-  });
-  return made.statusCode;
-}
+const connect = async (nb: Nb, offsetMiB: number, head: number) => (await connectChunk(nb, offsetMiB, [head])).status;
 
 const ids = (d: Destination) => d.received.flatMap((r) => r.body.Events.map((e) => e.MessageId));
 
