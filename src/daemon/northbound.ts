@@ -1,0 +1,112 @@
+// The northbound beside the backend (`serve --http`): its options checked
+// before anything starts, then the server started on the running backend.
+// http/ (and with it fastify) is loaded only here, only when asked for.
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { UsageError } from '../errors/index.js';
+import type { Backend } from '../heads/index.js';
+import type { NorthboundDeps } from '../http/index.js';
+import { httpRecordPath, northboundStatePath, subscriptionsPath } from '../pool/index.js';
+import { deviceSerial } from '../qemu/index.js';
+
+export interface HttpServeOptions {
+  http?: string;
+  httpUsers?: string;
+  httpAllowRemote?: boolean;
+  httpAggregator?: string;
+  httpAggregatorUser?: string;
+}
+
+/** Where and for whom the northbound listens, once checked. */
+export interface NorthboundAt {
+  host: string;
+  port: number;
+  usersFile: string;
+  allowRemote: boolean;
+  /** The aggregating FM above and the ReadOnly user it reads with (`--http-aggregator`). */
+  aggregator: { url: string; user: string } | null;
+}
+
+/** Everything about --http that can be wrong is found here, before the backend starts; null without --http. */
+export async function checkNorthbound(o: HttpServeOptions): Promise<NorthboundAt | null> {
+  if (o.http === undefined) {
+    if (o.httpUsers || o.httpAllowRemote || o.httpAggregator || o.httpAggregatorUser) {
+      throw new UsageError('--http-users, --http-allow-remote and --http-aggregator need --http ADDR:PORT');
+    }
+    return null;
+  }
+  const { isLoopback, loadUsers, parseListen } = await import('../http/index.js');
+  const where = parseListen(o.http);
+  if (!o.httpAllowRemote && !isLoopback(where.host)) {
+    throw new UsageError(`--http ${o.http} is not a loopback address; pass --http-allow-remote to listen on it`);
+  }
+  if (!o.httpUsers) throw new UsageError('--http needs --http-users FILE (user:password lines, mode 0600)');
+  const users = loadUsers(o.httpUsers);
+  return { ...where, usersFile: o.httpUsers, allowRemote: o.httpAllowRemote === true, aggregator: checkAggregator(o, users) };
+}
+
+/** `--http-aggregator URL`: an http(s) URL without credentials; its user named in the users file with a password in clear. */
+function checkAggregator(o: HttpServeOptions, users: Map<string, { kind: string }>): NorthboundAt['aggregator'] {
+  if (o.httpAggregatorUser && !o.httpAggregator) throw new UsageError('--http-aggregator-user needs --http-aggregator URL');
+  if (!o.httpAggregator) return null;
+  let u: URL | null = null;
+  try {
+    u = new URL(o.httpAggregator);
+  } catch {}
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
+    throw new UsageError(`--http-aggregator ${o.httpAggregator} must be an http:// or https:// URL without credentials`);
+  }
+  const user = o.httpAggregatorUser ?? 'aggregator';
+  const secret = users.get(user);
+  if (!secret) throw new UsageError(`--http-aggregator reads with the user ${user}, which ${o.httpUsers} does not name`);
+  if (secret.kind !== 'plain') {
+    throw new UsageError(
+      `--http-aggregator hands ${user}'s password to the aggregator: ${o.httpUsers} must keep it in clear, not as a hash`,
+    );
+  }
+  return { url: o.httpAggregator, user };
+}
+
+/** The backend as the northbound sees it (http/types.ts): snapshots, events, and fm.sock for every capacity move. */
+function backendDeps(backend: Backend): NorthboundDeps {
+  const fmSocketPath = backend.fmSocketPath;
+  if (fmSocketPath === null) throw new Error('the backend serves no fm.sock; the northbound moves capacity only through it');
+  return {
+    pool: backend.opts.pool,
+    serial: `0x${deviceSerial(backend.opts.pool).toString(16)}`,
+    fmSocketPath,
+    snapshot: () => backend.snapshot(),
+    subscribe: (fn) => backend.subscribe(fn),
+  };
+}
+
+export async function startNorthbound(
+  backend: Backend,
+  at: NorthboundAt,
+  dirs: { runDir: string; stateDir: string },
+  log: Logger,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const { Northbound } = await import('../http/index.js');
+  const pool = backend.opts.pool;
+  const deps = backendDeps(backend);
+  const stateFile = northboundStatePath(dirs.stateDir, pool);
+  const subscriptionsFile = subscriptionsPath(dirs.stateDir, pool);
+  const warn = (msg: string) => log.warn(`northbound: ${msg}`);
+  const nb = new Northbound({
+    deps,
+    users: at.usersFile,
+    stateFile,
+    subscriptionsFile,
+    // The aggregator's account reads, and changes only its own subscription's Context.
+    ...(at.aggregator ? { roles: new Map([[at.aggregator.user, 'ReadOnly' as const]]) } : {}),
+    log: warn,
+  });
+  nb.onInternalError = (e, url) => log.error({ url }, `northbound: ${(e as Error).message ?? String(e)}`);
+  const url = await nb.listen(at.host, at.port, {
+    allowRemote: at.allowRemote,
+    recordFile: httpRecordPath(dirs.runDir, pool),
+    recordExtra: { usersFile: resolve(at.usersFile), stateFile, subscriptionsFile, fmSocket: deps.fmSocketPath },
+  });
+  if (at.aggregator) nb.aggregateInto(at.aggregator.url, at.aggregator.user, warn);
+  return { url, close: () => nb.close() };
+}
