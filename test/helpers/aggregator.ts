@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 
 type Body = Record<string, unknown>;
 
@@ -216,4 +216,20 @@ export async function testAggregator(): Promise<TestAggregator> {
   };
   open.push(agg);
   return agg;
+}
+
+/** Waits until the mirror of the (one) source equals a fresh crawl of `roots`; returns the source. */
+export async function inSync(agg: TestAggregator, roots: string[], timeout = 10_000): Promise<Source> {
+  await expect.poll(() => agg.sources.size, { timeout }).toBe(1);
+  const src = [...agg.sources.values()][0] as Source;
+  await expect
+    .poll(
+      async () => {
+        const fresh = await agg.crawl(src, roots);
+        return JSON.stringify([...agg.mirror.entries()].sort()) === JSON.stringify([...fresh.entries()].sort());
+      },
+      { timeout, interval: 100 },
+    )
+    .toBe(true);
+  return src;
 }

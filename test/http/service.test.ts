@@ -240,6 +240,8 @@ describe('Redfish service (in process)', () => {
     const file = join(dir, 'users');
     writeFileSync(file, 'admin:secret\n', { mode: 0o640 });
     chmodSync(file, 0o640);
+    const good = join(dir, 'users-ok');
+    writeFileSync(good, `admin:secret\nhashed:${hashPassword('x', 2 ** 10)}\n`, { mode: 0o600 });
     const serve = (...args: string[]) =>
       spawnSync(
         process.execPath,
@@ -260,6 +262,26 @@ describe('Redfish service (in process)', () => {
       [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
       [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
       [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote and --http-aggregator need --http/],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'ftp://x'],
+        /^cxl-mhd: --http-aggregator ftp:\/\/x must be an http/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://u:p@127.0.0.1:9'],
+        /^cxl-mhd: --http-aggregator \S+ must be an http:\/\/ or https:\/\/ URL without credentials\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://127.0.0.1:9'],
+        /^cxl-mhd: --http-aggregator reads with the user aggregator, which \S+ does not name\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://127.0.0.1:9', '--http-aggregator-user', 'hashed'],
+        /^cxl-mhd: --http-aggregator hands hashed's password to the aggregator: \S+ must keep it in clear, not as a hash\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator-user', 'admin'],
+        /^cxl-mhd: --http-aggregator-user needs --http-aggregator URL\n$/,
+      ],
     ];
     for (const [args, want] of cases) {
       const r = serve(...args);
