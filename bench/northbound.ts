@@ -4,10 +4,15 @@
 // (goal ≤ 1.1×), event latency from the FM client seeing Success to an SSE
 // client receiving the event (goal p99 ≤ 50 ms), and GET throughput and p99
 // at 100 concurrent keep-alive clients (autocannon) next to a fastify route
-// that returns a constant (goal ≥ 0.5× its throughput).
+// that returns a constant (goal ≥ 0.5× its throughput); push-event latency
+// from FM Success to a subscribed destination's receipt (goal p99 ≤ 50 ms, a
+// dead subscriber beside it), next to the SSE delivery of the same events;
+// and how soon an aggregator that fetches each created connection has it
+// (goal ≤ 2 s), next to a GET round trip.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, get, request } from 'node:http';
+import { Agent, createServer, get, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -75,6 +80,36 @@ export async function benchNorthbound(report: Report): Promise<void> {
         req.end(body === undefined ? undefined : JSON.stringify(body));
       });
 
+    // A push destination that timestamps every CapacityAdded it receives, by pool offset, and fetches
+    // every connection a ResourceCreated names, as an aggregator's mirror does; a dead one beside it.
+    const pushed = new Map<number, number>();
+    const mirrored = new Map<string, number>();
+    const dest = createServer((req, res) => {
+      let text = '';
+      req.on('data', (d) => {
+        text += d;
+      });
+      req.on('end', () => {
+        const now = performance.now();
+        res.writeHead(200).end();
+        const m = /"MessageId":"CxlMhd\.1\.0\.CapacityAdded","Message":"\d+ bytes at pool offset (\d+)/.exec(text);
+        if (m) pushed.set(Number(m[1]), now);
+        for (const c of text.matchAll(
+          /"MessageId":"ResourceEvent\.1\.4\.ResourceCreated"[^}]*"OriginOfCondition":\{"@odata.id":"([^"]*\/Connections\/c\d+)"/g,
+        )) {
+          const uri = c[1] as string;
+          void call('GET', uri).then((r) => {
+            if (r.status === 200) mirrored.set(uri, performance.now());
+          });
+        }
+      });
+    });
+    await new Promise<void>((r) => dest.listen(0, '127.0.0.1', r));
+    const destUrl = `http://127.0.0.1:${(dest.address() as AddressInfo).port}/events`;
+    for (const Destination of [destUrl, 'http://127.0.0.1:9/dead']) {
+      const sub = await call('POST', '/redfish/v1/EventService/Subscriptions', { Destination, Protocol: 'Redfish' });
+      if (sub.status !== 201) throw new Error(`subscription: ${sub.status} ${sub.body}`);
+    }
     // An SSE client that timestamps every CapacityAdded it receives, by pool offset.
     const seen = new Map<number, number>();
     const sse = get(`${url}/redfish/v1/EventService/SSE`, { headers: { authorization: auth } });
@@ -102,6 +137,8 @@ export async function benchNorthbound(report: Report): Promise<void> {
     const direct: number[] = [];
     const redfish: number[] = [];
     const eventLag: number[] = [];
+    const pushLag: number[] = [];
+    const created = new Map<string, number>();
     let early = 0;
     const N = 150;
     // DCD head, a fresh 2 MiB extent each time (QEMU 10.0 keeps DCD extents pending without a guest); the two paths alternate.
@@ -111,12 +148,14 @@ export async function benchNorthbound(report: Report): Promise<void> {
       await client.add({ host: 1, extents: [{ startDpa: a, len: 2 * MiB }] });
       const ok = performance.now();
       direct.push(ok - t0);
-      for (let j = 0; j < 200 && !seen.has(a); j++) await new Promise((r) => setTimeout(r, 1));
+      for (let j = 0; j < 200 && !(seen.has(a) && pushed.has(a)); j++) await new Promise((r) => setTimeout(r, 1));
       const at = seen.get(a);
       if (at !== undefined) {
         if (at < ok) early++;
         eventLag.push(Math.max(0, at - ok));
       }
+      const pushedAt = pushed.get(a);
+      if (pushedAt !== undefined) pushLag.push(Math.max(0, pushedAt - ok));
 
       const b = a + 2 * MiB;
       const chunk = await call('POST', CHUNKS, { MemoryChunkSizeMiB: 2, AddressRangeOffsetMiB: b / MiB });
@@ -130,7 +169,10 @@ export async function benchNorthbound(report: Report): Promise<void> {
       const r = await call('POST', '/redfish/v1/Fabrics/CXL/Connections', body);
       redfish.push(performance.now() - t0);
       if (r.status !== 201) throw new Error(`connection: ${r.status} ${r.body}`);
+      created.set(JSON.parse(r.body)['@odata.id'], performance.now());
     }
+    for (let j = 0; j < 2000 && mirrored.size < created.size; j++) await new Promise((r) => setTimeout(r, 1));
+    const mirrorLag = [...created].flatMap(([uri, at]) => (mirrored.has(uri) ? [Math.max(0, (mirrored.get(uri) as number) - at)] : []));
     const rtt: number[] = [];
     for (let i = 0; i < 200; i++) {
       const t0 = performance.now();
@@ -139,7 +181,10 @@ export async function benchNorthbound(report: Report): Promise<void> {
     }
     client.close();
     sse.destroy();
+    dest.close();
     if (eventLag.length < N) throw new Error(`only ${eventLag.length} of ${N} CapacityAdded events reached the SSE client`);
+    if (pushLag.length < N) throw new Error(`only ${pushLag.length} of ${N} CapacityAdded events reached the push destination`);
+    if (mirrorLag.length < N) throw new Error(`only ${mirrorLag.length} of ${N} connections were fetched on their ResourceCreated`);
     report(
       'Redfish connection create → 201, dcd head, p50 (goal ≤ 1.1×)',
       pct(redfish, 50),
@@ -167,6 +212,23 @@ export async function benchNorthbound(report: Report): Promise<void> {
     report(
       'FM Success → SSE delivery p99 (goal ≤ 50 ms)',
       pct(eventLag, 99),
+      'ms',
+      'Redfish GET /redfish/v1 round trip p99',
+      pct(rtt, 99),
+      false,
+    );
+    report('FM Success → push destination p50', pct(pushLag, 50), 'ms', 'FM Success → SSE delivery p50', pct(eventLag, 50), false);
+    report(
+      'FM Success → push destination p99 (goal ≤ 50 ms; a dead subscriber beside it)',
+      pct(pushLag, 99),
+      'ms',
+      'FM Success → SSE delivery p99',
+      pct(eventLag, 99),
+      false,
+    );
+    report(
+      'connection 201 → fetched by a subscribed mirror, max (goal ≤ 2 s)',
+      Math.max(...mirrorLag),
       'ms',
       'Redfish GET /redfish/v1 round trip p99',
       pct(rtt, 99),

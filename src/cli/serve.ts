@@ -46,7 +46,7 @@ export function addServeCommand(program: Command): void {
       .option('--http-allow-remote', 'let --http listen on a non-loopback address')
       .option('--http-tls-cert <file>', 'serve --http as HTTPS with this PEM certificate (nothing then over plain HTTP)')
       .option('--http-tls-key <file>', "the certificate's PEM private key, mode 0600")
-      .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (OFA Sunfish contract) at URL')
+      .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (the OFA Sunfish contract) at URL')
       .option(
         '--http-aggregator-user <name>',
         'the ReadOnly user the aggregator reads with (default aggregator; its password in clear in --http-users)',

@@ -14,6 +14,7 @@ import { eventPayload } from './events.js';
 import type { Notifier } from './notifier.js';
 import { CONNECTION_METHOD } from './paths.js';
 import { aggregationSourceDiscovered, resourceRecord } from './registries.js';
+import { NO_FILTERS } from './subscriptions.js';
 
 export const AGGREGATOR_SUBSCRIPTION = 'SunfishServer';
 
@@ -72,12 +73,9 @@ export class Announcer {
         id: AGGREGATOR_SUBSCRIPTION,
         destination: dest,
         context: '',
+        ...NO_FILTERS,
         // What an aggregator acts on: resources created, changed and removed.
         registryPrefixes: ['ResourceEvent'],
-        resourceTypes: [],
-        originResources: [],
-        subordinateResources: false,
-        headers: {},
         retryPolicy: 'SuspendRetries',
         owner: this.o.user,
       });

@@ -24,7 +24,7 @@ import { protocolPlugin } from './plugins/protocol.js';
 import { RedfishError } from './redfish.js';
 import { routes } from './routes/index.js';
 import { Store } from './store.js';
-import { translate } from './translate.js';
+import { translate, WindowTracker } from './translate.js';
 import type { NorthboundDeps, StampedEvent } from './types.js';
 
 export interface Limits {
@@ -150,11 +150,14 @@ export class Northbound {
     void this.app.register(routes, { ctx: this.ctx });
     // The backend emits inside its own critical path (before the FM-API answers): queue there, translate just after.
     const queue: StampedEvent[] = [];
+    const windows = new WindowTracker();
     const flush = () => {
       const batch = queue.splice(0);
       try {
         const m = this.ctx.model();
-        for (const e of batch) this.ctx.hub.publish(translate(e, this.ctx.pool, m, this.ctx.store), e.at);
+        for (const e of batch) {
+          this.ctx.hub.publish([...translate(e, this.ctx.pool, m, this.ctx.store), ...windows.records(e, this.ctx.pool, m)], e.at);
+        }
       } catch (err) {
         this.onInternalError(err, `events ${batch.map((e) => e.kind).join(', ')}`);
       }

@@ -49,6 +49,10 @@ interface FileBody {
   subscriptions: Record<string, Subscription>;
 }
 
+/** A subscription that filters nothing and sends no extra headers. */
+export const NO_FILTERS: Pick<Subscription, 'registryPrefixes' | 'resourceTypes' | 'originResources' | 'subordinateResources' | 'headers'> =
+  Object.freeze({ registryPrefixes: [], resourceTypes: [], originResources: [], subordinateResources: false, headers: {} });
+
 export const DEFAULT_DELIVERY: DeliverySettings = { retryAttempts: 3, retryIntervalSeconds: 5 };
 
 /** At most this many subscriptions of each kind (push subscriptions and SSE streams are capped apart). */
@@ -114,11 +118,7 @@ export class SubscriptionStore {
     const id = `SSE-${this.nextStream++}`;
     const sub: Subscription = {
       context: '',
-      registryPrefixes: [],
-      resourceTypes: [],
-      originResources: [],
-      subordinateResources: false,
-      headers: {},
+      ...NO_FILTERS,
       retryPolicy: 'RetryForever',
       ...s,
       id,

@@ -55,11 +55,21 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
     resourceRecord('ResourceChanged', paths.ld(pool, e.head)),
     resourceRecord('ResourceChanged', paths.chassis(pool)),
   ];
+  // The memory regions a head's static windows show as while it is attached.
+  const windowRegions = (kind: 'ResourceCreated' | 'ResourceRemoved') =>
+    (m.snap.heads.find((r) => r.head === e.head)?.windows ?? []).map((w) =>
+      resourceRecord(kind, paths.region(pool, e.head, regionId(null, w.offset, w.size, 'window'))),
+    );
   switch (e.kind) {
     case 'head-attached':
-      return [cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }), ...touched];
+      return [
+        cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }),
+        ...windowRegions('ResourceCreated'),
+        ...touched,
+      ];
     case 'head-detached':
-      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), ...touched];
+      // Its grants leave with capacity-released events; its static windows' regions leave with it.
+      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), ...windowRegions('ResourceRemoved'), ...touched];
     case 'head-refused':
       return [cxl('HeadRefused', [e.head, e.reason], ep, 'Warning', oem), ...touched];
     case 'lease-acquired':
@@ -107,5 +117,26 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
       out.push(...touched);
       return out;
     }
+  }
+}
+
+/**
+ * Static windows come and go with their heads, not through FM operations:
+ * on every head event, what the windows' connections and chunks became
+ * since the last one (created, changed, removed), so a mirror of the tree
+ * follows them too.
+ */
+export class WindowTracker {
+  private last = new Set<string>();
+
+  records(e: StampedEvent, pool: string, m: PoolModel): Rec[] {
+    if (!e.kind.startsWith('head-')) return [];
+    const now = new Set<string>();
+    for (const c of m.connections.values()) if (c.origin === 'static-window') now.add(paths.connection(c.id));
+    for (const c of m.chunks.values()) if (c.origin === 'static-window') now.add(paths.chunk(pool, c.id));
+    const out = [...now].map((uri) => resourceRecord(this.last.has(uri) ? 'ResourceChanged' : 'ResourceCreated', uri));
+    for (const uri of this.last) if (!now.has(uri)) out.push(resourceRecord('ResourceRemoved', uri));
+    this.last = now;
+    return out;
   }
 }

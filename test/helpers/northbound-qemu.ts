@@ -21,6 +21,8 @@ export interface NorthboundRig {
   url: string;
   env: NodeJS.ProcessEnv;
   basic: string;
+  /** The users file serve was given. */
+  users: string;
 }
 
 export function docBlocks(): Map<string, string> {
@@ -35,7 +37,10 @@ export function sh(script: string, env: NodeJS.ProcessEnv): { code: number | nul
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export async function startRig(tag = 'rf', extraArgs: (base: string) => string[] = () => []): Promise<NorthboundRig> {
+export async function startRig(
+  tag = 'rf',
+  opts: { serveArgs?: string[]; extraUsers?: string; port?: number } = {},
+): Promise<NorthboundRig> {
   const base = tempDir('cxl-mhd-rf-');
   const xdgRun = join(base, 'xdg-run');
   const xdgState = join(base, 'xdg-state');
@@ -63,7 +68,7 @@ export async function startRig(tag = 'rf', extraArgs: (base: string) => string[]
   const hashed = spawnSync(join(bin, 'cxl-mhd'), ['http-passwd', RF_USER], { input: `${RF_PASS}\n`, encoding: 'utf8', env });
   if (hashed.status !== 0) throw new Error(`http-passwd failed: ${hashed.stderr}`);
   const users = join(base, 'users');
-  writeFileSync(users, `# made by cxl-mhd http-passwd\n${hashed.stdout}`, { mode: 0o600 });
+  writeFileSync(users, `# made by cxl-mhd http-passwd\n${hashed.stdout}${opts.extraUsers ?? ''}`, { mode: 0o600 });
   chmodSync(users, 0o600);
   const backend = await startBackend(pool, [
     '--capacity',
@@ -71,10 +76,10 @@ export async function startRig(tag = 'rf', extraArgs: (base: string) => string[]
     '--heads',
     '3',
     '--http',
-    '127.0.0.1:0',
+    `127.0.0.1:${opts.port ?? 0}`,
     '--http-users',
     users,
-    ...extraArgs(base),
+    ...(opts.serveArgs ?? []),
   ]);
   const vms: HeadVm[] = [];
   const shapes = [{ static: '256M@0' }, { static: '256M@0', sparePorts: 2 }, { delivery: 'dcd' as const }];
@@ -92,6 +97,7 @@ export async function startRig(tag = 'rf', extraArgs: (base: string) => string[]
     url: rec.url,
     env: { ...env, RF: rf },
     basic: `Basic ${Buffer.from(`${RF_USER}:${RF_PASS}`).toString('base64')}`,
+    users,
   };
 }
 

@@ -5,6 +5,7 @@
 // grant. Real QEMU heads are in test/http/clients-qemu.test.ts.
 import { spawnSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { FmApiServer, inProcessChannel } from '../../src/fmapi/server.js';
@@ -22,7 +23,12 @@ import { tempDir } from './pool.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-export const USERS = { admin: 'secret', viewer: 'p@ss:word' };
+export const USERS = { admin: 'secret', viewer: 'p@ss:word', reader: 'read only', aggregator: 'agg pass' };
+/** Roles of USERS: the rest are Administrators. */
+export const ROLES = new Map([
+  ['reader', 'ReadOnly' as const],
+  ['aggregator', 'ReadOnly' as const],
+]);
 export const BASIC = `Basic ${Buffer.from('admin:secret').toString('base64')}`;
 
 /** A self-signed certificate for 127.0.0.1 made with openssl, as docs/redfish.md shows; the key 0600. */
@@ -81,9 +87,11 @@ export async function fakeNorthbound(
     capacityBytes?: number;
     users?: NorthboundOptions['users'];
     tls?: NorthboundOptions['tls'];
+    dir?: string;
   } = {},
 ): Promise<FakeNorthbound> {
-  const dir = tempDir('cxl-mhd-nb-');
+  // A test that restarts the service passes the first one's dir: its state files are read again.
+  const dir = opts.dir ?? tempDir('cxl-mhd-nb-');
   const heads = opts.heads ?? 3;
   const capacityBytes = opts.capacityBytes ?? 4 * GiB;
   const fake = new FakeBackend();
@@ -171,9 +179,23 @@ export async function fakeNorthbound(
   };
   const release = fake.initiateRelease.bind(fake);
   fake.initiateRelease = async (req) => {
+    // Like CapacityManager: the event names the tag the released extent carried.
+    const held = fake.extents.get(req.hostId) ?? [];
+    const tagAt = (dpa: number) => {
+      const t = held.find((e) => e.startDpa === dpa)?.tag;
+      return t && !/^[0-]+$/.test(t) ? t : null;
+    };
+    const tags = req.extents.map((x) => tagAt(x.startDpa));
     await release(req);
-    for (const x of req.extents)
-      emit({ kind: 'capacity-released', head: req.hostId, offset: x.startDpa - REGION_BASE, len: x.len, tag: null, via: 'fm.sock' });
+    for (const [i, x] of req.extents.entries())
+      emit({
+        kind: 'capacity-released',
+        head: req.hostId,
+        offset: x.startDpa - REGION_BASE,
+        len: x.len,
+        tag: tags[i] ?? null,
+        via: 'fm.sock',
+      });
   };
   const nb = new Northbound({
     deps: {
@@ -188,6 +210,8 @@ export async function fakeNorthbound(
     users: opts.users ?? USERS,
     ...(opts.tls ? { tls: opts.tls } : {}),
     stateFile: join(dir, 'northbound.json'),
+    subscriptionsFile: join(dir, 'subscriptions.json'),
+    roles: ROLES,
     limits: opts.limits,
   });
   open.push({ close: () => nb.close() });
@@ -200,4 +224,66 @@ export async function fakeNorthbound(
     bound,
     emit,
   };
+}
+
+/** An SSE client on a real socket: frames with data, the next n of them, and whether the server ended the stream. */
+export function sse(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; frames: string[]; close: () => void; next: (n: number) => Promise<string[]>; ended: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      const frames: string[] = [];
+      let buf = '';
+      const waiters: (() => void)[] = [];
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        buf += d;
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          const f = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (f.includes('data: ')) frames.push(f);
+        }
+        for (const w of waiters.splice(0)) w();
+      });
+      const ended = new Promise<void>((r) => res.on('close', r));
+      resolve({
+        ended,
+        status: res.statusCode ?? 0,
+        frames,
+        close: () => req.destroy(),
+        next: async (n) => {
+          while (frames.length < n) await new Promise<void>((r) => waiters.push(r));
+          return frames.slice(0, n);
+        },
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Defines a 256 MiB chunk at `offsetMiB` and connects it to `heads` over Redfish, as an Administrator. */
+export async function connectChunk(
+  nb: Northbound,
+  offsetMiB: number,
+  heads: number[],
+): Promise<{ chunk: string; status: number; location: string }> {
+  const base = '/redfish/v1';
+  const chunk = await nb.app.inject({
+    method: 'POST',
+    url: `${base}/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks`,
+    headers: { authorization: BASIC },
+    payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: offsetMiB },
+  });
+  const made = await nb.app.inject({
+    method: 'POST',
+    url: `${base}/Fabrics/CXL/Connections`,
+    headers: { authorization: BASIC },
+    payload: {
+      ConnectionType: 'Memory',
+      MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
+      Links: { InitiatorEndpoints: heads.map((h) => ({ '@odata.id': `${base}/Fabrics/CXL/Endpoints/head${h}` })) },
+    },
+  });
+  return { chunk: chunk.headers.location as string, status: made.statusCode, location: made.headers.location as string };
 }

@@ -5,13 +5,12 @@
 // Last-Event-ID resume and its client cap.
 import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FmError } from '../../src/fmapi/index.js';
 import { hashPassword, loadUsers, Northbound } from '../../src/http/index.js';
 import { REGION_BASE } from '../helpers/fmapi-backend.js';
-import { BASIC, fakeNorthbound, makeCert, USERS } from '../helpers/northbound.js';
+import { BASIC, fakeNorthbound, makeCert, sse, USERS } from '../helpers/northbound.js';
 import { tempDir } from '../helpers/pool.js';
 
 const MiB = 2 ** 20;
@@ -244,7 +243,7 @@ describe('Redfish service (in process)', () => {
     writeFileSync(file, 'admin:secret\n', { mode: 0o640 });
     chmodSync(file, 0o640);
     const good = join(dir, 'users-ok');
-    writeFileSync(good, 'admin:secret\n', { mode: 0o600 });
+    writeFileSync(good, `admin:secret\nhashed:${hashPassword('x', 2 ** 10)}\n`, { mode: 0o600 });
     const { cert, key } = makeCert(dir);
     const openKey = join(dir, 'open.key');
     writeFileSync(openKey, readFileSync(key), { mode: 0o644 });
@@ -281,6 +280,26 @@ describe('Redfish service (in process)', () => {
         ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', good, '--http-tls-key', key],
         /^cxl-mhd: --http-tls-cert \S+ holds no PEM certificate\n$/,
       ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'ftp://x'],
+        /^cxl-mhd: --http-aggregator ftp:\/\/x must be an http/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://u:p@127.0.0.1:9'],
+        /^cxl-mhd: --http-aggregator \S+ must be an http:\/\/ or https:\/\/ URL without credentials\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://127.0.0.1:9'],
+        /^cxl-mhd: --http-aggregator reads with the user aggregator, which \S+ does not name\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://127.0.0.1:9', '--http-aggregator-user', 'hashed'],
+        /^cxl-mhd: --http-aggregator hands hashed's password to the aggregator: \S+ must keep it in clear, not as a hash\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator-user', 'admin'],
+        /^cxl-mhd: --http-aggregator-user needs --http-aggregator URL\n$/,
+      ],
     ];
     for (const [args, want] of cases) {
       const r = serve(...args);
@@ -313,39 +332,6 @@ describe('Redfish service (in process)', () => {
     expect(t.check('bob', 'hunter2')).toBe(true);
   });
 });
-
-function sse(
-  url: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; frames: string[]; close: () => void; next: (n: number) => Promise<string[]> }> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-      const frames: string[] = [];
-      let buf = '';
-      const waiters: (() => void)[] = [];
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        buf += d;
-        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-          const f = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (f.includes('data: ')) frames.push(f);
-        }
-        for (const w of waiters.splice(0)) w();
-      });
-      resolve({
-        status: res.statusCode ?? 0,
-        frames,
-        close: () => req.destroy(),
-        next: async (n) => {
-          while (frames.length < n) await new Promise<void>((r) => waiters.push(r));
-          return frames.slice(0, n);
-        },
-      });
-    });
-    req.on('error', reject);
-  });
-}
 
 describe('SSE event stream', () => {
   it('publishes backend events with the CxlMhd registry and resumes from Last-Event-ID without loss', async () => {

@@ -15,7 +15,7 @@ import { headParam } from '../head.js';
 const MiB = 2 ** 20;
 const ZERO_TAG = '00000000-0000-0000-0000-000000000000';
 
-export function regionBody(m: PoolModel, pool: string, r: RegionView, number: number): Record<string, unknown> {
+export function regionBody(m: PoolModel, pool: string, r: RegionView): Record<string, unknown> {
   const base = Math.min(...r.extents.map((e) => e.offset));
   const end = Math.max(...r.extents.map((e) => e.offset + e.len));
   const chunks = [...new Map(r.extents.map((e) => [chunkId(e.offset, e.len), e])).entries()];
@@ -24,7 +24,8 @@ export function regionBody(m: PoolModel, pool: string, r: RegionView, number: nu
     ...odata(paths.region(pool, r.head, r.id), 'MemoryRegion'),
     Name: r.kind === 'window' ? `Static window ${r.id.slice('window-'.length)}` : `Grant ${r.id}`,
     RegionType: r.kind === 'window' ? 'Static' : 'Dynamic',
-    RegionNumber: number,
+    // Stable while the region exists (a head's regions never share a first block), so a mirror needs no event when others come and go.
+    RegionNumber: base / m.snap.status.blockBytes,
     BlockSizeMiB: m.snap.status.blockBytes / MiB,
     RegionSizeMiB: (end - base) / MiB,
     RegionBaseOffsetMiB: base / MiB,
@@ -73,7 +74,7 @@ export const memoryRegionRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
         const regions = head === null ? [] : m.regions(head);
         const i = regions.findIndex((r) => r.id === id);
         if (head === null || i < 0) throw notFound(cleanPath(req.url));
-        return regionBody(m, pool, regions[i] as RegionView, i);
+        return regionBody(m, pool, regions[i] as RegionView);
       },
     },
   });
