@@ -40,7 +40,7 @@ export function addServeCommand(program: Command): void {
       .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached')
       .option(
         '--http <addr:port>',
-        'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
+        'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote)',
       )
       .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
       .option('--http-allow-remote', 'let --http listen on a non-loopback address')
