@@ -236,7 +236,7 @@ export async function benchNorthbound(report: Report): Promise<void> {
 function backendView(b: Backend) {
   return {
     pool: b.opts.pool,
-    fmSocketPath: b.fmSocketPath as string,
+    fmChannel: () => b.fmChannel('redfish'),
     snapshot: () => b.snapshot(),
     subscribe: (fn: Parameters<Backend['subscribe']>[0]) => b.subscribe(fn),
   };

@@ -65,6 +65,8 @@ export interface GrantView {
   state: Grant['state'];
   delivery: string;
   device?: string;
+  /** The shared extent sequence number, as 5603h reports it (0 for an extent that is not shared). */
+  seq: number;
 }
 
 export interface CapacityOptions {
@@ -442,6 +444,7 @@ export class CapacityManager implements FmBackend {
       tag: g.tag,
       shared: g.shared,
       state: g.state,
+      seq: g.shared ? this.tags.seq(g.tag, g.offset) : 0,
       delivery: this.deliveries.get(head)?.kind ?? 'unknown',
       ...(g.delivered.deviceId ? { device: g.delivered.deviceId } : {}),
     }));

@@ -53,7 +53,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     access: o.access,
     logger,
     qmpTimeoutMs: o.qmpTimeoutMs,
-    fmSocket: o.fmSocket || o.http !== null,
+    fmSocket: o.fmSocket,
   });
   let http: Awaited<ReturnType<typeof startNorthbound>> | null = null;
   if (o.http) {

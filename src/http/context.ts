@@ -1,6 +1,7 @@
 // What every route handler shares: the backend's view, the northbound's
 // store, auth, the event hub with its subscriptions, the FM-API link, and
 // one fresh PoolModel per request.
+import type { Accounts } from './accounts.js';
 import type { Auth } from './auth.js';
 import type { EventHub } from './events.js';
 import type { FmLink } from './fmlink.js';
@@ -14,6 +15,9 @@ export class Context {
   readonly serial: string;
   /** Connections being made right now: not yet visible, not stale either. */
   readonly pending = new Set<string>();
+
+  /** The accounts service over auth's users; the server sets it right after construction. */
+  accounts!: Accounts;
 
   constructor(
     readonly deps: NorthboundDeps,

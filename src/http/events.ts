@@ -4,6 +4,7 @@
 // missed from the ring. Clients are capped, and one that stops reading is
 // cut off rather than buffered without bound.
 import type { ServerResponse } from 'node:http';
+import { typeOf } from './dmtf.js';
 
 export interface EventRecord {
   EventType: 'Other';
@@ -45,7 +46,7 @@ interface Client {
 export function eventPayload(e: RedfishEvent, context = 'cxl-mhd', only?: number[]): Record<string, unknown> {
   const picked = only ?? e.records.map((_, i) => i);
   return {
-    '@odata.type': '#Event.v1_13_0.Event',
+    '@odata.type': typeOf('Event'),
     Id: String(e.id),
     Name: 'cxl-mhd event',
     Context: context,

@@ -18,6 +18,9 @@ export const paths = {
   pcie: (pool: string) => `${ROOT}/Chassis/${pool}/PCIeDevices/${pool}`,
   lds: (pool: string) => `${ROOT}/Chassis/${pool}/PCIeDevices/${pool}/CXLLogicalDevices`,
   ld: (pool: string, head: number) => `${ROOT}/Chassis/${pool}/PCIeDevices/${pool}/CXLLogicalDevices/${head}`,
+  regions: (pool: string, head: number) => `${ROOT}/Chassis/${pool}/PCIeDevices/${pool}/CXLLogicalDevices/${head}/MemoryRegions`,
+  region: (pool: string, head: number, id: string) =>
+    `${ROOT}/Chassis/${pool}/PCIeDevices/${pool}/CXLLogicalDevices/${head}/MemoryRegions/${id}`,
   endpoint: (head: number) => `${FABRIC}/Endpoints/head${head}`,
   connection: (id: string) => `${FABRIC}/Connections/${id}`,
 };

@@ -3,12 +3,16 @@
 // slow clients and connection floods; the bridge from backend events to
 // the EventHub; and the 0600 record in the run dir that `status` and
 // `cxl-mhd events` read.
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { UsageError } from '../errors/index.js';
+import { Accounts } from './accounts.js';
 import { Announcer } from './aggregator.js';
-import { Auth, loadUsers, type Role } from './auth.js';
+import { Auth, type Role, readUsersFile } from './auth.js';
 import { Context } from './context.js';
 import { fastifyErrorToRedfish } from './errors.js';
 import { EventHub } from './events.js';
@@ -54,8 +58,10 @@ export const DEFAULT_LIMITS: Limits = {
 
 export interface NorthboundOptions {
   deps: NorthboundDeps;
-  /** The users file (checked: 0600) or, for in-process tests, user → password. */
-  users: string | Record<string, string>;
+  /** Serve HTTPS with this certificate and key (PEM files; the key must be 0600); nothing is served over plain HTTP then. */
+  tls?: { cert: string; key: string };
+  /** The users file (checked: 0600) or, for in-process tests, user → password (and role; Administrator if none). */
+  users: string | Record<string, string | { password: string; role: Role }>;
   /** Where chunk definitions and connections persist (0600); null keeps them in memory. */
   stateFile: string | null;
   /** Where event subscriptions persist (0600); absent or null keeps them in memory. */
@@ -73,6 +79,8 @@ export class Northbound {
   readonly limits: Limits;
   private unsubscribe: () => void = () => {};
   private server: Server | null = null;
+  /** https when --http-tls-cert/--http-tls-key were given. */
+  readonly scheme: 'http' | 'https';
   private recordFile: string | null = null;
   private announcer: Announcer | null = null;
   private url: string | null = null;
@@ -82,18 +90,26 @@ export class Northbound {
   constructor(opts: NorthboundOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const L = this.limits;
-    const users =
+    const tls = opts.tls ? readTls(opts.tls) : null;
+    this.scheme = tls ? 'https' : 'http';
+    const { users, roles } =
       typeof opts.users === 'string'
-        ? loadUsers(opts.users)
-        : new Map(Object.entries(opts.users).map(([u, p]) => [u, { kind: 'plain' as const, password: Buffer.from(p) }]));
-    const auth = new Auth(users, {
-      sessionTimeoutMs: L.sessionTimeoutMs,
-      maxSessions: L.maxSessions,
-      ...(opts.roles ? { roles: opts.roles } : {}),
-    });
+        ? readUsersFile(opts.users)
+        : {
+            users: new Map(
+              Object.entries(opts.users).map(([u, p]) => [
+                u,
+                { kind: 'plain' as const, password: Buffer.from(typeof p === 'string' ? p : p.password) },
+              ]),
+            ),
+            roles: new Map(Object.entries(opts.users).flatMap(([u, p]) => (typeof p === 'string' ? [] : [[u, p.role] as const]))),
+          };
+    for (const [u, r] of opts.roles ?? []) roles.set(u, r);
+    const auth = new Auth(users, { sessionTimeoutMs: L.sessionTimeoutMs, maxSessions: L.maxSessions, roles });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
     const events = new Notifier(hub, { stateFile: opts.subscriptionsFile ?? null, ...(opts.log ? { log: opts.log } : {}) });
-    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), events);
+    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(() => opts.deps.fmChannel()), events);
+    this.ctx.accounts = new Accounts(auth, typeof opts.users === 'string' ? opts.users : null);
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,
@@ -109,19 +125,19 @@ export class Northbound {
         // frameworkErrors is typed for any route's reply; ours all answer JSON.
         void (reply as unknown as FastifyReply).code(r.status).type('application/json').header('OData-Version', '4.0').send(r.body());
       },
+      // Requests Node's parser refuses before any route sees them (an unknown method, a bad head) get Redfish bodies too.
+      clientErrorHandler: answerClientError,
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: 128 },
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
       serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
-        const s = createServer(
-          {
-            headersTimeout: L.headersTimeoutMs,
-            requestTimeout: L.requestTimeoutMs,
-            keepAliveTimeout: L.keepAliveTimeoutMs,
-            // How often Node looks for requests past their timeouts; its default (30 s) would let slowloris clients linger.
-            connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(L.headersTimeoutMs / 4))),
-          },
-          handler,
-        );
+        const serverOpts = {
+          headersTimeout: L.headersTimeoutMs,
+          requestTimeout: L.requestTimeoutMs,
+          keepAliveTimeout: L.keepAliveTimeoutMs,
+          // How often Node looks for requests past their timeouts; its default (30 s) would let slowloris clients linger.
+          connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(L.headersTimeoutMs / 4))),
+        };
+        const s = tls ? createTlsServer({ ...serverOpts, ...tls }, handler) : createServer(serverOpts, handler);
         s.maxConnections = L.maxConnections;
         s.setTimeout(L.idleTimeoutMs, (sock) => sock.destroy());
         this.server = s;
@@ -135,6 +151,7 @@ export class Northbound {
     // The backend emits inside its own critical path (before the FM-API answers): queue there, translate just after.
     const queue: StampedEvent[] = [];
     const windows = new WindowTracker();
+    windows.prime(this.ctx.pool, this.ctx.model());
     const flush = () => {
       const batch = queue.splice(0);
       try {
@@ -171,7 +188,7 @@ export class Northbound {
     await this.app.listen({ host, port });
     const a = this.server?.address();
     const actual = a && typeof a === 'object' ? a.port : port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
+    const url = `${this.scheme}://${host.includes(':') ? `[${host}]` : host}:${actual}`;
     this.url = url;
     if (opts.recordFile) {
       this.recordFile = opts.recordFile;
@@ -220,6 +237,56 @@ export class Northbound {
     await this.app.close();
     await this.ctx.store.flush();
   }
+}
+
+/** The certificate and key for HTTPS; a key others can read is refused in one line. */
+export function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  const read = (flag: string, path: string) => {
+    try {
+      return { buf: readFileSync(path), mode: statSync(path).mode };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+  };
+  const key = read('--http-tls-key', files.key);
+  if ((key.mode & 0o077) !== 0) {
+    throw new UsageError(
+      `--http-tls-key ${files.key} is mode ${(key.mode & 0o777).toString(8).padStart(4, '0')}; it is a private key and must be 0600 (chmod 600 ${files.key})`,
+    );
+  }
+  const cert = read('--http-tls-cert', files.cert);
+  if (!cert.buf.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--http-tls-cert ${files.cert} holds no PEM certificate`);
+  if (!key.buf.includes('PRIVATE KEY-----')) throw new UsageError(`--http-tls-key ${files.key} holds no PEM private key`);
+  try {
+    createSecureContext({ cert: cert.buf, key: key.buf });
+  } catch (e) {
+    throw new UsageError(
+      `--http-tls-cert ${files.cert} and --http-tls-key ${files.key} do not make a TLS identity: ${(e as Error).message}`,
+    );
+  }
+  return { cert: cert.buf, key: key.buf };
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  // DSP0266: a method the service does not know is 405 or 501.
+  HPE_INVALID_METHOD: [501, 'Not Implemented', 'This service does not implement that HTTP method.'],
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request headers are larger than this service accepts.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive in time.'],
+};
+
+function answerClientError(e: Error & { code?: string }, socket: Duplex): void {
+  if (e.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, text] = CLIENT_ERRORS[e.code ?? ''] ?? [400, 'Bad Request', 'The request is not valid HTTP.'];
+  const id = status === 501 ? 'OperationNotAllowed' : 'GeneralError';
+  const body = JSON.stringify(new RedfishError(status, id, text).body());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `OData-Version: 4.0\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 export function isLoopback(host: string): boolean {

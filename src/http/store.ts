@@ -34,6 +34,15 @@ export function chunkId(offset: number, size: number): string {
   return `${offset / MiB}M-${size / MiB}M`;
 }
 
+/**
+ * A MemoryRegion of a head's LD stands for one grant: a tagged allocation is
+ * one region (`tag-<uuid>`), whatever its extents; an untagged grant or a
+ * static window is named by its range like its chunk.
+ */
+export function regionId(tag: string | null, offset: number, size: number, kind: 'window' | 'grant' = 'grant'): string {
+  return tag ? `tag-${tag}` : `${kind}-${chunkId(offset, size)}`;
+}
+
 export class Store {
   private body: StoreBody = { version: 1, nextConnection: 1, chunks: {}, connections: {} };
   private readonly file: JsonFile<StoreBody>;

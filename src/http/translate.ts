@@ -1,19 +1,27 @@
 // Backend events as Redfish event records: one CxlMhd.1.0 message per
 // event, plus the standard registries' records (ResourceEvent
 // ResourceCreated/Removed/Changed, Fabric ConnectionCreated/Removed) for
-// every resource it touched, each with its OriginOfCondition, so that an
+// every resource it touched (endpoints, LDs and their memory regions,
+// connections, chunks), each with its OriginOfCondition, so that an
 // aggregator that follows them keeps a mirror equal to a fresh crawl.
 import type { RedfishEvent } from './events.js';
 import type { PoolModel } from './model.js';
+import { oem } from './oem.js';
 import { paths } from './paths.js';
 import { formatMessage, link, REGISTRY } from './redfish.js';
 import { connectionRecord, resourceRecord } from './registries.js';
-import { chunkId, type Store } from './store.js';
+import { chunkId, regionId, type Store } from './store.js';
 import type { StampedEvent } from './types.js';
 
 type Rec = RedfishEvent['records'][number];
 
-function cxl(key: string, args: (string | number)[], origin: string, severity: Rec['MessageSeverity'] = 'OK', oem?: unknown): Rec {
+function cxl(
+  key: string,
+  args: (string | number)[],
+  origin: string,
+  severity: Rec['MessageSeverity'] = 'OK',
+  extra?: Record<string, unknown>,
+): Rec {
   return {
     EventType: 'Other',
     MessageId: `${REGISTRY}.${key}`,
@@ -21,7 +29,7 @@ function cxl(key: string, args: (string | number)[], origin: string, severity: R
     MessageArgs: args.map(String),
     MessageSeverity: severity,
     OriginOfCondition: link(origin),
-    ...(oem ? { Oem: { CxlMhd: oem } } : {}),
+    ...(extra ? { Oem: oem('EventRecord', extra) } : {}),
   };
 }
 
@@ -69,6 +77,11 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
         resourceRecord(created ? 'ResourceCreated' : 'ResourceChanged', origin),
       ];
       if (created) out.push(connectionRecord('ConnectionCreated', conn, origin));
+      // The model may already show this extent: the region exists before it only if another extent of the tag is there.
+      const regionKnown = e.tag !== null && m.holdings.some((h) => h.head === e.head && h.tag === e.tag && h.offset !== e.offset);
+      out.push(
+        resourceRecord(regionKnown ? 'ResourceChanged' : 'ResourceCreated', paths.region(pool, e.head, regionId(e.tag, e.offset, e.len))),
+      );
       out.push(resourceRecord(m.chunks.has(chunk) ? 'ResourceChanged' : 'ResourceCreated', paths.chunk(pool, chunk)));
       out.push(...touched);
       return out;
@@ -84,6 +97,10 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
         resourceRecord(others.length > 0 ? 'ResourceChanged' : 'ResourceRemoved', origin),
       ];
       if (others.length === 0) out.push(connectionRecord('ConnectionRemoved', conn, origin));
+      const regionLeft = e.tag !== null && m.holdings.some((h) => h.head === e.head && h.tag === e.tag && h.offset !== e.offset);
+      out.push(
+        resourceRecord(regionLeft ? 'ResourceChanged' : 'ResourceRemoved', paths.region(pool, e.head, regionId(e.tag, e.offset, e.len))),
+      );
       const chunkLeft =
         m.chunks.get(chunk)?.origin === 'defined' || m.holdings.some((h) => h.head !== e.head && chunkId(h.offset, h.len) === chunk);
       out.push(resourceRecord(chunkLeft ? 'ResourceChanged' : 'ResourceRemoved', paths.chunk(pool, chunk)));
@@ -95,21 +112,33 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
 
 /**
  * Static windows come and go with their heads, not through FM operations:
- * on every head event, what the windows' connections and chunks became
+ * on every head event, what the windows' connections, chunks and memory
+ * regions became
  * since the last one (created, changed, removed), so a mirror of the tree
  * follows them too.
  */
 export class WindowTracker {
   private last = new Set<string>();
 
+  /** What the windows are when the service starts: the first head event is told against it. */
+  prime(pool: string, m: PoolModel): void {
+    this.last = this.current(pool, m);
+  }
+
   records(e: StampedEvent, pool: string, m: PoolModel): Rec[] {
     if (!e.kind.startsWith('head-')) return [];
-    const now = new Set<string>();
-    for (const c of m.connections.values()) if (c.origin === 'static-window') now.add(paths.connection(c.id));
-    for (const c of m.chunks.values()) if (c.origin === 'static-window') now.add(paths.chunk(pool, c.id));
+    const now = this.current(pool, m);
     const out = [...now].map((uri) => resourceRecord(this.last.has(uri) ? 'ResourceChanged' : 'ResourceCreated', uri));
     for (const uri of this.last) if (!now.has(uri)) out.push(resourceRecord('ResourceRemoved', uri));
     this.last = now;
     return out;
+  }
+
+  private current(pool: string, m: PoolModel): Set<string> {
+    const now = new Set<string>();
+    for (const c of m.connections.values()) if (c.origin === 'static-window') now.add(paths.connection(c.id));
+    for (const c of m.chunks.values()) if (c.origin === 'static-window') now.add(paths.chunk(pool, c.id));
+    for (const h of m.holdings) if (h.kind === 'window') now.add(paths.region(pool, h.head, regionId(null, h.offset, h.len, 'window')));
+    return now;
   }
 }

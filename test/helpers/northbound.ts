@@ -1,16 +1,23 @@
 // An in-process northbound for fast tests: the real Northbound (fastify,
-// auth, store, SSE) whose FM-API link reaches a real FmApiServer over a
-// Unix socket, backed by the scripted FakeBackend; the snapshot follows the
+// auth, store, SSE) whose FM-API link reaches a real FmApiServer over an
+// in-process channel (as the daemon gives it), backed by the scripted FakeBackend; the snapshot follows the
 // extents the fake holds, so a connection made over Redfish shows up as a
 // grant. Real QEMU heads are in test/http/clients-qemu.test.ts.
-import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { FmApiServer, serveChannel } from '../../src/fmapi/server.js';
+import { FmApiServer, inProcessChannel } from '../../src/fmapi/server.js';
 import type { HeadRecord } from '../../src/heads/index.js';
-import { type BackendEvent, type Limits, Northbound, type SnapshotView, type StampedEvent } from '../../src/http/index.js';
+import {
+  type BackendEvent,
+  type Limits,
+  Northbound,
+  type NorthboundOptions,
+  type SnapshotView,
+  type StampedEvent,
+} from '../../src/http/index.js';
 import { FakeBackend, REGION_BASE } from './fmapi-backend.js';
 import { tempDir } from './pool.js';
 
@@ -23,6 +30,38 @@ export const ROLES = new Map([
   ['aggregator', 'ReadOnly' as const],
 ]);
 export const BASIC = `Basic ${Buffer.from('admin:secret').toString('base64')}`;
+
+/** A self-signed certificate for 127.0.0.1 made with openssl, as docs/redfish.md shows; the key 0600. */
+export function makeCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'tls.crt');
+  const key = join(dir, 'tls.key');
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  chmodSync(key, 0o600);
+  return { cert, key };
+}
 
 export interface FakeNorthbound {
   nb: Northbound;
@@ -42,29 +81,37 @@ afterEach(async () => {
 });
 
 export async function fakeNorthbound(
-  opts: { heads?: number; limits?: Partial<Limits>; capacityBytes?: number; dir?: string } = {},
+  opts: {
+    heads?: number;
+    limits?: Partial<Limits>;
+    capacityBytes?: number;
+    users?: NorthboundOptions['users'];
+    tls?: NorthboundOptions['tls'];
+    /** A test that restarts the service passes the first one's dir: its state files are read again. */
+    dir?: string;
+  } = {},
 ): Promise<FakeNorthbound> {
-  // A test that restarts the service passes the first one's dir: its state files are read again.
   const dir = opts.dir ?? tempDir('cxl-mhd-nb-');
   const heads = opts.heads ?? 3;
   const capacityBytes = opts.capacityBytes ?? 4 * GiB;
   const fake = new FakeBackend();
   const fmServer = new FmApiServer(fake);
-  const sockPath = join(dir, 'fm.sock');
   const bound = { value: true };
-  rmSync(join(dir, 'fm.sock'), { force: true });
-  const server: Server = createServer((s) => {
-    s.on('error', () => s.destroy());
-    serveChannel(s, fmServer, { isBound: () => bound.value });
-  });
-  await new Promise<void>((r) => server.listen(sockPath, r));
-  open.push({ close: () => new Promise<void>((r) => server.close(() => r())) });
   const attached = new Set(Array.from({ length: heads }, (_, i) => i));
   let seq = 0;
   const listeners = new Set<(e: StampedEvent) => void>();
   const emit = (e: BackendEvent) => {
     const stamped = { ...e, seq: ++seq, at: new Date().toISOString() } as StampedEvent;
     for (const l of listeners) l(stamped);
+  };
+  // The shared extent sequence number as CapacityManager numbers it: the extent's place, by pool offset, in its tag's allocation.
+  const seqOf = (tag: string, dpa: number): number => {
+    if (/^[0-]+$/.test(tag)) return 0;
+    const offsets = [...fake.extents.values()]
+      .flat()
+      .filter((e) => e.tag === tag)
+      .map((e) => e.startDpa);
+    return [...new Set(offsets)].sort((a, b) => a - b).indexOf(dpa);
   };
   const snapshot = (): SnapshotView => {
     const records = Array.from({ length: heads }, (_, h): HeadRecord => {
@@ -75,6 +122,7 @@ export async function fakeNorthbound(
         shared: true,
         state: 'active' as const,
         delivery: 'dcd',
+        seq: seqOf(e.tag, e.startDpa),
       }));
       return {
         head: h,
@@ -131,21 +179,32 @@ export async function fakeNorthbound(
   };
   const release = fake.initiateRelease.bind(fake);
   fake.initiateRelease = async (req) => {
+    // Like the real backend, a release names the tag the extent was added with.
+    const held = fake.extents.get(req.hostId) ?? [];
+    const tags = req.extents.map((x) => held.find((e) => e.startDpa === x.startDpa)?.tag ?? null);
     await release(req);
-    for (const x of req.extents)
-      emit({ kind: 'capacity-released', head: req.hostId, offset: x.startDpa - REGION_BASE, len: x.len, tag: null, via: 'fm.sock' });
+    for (const [i, x] of req.extents.entries())
+      emit({
+        kind: 'capacity-released',
+        head: req.hostId,
+        offset: x.startDpa - REGION_BASE,
+        len: x.len,
+        tag: tags[i] ?? null,
+        via: 'fm.sock',
+      });
   };
   const nb = new Northbound({
     deps: {
       pool: 'fakepool',
-      fmSocketPath: sockPath,
+      fmChannel: () => inProcessChannel(fmServer, { isBound: () => bound.value }).client,
       snapshot,
       subscribe: (fn) => {
         listeners.add(fn);
         return () => listeners.delete(fn);
       },
     },
-    users: USERS,
+    users: opts.users ?? USERS,
+    ...(opts.tls ? { tls: opts.tls } : {}),
     stateFile: join(dir, 'northbound.json'),
     subscriptionsFile: join(dir, 'subscriptions.json'),
     roles: ROLES,

@@ -4,18 +4,20 @@
 // CXL return codes as Redfish errors, bad input, and the SSE stream with
 // Last-Event-ID resume and its client cap.
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FmError } from '../../src/fmapi/index.js';
 import { hashPassword, loadUsers, Northbound } from '../../src/http/index.js';
 import { REGION_BASE } from '../helpers/fmapi-backend.js';
-import { BASIC, fakeNorthbound, sse, USERS } from '../helpers/northbound.js';
+import { BASIC, fakeNorthbound, makeCert, sse, USERS } from '../helpers/northbound.js';
 import { tempDir } from '../helpers/pool.js';
 
 const MiB = 2 ** 20;
 const CHUNKS = '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks';
 const CONNS = '/redfish/v1/Fabrics/CXL/Connections';
+const PCIE = '/redfish/v1/Chassis/fakepool/PCIeDevices/fakepool';
+const tagOf = (chunk: { Oem: { CxlMhd: { Tag: string } } }) => chunk.Oem.CxlMhd.Tag;
 const auth = { authorization: BASIC };
 const ep = (h: number) => ({ '@odata.id': `/redfish/v1/Fabrics/CXL/Endpoints/head${h}` });
 
@@ -35,7 +37,7 @@ describe('Redfish service (in process)', () => {
     const denied = await nb.app.inject({ url: '/redfish/v1/Chassis' });
     expect(denied.statusCode).toBe(401);
     expect(denied.headers['www-authenticate']).toMatch(/^Basic/);
-    expect(errorOf(denied.body).info[0]?.MessageId).toBe('Base.1.16.0.NoValidSession');
+    expect(errorOf(denied.body).info[0]?.MessageId).toBe('Base.1.22.NoValidSession');
     const wrong = await nb.app.inject({
       url: '/redfish/v1/Chassis',
       headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` },
@@ -222,7 +224,7 @@ describe('Redfish service (in process)', () => {
       expect(r.statusCode, payload).toBe(status);
       const e = errorOf(r.body);
       expect(e.info[0]?.Message).toBeTruthy();
-      if (id) expect(e.code, payload).toBe(`Base.1.16.0.${id}`);
+      if (id) expect(e.code, payload).toBe(`Base.1.22.${id}`);
     }
     const big = await post(CHUNKS, JSON.stringify({ MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 0, Name: 'x'.repeat(MiB) }));
     expect(big.statusCode).toBe(413);
@@ -242,6 +244,10 @@ describe('Redfish service (in process)', () => {
     chmodSync(file, 0o640);
     const good = join(dir, 'users-ok');
     writeFileSync(good, `admin:secret\nhashed:${hashPassword('x', 2 ** 10)}\n`, { mode: 0o600 });
+    const { cert, key } = makeCert(dir);
+    const openKey = join(dir, 'open.key');
+    writeFileSync(openKey, readFileSync(key), { mode: 0o644 });
+    chmodSync(openKey, 0o644);
     const serve = (...args: string[]) =>
       spawnSync(
         process.execPath,
@@ -261,7 +267,19 @@ describe('Redfish service (in process)', () => {
       ],
       [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
       [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
-      [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote and --http-aggregator need --http/],
+      [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote, --http-tls-cert\/-key and --http-aggregator need --http/],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert],
+        /^cxl-mhd: --http-tls-cert and --http-tls-key go together/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert, '--http-tls-key', openKey],
+        /^cxl-mhd: --http-tls-key \S+ is mode 0644; it is a private key and must be 0600 \(chmod 600 \S+\)\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', good, '--http-tls-key', key],
+        /^cxl-mhd: --http-tls-cert \S+ holds no PEM certificate\n$/,
+      ],
       [
         ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'ftp://x'],
         /^cxl-mhd: --http-aggregator ftp:\/\/x must be an http/,
@@ -365,6 +383,7 @@ describe('SSE event stream', () => {
       ['CxlMhd.1.0.CapacityAdded', `${CONNS}/c1`],
       ['ResourceEvent.1.4.ResourceCreated', `${CONNS}/c1`],
       ['Fabric.1.0.ConnectionCreated', `${CONNS}/c1`],
+      ['ResourceEvent.1.4.ResourceCreated', `${PCIE}/CXLLogicalDevices/2/MemoryRegions/tag-${tagOf(chunk.json())}`],
       // The chunk defined just before, now held.
       ['ResourceEvent.1.4.ResourceChanged', `${CHUNKS}/512M-256M`],
       ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],

@@ -238,18 +238,15 @@ describe('push subscriptions', () => {
       const r = await nb.app.inject({ method: 'POST', url: SUBS, headers: admin, payload });
       return [r.statusCode, r.json().error['@Message.ExtendedInfo'][0].MessageId];
     };
-    expect(await bad({ Destination: 'ftp://x/y', Protocol: 'Redfish' })).toEqual([400, 'Base.1.16.0.PropertyValueFormatError']);
-    expect(await bad({ Destination: 'http://u:p@127.0.0.1:1/', Protocol: 'Redfish' })).toEqual([
-      400,
-      'Base.1.16.0.PropertyValueFormatError',
-    ]);
-    expect(await bad({ Destination: 'not a url', Protocol: 'Redfish' })).toEqual([400, 'Base.1.16.0.PropertyValueFormatError']);
+    expect(await bad({ Destination: 'ftp://x/y', Protocol: 'Redfish' })).toEqual([400, 'Base.1.22.PropertyValueFormatError']);
+    expect(await bad({ Destination: 'http://u:p@127.0.0.1:1/', Protocol: 'Redfish' })).toEqual([400, 'Base.1.22.PropertyValueFormatError']);
+    expect(await bad({ Destination: 'not a url', Protocol: 'Redfish' })).toEqual([400, 'Base.1.22.PropertyValueFormatError']);
     expect(await bad({ Destination: 'http://127.0.0.1:1/', Protocol: 'Redfish', RegistryPrefixes: ['Nope'] })).toEqual([
       400,
-      'Base.1.16.0.PropertyValueNotInList',
+      'Base.1.22.PropertyValueNotInList',
     ]);
-    expect(await bad({ Destination: 'http://127.0.0.1:1/' })).toEqual([400, 'Base.1.16.0.PropertyMissing']);
-    expect(await bad({ Destination: 'http://127.0.0.1:1/', Protocol: 'SNMPv2c' })).toEqual([400, 'Base.1.16.0.PropertyValueIncorrect']);
+    expect(await bad({ Destination: 'http://127.0.0.1:1/' })).toEqual([400, 'Base.1.22.PropertyMissing']);
+    expect(await bad({ Destination: 'http://127.0.0.1:1/', Protocol: 'SNMPv2c' })).toEqual([400, 'Base.1.22.PropertyValueIncorrect']);
     const d = await destination();
     const denied = await nb.app.inject({
       method: 'POST',

@@ -1,10 +1,14 @@
 // The Redfish protocol rules every route shares (DSP0266): JSON bodies only,
-// OData-Version on every answer, errors as Redfish error bodies, 404 for
-// unknown URIs, and one helper through which each resource registers its
-// methods, so a method it does not take is 405 with an `Allow` header and
-// every answer names the methods it allows.
+// OData-Version on every answer (and 412 for a client asking for another),
+// Cache-Control, `Link: rel=describedby` naming the body's schema, ETags on
+// GET and If-Match on writes (412 on a mismatch), errors as Redfish error
+// bodies, 404 for unknown URIs, and one helper through which each resource
+// registers its methods, so a method it does not take is 405 with an
+// `Allow` header and every answer names the methods it allows.
+import { createHash } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifySchema, RouteHandlerMethod } from 'fastify';
 import fp from 'fastify-plugin';
+import { describedBy } from '../dmtf.js';
 import { fastifyErrorToRedfish } from '../errors.js';
 import { cleanPath } from '../paths.js';
 import { RedfishError } from '../redfish.js';
@@ -14,6 +18,10 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The methods the resource at this URI takes: its `Allow` header. */
     allow?: string;
+  }
+  interface FastifyInstance {
+    /** Every route with the privilege it needs, in registration order (what the tests try every write route from). */
+    redfishRoutes: { method: string; url: string; privilege: string; allowed: boolean }[];
   }
 }
 
@@ -66,6 +74,15 @@ export interface ProtocolOptions {
 
 export const protocolPlugin = fp<ProtocolOptions>(
   async (app, opts) => {
+    app.decorate('redfishRoutes', []);
+    app.addHook('onRoute', (r) => {
+      const allow = r.config?.allow;
+      if (allow === undefined) return;
+      for (const m of [r.method].flat()) {
+        const allowed = allow.split(', ').includes(m);
+        app.redfishRoutes.push({ method: m, url: r.url, privilege: r.config?.privilege ?? 'Login', allowed });
+      }
+    });
     // JSON only: anything else is 415, not a string that fails the schema.
     app.removeContentTypeParser(['text/plain', 'application/json']);
     // An empty JSON body (a DELETE sent with Content-Type: application/json) is no body, not malformed JSON.
@@ -80,12 +97,58 @@ export const protocolPlugin = fp<ProtocolOptions>(
         done(malformed(), undefined);
       }
     });
-    app.addHook('onRequest', async (_req, reply) => {
+    app.addHook('onRequest', async (req, reply) => {
       reply.header('OData-Version', '4.0');
+      const asked = req.headers['odata-version'];
+      if (asked !== undefined && asked !== '4.0') {
+        throw new RedfishError(
+          412,
+          'PreconditionFailed',
+          `This service speaks OData-Version 4.0, not ${String(asked)}.`,
+          [],
+          'Send OData-Version: 4.0 or leave the header out.',
+        );
+      }
     });
-    app.addHook('onSend', async (req, reply) => {
+    // A write naming the representation it expects (If-Match) is refused when the resource has changed since.
+    app.addHook('preHandler', async (req) => {
+      const want = req.headers['if-match'];
+      if (typeof want !== 'string' || !['PATCH', 'PUT', 'DELETE', 'POST'].includes(req.method)) return;
+      const cur = await app.inject({
+        method: 'GET',
+        url: req.url,
+        headers: {
+          ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+          ...(req.headers['x-auth-token'] ? { 'x-auth-token': req.headers['x-auth-token'] } : {}),
+        },
+      });
+      if (cur.statusCode !== 200) return;
+      const tags = want.split(',').map((t) => t.trim());
+      if (tags.includes('*') || tags.includes(String(cur.headers.etag))) return;
+      const path = cleanPath(req.url);
+      throw new RedfishError(
+        412,
+        'PreconditionFailed',
+        `The resource at ${path} has changed: its ETag is ${String(cur.headers.etag)}, not ${want}.`,
+        [],
+        'GET the resource again and retry with its current ETag.',
+      );
+    });
+    app.addHook('preSerialization', async (req, reply, payload: unknown) => {
+      const type = (payload as Record<string, unknown> | null)?.['@odata.type'];
+      const schema = typeof type === 'string' ? describedBy(type) : null;
+      if (schema && (req.method === 'GET' || req.method === 'HEAD')) reply.header('Link', `<${schema}>; rel=describedby`);
+      return payload;
+    });
+    app.addHook('onSend', async (req, reply, payload) => {
       const allow = req.routeOptions.config.allow;
       if (allow) reply.header('Allow', allow);
+      if (!reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-cache');
+      const method = req.method;
+      if ((method === 'GET' || method === 'HEAD') && reply.statusCode === 200 && typeof payload === 'string') {
+        reply.header('ETag', `W/"${createHash('sha256').update(payload).digest('base64url').slice(0, 22)}"`);
+      }
+      return payload;
     });
     app.setErrorHandler((e: FastifyError, req, reply) => {
       const r = fastifyErrorToRedfish(e);

@@ -11,7 +11,7 @@ export const aggregationServiceRoutes: FastifyPluginAsync = async (app) => {
   resource(app, AGGREGATION, {
     GET: {
       handler: async () => ({
-        ...odata(AGGREGATION, '#AggregationService.v1_0_3.AggregationService'),
+        ...odata(AGGREGATION, 'AggregationService'),
         Name: 'Aggregation service',
         Description: 'How an aggregator reaches this fabric manager as one of its sources.',
         ServiceEnabled: true,
@@ -22,14 +22,13 @@ export const aggregationServiceRoutes: FastifyPluginAsync = async (app) => {
   });
   resource(app, CONNECTION_METHODS, {
     GET: {
-      handler: async () =>
-        collection(CONNECTION_METHODS, '#ConnectionMethodCollection.ConnectionMethodCollection', 'Connection methods', [CONNECTION_METHOD]),
+      handler: async () => collection(CONNECTION_METHODS, 'ConnectionMethodCollection', 'Connection methods', [CONNECTION_METHOD]),
     },
   });
   resource(app, CONNECTION_METHOD, {
     GET: {
       handler: async () => ({
-        ...odata(CONNECTION_METHOD, '#ConnectionMethod.v1_2_0.ConnectionMethod'),
+        ...odata(CONNECTION_METHOD, 'ConnectionMethod'),
         Name: 'Redfish over HTTP',
         Description: 'This service is a Redfish service; an aggregator subscribes to its events and reads it with a ReadOnly account.',
         ConnectionMethodType: 'Redfish',

@@ -4,17 +4,21 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../../context.js';
 import type { PoolModel } from '../../model.js';
+import { oem } from '../../oem.js';
 import { cleanPath, paths, ROOT } from '../../paths.js';
 import { resource } from '../../plugins/protocol.js';
 import { collection, link, notFound, odata } from '../../redfish.js';
+import { chunkId } from '../../store.js';
+import { headParam } from './head.js';
 import { memoryChunkRoutes } from './memory-chunks/index.js';
+import { memoryRegionRoutes } from './memory-regions/index.js';
 
 const MiB = 2 ** 20;
 
 export function chassis(m: PoolModel, pool: string, serial: string, uuid: string): Record<string, unknown> {
   const s = m.snap.status;
   return {
-    ...odata(paths.chassis(pool), '#Chassis.v1_25_0.Chassis'),
+    ...odata(paths.chassis(pool), 'Chassis'),
     Name: `CXL multi-headed memory device ${pool}`,
     ChassisType: 'Module',
     Manufacturer: 'cxl-mhd',
@@ -24,34 +28,32 @@ export function chassis(m: PoolModel, pool: string, serial: string, uuid: string
     Status: { State: 'Enabled', Health: 'OK' },
     MemoryDomains: link(`${paths.chassis(pool)}/MemoryDomains`),
     PCIeDevices: link(`${paths.chassis(pool)}/PCIeDevices`),
-    Oem: {
-      CxlMhd: {
-        CapacityBytes: s.capacityBytes,
-        FreeBytes: s.freeBytes,
-        BlockBytes: s.blockBytes,
-        HeadCount: s.headCount,
-        AttachedHeads: s.heads.filter((h) => h.attached).map((h) => h.id),
-        FmldOwner: s.fmldOwner,
-        LeaseEpoch: s.leaseEpoch,
-      },
-    },
+    Oem: oem('Chassis', {
+      CapacityBytes: s.capacityBytes,
+      FreeBytes: s.freeBytes,
+      BlockBytes: s.blockBytes,
+      HeadCount: s.headCount,
+      AttachedHeads: s.heads.filter((h) => h.attached).map((h) => h.id),
+      FmldOwner: s.fmldOwner,
+      LeaseEpoch: s.leaseEpoch,
+    }),
   };
 }
 
 export function memoryDomain(m: PoolModel, pool: string): Record<string, unknown> {
   return {
-    ...odata(paths.domain(pool), '#MemoryDomain.v1_5_0.MemoryDomain'),
+    ...odata(paths.domain(pool), 'MemoryDomain'),
     Name: `Pool ${pool}`,
     AllowsMemoryChunkCreation: true,
     AllowsBlockProvisioning: false,
     MemoryChunks: link(paths.chunks(pool)),
-    Oem: { CxlMhd: { CapacityMiB: m.snap.status.capacityBytes / MiB, BlockMiB: m.snap.status.blockBytes / MiB } },
+    Oem: oem('MemoryDomain', { CapacityMiB: m.snap.status.capacityBytes / MiB, BlockMiB: m.snap.status.blockBytes / MiB }),
   };
 }
 
 function pcieDevice(pool: string, serial: string): Record<string, unknown> {
   return {
-    ...odata(paths.pcie(pool), '#PCIeDevice.v1_14_0.PCIeDevice'),
+    ...odata(paths.pcie(pool), 'PCIeDevice'),
     Name: `CXL MH-SLD ${pool}`,
     DeviceType: 'MultiFunction',
     SerialNumber: serial,
@@ -63,41 +65,39 @@ function pcieDevice(pool: string, serial: string): Record<string, unknown> {
 
 export function logicalDevice(m: PoolModel, pool: string, head: number): Record<string, unknown> {
   const st = m.snap.status.heads.find((x) => x.id === head);
+  const chunks = [...new Set(m.holdings.filter((h) => h.head === head).map((h) => chunkId(h.offset, h.len)))];
   return {
-    ...odata(paths.ld(pool, head), '#CXLLogicalDevice.v1_2_0.CXLLogicalDevice'),
+    ...odata(paths.ld(pool, head), 'CXLLogicalDevice'),
     Name: `LD ${head} (behind head ${head})`,
     SemanticsSupported: ['CXLio', 'CXLmem'],
     MemorySizeMiB: (st?.grantedBytes ?? 0) / MiB,
     Status: { State: st?.attached ? 'Enabled' : 'StandbyOffline', Health: 'OK' },
-    Links: { Endpoints: [link(paths.endpoint(head))] },
+    MemoryRegions: link(paths.regions(pool, head)),
+    Links: {
+      Endpoints: [link(paths.endpoint(head))],
+      'Endpoints@odata.count': 1,
+      MemoryChunks: chunks.map((c) => link(paths.chunk(pool, c))),
+      'MemoryChunks@odata.count': chunks.length,
+    },
   };
-}
-
-/** A head number from a URI segment, or null when the pool has no such head. */
-export function headParam(m: PoolModel, text: string): number | null {
-  if (!/^\d{1,3}$/.test(text)) return null;
-  const head = Number(text);
-  return head < m.snap.status.headCount ? head : null;
 }
 
 export const chassisRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app, { ctx }) => {
   const { pool } = ctx;
   const here = paths.chassis(pool);
   resource(app, `${ROOT}/Chassis`, {
-    GET: { handler: async () => collection(`${ROOT}/Chassis`, '#ChassisCollection.ChassisCollection', 'Chassis', [here]) },
+    GET: { handler: async () => collection(`${ROOT}/Chassis`, 'ChassisCollection', 'Chassis', [here]) },
   });
   resource(app, here, { GET: { handler: async () => chassis(ctx.model(), pool, ctx.serial, ctx.events.subs.identity.chassis) } });
   resource(app, `${here}/MemoryDomains`, {
     GET: {
-      handler: async () =>
-        collection(`${here}/MemoryDomains`, '#MemoryDomainCollection.MemoryDomainCollection', 'Memory domains', [paths.domain(pool)]),
+      handler: async () => collection(`${here}/MemoryDomains`, 'MemoryDomainCollection', 'Memory domains', [paths.domain(pool)]),
     },
   });
   resource(app, paths.domain(pool), { GET: { handler: async () => memoryDomain(ctx.model(), pool) } });
   resource(app, `${here}/PCIeDevices`, {
     GET: {
-      handler: async () =>
-        collection(`${here}/PCIeDevices`, '#PCIeDeviceCollection.PCIeDeviceCollection', 'PCIe devices', [paths.pcie(pool)]),
+      handler: async () => collection(`${here}/PCIeDevices`, 'PCIeDeviceCollection', 'PCIe devices', [paths.pcie(pool)]),
     },
   });
   resource(app, paths.pcie(pool), { GET: { handler: async () => pcieDevice(pool, ctx.serial) } });
@@ -105,7 +105,7 @@ export const chassisRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app, {
     GET: {
       handler: async () => {
         const heads = Array.from({ length: ctx.model().snap.status.headCount }, (_, h) => paths.ld(pool, h));
-        return collection(paths.lds(pool), '#CXLLogicalDeviceCollection.CXLLogicalDeviceCollection', 'CXL logical devices', heads);
+        return collection(paths.lds(pool), 'CXLLogicalDeviceCollection', 'CXL logical devices', heads);
       },
     },
   });
@@ -120,4 +120,5 @@ export const chassisRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app, {
     },
   });
   await app.register(memoryChunkRoutes, { ctx });
+  await app.register(memoryRegionRoutes, { ctx });
 };

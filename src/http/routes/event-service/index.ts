@@ -3,6 +3,7 @@
 // SSE stream) with GET/PATCH/DELETE of each, and the SSE stream itself.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Context } from '../../context.js';
+import { oem } from '../../oem.js';
 import { cleanPath, EVENTS, SSE_PATH, SUBSCRIPTIONS } from '../../paths.js';
 import { resource } from '../../plugins/protocol.js';
 import { collection, link, notFound, odata, RedfishError } from '../../redfish.js';
@@ -24,7 +25,7 @@ export const EVENT_REGISTRIES = ['CxlMhd', 'ResourceEvent', 'Fabric'];
 export function subscriptionBody(s: Subscription): Record<string, unknown> {
   const id = `${SUBSCRIPTIONS}/${s.id}`;
   return {
-    ...odata(id, '#EventDestination.v1_16_0.EventDestination'),
+    ...odata(id, 'EventDestination'),
     Name: s.kind === 'SSE' ? `Event stream ${s.id}` : `Event subscription ${s.id}`,
     Destination: s.destination,
     Context: s.context,
@@ -91,7 +92,7 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
   resource(app, EVENTS, {
     GET: {
       handler: async () => ({
-        ...odata(EVENTS, '#EventService.v1_12_0.EventService'),
+        ...odata(EVENTS, 'EventService'),
         Name: 'Event service',
         ServiceEnabled: true,
         Status: { State: 'Enabled', Health: 'OK' },
@@ -103,7 +104,7 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
         SubordinateResourcesSupported: true,
         Subscriptions: link(SUBSCRIPTIONS),
         Actions: { '#EventService.SubmitTestEvent': { target: TEST_EVENT } },
-        Oem: { CxlMhd: { RingSize: hub.ringSize, MaxSseClients: hub.maxClients, LastEventId: hub.lastId } },
+        Oem: oem('EventService', { RingSize: hub.ringSize, MaxSseClients: hub.maxClients, LastEventId: hub.lastId }),
       }),
     },
     PATCH: {
@@ -146,7 +147,7 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
       handler: async () =>
         collection(
           SUBSCRIPTIONS,
-          '#EventDestinationCollection.EventDestinationCollection',
+          'EventDestinationCollection',
           'Event subscriptions',
           events.subs.list().map((s) => `${SUBSCRIPTIONS}/${s.id}`),
         ),

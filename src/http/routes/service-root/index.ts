@@ -1,25 +1,33 @@
-// ServiceRoot and the OData service document: open to all (DSP0266), the
-// entry points a client starts from.
+// ServiceRoot, the OData service document and the metadata document: open
+// to all (DSP0266), the entry points a client starts from. The OEM schema
+// they reference is served by ../schemas.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../../context.js';
+import { metadataDocument, typeOf } from '../../dmtf.js';
 import { ROOT } from '../../paths.js';
 import { resource } from '../../plugins/protocol.js';
 import { link } from '../../redfish.js';
 
+const SERVICES = [
+  'Chassis',
+  'Fabrics',
+  'EventService',
+  'AggregationService',
+  'SessionService',
+  'AccountService',
+  'Registries',
+  'JsonSchemas',
+] as const;
+
 export function serviceRoot(uuid: string): Record<string, unknown> {
   return {
     '@odata.id': `${ROOT}/`,
-    '@odata.type': '#ServiceRoot.v1_17_0.ServiceRoot',
+    '@odata.type': typeOf('ServiceRoot'),
     Id: 'RootService',
     Name: 'cxl-mhd fabric manager',
     RedfishVersion: '1.20.0',
     UUID: uuid,
-    Chassis: link(`${ROOT}/Chassis`),
-    Fabrics: link(`${ROOT}/Fabrics`),
-    EventService: link(`${ROOT}/EventService`),
-    AggregationService: link(`${ROOT}/AggregationService`),
-    SessionService: link(`${ROOT}/SessionService`),
-    Registries: link(`${ROOT}/Registries`),
+    ...Object.fromEntries(SERVICES.map((s) => [s, link(`${ROOT}/${s}`)])),
     Links: { Sessions: link(`${ROOT}/SessionService/Sessions`) },
   };
 }
@@ -32,12 +40,12 @@ export const serviceRootRoutes: FastifyPluginAsync<{ ctx: Context }> = async (ap
       privilege: 'None',
       handler: async () => ({
         '@odata.context': `${ROOT}/$metadata`,
-        value: ['Chassis', 'Fabrics', 'EventService', 'SessionService', 'Registries', 'AggregationService'].map((n) => ({
-          name: n,
-          kind: 'Singleton',
-          url: `${ROOT}/${n}`,
-        })),
+        value: SERVICES.map((n) => ({ name: n, kind: 'Singleton', url: `${ROOT}/${n}` })),
       }),
     },
+  });
+  const metadata = metadataDocument();
+  resource(app, `${ROOT}/$metadata`, {
+    GET: { privilege: 'None', handler: async (_req, reply) => reply.type('application/xml').send(metadata) },
   });
 };

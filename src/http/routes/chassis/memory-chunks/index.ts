@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../../../context.js';
 import type { ChunkView, PoolModel } from '../../../model.js';
+import { oem } from '../../../oem.js';
 import { paths } from '../../../paths.js';
 import { resource } from '../../../plugins/protocol.js';
 import { collection, notFound, odata, RedfishError } from '../../../redfish.js';
@@ -17,13 +18,13 @@ const MiB = 2 ** 20;
 export function chunkBody(m: PoolModel, pool: string, c: ChunkView): Record<string, unknown> {
   const holders = m.holdersOf(c.offset, c.size);
   return {
-    ...odata(paths.chunk(pool, c.id), '#MemoryChunks.v1_6_0.MemoryChunks'),
+    ...odata(paths.chunk(pool, c.id), 'MemoryChunks'),
     Name: `Pool range ${c.id}`,
     MemoryChunkSizeMiB: c.size / MiB,
     AddressRangeOffsetMiB: c.offset / MiB,
     AddressRangeType: 'Volatile',
     Status: { State: 'Enabled', Health: 'OK' },
-    Oem: { CxlMhd: { Origin: c.origin, Tag: c.def?.tag ?? null, OffsetBytes: c.offset, SizeBytes: c.size, Holders: holders } },
+    Oem: oem('MemoryChunk', { Origin: c.origin, Tag: c.def?.tag ?? null, OffsetBytes: c.offset, SizeBytes: c.size, Holders: holders }),
   };
 }
 
@@ -78,7 +79,7 @@ export const memoryChunkRoutes: FastifyPluginAsync<{ ctx: Context }> = async (ap
       handler: async () => {
         const m = ctx.model();
         const members = [...m.chunks.values()].sort((a, b) => a.offset - b.offset || a.size - b.size).map((c) => paths.chunk(pool, c.id));
-        return collection(chunks, '#MemoryChunksCollection.MemoryChunksCollection', 'Memory chunks', members);
+        return collection(chunks, 'MemoryChunksCollection', 'Memory chunks', members);
       },
     },
     POST: {

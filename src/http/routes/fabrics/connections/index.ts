@@ -3,22 +3,37 @@
 // to heads, DELETE disconnects.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../../../context.js';
-import type { ConnectionView } from '../../../model.js';
+import type { ConnectionView, PoolModel } from '../../../model.js';
+import { oem } from '../../../oem.js';
 import { cleanPath, FABRIC, paths } from '../../../paths.js';
 import { resource } from '../../../plugins/protocol.js';
 import { collection, link, notFound, odata } from '../../../redfish.js';
+import { chunkId, regionId } from '../../../store.js';
 import { connect, disconnect } from './connect.js';
 import { type ConnectionBody, connectionSchema } from './schema.js';
 
-export function connectionBody(pool: string, c: ConnectionView): Record<string, unknown> {
+/** The MemoryRegion each head of the connection holds each of its chunks in. */
+function regionsOf(m: PoolModel | null, pool: string, c: ConnectionView): string[] {
+  if (!m) return [];
+  const out = new Set<string>();
+  for (const h of m.holdings) {
+    if (c.heads.includes(h.head) && c.chunks.includes(chunkId(h.offset, h.len))) {
+      out.add(paths.region(pool, h.head, regionId(h.tag, h.offset, h.len, h.kind)));
+    }
+  }
+  return [...out];
+}
+
+export function connectionBody(pool: string, c: ConnectionView, m: PoolModel | null): Record<string, unknown> {
   return {
-    ...odata(paths.connection(c.id), '#Connection.v1_3_0.Connection'),
+    ...odata(paths.connection(c.id), 'Connection'),
     Name: `Memory connection ${c.id}`,
     ConnectionType: 'Memory',
     Status: { State: c.state === 'active' ? 'Enabled' : 'Disabled', Health: 'OK' },
     MemoryChunkInfo: c.chunks.map((id) => ({ MemoryChunk: link(paths.chunk(pool, id)), AccessCapabilities: ['Read', 'Write'] })),
+    MemoryRegionInfo: regionsOf(m, pool, c).map((uri) => ({ MemoryRegion: link(uri), AccessCapabilities: ['Read', 'Write'] })),
     Links: { InitiatorEndpoints: c.heads.map((h) => link(paths.endpoint(h))), 'InitiatorEndpoints@odata.count': c.heads.length },
-    Oem: { CxlMhd: { Origin: c.origin, Shared: c.shared, State: c.state } },
+    Oem: oem('Connection', { Origin: c.origin, Shared: c.shared, State: c.state }),
   };
 }
 
@@ -28,12 +43,7 @@ export const connectionRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app
   resource(app, conns, {
     GET: {
       handler: async () =>
-        collection(
-          conns,
-          '#ConnectionCollection.ConnectionCollection',
-          'Connections',
-          [...ctx.model().connections.keys()].map(paths.connection),
-        ),
+        collection(conns, 'ConnectionCollection', 'Connections', [...ctx.model().connections.keys()].map(paths.connection)),
     },
     POST: {
       privilege: 'ConfigureComponents',
@@ -42,24 +52,26 @@ export const connectionRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app
         const def = await connect(ctx, req.body as ConnectionBody);
         reply.code(201).header('Location', paths.connection(def.id));
         // From what was just made: every add answered Success, so it is active on all its heads.
-        return connectionBody(pool, {
+        const made = {
           id: def.id,
-          origin: 'redfish',
+          origin: 'redfish' as const,
           chunks: def.chunks,
           heads: def.heads,
           shared: def.shared,
           state: 'active',
           def,
-        });
+        };
+        return connectionBody(pool, made, ctx.model());
       },
     },
   });
   resource(app, `${conns}/:id`, {
     GET: {
       handler: async (req) => {
-        const c = ctx.model().connections.get((req.params as { id: string }).id);
+        const m = ctx.model();
+        const c = m.connections.get((req.params as { id: string }).id);
         if (!c) throw notFound(cleanPath(req.url));
-        return connectionBody(pool, c);
+        return connectionBody(pool, c, m);
       },
     },
     DELETE: {
