@@ -68,7 +68,8 @@ export const OEM_TYPES = {
       State: {
         kind: 'string',
         values: ['active', 'releasing', 'quarantined'],
-        description: 'releasing until QEMU has let go of the capacity; quarantined while QEMU does not show that the guest can no longer reach it.',
+        description:
+          'releasing until QEMU has let go of the capacity; quarantined while QEMU does not show that the guest can no longer reach it.',
       },
     },
   },
@@ -84,7 +85,8 @@ export const OEM_TYPES = {
       State: {
         kind: 'string',
         values: ['active', 'releasing', 'quarantined'],
-        description: 'releasing until QEMU has let go of the capacity; quarantined while QEMU does not show that the guest can no longer reach it.',
+        description:
+          'releasing until QEMU has let go of the capacity; quarantined while QEMU does not show that the guest can no longer reach it.',
       },
     },
   },
