@@ -34,7 +34,7 @@ function linksOf(v: unknown, out = new Set<string>()): Set<string> {
   return out;
 }
 
-async function withConnection(nb: Northbound): Promise<void> {
+async function withConnection(nb: Northbound): Promise<Record<string, unknown>> {
   const chunk = await nb.app.inject({
     method: 'POST',
     url: CHUNKS,
@@ -58,6 +58,7 @@ async function withConnection(nb: Northbound): Promise<void> {
     },
   });
   expect(conn.statusCode).toBe(201);
+  return conn.json();
 }
 
 describe('Redfish protocol rules (what the DMTF validators check)', () => {
@@ -139,7 +140,7 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
 
   it('memory regions: one per grant, with the chunk tag on each extent; the connection names them in MemoryRegionInfo', async () => {
     const { nb, fake } = await fakeNorthbound();
-    await withConnection(nb);
+    const made = await withConnection(nb);
     const chunk = (await nb.app.inject({ url: `${CHUNKS}/1024M-256M`, headers: auth })).json();
     const tag = chunk.Oem.CxlMhd.Tag as string;
     // 5603h's view (the FM-API backend's extent list) carries the same tag.
@@ -166,6 +167,8 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
     expect(conn.MemoryRegionInfo.map((m: { MemoryRegion: { '@odata.id': string } }) => m.MemoryRegion['@odata.id']).sort()).toEqual(
       [1, 2].map((h) => `/redfish/v1/Chassis/fakepool/PCIeDevices/fakepool/CXLLogicalDevices/${h}/MemoryRegions/tag-${tag}`),
     );
+    // The 201 answer already names the same regions.
+    expect(made.MemoryRegionInfo).toEqual(conn.MemoryRegionInfo);
   });
 
   it('405 with Allow, 501 for an unknown method, 412 for another OData-Version, Redfish error bodies with MessageSeverity', async () => {

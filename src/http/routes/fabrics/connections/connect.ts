@@ -47,7 +47,8 @@ function resolveHeads(m: PoolModel, body: ConnectionBody): number[] {
   return heads;
 }
 
-export async function connect(ctx: Context, body: ConnectionBody): Promise<ConnectionDef> {
+/** Makes the connection; returns it and the tag each of its chunks was added under. */
+export async function connect(ctx: Context, body: ConnectionBody): Promise<{ def: ConnectionDef; tags: string[] }> {
   const m = ctx.model();
   const chunks = resolveChunks(ctx, m, body);
   const heads = resolveHeads(m, body);
@@ -77,7 +78,7 @@ export async function connect(ctx: Context, body: ConnectionBody): Promise<Conne
   } finally {
     ctx.pending.delete(def.id);
   }
-  return def;
+  return { def, tags: plan.map((p) => p.tag) };
 }
 
 export async function disconnect(ctx: Context, id: string): Promise<void> {

@@ -13,8 +13,7 @@ import { connect, disconnect } from './connect.js';
 import { type ConnectionBody, connectionSchema } from './schema.js';
 
 /** The MemoryRegion each head of the connection holds each of its chunks in. */
-function regionsOf(m: PoolModel | null, pool: string, c: ConnectionView): string[] {
-  if (!m) return [];
+function regionsOf(m: PoolModel, pool: string, c: ConnectionView): string[] {
   const out = new Set<string>();
   for (const h of m.holdings) {
     if (c.heads.includes(h.head) && c.chunks.includes(chunkId(h.offset, h.len))) {
@@ -24,7 +23,7 @@ function regionsOf(m: PoolModel | null, pool: string, c: ConnectionView): string
   return [...out];
 }
 
-export function connectionBody(pool: string, c: ConnectionView, m: PoolModel | null): Record<string, unknown> {
+export function connectionBody(pool: string, c: ConnectionView, regions: string[]): Record<string, unknown> {
   return {
     ...odata(paths.connection(c.id), 'Connection'),
     Name: `Memory connection ${c.id}`,
@@ -32,7 +31,7 @@ export function connectionBody(pool: string, c: ConnectionView, m: PoolModel | n
     // Quarantined: released, yet the head's guest may still reach it (docs/security.md).
     Status: { State: c.state === 'active' ? 'Enabled' : 'Disabled', Health: c.state === 'quarantined' ? 'Warning' : 'OK' },
     MemoryChunkInfo: c.chunks.map((id) => ({ MemoryChunk: link(paths.chunk(pool, id)), AccessCapabilities: ['Read', 'Write'] })),
-    MemoryRegionInfo: regionsOf(m, pool, c).map((uri) => ({ MemoryRegion: link(uri), AccessCapabilities: ['Read', 'Write'] })),
+    MemoryRegionInfo: regions.map((uri) => ({ MemoryRegion: link(uri), AccessCapabilities: ['Read', 'Write'] })),
     Links: { InitiatorEndpoints: c.heads.map((h) => link(paths.endpoint(h))), 'InitiatorEndpoints@odata.count': c.heads.length },
     Oem: oem('Connection', { Origin: c.origin, Shared: c.shared, State: c.state }),
   };
@@ -50,7 +49,7 @@ export const connectionRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app
       privilege: 'ConfigureComponents',
       schema: { body: connectionSchema },
       handler: async (req, reply) => {
-        const def = await connect(ctx, req.body as ConnectionBody);
+        const { def, tags } = await connect(ctx, req.body as ConnectionBody);
         reply.code(201).header('Location', paths.connection(def.id));
         // From what was just made: every add answered Success, so it is active on all its heads.
         const made = {
@@ -62,7 +61,9 @@ export const connectionRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app
           state: 'active',
           def,
         };
-        return connectionBody(pool, made, ctx.model());
+        // Every chunk went to every head under its tag: each head's region of it is that tag's.
+        const regions = def.heads.flatMap((h) => [...new Set(tags)].map((t) => paths.region(pool, h, regionId(t, 0, 0))));
+        return connectionBody(pool, made, regions);
       },
     },
   });
@@ -72,7 +73,7 @@ export const connectionRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app
         const m = ctx.model();
         const c = m.connections.get((req.params as { id: string }).id);
         if (!c) throw notFound(cleanPath(req.url));
-        return connectionBody(pool, c, m);
+        return connectionBody(pool, c, regionsOf(m, pool, c));
       },
     },
     DELETE: {
