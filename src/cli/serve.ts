@@ -40,13 +40,13 @@ export function addServeCommand(program: Command): void {
       .option('--fm-socket', 'also serve the FM-API to host tools on <run-dir>/<pool>/fm.sock (0600), while the FM-LD owner is attached')
       .option(
         '--http <addr:port>',
-        'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote)',
+        'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
       )
       .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
       .option('--http-allow-remote', 'let --http listen on a non-loopback address')
       .option('--http-tls-cert <file>', 'serve --http as HTTPS with this PEM certificate (nothing then over plain HTTP)')
       .option('--http-tls-key <file>', "the certificate's PEM private key, mode 0600")
-      .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (the OFA Sunfish contract) at URL')
+      .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (OFA Sunfish contract) at URL')
       .option(
         '--http-aggregator-user <name>',
         'the ReadOnly user the aggregator reads with (default aggregator; its password in clear in --http-users)',

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { UsageError } from '../errors/index.js';
 import type { Backend } from '../heads/index.js';
 import type { NorthboundDeps } from '../http/index.js';
-import { httpRecordPath, northboundStatePath, subscriptionsPath } from '../pool/index.js';
+import { httpRecordPath, northboundStatePath, subscriptionsStatePath } from '../pool/index.js';
 import { deviceSerial } from '../qemu/index.js';
 
 export interface HttpServeOptions {
@@ -26,7 +26,7 @@ export interface NorthboundAt {
   usersFile: string;
   allowRemote: boolean;
   tls: { cert: string; key: string } | null;
-  /** The aggregating FM above and the ReadOnly user it reads with (`--http-aggregator`). */
+  /** The aggregating FM to announce this service to, and the ReadOnly user it reads with. */
   aggregator: { url: string; user: string } | null;
 }
 
@@ -50,29 +50,27 @@ export async function checkNorthbound(o: HttpServeOptions): Promise<NorthboundAt
   const tls = o.httpTlsCert && o.httpTlsKey ? { cert: o.httpTlsCert, key: o.httpTlsKey } : null;
   if (tls) readTls(tls);
   const users = loadUsers(o.httpUsers);
-  return { ...where, usersFile: o.httpUsers, allowRemote: o.httpAllowRemote === true, tls, aggregator: checkAggregator(o, users) };
-}
-
-/** `--http-aggregator URL`: an http(s) URL without credentials; its user named in the users file with a password in clear. */
-function checkAggregator(o: HttpServeOptions, users: Map<string, { kind: string }>): NorthboundAt['aggregator'] {
   if (o.httpAggregatorUser && !o.httpAggregator) throw new UsageError('--http-aggregator-user needs --http-aggregator URL');
-  if (!o.httpAggregator) return null;
-  let u: URL | null = null;
-  try {
-    u = new URL(o.httpAggregator);
-  } catch {}
-  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
-    throw new UsageError(`--http-aggregator ${o.httpAggregator} must be an http:// or https:// URL without credentials`);
+  let aggregator: NorthboundAt['aggregator'] = null;
+  if (o.httpAggregator) {
+    let u: URL | null = null;
+    try {
+      u = new URL(o.httpAggregator);
+    } catch {}
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
+      throw new UsageError(`--http-aggregator ${o.httpAggregator} must be an http:// or https:// URL without credentials`);
+    }
+    const name = o.httpAggregatorUser ?? 'aggregator';
+    const secret = users.get(name);
+    if (!secret) throw new UsageError(`--http-aggregator reads with the user ${name}, which ${o.httpUsers} does not name`);
+    if (secret.kind !== 'plain') {
+      throw new UsageError(
+        `--http-aggregator hands ${name}'s password to the aggregator: ${o.httpUsers} must keep it in clear, not as a hash`,
+      );
+    }
+    aggregator = { url: o.httpAggregator, user: name };
   }
-  const user = o.httpAggregatorUser ?? 'aggregator';
-  const secret = users.get(user);
-  if (!secret) throw new UsageError(`--http-aggregator reads with the user ${user}, which ${o.httpUsers} does not name`);
-  if (secret.kind !== 'plain') {
-    throw new UsageError(
-      `--http-aggregator hands ${user}'s password to the aggregator: ${o.httpUsers} must keep it in clear, not as a hash`,
-    );
-  }
-  return { url: o.httpAggregator, user };
+  return { ...where, usersFile: o.httpUsers, allowRemote: o.httpAllowRemote === true, tls, aggregator };
 }
 
 /** The backend as the northbound sees it (http/types.ts): snapshots, events, and an in-process FM-API channel for every capacity move. */
@@ -96,17 +94,16 @@ export async function startNorthbound(
   const pool = backend.opts.pool;
   const deps = backendDeps(backend);
   const stateFile = northboundStatePath(dirs.stateDir, pool);
-  const subscriptionsFile = subscriptionsPath(dirs.stateDir, pool);
-  const warn = (msg: string) => log.warn(`northbound: ${msg}`);
+  const subscriptionsFile = subscriptionsStatePath(dirs.stateDir, pool);
   const nb = new Northbound({
     deps,
     users: at.usersFile,
     ...(at.tls ? { tls: at.tls } : {}),
     stateFile,
     subscriptionsFile,
-    // The aggregator's account reads, and changes only its own subscription's Context.
+    // The aggregator's account reads and may change only its own subscription's Context.
     ...(at.aggregator ? { roles: new Map([[at.aggregator.user, 'ReadOnly' as const]]) } : {}),
-    log: warn,
+    log: (msg) => log.warn(`northbound: ${msg}`),
   });
   nb.onInternalError = (e, url) => log.error({ url }, `northbound: ${(e as Error).message ?? String(e)}`);
   const url = await nb.listen(at.host, at.port, {
@@ -120,6 +117,6 @@ export async function startNorthbound(
       ...(at.tls ? { tlsCert: resolve(at.tls.cert) } : {}),
     },
   });
-  if (at.aggregator) nb.aggregateInto(at.aggregator.url, at.aggregator.user, warn);
+  if (at.aggregator) nb.aggregateInto(at.aggregator.url, at.aggregator.user, (msg) => log.warn(`northbound: ${msg}`));
   return { url, close: () => nb.close() };
 }

@@ -19,6 +19,8 @@ export interface Holding {
   seq: number;
   /** hotplug or dcd for a grant; null for a static window. */
   delivery: string | null;
+  /** Why a quarantined grant is still held (capacity/release.ts). */
+  reason?: string;
 }
 
 /** One MemoryRegion of a head's LD: a static window, or one grant (all extents of a tag are one grant). */
@@ -53,6 +55,8 @@ export interface Segment {
   holders: number[];
   shared: boolean;
   window: boolean;
+  /** Released by the FM but still reachable by the head's guest: held, not free. */
+  quarantined: boolean;
 }
 
 export function holdings(s: SnapshotView): Holding[] {
@@ -83,6 +87,7 @@ export function holdings(s: SnapshotView): Holding[] {
         state: g.state,
         seq: g.seq,
         delivery: g.delivery,
+        ...(g.reason ? { reason: g.reason } : {}),
       });
     }
   }
@@ -123,7 +128,11 @@ export class PoolModel {
         chunks: def.chunks,
         heads: [...new Set(live.map((h) => h.head))].sort((a, b) => a - b),
         shared: def.shared,
-        state: live.some((h) => h.state !== 'active') ? 'releasing' : 'active',
+        state: live.some((h) => h.state === 'quarantined')
+          ? 'quarantined'
+          : live.some((h) => h.state !== 'active')
+            ? 'releasing'
+            : 'active',
         def,
       });
     }
@@ -142,7 +151,7 @@ export class PoolModel {
       };
       if (!c.heads.includes(h.head)) c.heads.push(h.head);
       c.heads.sort((a, b) => a - b);
-      if (h.state !== 'active') c.state = h.state;
+      if (h.state !== 'active' && c.state !== 'quarantined') c.state = h.state;
       this.connections.set(id, c);
     }
   }
@@ -194,12 +203,14 @@ export class PoolModel {
         holders,
         shared: here.some((h) => h.shared),
         window: here.some((h) => h.kind === 'window'),
+        quarantined: here.some((h) => h.state === 'quarantined'),
       };
       const prev = out[out.length - 1];
       if (
         prev &&
         prev.shared === seg.shared &&
         prev.window === seg.window &&
+        prev.quarantined === seg.quarantined &&
         prev.holders.length === seg.holders.length &&
         prev.holders.every((x, j) => x === seg.holders[j])
       ) {

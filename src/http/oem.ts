@@ -65,7 +65,12 @@ export const OEM_TYPES = {
     props: {
       Origin: { kind: 'string', values: ORIGINS, description: 'made over Redfish, a static window, or an FM-API grant made elsewhere.' },
       Shared: { kind: 'bool', description: 'Whether the capacity is shared (enable-shared adds).' },
-      State: { kind: 'string', values: ['active', 'releasing'], description: 'releasing until QEMU has let go of the capacity.' },
+      State: {
+        kind: 'string',
+        values: ['active', 'releasing', 'quarantined'],
+        description:
+          'releasing until QEMU has let go of the capacity; quarantined while QEMU does not show that the guest can no longer reach it.',
+      },
     },
   },
   MemoryRegion: {
@@ -77,7 +82,12 @@ export const OEM_TYPES = {
         nullable: true,
         description: 'How the head received the capacity: hotplug (an added LD), dcd (extents), or null for a static window.',
       },
-      State: { kind: 'string', values: ['active', 'releasing'], description: 'releasing until QEMU has let go of the capacity.' },
+      State: {
+        kind: 'string',
+        values: ['active', 'releasing', 'quarantined'],
+        description:
+          'releasing until QEMU has let go of the capacity; quarantined while QEMU does not show that the guest can no longer reach it.',
+      },
     },
   },
   Endpoint: {

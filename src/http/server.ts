@@ -151,6 +151,7 @@ export class Northbound {
     // The backend emits inside its own critical path (before the FM-API answers): queue there, translate just after.
     const queue: StampedEvent[] = [];
     const windows = new WindowTracker();
+    windows.prime(this.ctx.pool, this.ctx.model());
     const flush = () => {
       const batch = queue.splice(0);
       try {

@@ -55,21 +55,11 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
     resourceRecord('ResourceChanged', paths.ld(pool, e.head)),
     resourceRecord('ResourceChanged', paths.chassis(pool)),
   ];
-  // The memory regions a head's static windows show as while it is attached.
-  const windowRegions = (kind: 'ResourceCreated' | 'ResourceRemoved') =>
-    (m.snap.heads.find((r) => r.head === e.head)?.windows ?? []).map((w) =>
-      resourceRecord(kind, paths.region(pool, e.head, regionId(null, w.offset, w.size, 'window'))),
-    );
   switch (e.kind) {
     case 'head-attached':
-      return [
-        cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }),
-        ...windowRegions('ResourceCreated'),
-        ...touched,
-      ];
+      return [cxl('HeadAttached', [e.head, e.pid, e.delivery ?? 'none'], ep, 'OK', { ...oem, FmldOwner: e.fmld }), ...touched];
     case 'head-detached':
-      // Its grants leave with capacity-released events; its static windows' regions leave with it.
-      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), ...windowRegions('ResourceRemoved'), ...touched];
+      return [cxl('HeadDetached', [e.head, e.reason], ep, 'Warning', oem), ...touched];
     case 'head-refused':
       return [cxl('HeadRefused', [e.head, e.reason], ep, 'Warning', oem), ...touched];
     case 'lease-acquired':
@@ -117,26 +107,47 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
       out.push(...touched);
       return out;
     }
+    case 'capacity-quarantined': {
+      // Still held by the head: the connection stays, its state says why.
+      const origin = paths.connection(connectionOf(store, e.head, chunkId(e.offset, e.len)));
+      return [
+        cxl('CapacityQuarantined', [e.len, e.offset, e.head, e.reason], origin, 'Warning', { ...oem, Tag: e.tag }),
+        resourceRecord('ResourceChanged', origin),
+        resourceRecord('ResourceChanged', ep),
+      ];
+    }
   }
 }
 
 /**
  * Static windows come and go with their heads, not through FM operations:
- * on every head event, what the windows' connections and chunks became
+ * on every head event, what the windows' connections, chunks and memory
+ * regions became
  * since the last one (created, changed, removed), so a mirror of the tree
  * follows them too.
  */
 export class WindowTracker {
   private last = new Set<string>();
 
+  /** What the windows are when the service starts: the first head event is told against it. */
+  prime(pool: string, m: PoolModel): void {
+    this.last = this.current(pool, m);
+  }
+
   records(e: StampedEvent, pool: string, m: PoolModel): Rec[] {
     if (!e.kind.startsWith('head-')) return [];
-    const now = new Set<string>();
-    for (const c of m.connections.values()) if (c.origin === 'static-window') now.add(paths.connection(c.id));
-    for (const c of m.chunks.values()) if (c.origin === 'static-window') now.add(paths.chunk(pool, c.id));
+    const now = this.current(pool, m);
     const out = [...now].map((uri) => resourceRecord(this.last.has(uri) ? 'ResourceChanged' : 'ResourceCreated', uri));
     for (const uri of this.last) if (!now.has(uri)) out.push(resourceRecord('ResourceRemoved', uri));
     this.last = now;
     return out;
+  }
+
+  private current(pool: string, m: PoolModel): Set<string> {
+    const now = new Set<string>();
+    for (const c of m.connections.values()) if (c.origin === 'static-window') now.add(paths.connection(c.id));
+    for (const c of m.chunks.values()) if (c.origin === 'static-window') now.add(paths.chunk(pool, c.id));
+    for (const h of m.holdings) if (h.kind === 'window') now.add(paths.region(pool, h.head, regionId(null, h.offset, h.len, 'window')));
+    return now;
   }
 }

@@ -1,7 +1,6 @@
 // Where a pool's pieces live: shm object names, every file of the run
 // directory (head sockets, fm.sock, control.sock, heads.json, http.json) and
-// of the state directory (journal snapshot and tail, northbound.json,
-// subscriptions.json), and
+// of the state directory (journal snapshot and tail, northbound.json), and
 // the rule for pool names. No other module names a file in those directories.
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -112,8 +111,8 @@ export function northboundStatePath(stateDir: string, pool: string): string {
   return join(poolStateDir(stateDir, pool), 'northbound.json');
 }
 
-/** The northbound's event subscriptions, delivery settings and service UUIDs (http/subscriptions.ts), kept across restarts. */
-export function subscriptionsPath(stateDir: string, pool: string): string {
+/** The northbound's push subscriptions and stable UUIDs (http/subscriptions.ts), kept across restarts. */
+export function subscriptionsStatePath(stateDir: string, pool: string): string {
   return join(poolStateDir(stateDir, pool), 'subscriptions.json');
 }
 

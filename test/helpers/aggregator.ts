@@ -222,14 +222,12 @@ export async function testAggregator(): Promise<TestAggregator> {
 export async function inSync(agg: TestAggregator, roots: string[], timeout = 10_000): Promise<Source> {
   await expect.poll(() => agg.sources.size, { timeout }).toBe(1);
   const src = [...agg.sources.values()][0] as Source;
-  await expect
-    .poll(
-      async () => {
-        const fresh = await agg.crawl(src, roots);
-        return JSON.stringify([...agg.mirror.entries()].sort()) === JSON.stringify([...fresh.entries()].sort());
-      },
-      { timeout, interval: 100 },
-    )
-    .toBe(true);
+  const differing = async () => {
+    const fresh = await agg.crawl(src, roots);
+    const keys = new Set([...fresh.keys(), ...agg.mirror.keys()]);
+    return [...keys].filter((k) => JSON.stringify(fresh.get(k)) !== JSON.stringify(agg.mirror.get(k))).sort();
+  };
+  // On a timeout the message names the resources the mirror has wrong.
+  await expect.poll(differing, { timeout, interval: 100 }).toEqual([]);
   return src;
 }

@@ -39,7 +39,7 @@ export function sh(script: string, env: NodeJS.ProcessEnv): { code: number | nul
 
 export async function startRig(
   tag = 'rf',
-  opts: { serveArgs?: string[]; extraUsers?: string; port?: number } = {},
+  opts: { serveArgs?: (base: string) => string[]; extraUsers?: string; port?: number } = {},
 ): Promise<NorthboundRig> {
   const base = tempDir('cxl-mhd-rf-');
   const xdgRun = join(base, 'xdg-run');
@@ -79,7 +79,7 @@ export async function startRig(
     `127.0.0.1:${opts.port ?? 0}`,
     '--http-users',
     users,
-    ...(opts.serveArgs ?? []),
+    ...(opts.serveArgs?.(base) ?? []),
   ]);
   const vms: HeadVm[] = [];
   const shapes = [{ static: '256M@0' }, { static: '256M@0', sparePorts: 2 }, { delivery: 'dcd' as const }];

@@ -87,10 +87,10 @@ export async function fakeNorthbound(
     capacityBytes?: number;
     users?: NorthboundOptions['users'];
     tls?: NorthboundOptions['tls'];
+    /** A test that restarts the service passes the first one's dir: its state files are read again. */
     dir?: string;
   } = {},
 ): Promise<FakeNorthbound> {
-  // A test that restarts the service passes the first one's dir: its state files are read again.
   const dir = opts.dir ?? tempDir('cxl-mhd-nb-');
   const heads = opts.heads ?? 3;
   const capacityBytes = opts.capacityBytes ?? 4 * GiB;
@@ -179,13 +179,9 @@ export async function fakeNorthbound(
   };
   const release = fake.initiateRelease.bind(fake);
   fake.initiateRelease = async (req) => {
-    // Like CapacityManager: the event names the tag the released extent carried.
+    // Like the real backend, a release names the tag the extent was added with.
     const held = fake.extents.get(req.hostId) ?? [];
-    const tagAt = (dpa: number) => {
-      const t = held.find((e) => e.startDpa === dpa)?.tag;
-      return t && !/^[0-]+$/.test(t) ? t : null;
-    };
-    const tags = req.extents.map((x) => tagAt(x.startDpa));
+    const tags = req.extents.map((x) => held.find((e) => e.startDpa === x.startDpa)?.tag ?? null);
     await release(req);
     for (const [i, x] of req.extents.entries())
       emit({

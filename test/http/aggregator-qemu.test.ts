@@ -13,7 +13,7 @@ import { eventually, startBackend, status } from '../helpers/qemu.js';
 describe('aggregated by a fabric manager above (real heads)', () => {
   it('announce, crawl, a capacity move, head kills and a backend restart: the mirror equals a fresh crawl each time', async () => {
     const agg = await testAggregator();
-    const rig = await startRig('agg', { serveArgs: ['--http-aggregator', agg.url], extraUsers: 'aggregator:agg pass\n' });
+    const rig = await startRig('agg', { serveArgs: () => ['--http-aggregator', agg.url], extraUsers: 'aggregator:agg pass\n' });
     const pool = rig.pool.name;
     const roots = [`/redfish/v1/Chassis/${pool}`, '/redfish/v1/Fabrics/CXL'];
     const src = await inSync(agg, roots);

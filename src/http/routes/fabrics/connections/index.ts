@@ -28,7 +28,8 @@ export function connectionBody(pool: string, c: ConnectionView, regions: string[
     ...odata(paths.connection(c.id), 'Connection'),
     Name: `Memory connection ${c.id}`,
     ConnectionType: 'Memory',
-    Status: { State: c.state === 'active' ? 'Enabled' : 'Disabled', Health: 'OK' },
+    // Quarantined: released, yet the head's guest may still reach it (docs/security.md).
+    Status: { State: c.state === 'active' ? 'Enabled' : 'Disabled', Health: c.state === 'quarantined' ? 'Warning' : 'OK' },
     MemoryChunkInfo: c.chunks.map((id) => ({ MemoryChunk: link(paths.chunk(pool, id)), AccessCapabilities: ['Read', 'Write'] })),
     MemoryRegionInfo: regions.map((uri) => ({ MemoryRegion: link(uri), AccessCapabilities: ['Read', 'Write'] })),
     Links: { InitiatorEndpoints: c.heads.map((h) => link(paths.endpoint(h))), 'InitiatorEndpoints@odata.count': c.heads.length },
