@@ -58,8 +58,10 @@ test: setup
 qemu-facts: build qemu
 	npx vitest run test/qemu/facts-qemu.test.ts
 
+## bench: every benchmark BENCH_RUNS times (default 3; figures also as ranges); one: node dist/bench/run.js --only NAME --runs N
+BENCH_RUNS ?= 3
 bench: build guest
-	node dist/bench/run.js
+	node dist/bench/run.js --runs $(BENCH_RUNS)
 
 ## demo: build, then boot three guests and run examples/ci/three-heads.yaml through `cxl-mhd run`
 demo: setup

@@ -21,7 +21,8 @@ import { monitor, pct, type Report } from './common.js';
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 
-export async function benchFmApi(report: Report): Promise<void> {
+/** `hotplug: false` runs only the DCD half (`--only dcd`). */
+export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hotplug: true }): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-fm-'));
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
@@ -104,7 +105,7 @@ export async function benchFmApi(report: Report): Promise<void> {
     // Backend and bare runs alternate, so load from elsewhere on the host falls on both alike.
     const hotplug: number[] = [];
     const bareHotplug: number[] = [];
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < (o.hotplug ? 40 : 0); i++) {
       const offset = GiB + (i % 4) * 256 * MiB;
       hotplug.push(await time(() => client.add({ host: 1, extents: [{ startDpa: offset, len: 256 * MiB }] })));
       await client.release({ host: 1, extents: [{ startDpa: offset, len: 256 * MiB }] });
@@ -151,16 +152,36 @@ export async function benchFmApi(report: Report): Promise<void> {
         }),
       );
     }
+    // The transport any FM-API backend adds to the bare operation: one no-op request (Identify) over the same socket.
+    const fmRtt: number[] = [];
+    for (let i = 0; i < 200; i++) fmRtt.push(await time(() => client.identify()));
     client.close();
     closeSync(journalFd);
 
     const q50 = pct(qmpRtt, 50);
     const bareHp50 = pct(bareHotplug, 50);
     const bareDcd50 = pct(bareDcdMs, 50);
-    report('5604h add, hotplug head, p50', pct(hotplug, 50), 'ms', 'bare object-add+device_add+fdatasync p50', bareHp50, false);
-    report('5604h add, hotplug head, p99', pct(hotplug, 99), 'ms', 'bare object-add+device_add+fdatasync p99', pct(bareHotplug, 99), false);
+    if (o.hotplug) {
+      report('5604h add, hotplug head, p50', pct(hotplug, 50), 'ms', 'bare object-add+device_add+fdatasync p50', bareHp50, false);
+      report(
+        '5604h add, hotplug head, p99',
+        pct(hotplug, 99),
+        'ms',
+        'bare object-add+device_add+fdatasync p99',
+        pct(bareHotplug, 99),
+        false,
+      );
+    }
     report('5604h add, dcd head, p50', pct(dcd, 50), 'ms', 'bare cxl-add-dynamic-capacity+fdatasync p50', bareDcd50, false);
     report('5604h add, dcd head, p99', pct(dcd, 99), 'ms', 'bare cxl-add-dynamic-capacity+fdatasync p99', pct(bareDcdMs, 99), false);
+    report(
+      '5604h add, dcd head, p50 (vs bare + FM-API RTT)',
+      pct(dcd, 50),
+      'ms',
+      'bare DCD add+fdatasync p50 + Identify RTT p50',
+      bareDcd50 + pct(fmRtt, 50),
+      false,
+    );
     report('5604h add, dcd head, p50 (vs QMP RTT)', pct(dcd, 50), 'ms', 'bare QMP round trip (query-status) p50', q50, false);
   } finally {
     for (const s of sessions) s.close();

@@ -9,8 +9,8 @@ import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
-import type { Report } from './common.js';
-import { startServe } from './serve.js';
+import { pct, type Report } from './common.js';
+import { eventLoopDelay, startServe } from './serve.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -27,7 +27,7 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
   const pool = `bench-load-${process.pid}`;
   const heads = 32;
   const capacityBytes = 16 * GiB;
-  const serve = await startServe({ pool, capacity: '16G', heads, runDir, stateDir });
+  const serve = await startServe({ pool, capacity: '16G', heads, runDir, stateDir, eld: join(base, 'eld') });
   const children: ChildProcess[] = [];
   try {
     for (let h = 0; h < heads; h++) {
@@ -59,6 +59,9 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       refused++;
     };
     const lat: number[] = [];
+    // Per kind, to say which operations make the tail.
+    const byKind = new Map<string, number[]>();
+    let kindName = '';
     let rssMax = rssStart;
     let rssHalf = rssStart;
     let seed = 12345;
@@ -66,11 +69,13 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       seed = (seed * 1103515245 + 12345) >>> 0;
       return seed % n;
     };
+    await eventLoopDelay(serve); // from here on: the run's own
     const t0 = performance.now();
     for (let i = 0; i < ops; i++) {
       const kind = rand(10);
       const head = 1 + rand(heads - 1);
       const s = performance.now();
+      kindName = kind < 4 ? 'extent list' : kind < 5 ? 'region config' : head % 2 === 1 ? 'hotplug add/release' : 'dcd add';
       if (kind < 4) await client.allExtents(head);
       else if (kind < 5) await client.regionConfig(head);
       else if (head % 2 === 1) {
@@ -101,10 +106,14 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
         await client.add({ host: head, extents: [{ startDpa: off, len: 2 * MiB }] }).catch(note);
       }
       lat.push(performance.now() - s);
+      const mine = byKind.get(kindName) ?? [];
+      mine.push(lat.at(-1) as number);
+      byKind.set(kindName, mine);
       if (i % 500 === 0) rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
       if (i === Math.floor(ops / 2)) rssHalf = rssMiB(serve.pid ?? 0);
     }
     const secs = (performance.now() - t0) / 1000;
+    const eld = await eventLoopDelay(serve);
     client.close();
     stream.destroy();
     rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
@@ -120,6 +129,14 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       true,
     );
     report('load: FM op latency p99', p99, 'ms', 'p50', p50, false);
+    report('load: backend event-loop delay p99 (same run)', eld.p99, 'ms', 'FM op latency p99', p99, false);
+    process.stdout.write(
+      `  load: backend event-loop delay p50 ${eld.p50.toFixed(2)} ms, p99 ${eld.p99.toFixed(2)} ms, max ${eld.max.toFixed(1)} ms; by kind (p50/p99/max ms): ${[
+        ...byKind,
+      ]
+        .map(([k, xs]) => `${k} ${pct(xs, 50).toFixed(2)}/${pct(xs, 99).toFixed(2)}/${Math.max(...xs).toFixed(1)} (${xs.length})`)
+        .join(', ')}\n`,
+    );
     const rssEnd = rssMiB(serve.pid ?? 0);
     report('load: backend RSS peak during the run', rssMax, 'MiB', 'backend RSS with 32 heads, before the run', rssStart, false);
     // Bounded means the second half of the run does not keep growing it.

@@ -2,7 +2,7 @@
 // same run, with their ratio. Results also go to bench/out/results.json.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
@@ -128,21 +128,67 @@ function benchStatus(cbin: string): void {
   });
 }
 
-// `node dist/bench/run.js fmapi load` runs only the named benchmarks; no names, all of them.
-const only = new Set(process.argv.slice(2));
+// `node dist/bench/run.js [--only a,b] [--runs N] [names…]`: only the named
+// benchmarks (no names: all of them), each run N times (default 1); with
+// N > 1 every figure is also printed as its range over the runs, since one
+// run on a shared machine is noise.
+const BENCHES = ['claim', 'status', 'cli', 'attach', 'fmapi', 'dcd', 'northbound', 'load', 'scenario', 'ldhotadd'];
+const argv = process.argv.slice(2);
+const only = new Set<string>();
+let runs = 1;
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i] as string;
+  if (a === '--help' || a === '-h') {
+    console.log(
+      `usage: node dist/bench/run.js [--only NAME,…] [--runs N] [NAME…]\nbenchmarks: ${BENCHES.join(', ')} (dcd: the DCD half of fmapi)`,
+    );
+    process.exit(0);
+  } else if (a === '--runs') runs = Number(argv[++i]);
+  else if (a === '--only') for (const n of String(argv[++i] ?? '').split(',')) only.add(n);
+  else only.add(a);
+}
+for (const n of only) if (!BENCHES.includes(n)) throw new Error(`unknown benchmark "${n}" (known: ${BENCHES.join(', ')})`);
+if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive whole number');
 const want = (name: string) => only.size === 0 || only.has(name);
 console.log('cxl-mhd benchmarks (each figure | its baseline from this run | ratio)');
-if (want('claim') || want('status')) {
-  const cbin = buildC();
-  if (want('claim')) benchClaimRelease(cbin);
-  if (want('status')) benchStatus(cbin);
+console.log(
+  `host: ${cpus().length} CPUs, load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')} at the start`,
+);
+for (let run = 1; run <= runs; run++) {
+  if (runs > 1) console.log(`--- run ${run} of ${runs} (load average ${loadavg()[0]?.toFixed(1)})`);
+  if (want('claim') || want('status')) {
+    const cbin = buildC();
+    if (want('claim')) benchClaimRelease(cbin);
+    if (want('status')) benchStatus(cbin);
+  }
+  if (want('cli')) await benchCli(report);
+  if (want('attach')) await benchAttach(report);
+  if (want('fmapi') || want('dcd')) await benchFmApi(report, { hotplug: want('fmapi') });
+  if (want('northbound')) await benchNorthbound(report);
+  if (want('load')) await benchLoad(report);
+  if (want('scenario')) await benchScenario(report);
+  if (want('ldhotadd')) await benchLdHotAdd(report);
 }
-if (want('cli')) await benchCli(report);
-if (want('attach')) await benchAttach(report);
-if (want('fmapi')) await benchFmApi(report);
-if (want('northbound')) await benchNorthbound(report);
-if (want('load')) await benchLoad(report);
-if (want('scenario')) await benchScenario(report);
-if (want('ldhotadd')) await benchLdHotAdd(report);
+if (runs > 1) {
+  console.log(`--- ranges over ${runs} runs (min–max; load average now ${loadavg()[0]?.toFixed(1)})`);
+  const byName = new Map<string, Record<string, unknown>[]>();
+  for (const r of results) byName.set(r.name as string, [...(byName.get(r.name as string) ?? []), r]);
+  const range = (xs: number[]) => {
+    const f = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(3));
+    return `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
+  };
+  for (const [name, rs] of byName) {
+    const first = rs[0] as Record<string, unknown>;
+    const unit = String(first.unit);
+    const ratios = rs.map((r) => r.ratio as number);
+    console.log(
+      `${name.padEnd(44)} ${range(rs.map((r) => r.value as number)).padStart(17)} ${unit.padEnd(6)} | ${String(first.baselineName).padEnd(36)} ${range(
+        rs.map((r) => r.baseline as number),
+      ).padStart(17)} ${unit.padEnd(6)} | ratio ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)} (${rs.length} runs)`,
+    );
+  }
+}
 mkdirSync('bench/out', { recursive: true });
 writeFileSync('bench/out/results.json', `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);

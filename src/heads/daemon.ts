@@ -100,7 +100,12 @@ export class Backend implements SessionHost {
     readonly pool: Pool,
   ) {
     this.log = opts.logger;
-    this.records = new HeadRecords(opts.runDir, opts.pool, (r) => this.onChange(r.head, r));
+    this.records = new HeadRecords(
+      opts.runDir,
+      opts.pool,
+      (r) => this.onChange(r.head, r),
+      (e) => this.log.warn(`heads.json not written: ${e.message}`),
+    );
     this.events = new EventBus((e) => this.log.error(`event listener failed: ${(e as Error)?.message ?? String(e)}`));
     if (opts.onEvent) this.events.subscribe(opts.onEvent);
     this.capacity = new CapacityManager(pool, {
@@ -243,7 +248,8 @@ export class Backend implements SessionHost {
         this.log.error({ opcode: ctx.opcode }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: internal error: ${reason}`);
       },
       onRefusal: (e, ctx) => {
-        this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message });
+        // A refusal changed nothing: its note need not hold the answer until the disk has it.
+        this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message }, { sync: false });
         this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
       },
     });
@@ -383,6 +389,7 @@ export class Backend implements SessionHost {
         const rec = this.records.get(h);
         if (rec) this.setRecord(h, { phase: rec.phase, pid: rec.pid, reason: rec.reason });
       }
+      void this.records.flush();
     }, RECORD_REFRESH_MS);
   }
 
@@ -404,6 +411,7 @@ export class Backend implements SessionHost {
     if (fm) await new Promise((r) => fm.close(r));
     const control = this.controlServer;
     if (control) await new Promise((r) => control.close(r));
+    await this.records.flush();
     await closeServers(this.servers, this.opts.runDir, this.opts.pool, this.pool.state.headCount);
     this.pool.close();
   }

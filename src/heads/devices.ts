@@ -46,23 +46,32 @@ export async function discoverWindows(qmp: QomReader): Promise<PoolWindow[]> {
     const devPath = peripheralPath(p.name);
     // A device can vanish between qom-list and qom-get (a hot-remove finishing): skip it rather than fail the attach.
     try {
-      const backendPath = await qmp.execute<string>('qom-get', { path: devPath, property: 'volatile-memdev' }).catch(() => '');
+      // Independent reads go out together: QEMU answers them back to back, so
+      // a head costs three round trips per device, not eight (32 heads
+      // attaching at once each wait for their QEMU to be scheduled).
+      const [backendPath, lsa] = await Promise.all([
+        qmp.execute<string>('qom-get', { path: devPath, property: 'volatile-memdev' }).catch(() => ''),
+        qmp.execute<string>('qom-get', { path: devPath, property: 'lsa' }).catch(() => ''),
+      ]);
       if (!backendPath) continue;
-      const backendType = await qmp.execute<string>('qom-get', { path: backendPath, property: 'type' }).catch(() => '');
-      if (backendType !== 'memory-backend-file') continue;
       const get = (property: string) => qmp.execute<unknown>('qom-get', { path: backendPath, property });
+      const [backendType, lsaMemPath] = await Promise.all([
+        qmp.execute<string>('qom-get', { path: backendPath, property: 'type' }).catch(() => ''),
+        lsa ? qmp.execute<unknown>('qom-get', { path: lsa, property: 'mem-path' }).catch(() => '') : '',
+      ]);
+      if (backendType !== 'memory-backend-file') continue;
       const backendId = backendPath.split('/').pop() ?? '';
-      const lsa = await qmp.execute<string>('qom-get', { path: devPath, property: 'lsa' }).catch(() => '');
-      const lsaPath = lsa ? String(await qmp.execute<unknown>('qom-get', { path: lsa, property: 'mem-path' }).catch(() => '')) : '';
+      const lsaPath = lsa ? String(lsaMemPath) : '';
+      const [memPath, offset, size, share] = await Promise.all([get('mem-path'), get('offset'), get('size'), get('share')]);
       out.push({
         ...(lsaPath ? { lsaPath } : {}),
         deviceId: p.name,
         backendPath,
         backendId,
-        memPath: String(await get('mem-path')),
-        offset: asNumber(await get('offset')),
-        size: asNumber(await get('size')),
-        share: (await get('share')) === true,
+        memPath: String(memPath),
+        offset: asNumber(offset),
+        size: asNumber(size),
+        share: share === true,
         exclusive: isExclusiveBackend(backendId),
       });
     } catch (e) {
@@ -107,9 +116,9 @@ export async function discoverDelivery(
     const dc = await qmp.execute<string>('qom-get', { path: devicePath, property: 'volatile-dc-memdev' }).catch(() => '');
     if (dc) {
       const get = (property: string) => qmp.execute<unknown>('qom-get', { path: dc, property });
-      const memPath = String(await get('mem-path'));
-      const offset = asNumber(await get('offset'));
-      const size = asNumber(await get('size'));
+      const [memPath, offset, size] = await Promise.all([get('mem-path'), get('offset'), get('size')]).then(
+        ([m, o, z]) => [String(m), asNumber(o), asNumber(z)] as const,
+      );
       if (memPath === dataPath && offset === 0 && size === capacityBytes) {
         // QEMU puts the DC region after the device's static capacity, 256 MiB aligned.
         const staticBytes = windows.find((w) => w.deviceId === STATIC_DEVICE_ID)?.size ?? 0;

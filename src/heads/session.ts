@@ -136,11 +136,15 @@ export class HeadSession {
     this.host.live.set(head, this);
     let guestRunning = false;
     try {
+      // Sent together (one round trip fewer per head); whether the guest runs is known before any discovery failure is handled.
+      const discovered = discoverWindows(qmp);
+      discovered.catch(() => undefined);
       const status = await qmp.execute<{ running: boolean; status: string }>('query-status');
       guestRunning = status.running;
+      const windows = await discovered;
       const shmHead = this.pool.state.head(head);
       const dataPath = dataObjectPath(this.host.poolName);
-      const ours = (await discoverWindows(qmp)).filter((w) => w.memPath === dataPath);
+      const ours = windows.filter((w) => w.memPath === dataPath);
       this.windows = ours.filter((w) => !isHotAddedLd(w));
       const h = this.pool.state.header;
       const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, ours);
@@ -201,33 +205,49 @@ export class HeadSession {
       const problem = windowProblem(w, header);
       if (problem) throw new AttachRefused(problem);
     }
-    this.pool.registerHead(head, this.pid);
-    try {
-      for (const w of this.windows) {
-        const range = this.pool.state.bytesToBlocks(w.offset, w.size);
-        try {
-          this.pool.claim(head, range, { shared: !w.exclusive });
-        } catch (e) {
-          if (e instanceof PoolError && e.code === 'CONFLICT') {
-            const holders = (e.detail.holders as number[] | undefined) ?? [];
-            throw new AttachRefused(
-              `its ${w.exclusive ? 'exclusive' : 'shared'} window at pool offset ${w.offset} (size ${w.size}) conflicts with ${
-                e.detail.sharedHolder ? 'a shared' : 'an exclusive'
-              } grant of head${holders.length > 1 ? 's' : ''} ${holders.join(', ')}`,
-            );
-          }
-          throw e;
-        }
-      }
-      if (this.pool.acquireLease(head)) {
-        this.emit({ kind: 'lease-acquired', head, epoch: this.pool.state.lease().epoch });
-        this.bindFmld(await openFmldPort(this.requireQmp()));
-      }
-    } catch (e) {
-      // Nothing is left claimed for a refused head.
+    // Nothing is left claimed for a refused head.
+    const undo = () => {
       this.host.detachInShm(head);
       this.host.freeLeaseIfNoHeads();
+    };
+    // One durable write for the whole claim (register, windows, lease), not one per step.
+    const lease = this.pool.batch(() => {
+      this.pool.registerHead(head, this.pid);
+      try {
+        this.claimWindows();
+        return this.pool.acquireLease(head);
+      } catch (e) {
+        undo();
+        throw e;
+      }
+    });
+    if (!lease) return;
+    this.emit({ kind: 'lease-acquired', head, epoch: this.pool.state.lease().epoch });
+    try {
+      this.bindFmld(await openFmldPort(this.requireQmp()));
+    } catch (e) {
+      undo();
       throw e;
+    }
+  }
+
+  private claimWindows(): void {
+    const { head } = this;
+    for (const w of this.windows) {
+      const range = this.pool.state.bytesToBlocks(w.offset, w.size);
+      try {
+        this.pool.claim(head, range, { shared: !w.exclusive });
+      } catch (e) {
+        if (e instanceof PoolError && e.code === 'CONFLICT') {
+          const holders = (e.detail.holders as number[] | undefined) ?? [];
+          throw new AttachRefused(
+            `its ${w.exclusive ? 'exclusive' : 'shared'} window at pool offset ${w.offset} (size ${w.size}) conflicts with ${
+              e.detail.sharedHolder ? 'a shared' : 'an exclusive'
+            } grant of head${holders.length > 1 ? 's' : ''} ${holders.join(', ')}`,
+          );
+        }
+        throw e;
+      }
     }
   }
 
