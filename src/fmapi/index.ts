@@ -70,6 +70,7 @@ export {
   FmApiServer,
   type FmBackend,
   type IdentifyInfo,
+  inProcessChannel,
   replyTo,
   type ServerOptions,
   serveChannel,

@@ -5,10 +5,11 @@
 // listens (recovery.ts).
 import { rmSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
-import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
+import { type Channel, FmApiServer, inProcessChannel, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
 import { deviceSerial } from '../qemu/index.js';
 import { type ControlReply, listenControl } from './control.js';
@@ -80,7 +81,7 @@ export class Backend implements SessionHost {
   private servers: Server[] = [];
   private fmServer: Server | null = null;
   private controlServer: Server | null = null;
-  private readonly fmClients = new Set<Socket>();
+  private readonly fmClients = new Set<Duplex>();
   readonly live = new Map<number, HeadSession>();
   private readonly attaching = new Set<Promise<void>>();
   private readonly connecting = new Set<number>();
@@ -211,18 +212,31 @@ export class Backend implements SessionHost {
         // Tracked so stop() can end them: server.close() waits for every open connection.
         this.fmClients.add(socket);
         socket.once('close', () => this.fmClients.delete(socket));
-        const ch = serveChannel(socket, this.fmApi('fm.sock'), {
-          isBound: () => {
-            const owner = this.pool.state.lease().owner;
-            return owner !== null && this.live.has(owner);
-          },
-        });
+        const ch = serveChannel(socket, this.fmApi('fm.sock'), { isBound: () => this.fmBound() });
         socket.resume();
         void ch.done.then(() => socket.destroy());
       },
       (reason) => this.log.warn(`fm.sock: ${reason}`),
     );
     this.fmSocketPath = path;
+  }
+
+  /**
+   * An FM-API channel inside this process, for the northbound: the same
+   * FmApiServer (through `via`), codecs and lease rule as fm.sock, without a
+   * socket. Returns the client's end; it ends when the backend stops.
+   */
+  fmChannel(via: string): Duplex {
+    const { client } = inProcessChannel(this.fmApi(via), { isBound: () => this.fmBound() });
+    this.fmClients.add(client);
+    client.once('close', () => this.fmClients.delete(client));
+    return client;
+  }
+
+  /** fm.sock and the in-process channel answer while the lease owner is attached. */
+  private fmBound(): boolean {
+    const owner = this.pool.state.lease().owner;
+    return owner !== null && this.live.has(owner);
   }
 
   // ---- FM-API -------------------------------------------------------------------
