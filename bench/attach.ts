@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Backend } from '../src/heads/index.js';
 import { Pool } from '../src/pool/index.js';
-import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+import { benchHeadArgs } from './common.js';
 
 const MiB = 2 ** 20;
 const silent = pino({ level: 'silent' });
@@ -35,7 +35,7 @@ function killAll(children: ChildProcess[]): Promise<unknown> {
 async function greetingMs(pool: string, runDir: string, stateDir: string): Promise<number> {
   // A real pool, so QEMU maps an existing object (it would create a stray file otherwise).
   Pool.create({ name: pool, stateDir, capacityBytes: 1024 * MiB, blockBytes: 2 * MiB, headCount: 1 }).close();
-  const args = headArgs({
+  const args = benchHeadArgs({
     pool,
     head: 0,
     runDir,
@@ -61,7 +61,7 @@ async function greetingMs(pool: string, runDir: string, stateDir: string): Promi
 }
 
 async function attachOnce(backend: Backend, pool: string, runDir: string, head: number): Promise<{ ms: number; child: ChildProcess }> {
-  const args = headArgs({
+  const args = benchHeadArgs({
     pool,
     head,
     runDir,
@@ -133,7 +133,7 @@ export async function benchAttach(
       for (let h = 0; h < 32; h++) {
         children.push(
           launch(
-            headArgs({
+            benchHeadArgs({
               pool: big,
               head: h,
               runDir,

@@ -2,6 +2,7 @@
 // percentiles, and a QMP monitor of a QEMU the benchmark started itself.
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { type HeadArgsOptions, headArgs, resolveQemu } from '../src/qemu/index.js';
 import { QmpSession } from '../src/qmp/index.js';
 
 /** One figure next to its baseline from the same run; run.ts prints the ratio. */
@@ -26,4 +27,9 @@ export async function monitor(path: string): Promise<QmpSession> {
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`monitor ${path} never came up`);
+}
+
+/** A head's arguments for the QEMU the benches run (its monitor spelled for that version). */
+export function benchHeadArgs(opts: Omit<HeadArgsOptions, 'qemuVersion'>): string[] {
+  return headArgs({ ...opts, qemuVersion: resolveQemu().version });
 }

@@ -13,9 +13,9 @@ import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
 import { Northbound } from '../src/http/index.js';
 import { Pool } from '../src/pool/index.js';
-import { headArgs, qemuArgv, resolveQemu } from '../src/qemu/index.js';
+import { qemuArgv, resolveQemu } from '../src/qemu/index.js';
 import type { QmpSession } from '../src/qmp/index.js';
-import { monitor, pct, type Report } from './common.js';
+import { benchHeadArgs, monitor, pct, type Report } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -45,7 +45,15 @@ export async function benchNorthbound(report: Report): Promise<void> {
       [1, 'dcd'],
     ] as const) {
       const mon = join(base, `mon${head}.sock`);
-      const args = headArgs({ pool, head, runDir, capacityBytes, delivery, sparePorts: delivery === 'hotplug' ? 1 : 0, memory: '128M' });
+      const args = benchHeadArgs({
+        pool,
+        head,
+        runDir,
+        capacityBytes,
+        delivery,
+        sparePorts: delivery === 'hotplug' ? 1 : 0,
+        memory: '128M',
+      });
       const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults', '-qmp', `unix:${mon},server=on,wait=off`]);
       children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
       const s = await monitor(mon);

@@ -6,7 +6,7 @@
 // (lsa.ts), a small 0600 file in /dev/shm that lives as long as the LD.
 import { rmSync, writeFileSync } from 'node:fs';
 import { CAPACITY_UNIT, lsaObjectPath, lsaObjectsOf } from '../pool/index.js';
-import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath } from '../qemu/index.js';
+import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath, qemuFeatures } from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
 import { LSA_BYTES, lsaImage, type RegionLabel } from './lsa.js';
 
@@ -69,9 +69,10 @@ export interface Delivery {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * LD hot-add. QEMU 10.0 never emits DEVICE_DELETED for a cxl-type3 and
- * cannot delete its memory backend afterwards ("in use"), so removal is
- * confirmed by polling QOM and every hot-add uses a fresh backend id.
+ * LD hot-add. Removal is confirmed by `DEVICE_DELETED` where QEMU sends it
+ * for a cxl-type3 (11.1), by polling QOM where it never does (10.0).
+ * Neither can delete the memory backend afterwards (10.0: "in use", 11.1:
+ * "mapped"), so every hot-add uses a fresh backend id.
  */
 export class HotplugDelivery implements Delivery {
   readonly kind = 'hotplug';
@@ -87,9 +88,17 @@ export class HotplugDelivery implements Delivery {
     private readonly ports: string[],
     occupied: Map<string, string>,
     private readonly serialFor: (port: string) => bigint,
-    opts: { pollMs?: number; removalTimeoutMs?: number; lsaPath?: (n: number) => string; lsaLeftovers?: () => string[] } = {},
+    opts: {
+      pollMs?: number;
+      removalTimeoutMs?: number;
+      lsaPath?: (n: number) => string;
+      lsaLeftovers?: () => string[];
+      /** Wait for DEVICE_DELETED instead of polling (default: what the QEMU's version does). */
+      deviceDeletedEvent?: boolean;
+    } = {},
   ) {
     for (const [p, d] of occupied) this.busy.set(p, d);
+    this.deviceDeletedEvent = opts.deviceDeletedEvent ?? qemuFeatures(qmp.version).type3DeviceDeleted;
     this.nextBackend = Date.now();
     this.pollMs = opts.pollMs ?? 100;
     this.removalTimeoutMs = opts.removalTimeoutMs ?? 60_000;
@@ -98,6 +107,7 @@ export class HotplugDelivery implements Delivery {
   }
   private readonly pollMs: number;
   private readonly removalTimeoutMs: number;
+  private readonly deviceDeletedEvent: boolean;
   private readonly lsaPath: ((n: number) => string) | null;
   private readonly lsaLeftovers: () => string[];
 
@@ -153,13 +163,22 @@ export class HotplugDelivery implements Delivery {
 
   async release(piece: Delivered): Promise<{ gone: Promise<void> }> {
     if (!piece.deviceId) throw new Error(`extent at ${piece.offset} has no hot-added device to remove`);
+    // Subscribed before device_del: without a guest, QEMU sends the event before it answers.
+    const deleted = this.deviceDeletedEvent
+      ? this.qmp
+          .waitForEvent('DEVICE_DELETED', (e) => e.data.device === piece.deviceId, this.removalTimeoutMs)
+          .then(
+            () => true,
+            () => false,
+          )
+      : null;
     try {
       await this.qmp.execute('device_del', { id: piece.deviceId });
     } catch (e) {
       // Asked again (a restarted backend finishing an answered release): the unplug under way is ours.
       if (!/already in the process of unplug/i.test((e as Error).message)) throw e;
     }
-    return { gone: this.waitGone(piece) };
+    return { gone: this.waitGone(piece, deleted) };
   }
 
   private async withdraw(d: Delivered): Promise<void> {
@@ -167,21 +186,30 @@ export class HotplugDelivery implements Delivery {
     await gone;
   }
 
+  private present(piece: Delivered): Promise<boolean> {
+    return this.qmp.execute('qom-get', { path: peripheralPath(String(piece.deviceId)), property: 'type' }).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Resolves once the device left QOM (the guest finished its unplug), then frees the port. */
-  private async waitGone(piece: Delivered): Promise<void> {
-    const path = peripheralPath(String(piece.deviceId));
-    const deadline = Date.now() + this.removalTimeoutMs;
-    for (;;) {
-      const present = await this.qmp.execute('qom-get', { path, property: 'type' }).then(
-        () => true,
-        () => false,
-      );
-      if (!present) break;
-      if (Date.now() > deadline) throw new Error(`device ${piece.deviceId} is still present ${this.removalTimeoutMs} ms after device_del`);
-      await sleep(this.pollMs);
+  private async waitGone(piece: Delivered, deleted: Promise<boolean> | null): Promise<void> {
+    if (deleted !== null) {
+      // The event, or the device already gone (an unplug a previous backend started finished unseen).
+      const already = this.present(piece).then((p) => !p);
+      const gone = (await Promise.race([deleted, already.then((g) => g || deleted)])) || !(await this.present(piece));
+      if (!gone) throw new Error(`device ${piece.deviceId} is still present ${this.removalTimeoutMs} ms after device_del`);
+    } else {
+      const deadline = Date.now() + this.removalTimeoutMs;
+      while (await this.present(piece)) {
+        if (Date.now() > deadline)
+          throw new Error(`device ${piece.deviceId} is still present ${this.removalTimeoutMs} ms after device_del`);
+        await sleep(this.pollMs);
+      }
     }
     if (piece.port) this.busy.delete(piece.port);
-    // The memory backends can't be deleted in QEMU 10.0 (they stay "in use"); try, for newer QEMUs.
+    // The memory backends can't be deleted in QEMU 10.0 or 11.1 ("in use", "mapped"); try, for later QEMUs.
     if (piece.backendId) await this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
     if (piece.lsaPath) {
       await this.qmp.execute('object-del', { id: ldLsaBackendId(lsaNumber(piece.lsaPath)) }).catch(() => undefined);

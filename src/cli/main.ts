@@ -18,7 +18,7 @@ import {
   poolStatus,
   resolveDirs,
 } from '../pool/index.js';
-import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
+import { headArgs, parseQemuVersion, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
 import { addHttpCommands, checkHttpOptions, type HttpServeOptions, readHttpRecord, startHttp } from './http.js';
 import { addLeaseCommands } from './lease.js';
@@ -332,7 +332,11 @@ export function buildProgram(): Command {
       .addOption(new Option('--delivery <how>', 'how dynamic capacity reaches this head').choices(['hotplug', 'dcd']).default('hotplug'))
       .option('--memory <size>', 'guest RAM (-m)', '1G')
       .option('--capacity <size>', "the pool's capacity, when the pool does not exist yet")
-      .option('--with-binary', 'print the QEMU command (and firmware paths) first: a complete command line'),
+      .option('--with-binary', 'print the QEMU command (and firmware paths) first: a complete command line')
+      .option(
+        '--qemu-version <x.y>',
+        "the QEMU the arguments are for (picks -object monitor-qmp on >= 11.1, -mon before); default: the project's QEMU, else -mon",
+      ),
   ).action(
     (
       o: DirOpts & {
@@ -344,6 +348,7 @@ export function buildProgram(): Command {
         memory: string;
         capacity?: string;
         withBinary?: boolean;
+        qemuVersion?: string;
       },
     ) => {
       const dirs = resolveDirs(o);
@@ -375,6 +380,7 @@ export function buildProgram(): Command {
         sparePorts: o.sparePorts === undefined ? undefined : Number(o.sparePorts),
         delivery: o.delivery,
         memory: o.memory,
+        qemuVersion: argsQemuVersion(o.qemuVersion, o.withBinary === true),
       });
       const words = o.withBinary ? qemuArgv(resolveQemu(), args) : args;
       process.stdout.write(`${words.join('\n')}\n`);
@@ -402,6 +408,24 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/**
+ * The QEMU version `qemu-args` writes for: the one given, else the project's
+ * QEMU (which --with-binary runs anyway), else unknown (`-mon`, accepted by
+ * every QEMU >= 10.0).
+ */
+function argsQemuVersion(given: string | undefined, withBinary: boolean): string | undefined {
+  if (given !== undefined) {
+    if (parseQemuVersion(given) === null) throw new UsageError(`--qemu-version "${given}" must look like 11.1 or 10.0.13`);
+    return given;
+  }
+  try {
+    return resolveQemu().version;
+  } catch (e) {
+    if (withBinary) throw e;
+    return undefined;
+  }
 }
 
 /**

@@ -17,7 +17,7 @@ import { deliveryFor } from '../capacity/index.js';
 import type { Channel } from '../fmapi/index.js';
 import { dataObjectPath, type Pool, PoolError } from '../pool/index.js';
 import { QmpSession } from '../qmp/index.js';
-import { discoverDelivery, discoverWindows, isHotAddedLd, type PoolWindow, windowProblem } from './devices.js';
+import { discoverDelivery, discoverWindows, isHotAddedLd, type PoolWindow, readQom, windowProblem } from './devices.js';
 import type { BackendEvent } from './events.js';
 import { type FmldPort, hasFmldPort, openFmldPort, reattachFmldPort, removeFmldPort } from './fmld.js';
 import type { PeerInfo } from './listener.js';
@@ -142,10 +142,11 @@ export class HeadSession {
       guestRunning = status.running;
       const shmHead = this.pool.state.head(head);
       const dataPath = dataObjectPath(this.host.poolName);
-      const ours = (await discoverWindows(qmp)).filter((w) => w.memPath === dataPath);
+      const qom = await readQom(qmp);
+      const ours = (await discoverWindows(qmp, qom)).filter((w) => w.memPath === dataPath);
       this.windows = ours.filter((w) => !isHotAddedLd(w));
       const h = this.pool.state.header;
-      const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, ours);
+      const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, ours, qom);
       this.delivery = deliveryFor(qmp, cfg, { name: this.host.poolName, dataPath, blockBytes: h.blockBytes, head });
       if (shmHead.attached && shmHead.pid === pid) {
         this.to('readopting');

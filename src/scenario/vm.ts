@@ -38,6 +38,7 @@ export function vmArgv(o: VmOptions, paths: { console: string; agent: string }):
     sparePorts: head.sparePorts,
     delivery: head.delivery,
     memory: head.guest.memory,
+    qemuVersion: o.qemu.version,
   });
   args.push(
     '-display',
