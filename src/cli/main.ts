@@ -21,6 +21,7 @@ import {
 import { headArgs, parseQemuVersion, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { addFmCommands, describeFmError } from './fm.js';
 import { addHttpCommands, checkHttpOptions, type HttpServeOptions, readHttpRecord, startHttp } from './http.js';
+import { addInjectCommand } from './inject.js';
 import { addLeaseCommands } from './lease.js';
 import { addRunCommand, demoScenarioPath, runScenarioFile } from './run.js';
 import { notifyReady } from './sd-notify.js';
@@ -389,6 +390,7 @@ export function buildProgram(): Command {
 
   addFmCommands(program);
   addLeaseCommands(program);
+  addInjectCommand(program);
   addHttpCommands(program);
   addRunCommand(program);
 

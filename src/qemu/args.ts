@@ -15,6 +15,7 @@ import {
   headSerial,
   MONITOR_CHARDEV_ID,
   MONITOR_OBJECT_ID,
+  RAM_BACKEND_ID,
   rootPortId,
   STATIC_DEVICE_ID,
   staticBackendId,
@@ -45,6 +46,19 @@ export interface HeadArgsOptions {
    * spelling. Unknown: `-mon`, which every QEMU >= 10.0 accepts (11.1 warns).
    */
   qemuVersion?: string;
+}
+
+/**
+ * One NUMA node holding the guest's RAM, where the QEMU lets a guest online
+ * CXL memory as System RAM: only with an SRAT does Linux give each CXL window
+ * a node of its own (a CPU-less node for `numactl --membind`); without one,
+ * System RAM joins node 0. Older QEMUs keep their plain arguments.
+ */
+export function numaArgs(qemuVersion: string | undefined, memory: string): string[] {
+  if (qemuVersion === undefined || !qemuFeatures(qemuVersion).systemRam) return [];
+  // QEMU's -m reads a bare number as MiB; a memory backend's size would read it as bytes.
+  const size = /^\d+$/.test(memory) ? `${memory}M` : memory;
+  return ['-object', `memory-backend-ram,id=${RAM_BACKEND_ID},size=${size}`, '-numa', `node,nodeid=0,memdev=${RAM_BACKEND_ID}`];
 }
 
 /** A QMP monitor on a chardev (by default the head's, which dials the backend), as this QEMU spells it. */
@@ -135,6 +149,7 @@ export function headArgs(opts: HeadArgsOptions): string[] {
     `max,hypervisor=off${physBits ? `,phys-bits=${physBits}` : ''}`,
     '-m',
     memory,
+    ...numaArgs(opts.qemuVersion, memory),
     '-chardev',
     `socket,id=${MONITOR_CHARDEV_ID},path=${sock},reconnect-ms=${opts.reconnectMs ?? 1000}`,
     ...monitorArgs(opts.qemuVersion),
