@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
+import { benchCli } from './cli.js';
 import { benchFmApi } from './fmapi.js';
 import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
@@ -136,6 +137,7 @@ if (want('claim') || want('status')) {
   if (want('claim')) benchClaimRelease(cbin);
   if (want('status')) benchStatus(cbin);
 }
+if (want('cli')) await benchCli(report);
 if (want('attach')) await benchAttach(report);
 if (want('fmapi')) await benchFmApi(report);
 if (want('northbound')) await benchNorthbound(report);

@@ -11,11 +11,19 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { demoScenarioPath } from '../src/cli/run.js';
 import { Backend } from '../src/heads/index.js';
 import { dataObjectPath, Pool, poolStatus } from '../src/pool/index.js';
 import { headSerial, resolveQemu } from '../src/qemu/index.js';
-import { GuestAgent, loadScenario, patternBytes, projectGuest, projectRoot, runScenario, vmArgv } from '../src/scenario/index.js';
+import {
+  demoScenarioPath,
+  GuestAgent,
+  loadScenario,
+  patternBytes,
+  projectGuest,
+  projectRoot,
+  runScenario,
+  vmArgv,
+} from '../src/scenario/index.js';
 import type { Report } from './common.js';
 
 const MiB = 2 ** 20;

@@ -2,8 +2,10 @@
 // answers the informational commands from the pool and the attached heads,
 // and turns Initiate DC Add/Release into block claims (all-or-nothing,
 // journaled) plus deliveries to the head's QEMU. It owns the per-head list
-// of grants (extents) and their generation numbers; the tag rules of shared
-// allocations are allocations.ts's.
+// of grants (extents) and their generation numbers, and the deliveries of
+// the attached heads, which each head's session hands it (registerDelivery)
+// and takes back when it ends: the manager never looks a head up. The tag
+// rules of shared allocations are allocations.ts's.
 import {
   type AddRequest,
   type DcdInfoResponse,
@@ -67,10 +69,14 @@ export interface GrantView {
 
 export interface CapacityOptions {
   serial: bigint;
-  /** The delivery of an attached head, undefined when the head is not attached. */
-  deliveryOf: (head: number) => Delivery | undefined;
   /** Called synchronously after each journaled change; must not call back into the manager. */
   onEvent?: (e: CapacityEvent) => void;
+  /**
+   * Called synchronously whenever what a head holds looks different (added,
+   * releasing, released, forgotten, adopted), answered or not; must not call
+   * back into the manager. The daemon rewrites the head's record on it.
+   */
+  onGrantsChanged?: (head: number) => void;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -79,6 +85,8 @@ const TAGS_SUPPORTED = 1024;
 export class CapacityManager implements FmBackend {
   private readonly grants = new Map<number, Grant[]>();
   private readonly generations = new Map<number, number>();
+  /** The delivery of each attached head, as its session handed it over. */
+  private readonly deliveries = new Map<number, Delivery>();
   private readonly tags = new TagRegistry((tag) => [...this.grants].filter(([, l]) => l.some((g) => g.tag === tag)).map(([h]) => h));
   /** One FM-API mutation at a time: claims and deliveries must not interleave. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -165,7 +173,7 @@ export class CapacityManager implements FmBackend {
 
   extentList(req: ExtentListRequest): ExtentListResponse {
     this.checkHost(req.hostId);
-    const base = this.opts.deliveryOf(req.hostId)?.regionBase ?? 0;
+    const base = this.deliveries.get(req.hostId)?.regionBase ?? 0;
     const all: Extent[] = this.grantsOf(req.hostId).map((g) => ({
       startDpa: base + g.offset,
       len: g.len,
@@ -183,7 +191,7 @@ export class CapacityManager implements FmBackend {
 
   // ---- add / release -----------------------------------------------------
 
-  /** `via` names the FM-API path the request came in on (for events). */
+  /** `via` names the path the request came in on (for events); through() fills it in for an FM-API path. */
   initiateAdd(req: AddRequest, via: string = VIA.fmApi): Promise<void> {
     return this.serialize(() => this.add(req, via));
   }
@@ -192,7 +200,11 @@ export class CapacityManager implements FmBackend {
     return this.serialize(() => this.release(req, via));
   }
 
-  /** The FM-API backend of one path (fm.sock, a head's FM-LD port): its adds and releases name it. */
+  /**
+   * The FM-API backend of one path (fm.sock, a head's FM-LD port): its adds
+   * and releases name it. The one FmBackend the daemon serves: nothing wraps
+   * it, since every change it makes is reported (onEvent, onGrantsChanged).
+   */
   through(via: string): FmBackend {
     return {
       identify: () => this.identify(),
@@ -355,6 +367,20 @@ export class CapacityManager implements FmBackend {
 
   // ---- head lifecycle -------------------------------------------------------
 
+  /**
+   * A head's session knows how the head receives capacity (from its
+   * discovery on, through claiming or re-adoption, while attached): requests
+   * for the head go through this delivery until unregisterDelivery.
+   */
+  registerDelivery(head: number, delivery: Delivery): void {
+    this.deliveries.set(head, delivery);
+  }
+
+  /** The head's session ended: from now on requests for it are refused as not attached. Its grants are forgetHead's. */
+  unregisterDelivery(head: number): void {
+    this.deliveries.delete(head);
+  }
+
   /** The head's QEMU is gone and its blocks were released (journaled) with it: `via` says why. */
   forgetHead(head: number, via: string = VIA.qemuExit): void {
     const held = this.grants.get(head);
@@ -380,7 +406,7 @@ export class CapacityManager implements FmBackend {
    * extents do not survive a reset of the host). Taken back as a release.
    */
   async onReset(head: number): Promise<void> {
-    const d = this.opts.deliveryOf(head);
+    const d = this.deliveries.get(head);
     if (!d) return;
     const shared = this.grantsOf(head).filter((g) => g.shared && g.state === 'active');
     if (shared.length === 0) return;
@@ -390,6 +416,7 @@ export class CapacityManager implements FmBackend {
           const { gone } = await d.release(g.delivered);
           g.state = 'releasing';
           g.releaseVia = VIA.guestReset;
+          this.touched(head);
           await gone;
           this.finishRelease(g);
         } catch (e) {
@@ -415,7 +442,7 @@ export class CapacityManager implements FmBackend {
       tag: g.tag,
       shared: g.shared,
       state: g.state,
-      delivery: this.opts.deliveryOf(head)?.kind ?? 'unknown',
+      delivery: this.deliveries.get(head)?.kind ?? 'unknown',
       ...(g.delivered.deviceId ? { device: g.delivered.deviceId } : {}),
     }));
   }
@@ -430,13 +457,20 @@ export class CapacityManager implements FmBackend {
 
   private delivery(host: number): Delivery {
     this.checkHost(host);
-    const d = this.opts.deliveryOf(host);
+    const d = this.deliveries.get(host);
     if (!d) throw new FmError(ReturnCode.InvalidInput, `head ${host} is not attached`);
     return d;
   }
 
+  /** A head's grants changed: 5603h's generation moves on. */
   private changed(head: number): void {
     this.generations.set(head, ((this.generations.get(head) ?? 0) + 1) >>> 0);
+    this.touched(head);
+  }
+
+  /** What a head holds looks different (a reset's release marks a grant releasing without a new generation). */
+  private touched(head: number): void {
+    this.opts.onGrantsChanged?.(head);
   }
 
   private emit(e: CapacityEvent): void {

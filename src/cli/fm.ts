@@ -3,28 +3,22 @@
 // prints results for people or as JSON. Extents are given as pool offsets;
 // the client reads the head's region base (5601h) and adds it, which is
 // correct for every delivery kind (docs/capacity.md, docs/design.md §3).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-// Not capacity/index.js: that pulls in the pool's native addon, which the guest-side FM client has no use for.
-import { addToHosts } from '../capacity/allocations.js';
 import { UsageError } from '../errors/index.js';
-import { FmClient, FmError, openPort, PayloadError, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
+import {
+  FmClient,
+  FmError,
+  findFmldPort,
+  openPort,
+  PayloadError,
+  parseUuid,
+  RemovalPolicy,
+  SelectionPolicy,
+  ZERO_TAG,
+} from '../fmapi/index.js';
 import { formatSize, parseSize } from '../pool/index.js';
 import { FMLD_PORT_NAME } from '../qemu/index.js';
-
-/** The guest's FM-LD port: the /dev/vportNpM whose sysfs name is cxl-mhd.fmld. */
-export function findFmldPort(sysRoot = '/sys/class/virtio-ports'): string | null {
-  if (!existsSync(sysRoot)) return null;
-  for (const port of readdirSync(sysRoot)) {
-    try {
-      if (readFileSync(join(sysRoot, port, 'name'), 'utf8').trim() === FMLD_PORT_NAME) return `/dev/${port}`;
-    } catch {
-      // a port without a name
-    }
-  }
-  return null;
-}
 
 function resolvePort(port: string | undefined): string {
   if (port) {
@@ -217,6 +211,8 @@ export function addFmCommands(program: Command): void {
             : a.policy === 'contiguous'
               ? SelectionPolicy.Contiguous
               : SelectionPolicy.Prescriptive;
+        // Loaded here: the allocation rules are needed by `fm add` alone.
+        const { addToHosts } = await import('../capacity/index.js');
         await withClient(o, (c) =>
           addToHosts(
             {

@@ -3,8 +3,9 @@
 // over its control socket, which speaks QMP to that head's QEMU (heads/inject.ts).
 import { type Command, Option } from 'commander';
 import { UsageError } from '../errors/index.js';
-import { controlRequest, INJECT_KINDS, INJECT_LOGS, INJECT_RECORDS, type InjectKind, injectFieldNames } from '../heads/index.js';
+import { INJECT_KINDS, INJECT_LOGS, INJECT_RECORDS, type InjectKind, injectFieldNames } from '../heads/inject.js';
 import { MAX_HEADS, resolveDirs } from '../pool/index.js';
+import { withDirs } from './options.js';
 
 /** --dpa 0x1000 → dpa; commander turns --transaction-type into transactionType. */
 const camel = (name: string) => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -18,16 +19,14 @@ function parseField(name: string, text: string): number | string {
 }
 
 export function addInjectCommand(program: Command): void {
-  const cmd = program
-    .command('inject')
+  const cmd = withDirs(program.command('inject'))
     .description(
       "inject a CXL event record into head N's type-3 device through its QEMU (QEMU >= 11.1, whose records carry the head id); the guest's `cxl monitor` or its cxl trace events show it",
     )
     .argument('<record>', 'the record: media (General Media), dram (DRAM), module (Memory Module)')
     .requiredOption('--pool <name>', 'pool name')
     .requiredOption('--head <n>', 'the head whose device gets the record (it must be attached)')
-    .addOption(new Option('--log <log>', 'the event log').choices([...INJECT_LOGS]).default('informational'))
-    .addOption(new Option('--run-dir <dir>', 'directory for head sockets (default: $XDG_RUNTIME_DIR/cxl-mhd or /run/cxl-mhd)'));
+    .addOption(new Option('--log <log>', 'the event log').choices([...INJECT_LOGS]).default('informational'));
   for (const name of injectFieldNames()) {
     const records = INJECT_KINDS.filter((k) => INJECT_RECORDS[k].fields.some((f) => f.name === name));
     cmd.option(`--${name} <${name === 'component-id' ? 'text' : 'n'}>`, `the record's ${name} field (${records.join(', ')})`);
@@ -52,6 +51,7 @@ export function addInjectCommand(program: Command): void {
           .join(', ')}`,
       );
     }
+    const { controlRequest } = await import('../heads/index.js');
     const reply = await controlRequest(resolveDirs({ runDir: o.runDir }).runDir, String(o.pool), {
       op: 'inject',
       head: Number(head),

@@ -2,23 +2,8 @@
 // scenario): terminal/TAP output, the JUnit file, signals and the exit
 // status. The run itself is src/scenario.
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import {
-  humanDetail,
-  humanLine,
-  junitXml,
-  loadScenario,
-  passed,
-  projectRoot,
-  runScenario,
-  type Scenario,
-  ScenarioFileError,
-  summaryLine,
-  tapBailOut,
-  tapLines,
-  tapPlan,
-} from '../scenario/index.js';
+import type { Scenario } from '../scenario/index.js';
 
 /** Exit statuses: every step passed, a step failed (or boot), a bad scenario file, interrupted. */
 export const RUN_EXIT = { passed: 0, failed: 1, badFile: 2, interrupted: 130 } as const;
@@ -29,13 +14,22 @@ export interface RunFileOptions {
   keep?: boolean;
 }
 
-/** The three-head demo, as a scenario file (`make demo`, the boot test). */
-export function demoScenarioPath(): string {
-  return join(projectRoot(), 'examples', 'ci', 'three-heads.yaml');
-}
-
 /** Loads, runs and reports one scenario file; resolves to the exit status. */
 export async function runScenarioFile(file: string, o: RunFileOptions = {}): Promise<number> {
+  // The runner (yaml, ajv, the steps) is loaded only when a scenario runs.
+  const {
+    humanDetail,
+    humanLine,
+    junitXml,
+    loadScenario,
+    passed,
+    runScenario,
+    ScenarioFileError,
+    summaryLine,
+    tapBailOut,
+    tapLines,
+    tapPlan,
+  } = await import('../scenario/index.js');
   let scn: Scenario;
   try {
     scn = loadScenario(file);

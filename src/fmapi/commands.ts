@@ -4,6 +4,7 @@
 // §7.6.7.6 DCD Management command sets. The codecs and the payload types
 // exported here follow from those declarations. Everything the server, the
 // client and the tests know about payloads is in COMMANDS.
+import { CAPACITY_UNIT } from '../pool/index.js';
 import { badField } from './errors.js';
 import {
   bits,
@@ -26,13 +27,12 @@ import {
   uuid,
 } from './layout.js';
 
+// Decode lengths and total capacity travel in 256 MiB units; codecs speak bytes. Tags: ZERO_TAG is no tag.
+export { CAPACITY_UNIT, ZERO_TAG } from '../pool/index.js';
 export type { Codec, Empty } from './layout.js';
 
-/** Decode lengths and total capacity travel in 256 MiB units; codecs speak bytes. */
-export const CAPACITY_UNIT = 256 * 2 ** 20;
 /** A DCD has at most eight DC regions. */
 export const MAX_DC_REGIONS = 8;
-export const ZERO_TAG = '00000000-0000-0000-0000-000000000000';
 
 export enum Opcode {
   Identify = 0x0001,

@@ -60,7 +60,7 @@ export {
   returnCodeMessage,
   returnCodeName,
 } from './message.js';
-export { FdStream, openPort } from './port.js';
+export { FdStream, findFmldPort, openPort } from './port.js';
 export {
   type Answer,
   type Channel,

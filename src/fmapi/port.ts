@@ -1,13 +1,29 @@
 // Opening the FM-LD channel from the client's side: a Unix socket path (tests,
-// host tools) or the guest's /dev/vportNpM character device. Node's net.Socket
+// host tools) or the guest's /dev/vportNpM character device, which
+// findFmldPort finds by its virtio port name. Node's net.Socket
 // refuses a character device fd (libuv calls it a file), and an fs stream
 // parks a thread-pool thread in a blocking read that close() cannot cut short,
 // so a device is opened O_NONBLOCK and polled: a request/response client
 // loses nothing to a few milliseconds of polling.
-import { constants, close as fsClose, read as fsRead, write as fsWrite, open, stat } from 'node:fs';
+import { constants, existsSync, close as fsClose, read as fsRead, write as fsWrite, open, readdirSync, readFileSync, stat } from 'node:fs';
 import { createConnection } from 'node:net';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
+import { FMLD_PORT_NAME } from '../qemu/index.js';
+
+/** The guest's FM-LD port: the /dev/vportNpM whose sysfs name is cxl-mhd.fmld; null when this head has none. */
+export function findFmldPort(sysRoot = '/sys/class/virtio-ports'): string | null {
+  if (!existsSync(sysRoot)) return null;
+  for (const port of readdirSync(sysRoot)) {
+    try {
+      if (readFileSync(join(sysRoot, port, 'name'), 'utf8').trim() === FMLD_PORT_NAME) return `/dev/${port}`;
+    } catch {
+      // a port without a name
+    }
+  }
+  return null;
+}
 
 const POLL_MIN_MS = 1;
 const POLL_MAX_MS = 20;

@@ -8,7 +8,7 @@ import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
-import { type Channel, FmApiServer, type FmBackend, opcodeHex, serveChannel } from '../fmapi/index.js';
+import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
 import { deviceSerial, peripheralPath, STATIC_DEVICE_ID } from '../qemu/index.js';
 import { type ControlReply, listenControl } from './control.js';
@@ -105,11 +105,9 @@ export class Backend implements SessionHost {
     if (opts.onEvent) this.events.subscribe(opts.onEvent);
     this.capacity = new CapacityManager(pool, {
       serial: deviceSerial(opts.pool),
-      deliveryOf: (head) => this.live.get(head)?.delivery ?? undefined,
-      onEvent: (e) => {
-        this.events.emit(e);
-        this.refreshLater(e.head);
-      },
+      onEvent: (e) => this.events.emit(e),
+      // The one trigger for rewriting a head's record after capacity moved: requests and resets leave it to this.
+      onGrantsChanged: (head) => this.refreshLater(head),
       log: (msg, fields) => this.log.info(fields ?? {}, msg),
     });
   }
@@ -225,7 +223,7 @@ export class Backend implements SessionHost {
 
   /** An FM-API server for one path, whose refusals are logged and journaled with their reasons. */
   private fmApi(via: string): FmApiServer {
-    return new FmApiServer(this.fmBackend(via), {
+    return new FmApiServer(this.capacity.through(via), {
       onInternalError: (e, ctx) => {
         const reason = (e as Error).message ?? String(e);
         this.pool.note({ event: 'fm-internal-error', via, opcode: ctx.opcode, reason });
@@ -236,15 +234,6 @@ export class Backend implements SessionHost {
         this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
       },
     });
-  }
-
-  /** The capacity manager as one path sees it; head records are refreshed once a request is done. */
-  private fmBackend(via: string): FmBackend {
-    return {
-      ...this.capacity.through(via),
-      initiateAdd: (r) => this.capacity.initiateAdd(r, via).finally(() => this.refreshLater(r.hostId)),
-      initiateRelease: (r) => this.capacity.initiateRelease(r, via).finally(() => this.refreshLater(r.hostId)),
-    };
   }
 
   /** Serves the FM-API on the owner's channel; it answers only while bound to the lease owner's current port. */
@@ -376,12 +365,12 @@ export class Backend implements SessionHost {
   }
 
   /**
-   * Capacity changed under a head: its record is rewritten a little later,
-   * once for a burst of requests. heads.json is a status file (not durable
-   * state) and rewriting it costs more than a DCD add itself once a head
-   * holds many grants, so it stays off the answer path.
+   * Capacity changed under a head (the manager said so): its record is
+   * rewritten a little later, once for a burst of requests. heads.json is a
+   * status file (not durable state) and rewriting it costs more than a DCD
+   * add itself once a head holds many grants, so it stays off the answer path.
    */
-  refreshLater(head: number): void {
+  private refreshLater(head: number): void {
     this.pendingRefresh.add(head);
     this.refreshTimer ??= setTimeout(() => {
       this.refreshTimer = null;

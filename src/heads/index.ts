@@ -1,5 +1,5 @@
 // Public surface of heads: the serving backend (daemon), its events, its
-// head records, and the journal readers recovery uses.
+// head records, the pool's status with them, and the journal readers recovery uses.
 
 export { type ControlReply, type ControlRequest, controlRequest } from './control.js';
 export { Backend, type BackendOptions, type BackendSnapshot } from './daemon.js';
@@ -16,6 +16,7 @@ export {
   injectFieldNames,
 } from './inject.js';
 export type { SocketAccess } from './listener.js';
-export { type HeadPhase, type HeadRecord, headRecordsPath, readHeadRecords } from './records.js';
+export { type HeadPhase, type HeadRecord, type HttpRecord, readHeadRecords, readHttpRecord } from './records.js';
 export { grantsFromJournal, unfinishedAdds } from './recovery.js';
 export type { SessionState } from './session.js';
+export { type HeadReport, type Status, statusOf } from './status.js';

@@ -2,11 +2,11 @@
 // memory (its session's phase, why it was refused or detached, its windows,
 // delivery and grants), kept in memory and in <run-dir>/<pool>/heads.json
 // (0600, replaced atomically) for `cxl-mhd status`. The one writer and the
-// one reader of that file.
+// one reader of that file, and the reader of http.json, the northbound's
+// record beside it (written by http/server.ts).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { GrantView } from '../capacity/index.js';
-import { poolRunDir } from '../pool/index.js';
+import { headRecordsPath, httpRecordPath } from '../pool/index.js';
 
 export type HeadPhase = 'attaching' | 'attached' | 'refused' | 'detached';
 
@@ -35,10 +35,6 @@ interface RecordsFile {
   heads: HeadRecord[];
 }
 
-export function headRecordsPath(runDir: string, pool: string): string {
-  return join(poolRunDir(runDir, pool), 'heads.json');
-}
-
 /** The records the last backend of the pool wrote, or null when there are none to read. */
 export function readHeadRecords(runDir: string, pool: string): HeadRecord[] | null {
   try {
@@ -46,6 +42,27 @@ export function readHeadRecords(runDir: string, pool: string): HeadRecord[] | nu
     return Array.isArray(body.heads) ? body.heads : null;
   } catch {
     // Absent (no backend ever served the pool here) or torn: status shows shared memory alone.
+    return null;
+  }
+}
+
+/** What `serve --http` leaves in the run dir: where it listens and a token for local clients (mode 0600). */
+export interface HttpRecord {
+  url: string;
+  redfish: string;
+  sse: string;
+  pid: number;
+  usersFile: string;
+  stateFile: string;
+  fmSocket: string;
+  localToken: string;
+}
+
+export function readHttpRecord(runDir: string, pool: string): HttpRecord | null {
+  try {
+    return JSON.parse(readFileSync(httpRecordPath(runDir, pool), 'utf8')) as HttpRecord;
+  } catch {
+    // Absent (no northbound) or torn.
     return null;
   }
 }

@@ -66,8 +66,6 @@ export interface SessionHost extends RecoveryHost {
   stopping(): boolean;
   /** Serves the FM-API on the lease owner's FM-LD port. */
   bindFmld(session: HeadSession, port: FmldPort): Channel;
-  /** Capacity changed under a head outside a request (a reset): rewrite its record afterwards. */
-  refreshLater(head: number): void;
 }
 
 /** The refusal of an attach, with the reason the operator reads. */
@@ -148,6 +146,8 @@ export class HeadSession {
       const h = this.pool.state.header;
       const cfg = await discoverDelivery(qmp, dataPath, h.capacityBytes, ours, qom);
       this.delivery = deliveryFor(qmp, cfg, { name: this.host.poolName, dataPath, blockBytes: h.blockBytes, head });
+      // Handed to capacity now, not at `attached`: re-adoption finishes answered releases through it.
+      this.capacity.registerDelivery(head, this.delivery);
       if (shmHead.attached && shmHead.pid === pid) {
         this.to('readopting');
         await this.readopt(status.running, ours.filter(isHotAddedLd));
@@ -165,7 +165,7 @@ export class HeadSession {
       }
       qmp.on('RESET', () => {
         this.pool.note({ event: 'guest-reset', head });
-        void this.capacity.onReset(head).then(() => this.host.refreshLater(head));
+        void this.capacity.onReset(head);
       });
       this.to('resuming');
       if (!status.running) await qmp.execute('cont');
@@ -321,9 +321,12 @@ export class HeadSession {
     this.socket.destroy();
   }
 
-  /** Leaves the daemon's registry and closes the FM-LD channel. */
+  /** Leaves the daemon's registry, takes its delivery back from capacity and closes the FM-LD channel. */
   private release(): void {
-    if (this.host.live.get(this.head) === this) this.host.live.delete(this.head);
+    if (this.host.live.get(this.head) === this) {
+      this.host.live.delete(this.head);
+      this.capacity.unregisterDelivery(this.head);
+    }
     this.channel?.close();
     this.fmld?.close();
   }

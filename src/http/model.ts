@@ -3,6 +3,7 @@
 // (static windows and FM-API grants, whoever made them), the memory chunks
 // (defined over Redfish, or implied by a holding), the connections, and the
 // run-length block map the page draws.
+import { ZERO_TAG } from '../pool/index.js';
 import { type ChunkDef, type ConnectionDef, chunkId, type Store } from './store.js';
 import type { SnapshotView } from './types.js';
 
@@ -41,8 +42,6 @@ export interface Segment {
   shared: boolean;
   window: boolean;
 }
-
-const ZERO_TAG = '00000000-0000-0000-0000-000000000000';
 
 export function holdings(s: SnapshotView): Holding[] {
   const out: Holding[] = [];

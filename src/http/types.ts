@@ -1,5 +1,5 @@
-// The northbound's view of the backend: the contract of CONTRACT.md, whose
-// types the backend (src/heads) owns. Type-only: src/http needs nothing of
+// The northbound's view of the backend (docs/redfish.md), whose types the
+// backend (src/heads) owns. Type-only: src/http needs nothing of
 // src/heads at run time, and tests hand it any object of this shape.
 import type { BackendEvent, BackendSnapshot, StampedEvent } from '../heads/index.js';
 

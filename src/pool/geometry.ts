@@ -8,6 +8,8 @@ import { MiB } from './units.js';
 export const DEFAULT_BLOCK_BYTES = 2 * MiB;
 /** CXL capacities come in 256 MiB units: the pool, windows and hot-added LDs. */
 export const CAPACITY_UNIT = 256 * MiB;
+/** The nil UUID: an allocation without a tag (FM-API Tag field, journal, status). */
+export const ZERO_TAG = '00000000-0000-0000-0000-000000000000';
 
 export function validateGeometry(g: Geometry, opts: { allowOvercommit?: boolean } = {}): void {
   const { capacityBytes, blockBytes, headCount } = g;

@@ -7,6 +7,7 @@
 // before one-write adds). Effects are per head, so concurrent writers'
 // order does not matter.
 import { PoolError } from './errors.js';
+import { ZERO_TAG } from './geometry.js';
 import type { JournalEntry } from './journal-events.js';
 import { type Geometry, MASK_BITS, SHARED_FLAG } from './layout.js';
 import { PoolState } from './state.js';
@@ -49,8 +50,6 @@ export interface Snapshot {
   grants: ({ head: number } & ImageGrant)[];
   unfinished: UnfinishedAdd[];
 }
-
-const ZERO_TAG = '00000000-0000-0000-0000-000000000000';
 
 // Lines come from disk: a field replay depends on is checked, not trusted to the type.
 const num = <A extends object>(args: A, key: keyof A & string): number => {

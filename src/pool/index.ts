@@ -1,7 +1,7 @@
 // Public surface of the pool: the shared-memory state of one CXL MHD pool.
 export { PoolError, type PoolErrorCode } from './errors.js';
 export { checkInvariants, type Finding, type FsckReport, fsck } from './fsck.js';
-export { CAPACITY_UNIT, DEFAULT_BLOCK_BYTES, validateGeometry } from './geometry.js';
+export { CAPACITY_UNIT, DEFAULT_BLOCK_BYTES, validateGeometry, ZERO_TAG } from './geometry.js';
 export { type ImageGrant, JournalImage, type Snapshot, type UnfinishedAdd } from './image.js';
 export { Journal, type LoadedImage, loadImage, readJournal, replayJournal } from './journal.js';
 export {
@@ -22,10 +22,13 @@ export {
   defaultRunDir,
   defaultStateDir,
   fmSocketPath,
+  headRecordsPath,
   headSocketPath,
+  httpRecordPath,
   journalPath,
   lsaObjectPath,
   lsaObjectsOf,
+  northboundStatePath,
   type PoolDirs,
   poolRunDir,
   resolveDirs,
@@ -37,4 +40,4 @@ export {
 export { COMPACT_FLOOR, type CreateOptions, Pool } from './pool.js';
 export { type BlockInfo, type BlockRange, type ClaimOptions, type HeadInfo, type LeaseInfo, PoolState } from './state.js';
 export { type HeadStatus, type PoolStatus, poolStatus } from './status.js';
-export { formatSize, GiB, MiB, parseSize } from './units.js';
+export { formatSize, GiB, MiB, parseSize, sizeBytes } from './units.js';

@@ -1,5 +1,7 @@
-// Where a pool's pieces live: shm object names, the run directory (head
-// sockets) and the state directory (journal snapshot and tail), and the rule for pool names.
+// Where a pool's pieces live: shm object names, every file of the run
+// directory (head sockets, fm.sock, control.sock, heads.json, http.json) and
+// of the state directory (journal snapshot and tail, northbound.json), and
+// the rule for pool names. No other module names a file in those directories.
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -84,6 +86,14 @@ export function fmSocketPath(runDir: string, pool: string): string {
 export function controlSocketPath(runDir: string, pool: string): string {
   return join(poolRunDir(runDir, pool), 'control.sock');
 }
+/** The backend's head records (heads/records.ts): phase, refusal reason, windows, grants per head, for `status`. */
+export function headRecordsPath(runDir: string, pool: string): string {
+  return join(poolRunDir(runDir, pool), 'heads.json');
+}
+/** Where `serve --http` listens and its local token (written by http/server.ts, read by `status` and `events`). */
+export function httpRecordPath(runDir: string, pool: string): string {
+  return join(poolRunDir(runDir, pool), 'http.json');
+}
 export function poolStateDir(stateDir: string, pool: string): string {
   return join(stateDir, validatePoolName(pool));
 }
@@ -94,6 +104,11 @@ export function journalPath(stateDir: string, pool: string): string {
 /** The journal's snapshot: the image as of a seq (pool/image.ts). */
 export function snapshotPath(stateDir: string, pool: string): string {
   return join(poolStateDir(stateDir, pool), 'snapshot.json');
+}
+
+/** The northbound's chunks and connections (http/store.ts), kept across restarts beside the journal. */
+export function northboundStatePath(stateDir: string, pool: string): string {
+  return join(poolStateDir(stateDir, pool), 'northbound.json');
 }
 
 /**

@@ -7,13 +7,18 @@ const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 3
 export const MiB = 2 ** 20;
 export const GiB = 2 ** 30;
 
-export function parseSize(text: string, what = 'size'): number {
+/** The bytes a size text names (0 allowed), or null when it is not a size; parseSize says why in words. */
+export function sizeBytes(text: string): number | null {
   const m = /^\s*(\d+)\s*([KMGTP]?)(?:i?B)?\s*$/i.exec(text);
   const unit = m ? UNITS[(m[2] ?? '').toUpperCase()] : undefined;
-  if (!m || unit === undefined) {
+  return m && unit !== undefined ? Number(m[1]) * unit : null;
+}
+
+export function parseSize(text: string, what = 'size'): number {
+  const bytes = sizeBytes(text);
+  if (bytes === null) {
     throw new PoolError('BAD_SIZE', `${what} "${text}" is not a size: use a whole number with an optional unit, e.g. 256M, 4G, 1T`);
   }
-  const bytes = Number(m[1]) * unit;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
     throw new PoolError('BAD_SIZE', `${what} "${text}" must be greater than zero and below 8 PiB`);
   }

@@ -15,6 +15,6 @@ export {
   tapPlan,
 } from './report.js';
 export { type RunOptions, type RunOutcome, runScenario } from './runner.js';
-export { checkSchema, projectRoot, schemaPath } from './schema.js';
+export { checkSchema, demoScenarioPath, projectRoot, schemaPath } from './schema.js';
 export { patternBytes } from './steps.js';
 export { vmArgv } from './vm.js';

@@ -5,12 +5,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Document, isMap, LineCounter, type Node, parseDocument } from 'yaml';
-import { PoolError } from '../pool/index.js';
+import { CAPACITY_UNIT, PoolError, sizeBytes } from '../pool/index.js';
 import { parseStaticWindow, type StaticWindow } from '../qemu/index.js';
 import { checkSchema } from './schema.js';
-
-const GiB = 2 ** 30;
-const CAPACITY_UNIT = 256 * 2 ** 20;
 
 export interface GuestSpec {
   /** The kernel to boot; undefined: the project's guest kernel (make setup). */
@@ -98,10 +95,9 @@ export function parseDuration(v: number | string): number {
 
 export function parseBytes(v: number | string): number {
   if (typeof v === 'number') return v;
-  const m = /^\s*([0-9]+)\s*([KMGTkmgt]?)(?:i?B)?\s*$/.exec(v);
-  if (!m) throw new Error(`size "${v}"`);
-  const unit = { '': 1, K: 2 ** 10, M: 2 ** 20, G: GiB, T: 2 ** 40 }[(m[2] ?? '').toUpperCase()] ?? 1;
-  return Number(m[1]) * unit;
+  const bytes = sizeBytes(v);
+  if (bytes === null) throw new Error(`size "${v}"`);
+  return bytes;
 }
 
 function matcher(text: string): Matcher {

@@ -17,6 +17,11 @@ export function projectRoot(): string {
   return dir;
 }
 
+/** The three-head demo, as a scenario file (`make demo`, `cxl-mhd demo`, the boot test). */
+export function demoScenarioPath(): string {
+  return join(projectRoot(), 'examples', 'ci', 'three-heads.yaml');
+}
+
 export function schemaPath(): string {
   return join(projectRoot(), 'docs', 'scenario.schema.json');
 }

@@ -1,15 +1,16 @@
 // The backend's event bus against fake QEMUs: every path that changes a
 // head, the lease or capacity (attach, refusal, fm.sock adds and releases,
 // a guest reset, a QEMU exit, recovery after a restart) emits the right
-// events, stamped in order, and snapshot() agrees with them.
+// events, stamped in order, and snapshot() agrees with them; and what a
+// 5604h meets when its head is not attached or leaves while it runs.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FmClient, openPort, SelectionPolicy } from '../../src/fmapi/index.js';
-import { Backend, type StampedEvent } from '../../src/heads/index.js';
-import { dataObjectPath, Pool } from '../../src/pool/index.js';
-import { FakeQemu, ok } from '../helpers/fake-qemu.js';
+import { FmClient, FmError, openPort, ReturnCode, SelectionPolicy } from '../../src/fmapi/index.js';
+import { Backend, readHeadRecords, type StampedEvent } from '../../src/heads/index.js';
+import { dataObjectPath, Pool, readJournal } from '../../src/pool/index.js';
+import { Deferred, FakeQemu, NO_REPLY, ok } from '../helpers/fake-qemu.js';
 import { fakeVm } from '../helpers/fake-vm.js';
 import { tempDir, uniquePoolName } from '../helpers/pool.js';
 
@@ -70,6 +71,13 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 
 const kinds = (events: StampedEvent[]) => events.map((e) => e.kind);
 
+/** The CXL return code a request was answered with ('ok' for Success). */
+const codeOf = (p: Promise<unknown>): Promise<number | string> =>
+  p.then(
+    () => 'ok',
+    (e: unknown) => (e instanceof FmError ? e.code : String(e)),
+  );
+
 async function fmClient(b: Backend): Promise<FmClient> {
   const stream = await openPort(b.fmSocketPath as string);
   const c = new FmClient(stream, { timeoutMs: 10_000 });
@@ -119,6 +127,13 @@ describe('backend events (fake QEMU)', () => {
     const snap = b.snapshot();
     expect(snap.status.heads[1]?.grantedBytes).toBe(96 * MiB);
     expect(snap.heads.find((h) => h.head === 1)?.grants.map((g) => g.len)).toEqual([64 * MiB, 32 * MiB]);
+    // heads.json (what `status` reads) follows a little later, once capacity reported the change.
+    const filed = () =>
+      readHeadRecords(join(s.base, 'run'), s.pool)
+        ?.find((h) => h.head === 1)
+        ?.grants.map((g) => g.len);
+    await until(() => filed()?.length === 2, 'heads.json to list both grants');
+    expect(filed()).toEqual([64 * MiB, 32 * MiB]);
 
     await fm.release({ host: 1, extents: [{ startDpa: 256 * MiB, len: 64 * MiB }] });
     await until(() => events.at(-1)?.kind === 'capacity-released', 'release');
@@ -129,6 +144,7 @@ describe('backend events (fake QEMU)', () => {
     await dcdHead.emitEvent('RESET', { guest: true, reason: 'guest-reset' });
     await until(() => events.length > released, 'reset release');
     expect(events.at(-1)).toMatchObject({ kind: 'capacity-released', head: 1, offset: 512 * MiB, len: 32 * MiB, via: 'guest-reset' });
+    await until(() => filed()?.length === 0, 'heads.json to drop what the reset released');
 
     // QEMU exits holding capacity: it is released with the head.
     await fm.add({ host: 1, extents: [{ startDpa: 0, len: 16 * MiB }] });
@@ -204,5 +220,75 @@ describe('backend events (fake QEMU)', () => {
     await until(() => second.events.some((e) => e.kind === 'head-attached'), 're-adoption');
     expect(kinds(second.events)).toEqual(['head-detached', 'capacity-added', 'head-attached']);
     expect(second.events[1]).toMatchObject({ head: 1, offset: 128 * MiB, len: 8 * MiB, via: 'recovery' });
+  });
+
+  it('a 5604h for a head that is not attached is Invalid Input; one whose QEMU leaves mid-add is Internal Error, the next is Invalid Input', async () => {
+    const s = setup();
+    const { b, events } = await start(s);
+    await vm(s.sock(0), s.pool, false);
+    await until(() => events.some((e) => e.kind === 'head-attached'), 'head 0 attached');
+    const fm = await fmClient(b);
+    const refusals = () =>
+      readJournal(b.pool.journalFile)
+        .filter((e) => e.op === 'note' && e.args.event === 'fm-refused')
+        .map((e) => (e.args as { code?: number }).code);
+
+    // Never attached: adds and 5601h are refused, 5603h lists nothing; nothing is claimed or announced.
+    expect(await codeOf(fm.add({ host: 1, extents: [{ startDpa: 0, len: 16 * MiB }] }))).toBe(ReturnCode.InvalidInput);
+    expect(await codeOf(fm.regionConfig(1))).toBe(ReturnCode.InvalidInput);
+    expect(await fm.extents(1)).toMatchObject({ totalExtents: 0, generation: 0 });
+    expect(refusals()).toEqual([ReturnCode.InvalidInput, ReturnCode.InvalidInput]);
+    expect(kinds(events)).toEqual(['lease-acquired', 'head-attached']);
+
+    // Head 1 attaches (DCD); its QEMU takes an add and dies before answering, with a second add queued behind it.
+    const h1 = await vm(s.sock(1), s.pool, true);
+    await until(() => events.filter((e) => e.kind === 'head-attached').length === 2, 'head 1 attached');
+    const taken = new Deferred<void>();
+    h1.handle('cxl-add-dynamic-capacity', () => {
+      taken.resolve();
+      return NO_REPLY;
+    });
+    const first = codeOf(fm.add({ host: 1, extents: [{ startDpa: 0, len: 16 * MiB }] }));
+    const second = codeOf(fm.add({ host: 1, extents: [{ startDpa: 32 * MiB, len: 16 * MiB }] }));
+    await taken.promise;
+    h1.disconnect();
+    expect([await first, await second]).toEqual([ReturnCode.InternalError, ReturnCode.InvalidInput]);
+    expect(kinds(events).slice(2)).toEqual(['head-attached', 'head-detached']);
+    expect(b.pool.state.blocksOf(1)).toEqual([]);
+    expect(await fm.extents(1)).toMatchObject({ totalExtents: 0, generation: 0 });
+    expect(refusals()).toEqual([ReturnCode.InvalidInput, ReturnCode.InvalidInput, ReturnCode.InternalError, ReturnCode.InvalidInput]);
+
+    // A new QEMU on head 1 gets its own delivery: the add reaches it, not the one that left.
+    const again = await vm(s.sock(1), s.pool, true);
+    await until(() => events.filter((e) => e.kind === 'head-attached').length === 3, 'head 1 attached again');
+    await fm.add({ host: 1, extents: [{ startDpa: 0, len: 16 * MiB }] });
+    expect(again.received.filter((c) => c.execute === 'cxl-add-dynamic-capacity')).toHaveLength(1);
+    expect(events.at(-1)).toMatchObject({ kind: 'capacity-added', head: 1, offset: 0, len: 16 * MiB, via: 'fm.sock' });
+    expect(await fm.extents(1)).toMatchObject({ totalExtents: 1, generation: 1 });
+  });
+
+  it('a release under way when the QEMU leaves: Busy, and the grant goes with the head (qemu-exit)', async () => {
+    const s = setup();
+    const { b, events } = await start(s);
+    await vm(s.sock(0), s.pool, false);
+    const h1 = await vm(s.sock(1), s.pool, true);
+    await until(() => events.filter((e) => e.kind === 'head-attached').length === 2, 'both attached');
+    const fm = await fmClient(b);
+    await fm.add({ host: 1, extents: [{ startDpa: 64 * MiB, len: 8 * MiB }] });
+    const taken = new Deferred<void>();
+    h1.handle('cxl-release-dynamic-capacity', () => {
+      taken.resolve();
+      return NO_REPLY;
+    });
+    const before = events.length;
+    const release = codeOf(fm.release({ host: 1, extents: [{ startDpa: 64 * MiB, len: 8 * MiB }] }));
+    await taken.promise;
+    h1.disconnect();
+    expect(await release).toBe(ReturnCode.Busy);
+    await until(() => events.some((e, i) => i >= before && e.kind === 'head-detached'), 'head 1 detached');
+    expect(kinds(events.slice(before))).toEqual(['capacity-released', 'head-detached']);
+    expect(events[before]).toMatchObject({ head: 1, offset: 64 * MiB, len: 8 * MiB, via: 'qemu-exit' });
+    expect(b.pool.state.blocksOf(1)).toEqual([]);
+    expect(b.snapshot().heads.find((h) => h.head === 1)).toMatchObject({ phase: 'detached', delivery: null, grants: [] });
   });
 });

@@ -58,8 +58,11 @@ export class StubDelivery implements Delivery {
   }
 }
 
+/** A manager whose heads `deliveries` names are attached with those deliveries (as their sessions would register them). */
 export function manager(p: Pool, deliveries: Record<number, Delivery>) {
-  return new CapacityManager(p, { serial: 0x1234n, deliveryOf: (h) => deliveries[h] });
+  const m = new CapacityManager(p, { serial: 0x1234n });
+  for (const [h, d] of Object.entries(deliveries)) m.registerDelivery(Number(h), d);
+  return m;
 }
 
 export async function code(fn: () => unknown): Promise<number | string> {

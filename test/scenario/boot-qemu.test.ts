@@ -7,8 +7,7 @@
 import { cpSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { demoScenarioPath } from '../../src/cli/run.js';
-import { humanDetail, humanLine, loadScenario, runScenario } from '../../src/scenario/index.js';
+import { demoScenarioPath, humanDetail, humanLine, loadScenario, runScenario } from '../../src/scenario/index.js';
 import { tempDir } from '../helpers/pool.js';
 
 describe('Linux guests on three heads', () => {
