@@ -1,5 +1,6 @@
 // Attach benchmarks with real QEMU: per-head attach latency (QEMU spawn →
-// backend sent `cont`) against QEMU's own spawn → QMP greeting time, and 32
+// backend sent `cont`) against QEMU's own spawn → QMP greeting time (on each
+// QEMU series set up: 11.1 reads QOM with qom-list-get, goal ≤ 1.2×), and 32
 // paused heads attaching at once (total time, backend RSS).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -84,8 +85,10 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
+/** Per-head attach on one QEMU (`qemu`: its version, for the label); with `perHeadOnly`, without the 32-head part. */
 export async function benchAttach(
   report: (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void,
+  opts: { qemu?: string; perHeadOnly?: boolean } = {},
 ): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-attach-'));
   const runDir = join(base, 'run');
@@ -114,7 +117,9 @@ export async function benchAttach(
       await backend.stop();
       Pool.destroy({ name: pool, stateDir, force: true });
     }
-    report('attach: QEMU spawn → cont (per head, median)', median(lat), 'ms', 'QEMU spawn → QMP greeting', median(greet), false);
+    const on = opts.qemu ? `, QEMU ${opts.qemu}` : '';
+    report(`attach: spawn → cont (per head, median${on})`, median(lat), 'ms', 'QEMU spawn → QMP greeting', median(greet), false);
+    if (opts.perHeadOnly) return;
 
     // 32 heads at once, backend as its own process so its RSS is its own.
     const big = `bench-32-${process.pid}`;

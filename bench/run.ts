@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchCli } from './cli.js';
+import { onEachQemu } from './common.js';
 import { benchFmApi } from './fmapi.js';
+import { benchHotRemove } from './hotremove.js';
 import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
 import { benchNorthbound } from './northbound.js';
@@ -138,7 +140,12 @@ if (want('claim') || want('status')) {
   if (want('status')) benchStatus(cbin);
 }
 if (want('cli')) await benchCli(report);
-if (want('attach')) await benchAttach(report);
+if (want('attach')) {
+  // Per head on every QEMU series set up, then the 32-head figures on the default one.
+  await onEachQemu((qemu) => benchAttach(report, { qemu, perHeadOnly: true }));
+  await benchAttach(report);
+}
+if (want('hotremove')) await benchHotRemove(report);
 if (want('fmapi')) await benchFmApi(report);
 if (want('northbound')) await benchNorthbound(report);
 if (want('load')) await benchLoad(report);

@@ -309,6 +309,29 @@ describe('deliveries against a fake QEMU', () => {
     expect({ qomGets, free: d.capacityForPieces() }).toEqual({ qomGets: 1, free: 1 });
   });
 
+  it('on 11.1, a hot-remove whose DEVICE_DELETED never comes still ends once the device left QOM (a look each second)', async () => {
+    const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
+    const qmp = await session(fake, socket);
+    let present = true;
+    let qomGets = 0;
+    fake.handle('device_del', () => {
+      setTimeout(() => {
+        present = false;
+      }, 1500);
+      return ok();
+    });
+    fake.handle('qom-get', () => {
+      qomGets++;
+      return present ? ok('cxl-type3') : fail('DeviceNotFound', 'gone');
+    });
+    fake.handle('object-del', () => ok());
+    const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1'], new Map([['rp1', 'cxl-mhd-ld-rp1']]), () => 1n, { pollMs: 5 });
+    const { gone } = await d.release({ offset: 0, len: 256 * MiB, deviceId: 'cxl-mhd-ld-rp1', port: 'rp1' });
+    await gone;
+    // Present at 0 s and 1 s, gone at 2 s: three looks, not the 300 that 5 ms polling takes.
+    expect({ qomGets, free: d.capacityForPieces() }).toEqual({ qomGets: 3, free: 1 });
+  });
+
   it('an event-driven hot-remove whose device is already gone (an unplug finished unseen) ends without waiting for the event', async () => {
     const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
     const qmp = await session(fake, socket);

@@ -64,7 +64,9 @@ describe('injecting through QMP', () => {
   it('QEMU 11.1: one cxl-inject command with the head id', async () => {
     const { fake: f, qmp } = await fake({ major: 11, minor: 1, micro: 3 });
     f.handle('cxl-inject-general-media-event', () => ok());
-    expect(await injectEvent(qmp, 1, PATH, { kind: 'media', log: 'informational', fields: { dpa: 0 } })).toMatch(/head 1: media event record/);
+    expect(await injectEvent(qmp, 1, PATH, { kind: 'media', log: 'informational', fields: { dpa: 0 } })).toMatch(
+      /head 1: media event record/,
+    );
     expect(f.received.at(-1)).toMatchObject({ execute: 'cxl-inject-general-media-event', arguments: { 'head-id': 1, dpa: 0 } });
   });
 

@@ -627,7 +627,7 @@ describe('share=on between two QEMUs (§1)', () => {
   });
 });
 
-describe('what changed between 10.0 and 11.1 (§9)', () => {
+describe('what changed between 10.0 and 11.1 (§10)', () => {
   /** QEMU with a QMP monitor on stdio, told to quit: its exit code and stderr. */
   async function startAndQuit(extra: string[]): Promise<{ code: number | null; stderr: string }> {
     const q = startQemu(qemuArgv(resolveQemu(), ['-S', '-machine', 'q35', '-display', 'none', '-nodefaults', '-qmp', 'stdio', ...extra]));
@@ -635,7 +635,7 @@ describe('what changed between 10.0 and 11.1 (§9)', () => {
     return { code: await q.exited, stderr: q.stderr().trim() };
   }
 
-  it('§9 -mon warns that it is deprecated on 11.1, silently accepted on 10.0', async () => {
+  it('§10 -mon warns that it is deprecated on 11.1, silently accepted on 10.0', async () => {
     const sock = join(tempDir(), 'mon.sock');
     const r = await startAndQuit(['-chardev', `socket,id=m,path=${sock},server=on,wait=off`, '-mon', 'chardev=m,mode=control']);
     expect({ code: r.code, warned: /'-mon' is deprecated/.test(r.stderr) }, onQemu(`-mon (stderr: ${r.stderr})`)).toEqual({
@@ -644,7 +644,7 @@ describe('what changed between 10.0 and 11.1 (§9)', () => {
     });
   });
 
-  it('§9 -object monitor-qmp,id=…,chardev=… is a QMP monitor on 11.1 (no warning); 10.0 has no such object', async () => {
+  it('§10 -object monitor-qmp,id=…,chardev=… is a QMP monitor on 11.1 (no warning); 10.0 has no such object', async () => {
     const sock = join(tempDir(), 'monobj.sock');
     const r = await startAndQuit(['-chardev', `socket,id=m,path=${sock},server=on,wait=off`, '-object', 'monitor-qmp,id=mo,chardev=m']);
     expect(r, onQemu('-object monitor-qmp')).toEqual(
@@ -654,7 +654,7 @@ describe('what changed between 10.0 and 11.1 (§9)', () => {
     );
   });
 
-  it('§9 the monitor qemu-args prints for this QEMU: monitor-qmp on 11.1, -mon on 10.0', () => {
+  it('§10 the monitor qemu-args prints for this QEMU: monitor-qmp on 11.1, -mon on 10.0', () => {
     const argv = cliOut(['qemu-args', '--pool', 'facts-any', '--head', '0', '--capacity', '1G']).trim().split('\n');
     expect(
       { object: argv.includes('monitor-qmp,id=cxl-mhd-mon,chardev=cxl-mhd'), mon: argv.includes('-mon') },
@@ -665,7 +665,7 @@ describe('what changed between 10.0 and 11.1 (§9)', () => {
     });
   });
 
-  it('§9 cxl-inject-{general-media,dram,memory-module}-event take head-id and ld-id and require sub-type on 11.1; 10.0 has neither', async () => {
+  it('§10 cxl-inject-{general-media,dram,memory-module}-event take head-id and ld-id and require sub-type on 11.1; 10.0 has neither', async () => {
     const q = startQemu(qemuArgv(resolveQemu(), ['-S', '-machine', 'q35', '-display', 'none', '-nodefaults', '-qmp', 'stdio']));
     const lines = rawLines(q.child.stdout as unknown as Socket);
     q.child.stdin?.write('{"execute":"qmp_capabilities"}\n{"execute":"query-qmp-schema","id":1}\n');
