@@ -97,7 +97,16 @@ export async function byHand(pool: string): Promise<Timing> {
     while (!(await sh(1, 'ls /sys/bus/cxl/devices')).includes('mem1')) await sleep(500);
     await sh(1, 'daxpoke check $(cxl-mhd-devdax mem1) 0 2097152 388818');
     await sh(1, 'cxl disable-region -f all && cxl destroy-region -f all');
-    await sh(0, 'cxl-mhd fm release --host 1 --extent 1G:256M');
+    // Retry Required while head 1's unplug is still under way (docs/security.md): the FM asks again.
+    for (let tries = 1; ; tries++) {
+      const r = await sh(0, 'cxl-mhd fm release --host 1 --extent 1G:256M').then(
+        () => null,
+        (e: Error) => e,
+      );
+      if (!r) break;
+      if (!/RetryRequired/.test(r.message) || tries >= 60) throw r;
+      await sleep(1000);
+    }
     while ((await sh(1, 'ls /sys/bus/cxl/devices')).includes('mem1')) await sleep(500);
     while (poolStatus(backend.pool).heads[1]?.grantedBytes !== 256 * MiB) await sleep(200);
     const st = spawnSync(process.execPath, [

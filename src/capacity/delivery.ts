@@ -6,7 +6,7 @@
 // (lsa.ts), a small 0600 file in /dev/shm that lives as long as the LD.
 import { rmSync, writeFileSync } from 'node:fs';
 import { CAPACITY_UNIT, lsaObjectPath, lsaObjectsOf } from '../pool/index.js';
-import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath, qemuFeatures } from '../qemu/index.js';
+import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath, qemuFeatures, reachability } from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
 import { LSA_BYTES, lsaImage, type RegionLabel } from './lsa.js';
 
@@ -23,7 +23,7 @@ export function deliveryFor(
   cfg: DeliveryConfig,
   pool: { name: string; dataPath: string; blockBytes: number; head: number },
 ): Delivery {
-  if (cfg.kind === 'dcd') return new DcdDelivery(qmp, cfg.devicePath, pool.blockBytes, cfg.regionBase);
+  if (cfg.kind === 'dcd') return new DcdDelivery(qmp, cfg.devicePath, pool.blockBytes, cfg.regionBase, pool.dataPath);
   return new HotplugDelivery(qmp, pool.dataPath, cfg.ports, cfg.occupied, (port) => ldSerial(pool.name, port), {
     lsaPath: (n) => lsaObjectPath(pool.name, pool.head, n),
     lsaLeftovers: () => lsaObjectsOf(pool.name, pool.head),
@@ -60,8 +60,14 @@ export interface Delivery {
   capacityForPieces(): number;
   /** Delivers all pieces or none: on failure, what was delivered is withdrawn before rejecting. */
   add(pieces: LabelledPiece[]): Promise<Delivered[]>;
-  /** Starts taking a piece back; resolves when QEMU accepted. `gone` resolves when the blocks may be reused. */
+  /** Starts taking a piece back; resolves when QEMU accepted. `gone` resolves when QEMU has finished its part (the device left). */
   release(piece: Delivered): Promise<{ gone: Promise<void> }>;
+  /**
+   * Why the guest can still reach a piece's bytes, from what QEMU shows now
+   * (qemu/reach.ts); empty only with evidence that it cannot. The blocks go
+   * back to the pool on nothing less (docs/security.md).
+   */
+  reachable(piece: Piece & { deviceId?: string }): Promise<string[]>;
   /** The head's QEMU is gone: drop what the delivery kept outside QEMU (label area files). */
   dispose(): void;
 }
@@ -183,6 +189,21 @@ export class HotplugDelivery implements Delivery {
     return { gone: this.waitGone(piece, deleted) };
   }
 
+  async reachable(piece: Piece & { deviceId?: string }): Promise<string[]> {
+    if (piece.deviceId) {
+      const present = await this.qmp.execute('qom-get', { path: peripheralPath(piece.deviceId), property: 'type' }).then(
+        () => true,
+        () => false,
+      );
+      if (present) return [`device ${piece.deviceId} is still present`];
+    }
+    const why = await reachability(this.qmp, this.dataPath, piece.offset, piece.len);
+    // The range left at last: its port (kept while the old LD was mapped) is free again.
+    const port = [...this.busy].find(([, d]) => d === piece.deviceId)?.[0];
+    if (why.length === 0 && port && piece.deviceId) this.busy.delete(port);
+    return why;
+  }
+
   private async withdraw(d: Delivered): Promise<void> {
     const { gone } = await this.release(d);
     await gone;
@@ -212,7 +233,10 @@ export class HotplugDelivery implements Delivery {
       if (Date.now() > deadline) throw new Error(`device ${piece.deviceId} is still present ${this.removalTimeoutMs} ms after device_del`);
       await Promise.race([sleep(every), ...(wake ? [wake] : [])]);
     }
-    if (piece.port) this.busy.delete(piece.port);
+    // A window still mapping the old LD (QEMU 11's alias) is not given to a new one: the two would overlap.
+    if (piece.port && (await this.reachable({ offset: piece.offset, len: piece.len }).catch(() => ['unknown'])).length === 0) {
+      this.busy.delete(piece.port);
+    }
     // The memory backends can't be deleted in QEMU 10.0 or 11.1 ("in use", "mapped"); try, for later QEMUs.
     if (piece.backendId) await this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
     if (piece.lsaPath) {
@@ -240,6 +264,7 @@ export class DcdDelivery implements Delivery {
     private readonly devicePath: string,
     readonly unit: number,
     readonly regionBase: number,
+    private readonly dataPath: string,
   ) {}
 
   capacityForPieces(): number {
@@ -269,8 +294,27 @@ export class DcdDelivery implements Delivery {
       region: 0,
       extents: [{ offset: piece.offset, len: piece.len }],
     });
-    // QEMU reports no extent state: the release it accepted is the last word we get.
+    // QEMU reports no extent state: whether the guest gave it back is asked by reachable().
     return { gone: Promise.resolve() };
+  }
+
+  /**
+   * QEMU lists no DC extents, but refuses to release one it no longer backs
+   * ("non-existing DPA range"): asking again is the evidence. An extent the
+   * guest still holds is simply asked for again. The DC region's backend is
+   * mapped as long as the device exists, so only aliases onto the piece count.
+   */
+  async reachable(piece: Piece): Promise<string[]> {
+    const why: string[] = [];
+    try {
+      await this.release({ offset: piece.offset, len: piece.len });
+      why.push(`QEMU still backs the extent: the guest has not given it back`);
+    } catch (e) {
+      if (!/non-existing DPA range/i.test((e as Error).message)) why.push(`QEMU: ${(e as Error).message}`);
+    }
+    const dc = String(await this.qmp.execute('qom-get', { path: this.devicePath, property: 'volatile-dc-memdev' }).catch(() => ''));
+    const dcId = dc.slice(dc.lastIndexOf('/') + 1);
+    return [...why, ...(await reachability(this.qmp, this.dataPath, piece.offset, piece.len, { exempt: (id) => id === dcId }))];
   }
 
   dispose(): void {}

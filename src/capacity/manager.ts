@@ -32,40 +32,11 @@ import { type Pool, PoolError } from '../pool/index.js';
 import { type AllocationView, TagRegistry } from './allocations.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 import { firstFit, prescribedPieces } from './extents.js';
+import { type CapacityEvent, type Grant, type GrantView, VIA } from './grants.js';
+import { dcdInfo, headInfo, identifyInfo, mhdInfo } from './info.js';
+import { DEFAULT_SETTLE, ReleaseSettler, type SettleTiming } from './release.js';
 
-export interface Grant {
-  head: number;
-  offset: number;
-  len: number;
-  tag: string;
-  shared: boolean;
-  delivered: Delivered;
-  /** 'releasing' from the moment QEMU accepted the release until the blocks are free. */
-  state: 'active' | 'releasing';
-  /** The path that asked for the release under way, named in its event. */
-  releaseVia?: string;
-}
-
-/**
- * What the manager reports once a change is journaled (heads/events puts
- * them on the backend's bus). `via` names the path that caused it.
- */
-export type CapacityEvent =
-  | { kind: 'capacity-added'; head: number; offset: number; len: number; shared: boolean; tag: string | null; via: string }
-  | { kind: 'capacity-released'; head: number; offset: number; len: number; tag: string | null; via: string };
-
-/** The `via` of changes made outside any FM-API path. */
-export const VIA = { qemuExit: 'qemu-exit', guestReset: 'guest-reset', recovery: 'recovery', fmApi: 'fm-api' } as const;
-
-export interface GrantView {
-  offset: number;
-  len: number;
-  tag: string;
-  shared: boolean;
-  state: Grant['state'];
-  delivery: string;
-  device?: string;
-}
+export { type CapacityEvent, type Grant, type GrantView, VIA };
 
 export interface CapacityOptions {
   serial: bigint;
@@ -78,6 +49,8 @@ export interface CapacityOptions {
    */
   onGrantsChanged?: (head: number) => void;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** How long a release waits for evidence before answering, and how often it asks again (release.ts). */
+  settle?: Partial<SettleTiming>;
 }
 
 const TAGS_SUPPORTED = 1024;
@@ -92,63 +65,41 @@ export class CapacityManager implements FmBackend {
   private queue: Promise<unknown> = Promise.resolve();
   /** Time spent carrying out adds and releases (claims + QMP), for the benchmarks' accounting. */
   busyMs = 0;
+  private readonly settler: ReleaseSettler;
+  /** Per head, extents (`offset:len`) and tags whose release ended after it answered Retry Required: a retry answers Success once. */
+  private readonly ended = new Map<number, Set<string>>();
 
   constructor(
     private readonly pool: Pool,
     private readonly opts: CapacityOptions,
-  ) {}
+  ) {
+    this.settler = new ReleaseSettler(
+      {
+        deliveryOf: (h) => this.deliveries.get(h),
+        held: (g) => this.grants.get(g.head)?.includes(g) ?? false,
+        free: (g) => this.finishRelease(g),
+        quarantine: (g, reason) => this.quarantine(g, reason),
+      },
+      { ...DEFAULT_SETTLE, ...opts.settle },
+    );
+  }
 
   // ---- informational commands -------------------------------------------
 
   identify(): IdentifyInfo {
-    // QEMU's cxl-type3 identity, so host tools recognise the device; the serial is the pool's.
-    return { vendorId: 0x8086, deviceId: 0x0d93, subsystemVendorId: 0, subsystemId: 0, serialNumber: this.opts.serial, componentType: 3 };
+    return identifyInfo(this.opts.serial);
   }
 
   mhdInfo(req: MhdInfoRequest): MhdInfoResponse {
-    const n = this.pool.state.headCount;
-    if (req.startLd >= n) throw new FmError(ReturnCode.InvalidInput, `start LD ${req.startLd} is past the ${n} LDs`);
-    // An MH-SLD: one LD per head, LD i behind head i.
-    const ldMap = Array.from({ length: Math.min(req.ldMapListLimit, n - req.startLd) }, (_, i) => req.startLd + i);
-    return { numLds: n, numHeads: n, startLd: req.startLd, ldMap };
+    return mhdInfo(this.pool.state, req);
   }
 
   headInfo(req: HeadInfoRequest): HeadInfoResponse {
-    const n = this.pool.state.headCount;
-    if (req.startHead >= n) throw new FmError(ReturnCode.InvalidInput, `start head ${req.startHead} is past the ${n} heads`);
-    const heads = [];
-    for (let h = req.startHead; h < Math.min(n, req.startHead + req.numHeads); h++) {
-      const up = this.pool.state.isAttached(h);
-      // An emulated x8 link at 32 GT/s; "link up" means a QEMU is attached to the port.
-      heads.push({
-        port: h,
-        maxLinkWidth: 8,
-        negotiatedLinkWidth: up ? 8 : 0,
-        supportedLinkSpeeds: 0b11111,
-        maxLinkSpeed: 5,
-        currentLinkSpeed: up ? 5 : 0,
-        ltssmState: up ? 0x11 : 0,
-        firstNegotiatedLane: 0,
-        linkStateFlags: 0,
-      });
-    }
-    return { heads };
+    return headInfo(this.pool.state, req);
   }
 
   dcdInfo(): DcdInfoResponse {
-    const h = this.pool.state.header;
-    return {
-      numHosts: h.headCount,
-      addPolicyMask:
-        (1 << SelectionPolicy.Free) |
-        (1 << SelectionPolicy.Contiguous) |
-        (1 << SelectionPolicy.Prescriptive) |
-        (1 << SelectionPolicy.EnableSharedAccess),
-      removalPolicyMask: (1 << RemovalPolicy.TagBased) | (1 << RemovalPolicy.Prescriptive),
-      sanitizeMask: 0,
-      totalCapacityBytes: h.capacityBytes,
-      regionBlockSizeMasks: [1n << BigInt(Math.log2(h.blockBytes))],
-    };
+    return dcdInfo(this.pool.state);
   }
 
   hostRegionConfig(req: RegionConfigRequest): RegionConfigResponse {
@@ -196,8 +147,31 @@ export class CapacityManager implements FmBackend {
     return this.serialize(() => this.add(req, via));
   }
 
-  initiateRelease(req: ReleaseRequest, via: string = VIA.fmApi): Promise<void> {
-    return this.serialize(() => this.release(req, via));
+  /**
+   * Success once the blocks are back in the pool; Retry Required while they
+   * are quarantined (QEMU shows the guest may still reach them). Only the
+   * start is serialized: waiting for the evidence holds up no other request.
+   */
+  async initiateRelease(req: ReleaseRequest, via: string = VIA.fmApi): Promise<void> {
+    const { started, retried } = await this.serialize(() => this.release(req, via));
+    const settled = await Promise.all([
+      ...started.map(({ g, gone }) => this.settler.settle(g, gone)),
+      ...retried.map((g) => this.settler.recheck(g)),
+    ]);
+    const waiting = [...started.map(({ g }) => g), ...retried].filter((_, i) => !settled[i]);
+    if (waiting.length > 0) {
+      throw new FmError(
+        ReturnCode.RetryRequired,
+        `released, but QEMU does not yet show that head ${req.hostId}'s guest can no longer reach ${waiting
+          .map((g) => `${g.len}@${g.offset}`)
+          .join(', ')}: quarantined, held by the head until it does (${waiting.map((g) => g.reason ?? 'unknown').join('; ')})`,
+      );
+    }
+    // This answer tells the caller: a later retry of these is no longer owed a Success.
+    for (const g of [...started.map(({ g }) => g), ...retried]) {
+      this.ended.get(g.head)?.delete(`${g.offset}:${g.len}`);
+      this.ended.get(g.head)?.delete(`tag:${g.tag}`);
+    }
   }
 
   /**
@@ -288,6 +262,10 @@ export class CapacityManager implements FmBackend {
     list.sort((a, b) => a.offset - b.offset);
     this.grants.set(req.hostId, list);
     this.tags.record(req.tag, shared, pieces);
+    // Blocks given again start a new story: a later 5605h of them is no retry of an old one.
+    const ended = this.ended.get(req.hostId);
+    for (const dv of delivered) ended?.delete(`${dv.offset}:${dv.len}`);
+    ended?.delete(`tag:${req.tag}`);
     this.changed(req.hostId);
     for (const dv of delivered) {
       this.emit({ kind: 'capacity-added', head: req.hostId, offset: dv.offset, len: dv.len, shared, tag: tagOrNull(req.tag), via });
@@ -295,30 +273,41 @@ export class CapacityManager implements FmBackend {
     this.opts.log?.(`head ${req.hostId}: added ${pieces.map((p) => `${p.len}@${p.offset}`).join(', ')} by ${d.kind}`, { head: req.hostId });
   }
 
-  private async release(req: ReleaseRequest, via: string): Promise<void> {
+  private async release(req: ReleaseRequest, via: string): Promise<{ started: { g: Grant; gone: Promise<void> }[]; retried: Grant[] }> {
     const d = this.delivery(req.hostId);
     if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
     if (req.forced) throw new FmError(ReturnCode.InvalidInput, 'forced removal is not supported (QEMU 10.0 cannot force-release)');
-    const active = this.grantsOf(req.hostId).filter((g) => g.state === 'active');
-    let targets: Grant[];
+    const held = this.grantsOf(req.hostId);
+    const active = held.filter((g) => g.state === 'active');
+    const ended = this.ended.get(req.hostId) ?? new Set<string>();
+    let named: Grant[];
     if (req.removalPolicy === RemovalPolicy.TagBased) {
-      targets = active.filter((g) => g.tag === req.tag);
-      if (targets.length === 0) throw new FmError(ReturnCode.InvalidInput, `head ${req.hostId} holds no extent tagged ${req.tag}`);
+      named = held.filter((g) => g.tag === req.tag);
+      if (named.length === 0 && ended.delete(`tag:${req.tag}`)) return { started: [], retried: [] };
+      if (named.length === 0) throw new FmError(ReturnCode.InvalidInput, `head ${req.hostId} holds no extent tagged ${req.tag}`);
     } else {
       if (req.extents.length === 0) throw new FmError(ReturnCode.InvalidInput, 'a prescriptive release needs at least one extent');
-      targets = req.extents.map((e) => {
-        const g = active.find((x) => x.offset + d.regionBase === e.startDpa && x.len === e.len);
+      named = [];
+      for (const e of req.extents) {
+        const g = held.find((x) => x.offset + d.regionBase === e.startDpa && x.len === e.len);
+        // A retry of a release that answered Retry Required and has ended since.
+        if (!g && ended.has(`${e.startDpa - d.regionBase}:${e.len}`)) continue;
         if (!g)
           throw new FmError(
             ReturnCode.InvalidInput,
             `head ${req.hostId} holds no extent ${e.len}@DPA ${e.startDpa} (release whole extents as listed by 5603h)`,
           );
-        return g;
-      });
-      this.tags.checkWhole(req.hostId, targets, active);
+        named.push(g);
+      }
+      for (const e of req.extents) ended.delete(`${e.startDpa - d.regionBase}:${e.len}`);
     }
+    // Extents already on their way out are not released twice: the caller asks whether they have left.
+    const retried = named.filter((g) => g.state !== 'active');
+    const targets = named.filter((g) => g.state === 'active');
+    if (req.removalPolicy !== RemovalPolicy.TagBased) this.tags.checkWhole(req.hostId, targets, active);
     // One durable write per release, before the answer: what QEMU accepted is
-    // marked releasing; the blocks are freed (journaled) once QEMU dropped them.
+    // marked releasing; the blocks are freed (journaled) only once QEMU shows
+    // the guest cannot reach them (initiateRelease waits for that, bounded).
     const accepted: { g: Grant; gone: Promise<void> }[] = [];
     try {
       for (const g of targets) {
@@ -335,17 +324,26 @@ export class CapacityManager implements FmBackend {
       if (accepted.length > 0) {
         this.pool.recordRelease({ head: req.hostId, pieces: accepted.map(({ g }) => this.pool.state.bytesToBlocks(g.offset, g.len)) });
       }
-      for (const { g, gone } of accepted) {
+      for (const { g } of accepted) {
         g.state = 'releasing';
         g.releaseVia = via;
-        void gone.then(
-          () => this.finishRelease(g),
-          (e) =>
-            this.opts.log?.(`head ${g.head}: release of ${g.len}@${g.offset} did not complete: ${(e as Error).message}`, { head: g.head }),
-        );
       }
       if (accepted.length > 0) this.changed(req.hostId);
     }
+    return { started: accepted, retried };
+  }
+
+  /** Blocks the FM released that the guest may still reach: held by the head, journaled and announced once. */
+  private quarantine(g: Grant, reason: string): void {
+    const first = g.state !== 'quarantined';
+    g.state = 'quarantined';
+    g.reason = reason;
+    if (!first) return;
+    this.pool.note({ event: 'release-quarantined', head: g.head, offset: g.offset, len: g.len, reason });
+    this.changed(g.head);
+    const via = g.releaseVia ?? VIA.fmApi;
+    this.emit({ kind: 'capacity-quarantined', head: g.head, offset: g.offset, len: g.len, tag: tagOrNull(g.tag), via, reason });
+    this.opts.log?.(`head ${g.head}: ${g.len}@${g.offset} quarantined: ${reason}`, { head: g.head });
   }
 
   private finishRelease(g: Grant): void {
@@ -353,6 +351,12 @@ export class CapacityManager implements FmBackend {
     if (!list?.includes(g)) return; // the head detached meanwhile; its blocks went with it
     this.pool.release(g.head, this.pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag });
     list.splice(list.indexOf(g), 1);
+    if (g.state === 'quarantined') {
+      const ended = this.ended.get(g.head) ?? new Set<string>();
+      ended.add(`${g.offset}:${g.len}`);
+      if (g.tag !== ZERO_TAG) ended.add(`tag:${g.tag}`);
+      this.ended.set(g.head, ended);
+    }
     this.changed(g.head);
     this.emit({
       kind: 'capacity-released',
@@ -384,15 +388,22 @@ export class CapacityManager implements FmBackend {
   /** The head's QEMU is gone and its blocks were released (journaled) with it: `via` says why. */
   forgetHead(head: number, via: string = VIA.qemuExit): void {
     const held = this.grants.get(head);
+    this.ended.delete(head);
     if (!held) return;
     this.grants.delete(head);
     this.changed(head);
     for (const g of held) this.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag: tagOrNull(g.tag), via });
   }
 
-  /** Rebuilds the grants of a re-adopted head (backend restart); announced as added by recovery. */
-  adopt(head: number, grants: Omit<Grant, 'state' | 'head'>[]): void {
-    const list = grants.map((g) => ({ ...g, head, state: 'active' as const })).sort((a, b) => a.offset - b.offset);
+  /**
+   * Rebuilds the grants of a re-adopted head (backend restart); announced as
+   * added by recovery. Those whose release had begun are releasing again:
+   * `resumeReleases` asks QEMU for the evidence, as the first time.
+   */
+  adopt(head: number, grants: (Omit<Grant, 'state' | 'head'> & { releasing?: boolean })[]): void {
+    const list: Grant[] = grants
+      .map(({ releasing, ...g }) => ({ ...g, head, state: releasing ? ('releasing' as const) : ('active' as const) }))
+      .sort((a, b) => a.offset - b.offset);
     this.grants.set(head, list);
     this.tags.adopt(list);
     this.changed(head);
@@ -408,22 +419,38 @@ export class CapacityManager implements FmBackend {
   async onReset(head: number): Promise<void> {
     const d = this.deliveries.get(head);
     if (!d) return;
+    // A reset may be the evidence a quarantined release waits for: ask again.
+    const waiting = this.grantsOf(head).filter((g) => g.state !== 'active');
     const shared = this.grantsOf(head).filter((g) => g.shared && g.state === 'active');
-    if (shared.length === 0) return;
-    await this.serialize(async () => {
+    const started = await this.serialize(async () => {
+      const out: { g: Grant; gone: Promise<void> }[] = [];
       for (const g of shared) {
         try {
           const { gone } = await d.release(g.delivered);
           g.state = 'releasing';
           g.releaseVia = VIA.guestReset;
           this.touched(head);
-          await gone;
-          this.finishRelease(g);
+          out.push({ g, gone });
         } catch (e) {
           this.opts.log?.(`head ${head}: reset release of ${g.len}@${g.offset} failed: ${(e as Error).message}`, { head });
         }
       }
+      return out;
     });
+    await Promise.all([...started.map(({ g, gone }) => this.settler.settle(g, gone)), ...waiting.map((g) => this.settler.recheck(g))]);
+  }
+
+  /**
+   * After a backend restart: the re-adopted head's releases that had begun
+   * (journaled, not yet freed) are finished the usual way. A hot-added device
+   * QEMU still has is asked to leave again; the rest only need the evidence.
+   */
+  async resumeReleases(head: number): Promise<void> {
+    const d = this.deliveries.get(head);
+    if (!d) return;
+    const waiting = this.grantsOf(head).filter((g) => g.state === 'releasing');
+    for (const g of waiting) g.releaseVia = VIA.recovery;
+    await this.settler.resume(d, waiting);
   }
 
   /** Tagged allocations with their holders (status). */
@@ -442,6 +469,7 @@ export class CapacityManager implements FmBackend {
       tag: g.tag,
       shared: g.shared,
       state: g.state,
+      ...(g.reason ? { reason: g.reason } : {}),
       delivery: this.deliveries.get(head)?.kind ?? 'unknown',
       ...(g.delivered.deviceId ? { device: g.delivered.deviceId } : {}),
     }));

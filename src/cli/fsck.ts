@@ -1,6 +1,6 @@
 // `cxl-mhd fsck`: the pool's consistency report; exit 1 when it is not clean.
 import type { Command } from 'commander';
-import { fsck, Pool, resolveDirs } from '../pool/index.js';
+import { formatSize, fsck, Pool, resolveDirs } from '../pool/index.js';
 import { type DirOpts, withDirs } from './options.js';
 
 export function addFsckCommand(program: Command): void {
@@ -17,6 +17,12 @@ export function addFsckCommand(program: Command): void {
       if (o.json) console.log(JSON.stringify(r));
       else {
         for (const f of r.findings) console.log(`${f.kind}: ${f.message}`);
+        for (const q of r.pendingReleases) {
+          const what = q.reason ? `quarantined (${q.reason})` : 'releasing';
+          console.log(
+            `held after release: head ${q.head}, ${formatSize(q.len)} at pool offset ${q.offset}: ${what}; free once QEMU shows the guest cannot reach it`,
+          );
+        }
         console.log(
           r.clean
             ? `pool ${p.name}: clean (${r.blocksChecked} blocks, ${r.snapshotSeq === null ? '' : `snapshot to seq ${r.snapshotSeq} + `}${r.journalEntries} journal entries)`

@@ -26,7 +26,7 @@ function renderStatus(s: Status): string {
     );
     for (const g of h.grants ?? []) {
       lines.push(
-        `        grant ${formatSize(g.len)} at pool offset ${g.offset}${g.shared ? ' shared' : ''} by ${g.delivery}${g.state === 'releasing' ? ' (releasing)' : ''}${
+        `        grant ${formatSize(g.len)} at pool offset ${g.offset}${g.shared ? ' shared' : ''} by ${g.delivery}${g.state === 'releasing' ? ' (releasing)' : ''}${g.state === 'quarantined' ? ` (quarantined: ${g.reason ?? 'no evidence yet'})` : ''}${
           g.tag !== ZERO_TAG ? ` tag ${g.tag}` : ''
         }`,
       );

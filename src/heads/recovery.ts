@@ -4,8 +4,7 @@
 // starting backend runs on it so every operation is either wholly there or
 // not at all.
 import type { Logger } from 'pino';
-import { type CapacityManager, type Delivered, type Delivery, type Grant, VIA } from '../capacity/index.js';
-import { RemovalPolicy, ZERO_TAG } from '../fmapi/index.js';
+import type { CapacityManager, Delivered, Delivery, Grant } from '../capacity/index.js';
 import { type ImageGrant, type JournalEntry, JournalImage, type Pool, type UnfinishedAdd } from '../pool/index.js';
 import { ldPortOf } from '../qemu/index.js';
 import type { PoolWindow } from './devices.js';
@@ -109,11 +108,11 @@ export function ensureWindows(pool: Pool, head: number, windows: PoolWindow[]): 
 /**
  * Rebuilds a re-adopted head's grants from the journal's image (built once
  * at start, not read again per head) and reconciles them with the LDs QEMU
- * really has: a hot-add grant whose device is gone was released while we
- * were down (its blocks are freed now); a device with no grant is left from
- * an add that never answered (it is removed). A grant whose release was
- * answered but not finished is finished: a DCD release QEMU accepted is
- * final; a hot-added device still present is released again.
+ * really has: a device with no grant is left from an add that never
+ * answered (it is removed). A grant whose release had begun, or whose
+ * hot-added device left while we were down, is releasing again: its blocks
+ * are freed once QEMU shows the guest cannot reach them, else quarantined
+ * (capacity/release.ts); a hot-added device still present is asked to leave again.
  */
 export async function adoptGrants(host: RecoveryHost, head: number, delivery: Delivery | null, hotAdded: PoolWindow[]): Promise<void> {
   const { pool } = host;
@@ -122,14 +121,14 @@ export async function adoptGrants(host: RecoveryHost, head: number, delivery: De
   const kept: (Omit<Grant, 'state' | 'head'> & { releasing: boolean })[] = [];
   for (const g of grants) {
     const ld = hotAdded.find((w) => w.offset === g.offset && w.size === g.len);
-    if ((hotplug && !ld) || (!hotplug && g.releasing)) {
-      pool.release(head, pool.state.bytesToBlocks(g.offset, g.len), { kind: 'dynamic', tag: g.tag, recovered: true });
-      const tag = g.tag === ZERO_TAG ? null : g.tag;
-      host.emit({ kind: 'capacity-released', head, offset: g.offset, len: g.len, tag, via: VIA.recovery });
-      continue;
+    if (!delivery && (g.releasing || (hotplug && !ld))) {
+      // Nothing to ask QEMU with: the blocks stay held (QEMU's exit frees them).
+      host.log.warn({ head }, `head ${head}: ${g.len}@${g.offset} stays held: no delivery to ask whether the guest still reaches it`);
     }
     const delivered = ld ? ldDelivered(ld) : { offset: g.offset, len: g.len };
-    kept.push({ offset: g.offset, len: g.len, tag: g.tag, shared: g.shared, delivered, releasing: g.releasing });
+    // A hot-added LD that left while we were down is free only once QEMU shows no way in (docs/security.md).
+    const releasing = g.releasing || (hotplug && !ld);
+    kept.push({ offset: g.offset, len: g.len, tag: g.tag, shared: g.shared, delivered, releasing });
   }
   for (const w of hotAdded) {
     if (kept.some((g) => g.delivered.deviceId === w.deviceId)) continue;
@@ -142,23 +141,10 @@ export async function adoptGrants(host: RecoveryHost, head: number, delivery: De
   }
   if (grants.length === 0) return;
   host.capacity.adopt(head, kept);
-  const unfinished = kept.filter((g) => g.releasing);
-  if (unfinished.length === 0 || !delivery) return;
-  // The client was told these are released: finish the job through the usual path.
-  await host.capacity
-    .initiateRelease(
-      {
-        hostId: head,
-        removalPolicy: RemovalPolicy.Prescriptive,
-        forced: false,
-        region: 0,
-        length: 0,
-        tag: ZERO_TAG,
-        extents: unfinished.map((g) => ({ startDpa: delivery.regionBase + g.offset, len: g.len, tag: g.tag, sharedSeq: 0 })),
-      },
-      VIA.recovery,
-    )
-    .catch((e: Error) => host.log.warn({ head }, `head ${head}: finishing an answered release failed: ${e.message}`));
+  // Begun releases finish the usual way, freeing only on evidence; the re-adoption does not wait for them.
+  void host.capacity
+    .resumeReleases(head)
+    .catch((e: Error) => host.log.warn({ head }, `head ${head}: finishing a release failed: ${e.message}`));
 }
 
 /** A hot-added LD found in QOM, as its delivery would have recorded it. */

@@ -15,6 +15,8 @@ export interface Holding {
   kind: 'window' | 'grant';
   tag: string | null;
   state: string;
+  /** Why a quarantined grant is still held (capacity/release.ts). */
+  reason?: string;
 }
 
 export interface ChunkView {
@@ -41,6 +43,8 @@ export interface Segment {
   holders: number[];
   shared: boolean;
   window: boolean;
+  /** Released by the FM but still reachable by the head's guest: held, not free. */
+  quarantined: boolean;
 }
 
 export function holdings(s: SnapshotView): Holding[] {
@@ -59,6 +63,7 @@ export function holdings(s: SnapshotView): Holding[] {
         kind: 'grant',
         tag: g.tag === ZERO_TAG ? null : g.tag,
         state: g.state,
+        ...(g.reason ? { reason: g.reason } : {}),
       });
     }
   }
@@ -99,7 +104,11 @@ export class PoolModel {
         chunks: def.chunks,
         heads: [...new Set(live.map((h) => h.head))].sort((a, b) => a - b),
         shared: def.shared,
-        state: live.some((h) => h.state !== 'active') ? 'releasing' : 'active',
+        state: live.some((h) => h.state === 'quarantined')
+          ? 'quarantined'
+          : live.some((h) => h.state !== 'active')
+            ? 'releasing'
+            : 'active',
         def,
       });
     }
@@ -118,7 +127,7 @@ export class PoolModel {
       };
       if (!c.heads.includes(h.head)) c.heads.push(h.head);
       c.heads.sort((a, b) => a - b);
-      if (h.state !== 'active') c.state = h.state;
+      if (h.state !== 'active' && c.state !== 'quarantined') c.state = h.state;
       this.connections.set(id, c);
     }
   }
@@ -156,12 +165,14 @@ export class PoolModel {
         holders,
         shared: here.some((h) => h.shared),
         window: here.some((h) => h.kind === 'window'),
+        quarantined: here.some((h) => h.state === 'quarantined'),
       };
       const prev = out[out.length - 1];
       if (
         prev &&
         prev.shared === seg.shared &&
         prev.window === seg.window &&
+        prev.quarantined === seg.quarantined &&
         prev.holders.length === seg.holders.length &&
         prev.holders.every((x, j) => x === seg.holders[j])
       ) {

@@ -33,6 +33,9 @@ export function pageState(ctx: Context): Record<string, unknown> {
     fmldOwner: s.fmldOwner,
     lastEventId: ctx.hub.lastId,
     segments: m.segments(),
+    quarantined: m.holdings
+      .filter((h) => h.state === 'quarantined')
+      .map((h) => ({ head: h.head, offset: h.offset, len: h.len, reason: h.reason ?? null })),
     heads: s.heads.map((h) => {
       const r = m.snap.heads.find((x) => x.head === h.id);
       return {

@@ -139,6 +139,11 @@ export const CXL_MHD_MESSAGES: Record<string, RegistryMessage> = {
     'number',
     'string',
   ]),
+  CapacityQuarantined: msg(
+    'Released capacity stays held by its head: QEMU does not show that the guest can no longer reach it.',
+    '%1 bytes at pool offset %2 released from head %3 are quarantined: %4.',
+    ['number', 'number', 'number', 'string'],
+  ),
 };
 
 export function registryBody(): Record<string, unknown> {

@@ -92,5 +92,14 @@ export function translate(e: StampedEvent, pool: string, m: PoolModel, store: St
       out.push(resourceRecord('ResourceChanged', ep));
       return out;
     }
+    case 'capacity-quarantined': {
+      // Still held by the head: the connection stays, its state says why.
+      const origin = paths.connection(connectionOf(store, e.head, chunkId(e.offset, e.len)));
+      return [
+        cxl('CapacityQuarantined', [e.len, e.offset, e.head, e.reason], origin, 'Warning', { ...oem, Tag: e.tag }),
+        resourceRecord('ResourceChanged', origin),
+        resourceRecord('ResourceChanged', ep),
+      ];
+    }
   }
 }

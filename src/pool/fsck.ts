@@ -34,6 +34,12 @@ export interface FsckReport {
   journalEntries: number | null;
   /** The last seq the snapshot covers, or null when the journal has no snapshot yet. */
   snapshotSeq: number | null;
+  /**
+   * Grants the FM released whose blocks are still held: QEMU has not yet
+   * shown that the guest cannot reach them (`reason` once quarantined).
+   * Expected state, not a finding.
+   */
+  pendingReleases: { head: number; offset: number; len: number; reason: string | null }[];
 }
 
 /** Invariants of one image on its own. Stops listing after `limit` findings. */
@@ -127,6 +133,7 @@ export function fsck(pool: Pool): FsckReport {
   const findings = checkInvariants(pool.state);
   let journalEntries: number | null = null;
   let snapshotSeq: number | null = null;
+  const pendingReleases: FsckReport['pendingReleases'] = [];
   if (!existsSync(pool.journalFile)) {
     findings.push({
       kind: 'journal-missing',
@@ -138,9 +145,14 @@ export function fsck(pool: Pool): FsckReport {
       journalEntries = loaded.tailEntries;
       snapshotSeq = loaded.snapshotSeq;
       findings.push(...compareWithJournal(pool.state, loaded.image.toState()));
+      for (let head = 0; head < pool.state.headCount; head++) {
+        for (const g of loaded.image.grantsOf(head).filter((x) => x.releasing)) {
+          pendingReleases.push({ head, offset: g.offset, len: g.len, reason: g.quarantined ?? null });
+        }
+      }
     } catch (e) {
       findings.push({ kind: 'journal-unreadable', message: (e as Error).message });
     }
   }
-  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries, snapshotSeq };
+  return { clean: findings.length === 0, findings, blocksChecked: pool.state.blockCount, journalEntries, snapshotSeq, pendingReleases };
 }

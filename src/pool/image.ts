@@ -22,8 +22,10 @@ export interface ImageGrant {
   shared: boolean;
   delivery: string | null;
   device: string | null;
-  /** QEMU accepted its release and the client was answered; the blocks are freed when QEMU has dropped it. */
+  /** QEMU accepted its release; the blocks are freed once QEMU shows the guest can no longer reach them. */
   releasing: boolean;
+  /** Why the release was quarantined (the guest may still reach the blocks), when it was. */
+  quarantined?: string;
 }
 
 export interface UnfinishedAdd {
@@ -287,7 +289,10 @@ export class JournalImage {
       case 'note': {
         const n = e.args;
         if (n.event === 'fm-add-begin') this.unfinished.set(e.seq, { tx: e.seq, head: n.head, ranges: [] });
-        else if (n.event === 'fm-add-end') this.unfinished.delete(n.tx);
+        else if (n.event === 'release-quarantined') {
+          const g = this.grants.get(n.head)?.get(n.offset);
+          if (g) g.quarantined = n.reason;
+        } else if (n.event === 'fm-add-end') this.unfinished.delete(n.tx);
         break;
       }
       case 'pool-create':

@@ -46,7 +46,9 @@ export type NoteEvent =
   | { event: 'fmld-refused'; head: number }
   | { event: 'fmld-reset'; head: number; reason: string }
   | { event: 'recovered-from-journal'; blocks: number; heads: number[]; lease: boolean }
-  | { event: 'fmld-fenced'; head: number; reason: string };
+  | { event: 'fmld-fenced'; head: number; reason: string }
+  /** Released by the FM, but QEMU did not show that the guest lost it: the blocks stay held by the head until it does. */
+  | { event: 'release-quarantined'; head: number; offset: number; len: number; reason: string };
 
 export type NoteName = NoteEvent['event'];
 
@@ -68,7 +70,7 @@ export type JournalEvent =
    * of the add is durable before it (docs/reliability.md).
    */
   | { op: 'fm-add'; args: { head: number; pieces: FmPiece[]; shared: boolean; tag: string; delivery: string } }
-  /** QEMU accepted the release of these grants and the client is answered; their blocks are freed by a `release` once QEMU dropped them. */
+  /** QEMU accepted the release of these grants; their blocks are freed by a `release` once QEMU shows the guest can no longer reach them. */
   | { op: 'fm-release'; args: { head: number; pieces: { first: number; count: number }[] } }
   | { op: 'note'; args: NoteEvent };
 

@@ -185,6 +185,8 @@ describe('deliveries against a fake QEMU', () => {
     fake.handle('qom-get', (cmd) =>
       present.has(String(cmd.arguments?.path).split('/').pop() ?? '') ? ok('cxl-type3') : fail('DeviceNotFound', 'Device not found'),
     );
+    // No memory backend left over the pool file: nothing maps the withdrawn piece, its port is free again.
+    fake.handle('qom-list', () => ok([]));
     const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp0', 'rp1', 'rp2'], new Map([['rp0', 'cxl-mhd-mem0']]), () => 7n, {
       pollMs: 5,
     });
@@ -195,7 +197,7 @@ describe('deliveries against a fake QEMU', () => {
         { offset: 256 * MiB, len: 256 * MiB },
       ]),
     ).rejects.toThrow(/no free slot/);
-    const names = fake.received.map((c) => c.execute).filter((n) => n !== 'qom-get' && n !== 'qmp_capabilities');
+    const names = fake.received.map((c) => c.execute).filter((n) => !['qom-get', 'qom-list', 'qmp_capabilities'].includes(n));
     expect(names).toEqual(['object-add', 'device_add', 'object-add', 'device_add', 'object-del', 'device_del', 'object-del']);
     expect(present.size).toBe(0);
     expect(d.capacityForPieces()).toBe(2);
@@ -268,6 +270,7 @@ describe('deliveries against a fake QEMU', () => {
     fake.handle('object-del', () => ok());
     // The guest takes a few polls to acknowledge the unplug.
     fake.handle('qom-get', () => (++polls < 4 ? ok('cxl-type3') : fail('DeviceNotFound', 'gone')));
+    fake.handle('qom-list', () => ok([]));
     const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1'], new Map(), () => 1n, { pollMs: 5 });
     const [piece] = await d.add([{ offset: 0, len: 256 * MiB }]);
     expect(d.capacityForPieces()).toBe(0);
@@ -281,6 +284,8 @@ describe('deliveries against a fake QEMU', () => {
   it('on a QEMU that sends DEVICE_DELETED for a cxl-type3 (11.1), hot-remove waits for the event instead of polling QOM', async () => {
     const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
     const qmp = await session(fake, socket);
+    // No pool backend left in QEMU's objects: nothing maps the range, so the port comes back (qemu/reach.ts).
+    fake.handle('qom-list', () => ok([]));
     let present = false;
     let qomGets = 0;
     fake.handle('object-add', () => ok());
@@ -312,6 +317,8 @@ describe('deliveries against a fake QEMU', () => {
   it('on 11.1, a hot-remove whose DEVICE_DELETED never comes still ends once the device left QOM (a look each second)', async () => {
     const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
     const qmp = await session(fake, socket);
+    // No pool backend left in QEMU's objects: nothing maps the range, so the port comes back (qemu/reach.ts).
+    fake.handle('qom-list', () => ok([]));
     let present = true;
     let qomGets = 0;
     fake.handle('device_del', () => {
@@ -335,6 +342,8 @@ describe('deliveries against a fake QEMU', () => {
   it('an event-driven hot-remove whose device is already gone (an unplug finished unseen) ends without waiting for the event', async () => {
     const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
     const qmp = await session(fake, socket);
+    // No pool backend left in QEMU's objects: nothing maps the range, so the port comes back (qemu/reach.ts).
+    fake.handle('qom-list', () => ok([]));
     fake.handle('device_del', () => fail('GenericError', 'Device cxl-mhd-ld-rp1 is already in the process of unplug'));
     fake.handle('qom-get', () => fail('DeviceNotFound', 'gone'));
     fake.handle('object-del', () => ok());
@@ -346,6 +355,54 @@ describe('deliveries against a fake QEMU', () => {
     expect(d.capacityForPieces()).toBe(1);
   });
 
+  it('a port whose old LD QEMU still maps (11.x alias) is not reused until the memory tree lets go', async () => {
+    const { fake, socket } = FakeQemu.pair();
+    const qmp = await session(fake, socket);
+    const present = new Set<string>();
+    const backends = new Map<string, { offset: number; size: number }>();
+    let aliased = true;
+    fake.handle('object-add', (cmd) => {
+      const a = cmd.arguments as { id: string; offset: number; size: number };
+      backends.set(a.id, { offset: a.offset, size: a.size });
+      return ok();
+    });
+    fake.handle('object-del', () => fail('GenericError', 'which is mapped'));
+    fake.handle('device_add', (cmd) => {
+      present.add(String(cmd.arguments?.id));
+      return ok();
+    });
+    fake.handle('device_del', (cmd) => {
+      present.delete(String(cmd.arguments?.id));
+      return ok();
+    });
+    fake.handle('qom-list', () => ok([...backends.keys()].map((name) => ({ name, type: 'child<memory-backend-file>' }))));
+    fake.handle('qom-get', (cmd) => {
+      const { path, property } = cmd.arguments as { path: string; property: string };
+      const id = path.split('/').pop() ?? '';
+      const b = backends.get(id);
+      if (path.startsWith('/objects/') && b) return ok({ 'mem-path': '/dev/shm/x.mem', offset: b.offset, size: b.size }[property]);
+      return present.has(id) ? ok('cxl-type3') : fail('DeviceNotFound', 'Device not found');
+    });
+    fake.handle('human-monitor-command', () => {
+      const id = [...backends.keys()][0];
+      return ok(
+        aliased
+          ? `address-space: memory\n  0000000120000000-000000012fffffff (prio 0, ram): alias cxl-direct-mapping-alias-0 @${id} 0000000000000000-000000000fffffff\n`
+          : 'address-space: memory\n',
+      );
+    });
+    const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1'], new Map(), () => 1n, { pollMs: 5 });
+    const [piece] = await d.add([{ offset: 0, len: 256 * MiB }]);
+    await (await d.release(piece as Delivered)).gone;
+    expect(present.size).toBe(0);
+    expect(d.capacityForPieces()).toBe(0);
+    expect(await d.reachable(piece as Delivered)).toEqual([expect.stringMatching(/^alias cxl-direct-mapping-alias-0 of cxl-mhd-ldmem-/)]);
+    expect(d.capacityForPieces()).toBe(0);
+    aliased = false;
+    expect(await d.reachable(piece as Delivered)).toEqual([]);
+    expect(d.capacityForPieces()).toBe(1);
+  });
+
   it('DCD: one prescriptive cxl-add-dynamic-capacity per add, at most 8 extents; QEMU errors surface', async () => {
     const { fake, socket } = FakeQemu.pair();
     const qmp = await session(fake, socket);
@@ -354,7 +411,7 @@ describe('deliveries against a fake QEMU', () => {
         ? ok()
         : fail('GenericError', 'cannot add DPA again while still pending'),
     );
-    const d = new DcdDelivery(qmp, '/machine/peripheral/cxl-mhd-mem0', 2 * MiB, 256 * MiB);
+    const d = new DcdDelivery(qmp, '/machine/peripheral/cxl-mhd-mem0', 2 * MiB, 256 * MiB, '/dev/shm/x.mem');
     await d.add([
       { offset: 0, len: 2 * MiB },
       { offset: 8 * MiB, len: 4 * MiB },

@@ -51,10 +51,30 @@ export class StubDelivery implements Delivery {
     this.added.push(...d);
     return d;
   }
+  /** What reachable() answers per piece offset (absent: unreachable once released, as QEMU 10.0 with a gone device). */
+  reach = new Map<number, string[]>();
+  /** When set, release() leaves `gone` pending until it is called (the guest still unplugging). */
+  holdGone: (() => void) | null = null;
+  holdRemovals = false;
   async release(piece: Delivered) {
     if (this.failRelease) throw new Error('cannot release extent with pending DPA range');
     this.released.push(piece);
-    return { gone: Promise.resolve() };
+    if (!this.holdRemovals) return { gone: Promise.resolve() };
+    this.present.add(piece.offset);
+    return {
+      gone: new Promise<void>((r) => {
+        this.holdGone = () => {
+          this.present.delete(piece.offset);
+          r();
+        };
+      }),
+    };
+  }
+  /** Pieces whose device has not left yet (holdRemovals). */
+  present = new Set<number>();
+  async reachable(piece: { offset: number }) {
+    if (this.present.has(piece.offset)) return [`device dev-${piece.offset} is still present`];
+    return this.reach.get(piece.offset) ?? [];
   }
 }
 

@@ -16,6 +16,7 @@ export async function fakeVm(
 ): Promise<FakeQemu> {
   const running = opts.running ?? true;
   const fake = await FakeQemu.dial(socketPath, { greeting: false });
+  const released = new Set<string>();
   const dc: Record<string, unknown> = { 'mem-path': dataObjectPath(pool), offset: 0, size: poolBytes };
   fake
     .handle('query-status', () => ok({ running, status: running ? 'running' : 'prelaunch' }))
@@ -34,8 +35,17 @@ export async function fakeVm(
     .handle('chardev-remove', () => ok())
     .handle('device_add', () => ok())
     .handle('device_del', () => ok())
-    .handle('cxl-add-dynamic-capacity', () => ok())
-    .handle('cxl-release-dynamic-capacity', () => ok())
+    // A cooperative DCD guest: it gives a released extent back at once, so asking again finds it gone (as QEMU says).
+    .handle('cxl-release-dynamic-capacity', (cmd) => {
+      const key = JSON.stringify((cmd.arguments as { extents: unknown }).extents);
+      if (released.has(key)) return { error: { class: 'GenericError', desc: 'cannot release extent with non-existing DPA range' } };
+      released.add(key);
+      return ok();
+    })
+    .handle('cxl-add-dynamic-capacity', (cmd) => {
+      released.delete(JSON.stringify((cmd.arguments as { extents: unknown }).extents));
+      return ok();
+    })
     .handle('cont', () => ok())
     .handle('quit', () => ok());
   await fake.sendRaw(GREETING);

@@ -13,6 +13,8 @@ export interface GuestOptions {
   memory?: string;
   /** Seconds before the guest's /init kills the scenario. */
   timeoutS?: number;
+  /** More kernel command-line words. */
+  append?: string;
 }
 
 /** Boots head `head` with the guest image; its scenario is `dir`/run.sh (branch on $CXLMHD_HEAD). */
@@ -21,7 +23,10 @@ export async function bootGuest(pool: TestPool, head: number, dir: string, opts:
     sparePorts: opts.sparePorts,
     ...(opts.static ? { static: opts.static } : {}),
     memory: opts.memory ?? '512M',
-    extra: guestBootArgs(dir, `console=ttyS0 quiet cxlmhd.head=${head} cxlmhd.timeout=${opts.timeoutS ?? 500}`),
+    extra: guestBootArgs(
+      dir,
+      `console=ttyS0 quiet cxlmhd.head=${head} cxlmhd.timeout=${opts.timeoutS ?? 500}${opts.append ? ` ${opts.append}` : ''}`,
+    ),
   });
 }
 

@@ -627,6 +627,50 @@ describe('share=on between two QEMUs (§1)', () => {
   });
 });
 
+// Issue 22 (docs/qemu-facts.md §9): what QEMU shows of whether a guest can
+// still reach a released LD, without a guest. The guest-side facts (the
+// direct-mapping alias of QEMU 11 outliving the device) need a real guest:
+// test/security/release-isolation-qemu.test.ts checks them.
+describe('reachability of a released LD, no guest (§9)', () => {
+  let h: Head;
+  let port = '';
+  const mtree = async () => h.session.execute<string>('human-monitor-command', { 'command-line': 'info mtree' });
+  const named = (tree: string, id: string) => new RegExp(`(^|[\\s@])${id}(\\s|$)`, 'm').test(tree);
+  beforeAll(async () => {
+    h = await startHead(tempDir(), poolName(), 0, ['--static', '256M@0', '--spare-ports', '1']);
+    const [dev] = await peripherals(h.session, 'cxl-type3');
+    const busOfStatic = await h.session.execute<string>('qom-get', { path: `/machine/peripheral/${dev}`, property: 'parent_bus' });
+    port = (await peripherals(h.session, 'cxl-rp')).find((rp) => !busOfStatic.includes(`/${rp}/`)) ?? '';
+  });
+  afterAll(() => {
+    h?.session.close();
+    h?.listener.close();
+  });
+
+  it('§9 info mtree names a hot-added LD backend while its device is present, as the root of the device address space', async () => {
+    await addBackend(h, 'reach-ld', 512 * MiB);
+    await h.session.execute('device_add', { driver: 'cxl-type3', bus: port, 'volatile-memdev': 'reach-ld', id: 'reach-ld', sn: 4244 });
+    const tree = await mtree();
+    expect({ named: named(tree, 'reach-ld'), alias: /alias \S+ @reach-ld /.test(tree) }).toEqual({ named: true, alias: false });
+  });
+
+  it('§9 once the device left (no decoder ever committed), its backend is in no address space and nothing aliases it', async () => {
+    await h.session.execute('device_del', { id: 'reach-ld' });
+    await eventually(
+      async () =>
+        (await qmpError(h.session.execute('qom-get', { path: '/machine/peripheral/reach-ld', property: 'type' }))).startsWith(
+          'DeviceNotFound',
+        ),
+      'reach-ld to leave QOM',
+    );
+    expect(named(await mtree(), 'reach-ld')).toBe(false);
+  });
+
+  it('§9 object-del of that backend still fails: a backend that cannot be deleted is no evidence either way', async () => {
+    expect(await qmpError(h.session.execute('object-del', { id: 'reach-ld' }))).toMatch(/in use, can not be deleted|which is mapped/);
+  });
+});
+
 describe('what changed between 10.0 and 11.1 (§10)', () => {
   /** QEMU with a QMP monitor on stdio, told to quit: its exit code and stderr. */
   async function startAndQuit(extra: string[]): Promise<{ code: number | null; stderr: string }> {

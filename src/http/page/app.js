@@ -129,7 +129,7 @@ function render(s) {
       li.dataset.offset = String(seg.offset);
       li.dataset.len = String(seg.len);
       li.dataset.holders = seg.holders.join(',');
-      li.textContent = `${size(seg.offset)}+${size(seg.len)}: ${seg.holders.length ? `head ${seg.holders.join(', ')}` : 'free'}${seg.shared ? ' (shared)' : ''}${seg.window ? ' (static window)' : ''}`;
+      li.textContent = `${size(seg.offset)}+${size(seg.len)}: ${seg.holders.length ? `head ${seg.holders.join(', ')}` : 'free'}${seg.shared ? ' (shared)' : ''}${seg.window ? ' (static window)' : ''}${seg.quarantined ? ' (quarantined: released, not yet unreachable)' : ''}`;
       return li;
     }),
   );
