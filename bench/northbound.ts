@@ -22,9 +22,8 @@ import { FmClient } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
 import { Northbound } from '../src/http/index.js';
 import { Pool } from '../src/pool/index.js';
-import { headArgs } from '../src/qemu/index.js';
 import type { QmpSession } from '../src/qmp/index.js';
-import { pct, type Report, startHeadQemu } from './common.js';
+import { benchHeadArgs, pct, type Report, startHeadQemu } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -53,7 +52,15 @@ export async function benchNorthbound(report: Report): Promise<void> {
       [1, 'dcd'],
     ] as const) {
       const mon = join(base, `mon${head}.sock`);
-      const args = headArgs({ pool, head, runDir, capacityBytes, delivery, sparePorts: delivery === 'hotplug' ? 1 : 0, memory: '128M' });
+      const args = benchHeadArgs({
+        pool,
+        head,
+        runDir,
+        capacityBytes,
+        delivery,
+        sparePorts: delivery === 'hotplug' ? 1 : 0,
+        memory: '128M',
+      });
       await startHeadQemu(mon, args, children, sessions);
     }
     const url = await nb.listen('127.0.0.1', 0);

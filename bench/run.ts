@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchCli } from './cli.js';
+import { onEachQemu } from './common.js';
 import { benchFmApi } from './fmapi.js';
 import { benchGuessFlood } from './guessflood.js';
+import { benchHotRemove } from './hotremove.js';
 import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
 import { benchNorthbound } from './northbound.js';
@@ -133,7 +135,20 @@ function benchStatus(cbin: string): void {
 // benchmarks (no names: all of them), each run N times (default 1); with
 // N > 1 every figure is also printed as its range over the runs, since one
 // run on a shared machine is noise.
-const BENCHES = ['claim', 'status', 'cli', 'attach', 'fmapi', 'dcd', 'northbound', 'guessflood', 'load', 'scenario', 'ldhotadd'];
+const BENCHES = [
+  'claim',
+  'status',
+  'cli',
+  'attach',
+  'hotremove',
+  'fmapi',
+  'dcd',
+  'northbound',
+  'guessflood',
+  'load',
+  'scenario',
+  'ldhotadd',
+];
 const argv = process.argv.slice(2);
 const only = new Set<string>();
 let runs = 1;
@@ -165,7 +180,12 @@ for (let run = 1; run <= runs; run++) {
     if (want('status')) benchStatus(cbin);
   }
   if (want('cli')) await benchCli(report);
-  if (want('attach')) await benchAttach(report);
+  if (want('attach')) {
+    // Per head on every QEMU series set up, then the 32-head figures on the default one.
+    await onEachQemu((qemu) => benchAttach(report, { qemu, perHeadOnly: true }));
+    await benchAttach(report);
+  }
+  if (want('hotremove')) await benchHotRemove(report);
   if (want('fmapi') || want('dcd')) await benchFmApi(report, { hotplug: want('fmapi') });
   if (want('northbound')) await benchNorthbound(report);
   if (want('guessflood')) await benchGuessFlood(report);

@@ -4,7 +4,11 @@
 # and asan count as one step each (asan prints its own check count on a line
 # of its own), vitest adds one per test. Keeps going after a failure so one
 # run reports everything.
-#   scripts/test.sh          everything (make test, .ci/run)
+#   scripts/test.sh          everything (make test, .ci/run): the whole suite on
+#                            the chosen QEMU series (QEMU=11|10), then on the
+#                            other series the QEMU facts, the demo and the
+#                            version scenarios (skipped with CXL_MHD_QEMU set,
+#                            which names one QEMU, or CXL_MHD_OTHER_QEMU=none)
 #   scripts/test.sh --unit   the fast tier (make unit): asan + the tests that
 #                            need neither root nor QEMU (vitest.config.ts)
 set -uo pipefail
@@ -17,6 +21,15 @@ case "${1:-}" in
 esac
 passed=0
 failed=0
+# "passed failed skipped" from a vitest JSON report.
+vitest_counts() {
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    // A suite that fails to load has no test results but is a failure.
+    const broken = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+    console.log(r.numPassedTests, r.numFailedTests + broken, r.numPendingTests + r.numTodoTests);
+  ' "$1"
+}
 step() { # name, command...
   local name=$1; shift
   echo "== $name"
@@ -56,12 +69,7 @@ fi
 vitest_rc=$?
 vitest_line="vitest: no report (rc $vitest_rc)"
 if [ -s "$report" ]; then
-  read -r vp vf vs < <(node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    // A suite that fails to load has no test results but is a failure.
-    const broken = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
-    console.log(r.numPassedTests, r.numFailedTests + broken, r.numPendingTests + r.numTodoTests);
-  ' "$report")
+  read -r vp vf vs < <(vitest_counts "$report")
   passed=$((passed + vp)); failed=$((failed + vf))
   vitest_line="vitest: $vp passed, $vf failed"
   [ "$vs" != 0 ] && vitest_line="$vitest_line, $vs skipped (each says why)"
@@ -70,6 +78,31 @@ else
   failed=$((failed + 1))
 fi
 echo "$vitest_line"
+
+# --- the other QEMU series -----------------------------------------------------
+other_line=""
+if [ "$unit" = 0 ] && [ -z "${CXL_MHD_QEMU:-}" ] && [ "${CXL_MHD_OTHER_QEMU:-}" != none ]; then
+  series=${CXL_MHD_QEMU_SERIES:-$(node -e 'import("./dist/src/qemu/binary.js").then((m) => console.log(m.DEFAULT_QEMU_SERIES))')}
+  other=$([ "$series" = 11 ] && echo 10 || echo 11)
+  echo "== on the other QEMU series ($other): its root, then the QEMU facts, the demo and the version scenarios"
+  report2=test-artifacts/vitest-qemu$other.json
+  rm -f "$report2"
+  if CXL_MHD_QEMU_SERIES=$other scripts/setup-qemu.sh; then
+    CXL_MHD_QEMU_SERIES=$other npx vitest run --reporter=default --reporter=json --outputFile.json="$report2" \
+      test/qemu/facts-qemu.test.ts test/scenario/boot-qemu.test.ts test/scenario/versions-qemu.test.ts
+  fi
+  if [ -s "$report2" ]; then
+    read -r op of os < <(vitest_counts "$report2")
+    passed=$((passed + op)); failed=$((failed + of))
+    other_line="QEMU $other series: $op passed, $of failed"
+    [ "$os" != 0 ] && other_line="$other_line, $os skipped (each says why)"
+  else
+    failed=$((failed + 1)); other_line="QEMU $other series: no report (its root could not be set up, or vitest did not run)"
+  fi
+  echo "$other_line"
+fi
+echo "$vitest_line"
+[ -n "$other_line" ] && echo "$other_line"
 echo "$asan_line"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

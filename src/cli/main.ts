@@ -21,6 +21,7 @@ const COMMANDS: [names: string[], load: () => Promise<Adder>][] = [
   [['qemu-args'], async () => (await import('./qemu-args.js')).addQemuArgsCommand],
   [['fm'], async () => (await import('./fm.js')).addFmCommands],
   [['lease'], async () => (await import('./lease.js')).addLeaseCommands],
+  [['inject'], async () => (await import('./inject.js')).addInjectCommand],
   [['events', 'http-passwd'], async () => (await import('./events.js')).addEventsCommands],
   [['run'], async () => (await import('./run.js')).addRunCommand],
   [['demo'], async () => (await import('./demo.js')).addDemoCommand],

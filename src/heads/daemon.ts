@@ -11,10 +11,11 @@ import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
 import { type Channel, FmApiServer, inProcessChannel, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
-import { deviceSerial } from '../qemu/index.js';
+import { deviceSerial, peripheralPath, STATIC_DEVICE_ID } from '../qemu/index.js';
 import { type ControlReply, listenControl } from './control.js';
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import type { FmldPort } from './fmld.js';
+import { type InjectRequest, injectEvent } from './inject.js';
 import { allowedUids, closeServers, listenAllowed, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
 import { type HeadRecord, HeadRecords, type RecordState } from './records.js';
 import { recoverFromCrash, recoverStaleHeads } from './recovery.js';
@@ -147,7 +148,7 @@ export class Backend implements SessionHost {
       backend.controlServer = await listenControl(
         opts.runDir,
         opts.pool,
-        (req) => backend.takeLease(req.head, req.force),
+        (req) => (req.op === 'inject' ? backend.inject(req.head, req) : backend.takeLease(req.head, req.force)),
         (reason) => backend.log.warn(`control.sock: ${reason}`),
       );
       if (opts.fmSocket) await backend.listenFmSocket();
@@ -280,6 +281,17 @@ export class Backend implements SessionHost {
    * epoch (shm + journal), then the new owner gets its port. A failure
    * before the journal line changes nothing; fm.sock follows the lease.
    */
+  /** `cxl-mhd inject`: one CXL event record into attached head `head`'s type-3 device (inject.ts). */
+  async inject(head: number, req: InjectRequest): Promise<ControlReply> {
+    const session = this.live.get(head);
+    if (session?.state !== 'attached' || !session.qmp) return { ok: false, error: `head ${head} is not attached` };
+    // The head's own device (its static window, or its DC region); hot-added LDs come and go.
+    const own = session.delivery?.kind === 'dcd' || session.windows.some((w) => w.deviceId === STATIC_DEVICE_ID);
+    if (!own) return { ok: false, error: `head ${head} has no type-3 device of its own to carry the record (started without --static)` };
+    const path = peripheralPath(STATIC_DEVICE_ID);
+    return { ok: true, message: await injectEvent(session.qmp, head, path, req) };
+  }
+
   async takeLease(head: number, force: boolean): Promise<ControlReply> {
     const state = this.pool.state;
     if (head >= state.headCount)
