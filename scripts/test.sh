@@ -6,8 +6,8 @@
 # run reports everything.
 #   scripts/test.sh          everything (make test, .ci/run): the whole suite on
 #                            the chosen QEMU series (QEMU=11|10), then on the
-#                            other series the QEMU facts, the demo and the
-#                            version scenarios (skipped with CXL_MHD_QEMU set,
+#                            other series the QEMU facts, the version scenarios
+#                            and the demo when it is 10.0 (skipped with CXL_MHD_QEMU set,
 #                            which names one QEMU, or CXL_MHD_OTHER_QEMU=none)
 #   scripts/test.sh --unit   the fast tier (make unit): asan + the tests that
 #                            need neither root nor QEMU (vitest.config.ts)
@@ -54,6 +54,16 @@ else
 fi
 echo "$asan_line"
 
+# The other QEMU series' root first: tests that compare the two (a released
+# range's reachability, docs/security.md) run on both in the main pass.
+other="" other_root_ok=0
+if [ "$unit" = 0 ] && [ -z "${CXL_MHD_QEMU:-}" ] && [ "${CXL_MHD_OTHER_QEMU:-}" != none ]; then
+  series=${CXL_MHD_QEMU_SERIES:-$(node -e 'import("./dist/src/qemu/binary.js").then((m) => console.log(m.DEFAULT_QEMU_SERIES))')}
+  other=$([ "$series" = 11 ] && echo 10 || echo 11)
+  echo "== the QEMU $other series' root (make setup QEMU=$other)"
+  CXL_MHD_QEMU_SERIES=$other scripts/setup-qemu.sh && other_root_ok=1
+fi
+
 echo "== vitest$([ "$unit" = 1 ] && echo ' (unit tier: no root, no QEMU)')"
 mkdir -p test-artifacts
 report=test-artifacts/vitest.json
@@ -80,16 +90,20 @@ fi
 echo "$vitest_line"
 
 # --- the other QEMU series -----------------------------------------------------
+# On the other series: the QEMU facts and the version scenarios (System RAM or
+# its refusal, injection, the 7.3 guest); the demo too when that series is 10.0.
+# The demo is not run on 11.1 while 10.0 is the default: its release step is
+# answered Retry Required there, the blocks quarantined until head 1's QEMU
+# exits (docs/security.md, "Released capacity").
 other_line=""
-if [ "$unit" = 0 ] && [ -z "${CXL_MHD_QEMU:-}" ] && [ "${CXL_MHD_OTHER_QEMU:-}" != none ]; then
-  series=${CXL_MHD_QEMU_SERIES:-$(node -e 'import("./dist/src/qemu/binary.js").then((m) => console.log(m.DEFAULT_QEMU_SERIES))')}
-  other=$([ "$series" = 11 ] && echo 10 || echo 11)
-  echo "== on the other QEMU series ($other): its root, then the QEMU facts, the demo and the version scenarios"
+if [ -n "$other" ]; then
+  echo "== on the other QEMU series ($other): the QEMU facts$([ "$other" = 10 ] && echo ', the demo') and the version scenarios"
   report2=test-artifacts/vitest-qemu$other.json
   rm -f "$report2"
-  if CXL_MHD_QEMU_SERIES=$other scripts/setup-qemu.sh; then
-    CXL_MHD_QEMU_SERIES=$other npx vitest run --reporter=default --reporter=json --outputFile.json="$report2" \
-      test/qemu/facts-qemu.test.ts test/scenario/boot-qemu.test.ts test/scenario/versions-qemu.test.ts
+  files=(test/qemu/facts-qemu.test.ts test/scenario/versions-qemu.test.ts)
+  [ "$other" = 10 ] && files+=(test/scenario/boot-qemu.test.ts)
+  if [ "$other_root_ok" = 1 ]; then
+    CXL_MHD_QEMU_SERIES=$other npx vitest run --reporter=default --reporter=json --outputFile.json="$report2" "${files[@]}"
   fi
   if [ -s "$report2" ]; then
     read -r op of os < <(vitest_counts "$report2")
