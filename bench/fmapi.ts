@@ -12,10 +12,9 @@ import { pino } from 'pino';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
 import { dataObjectPath, Pool } from '../src/pool/index.js';
-import { headArgs } from '../src/qemu/args.js';
 import { ldSerial, peripheralPath, STATIC_DEVICE_ID } from '../src/qemu/names.js';
 import type { QmpSession } from '../src/qmp/index.js';
-import { pct, type Report, startHeadQemu } from './common.js';
+import { benchHeadArgs, pct, type Report, startHeadQemu } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -41,7 +40,7 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
   try {
     const start = async (head: number, delivery: 'hotplug' | 'dcd') => {
       const mon = join(base, `mon${head}.sock`);
-      const args = headArgs({
+      const args = benchHeadArgs({
         pool,
         head,
         runDir,

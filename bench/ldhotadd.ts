@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { fmSocketPath, Pool } from '../src/pool/index.js';
-import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
 import { guestBootArgs } from '../src/scenario/index.js';
-import type { Report } from './common.js';
+import { benchHeadArgs, type Report } from './common.js';
 import { startServe } from './serve.js';
 
 const MiB = 2 ** 20;
@@ -65,7 +64,7 @@ export async function benchLdHotAdd(report: Report): Promise<void> {
   const capacityBytes = LDS * 256 * MiB;
   try {
     children.push(await startServe({ pool, capacity: String(capacityBytes), heads: 1, runDir, stateDir }));
-    const args = headArgs({ pool, head: 0, runDir, capacityBytes, sparePorts: LDS, memory: '512M' });
+    const args = benchHeadArgs({ pool, head: 0, runDir, capacityBytes, sparePorts: LDS, memory: '512M' });
     const argv = qemuArgv(resolveQemu(), [
       ...args,
       '-display',

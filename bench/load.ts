@@ -7,9 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Pool } from '../src/pool/index.js';
-import { headArgs } from '../src/qemu/args.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
-import { pct, type Report } from './common.js';
+import { benchHeadArgs, pct, type Report } from './common.js';
 import { eventLoopDelay, startServe } from './serve.js';
 
 const MiB = 2 ** 20;
@@ -31,7 +30,7 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
   const children: ChildProcess[] = [];
   try {
     for (let h = 0; h < heads; h++) {
-      const args = headArgs({
+      const args = benchHeadArgs({
         pool,
         head: h,
         runDir,

@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { Pool, type PoolState, poolStatus } from '../src/pool/index.js';
 import { benchAttach } from './attach.js';
 import { benchCli } from './cli.js';
+import { onEachQemu } from './common.js';
 import { benchFmApi } from './fmapi.js';
 import { benchGuessFlood } from './guessflood.js';
+import { benchHotRemove } from './hotremove.js';
 import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
 import { benchNorthbound } from './northbound.js';
@@ -139,6 +141,7 @@ const BENCHES = [
   'status',
   'cli',
   'attach',
+  'hotremove',
   'fmapi',
   'dcd',
   'northbound',
@@ -179,7 +182,12 @@ for (let run = 1; run <= runs; run++) {
     if (want('status')) benchStatus(cbin);
   }
   if (want('cli')) await benchCli(report);
-  if (want('attach')) await benchAttach(report);
+  if (want('attach')) {
+    // Per head on every QEMU series set up, then the 32-head figures on the default one.
+    await onEachQemu((qemu) => benchAttach(report, { qemu, perHeadOnly: true }));
+    await benchAttach(report);
+  }
+  if (want('hotremove')) await benchHotRemove(report);
   if (want('fmapi') || want('dcd')) await benchFmApi(report, { hotplug: want('fmapi') });
   if (want('northbound')) await benchNorthbound(report);
   if (want('guessflood')) await benchGuessFlood(report);

@@ -6,25 +6,24 @@
 // Measured (2026-12-01, 2 shared cores, load 10-15, TCG): by hand 103.0 s,
 // runner 78.9 s, runner 88.0 s, by hand 74.0 s: 0.94x wall, 0.84x for the
 // steps after boot; single pairs ranged 0.77x..1.19x with the load.
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { type spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Backend } from '../src/heads/index.js';
-import { dataObjectPath, Pool, poolStatus } from '../src/pool/index.js';
+import { dataObjectPath, poolStatus } from '../src/pool/index.js';
 import { headSerial, resolveQemu } from '../src/qemu/index.js';
 import {
   demoScenarioPath,
-  GuestAgent,
+  type GuestAgent,
   loadScenario,
   patternBytes,
   projectGuest,
   projectRoot,
   runScenario,
-  vmArgv,
 } from '../src/scenario/index.js';
-import type { Report } from './common.js';
+import { bootGuestHead, type Report, stopGuestRig } from './common.js';
 
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,8 +39,8 @@ export async function byHand(pool: string): Promise<Timing> {
   const runDir = join(work, 'run');
   const stateDir = join(work, 'state');
   const root = projectRoot();
-  const qemu = resolveQemu();
-  const image = projectGuest();
+  const _qemu = resolveQemu();
+  const _image = projectGuest();
   const procs: ReturnType<typeof spawn>[] = [];
   const agents: GuestAgent[] = [];
   let be: Backend | null = null;
@@ -56,24 +55,21 @@ export async function byHand(pool: string): Promise<Timing> {
     });
     const backend = be;
     for (let h = 0; h < 3; h++) {
-      const head = { id: h, static: { offset: 0, size: 256 * MiB, exclusive: false }, sparePorts: 2, delivery: 'hotplug' as const };
-      const argv = vmArgv(
-        {
-          head: { ...head, guest: { append: '', memory: '768M', fmCommand: 'cxl-mhd fm' } },
+      // One at a time: each attaches before the next starts, so head 0 owns the FM-LD.
+      agents.push(
+        await bootGuestHead({
+          backend,
+          id: h,
+          staticOffset: 0,
+          sparePorts: 2,
+          memory: '768M',
           pool,
           runDir,
           capacityBytes: 2 * 2 ** 30,
           work,
-          root,
-          qemu,
-          image,
-        },
-        { console: join(work, `c${h}.log`), agent: join(work, `a${h}.sock`) },
+          procs,
+        }),
       );
-      procs.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
-      // Wait for the attach before the next head, so head 0 owns the FM-LD.
-      while (!poolStatus(backend.pool).heads[h]?.attached) await sleep(100);
-      agents.push(new GuestAgent(join(work, `a${h}.sock`)));
     }
     await Promise.all(agents.map((a) => a.waitReady(Date.now() + 900_000)));
     const s0 = performance.now();
@@ -126,12 +122,7 @@ export async function byHand(pool: string): Promise<Timing> {
     if (!String(st.stdout).includes('free: 1792M')) throw new Error(`status: ${st.stdout}`);
     return { totalMs: performance.now() - t0, stepsMs: performance.now() - s0 };
   } finally {
-    for (const a of agents) a.close();
-    for (const p of procs) p.kill('SIGKILL');
-    await Promise.all(procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : null)));
-    await be?.stop();
-    if (Pool.exists(pool)) Pool.destroy({ name: pool, stateDir, force: true });
-    rmSync(work, { recursive: true, force: true });
+    await stopGuestRig({ agents, procs, backend: be, pool, stateDir, work });
   }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the cxl-mhd guest image: a kernel and an initramfs, both taken from
-# the Debian trixie root that scripts/setup-qemu.sh debootstraps (kernel 6.12,
-# busybox-static, kmod, ndctl's `cxl`, `daxctl`, qemu-guest-agent's `qemu-ga`), plus guest/init as /init,
+# a Debian root that scripts/setup-qemu.sh debootstraps (kernel 6.12 by
+# default, 7.3 with KERNEL=7.3; busybox-static, kmod, ndctl's `cxl`, `daxctl`,
+# qemu-guest-agent's `qemu-ga`, and `numactl` where the root has it), plus guest/init as /init,
 # guest/cxl-mhd (runs the host's Node + the project's CLI over 9p; also
 # installed as `node`), guest/cxl-mhd-devdax (memdev or tag -> region ->
 # /dev/daxX.Y) and guest/daxpoke.c, daxstream.c, daxatomic.c (static tools
@@ -11,13 +12,13 @@
 # names the checkout that built it (/etc/cxl-mhd-project: the host path whose
 # dist/ the guest's /bin/cxl-mhd runs; cxlmhd.project= on the kernel command
 # line overrides it):
-#   $CACHE/checkouts/<key>/vmlinuz              <key>: hash of this checkout's path
+#   $CACHE/checkouts/<key>/vmlinuz              <key>: hash of this checkout's path (and the kernel, unless 6.12)
 #   $CACHE/checkouts/<key>/initramfs.cpio.gz    the shared base + a small cpio with /etc/cxl-mhd-project
 #   $CACHE/checkouts/<key>/project              the checkout's path
 #   $CACHE/checkouts/<key>/.stamp               hash of the inputs + the checkout's path
 # The project-independent base is built once for all checkouts with the same
 # inputs:
-#   $CACHE/guest/{vmlinuz,initramfs.cpio.gz,contents.txt,.stamp}
+#   $CACHE/guest/{vmlinuz,initramfs.cpio.gz,contents.txt,.stamp}   ($CACHE/guest-<kernel>/ for another kernel)
 # Each of these directories is a symlink to a versioned directory, switched
 # atomically: the paths above always hold a complete image, old or new. A
 # checkout's image is a full copy, so a base rebuilt for another checkout's
@@ -25,7 +26,10 @@
 #
 # Environment:
 #   CXL_MHD_CACHE        cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd)
-#   CXL_MHD_GUEST_ROOT   root to take everything from (default $CACHE/trixie-root)
+#   CXL_MHD_GUEST_KERNEL the kernel's release prefix, 6.12 (default) or 7.3 (`make guest KERNEL=7.3`)
+#   CXL_MHD_GUEST_ROOT   root to take everything from (default: the first of the
+#                        QEMU series' root and the other one that has that kernel)
+#   CXL_MHD_QEMU_SERIES  11 or 10: whose root is tried first (default 10)
 #   CC                   C compiler for daxpoke (default gcc; must link -static)
 # Options:
 #   --force              rebuild even if the stamp matches
@@ -33,12 +37,33 @@
 set -euo pipefail
 
 CACHE="${CXL_MHD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd}"
-ROOT="${CXL_MHD_GUEST_ROOT:-$CACHE/trixie-root}"
-OUT="$CACHE/guest"
+KERNEL="${CXL_MHD_GUEST_KERNEL:-6.12}"
+[[ "$KERNEL" =~ ^[0-9]+\.[0-9]+$ ]] || { printf '[guest] error: kernel "%s" must look like 6.12 or 7.3\n' "$KERNEL" >&2; exit 2; }
+# The kernel's root: given, else the QEMU series' root, else the other one (the first that has the kernel).
+if [[ -n "${CXL_MHD_GUEST_ROOT:-}" ]]; then
+  ROOT=$CXL_MHD_GUEST_ROOT
+else
+  case "${CXL_MHD_QEMU_SERIES:-10}" in
+    11) roots=("$CACHE/trixie-backports-root" "$CACHE/trixie-root") ;;
+    *) roots=("$CACHE/trixie-root" "$CACHE/trixie-backports-root") ;;
+  esac
+  ROOT=${roots[0]}
+  for r in "${roots[@]}"; do
+    if [[ -f "$r/.cxl-mhd-root-ok" ]] && compgen -G "$r/boot/vmlinuz-$KERNEL.*" >/dev/null; then ROOT=$r; break; fi
+  done
+fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 PROJECT=$(cd "$HERE/.." && pwd -P)
 CHECKOUTS="$CACHE/checkouts"
-KEY=$(printf '%s' "$PROJECT" | sha256sum | cut -c1-16)
+# 6.12 keeps the names it always had; another kernel gets its own base and per-checkout image.
+if [[ "$KERNEL" == 6.12 ]]; then
+  BASE_NAME=guest
+  KEY=$(printf '%s' "$PROJECT" | sha256sum | cut -c1-16)
+else
+  BASE_NAME=guest-$KERNEL
+  KEY=$(printf '%s|%s' "$PROJECT" "$KERNEL" | sha256sum | cut -c1-16)
+fi
+OUT="$CACHE/$BASE_NAME"
 MINE="$CHECKOUTS/$KEY"
 GUEST_SRC="$PROJECT/guest"
 CC="${CC:-gcc}"
@@ -54,7 +79,7 @@ MODULES=(
   virtio_rng                          # entropy early (Node start-up)
 )
 # Root packages whose versions are part of the stamp.
-PACKAGES=(busybox-static kmod ndctl daxctl libcxl1 libdaxctl1 qemu-guest-agent)
+PACKAGES=(busybox-static kmod ndctl daxctl libcxl1 libdaxctl1 qemu-guest-agent numactl)
 
 log() { printf '[guest] %s\n' "$*"; }
 die() { printf '[guest] error: %s\n' "$*" >&2; exit 1; }
@@ -82,9 +107,13 @@ in_root() { "$LDSO" --library-path "$LIBPATH" "$@"; }
 # The newest kernel that has both an image and a module tree.
 kver=""
 while IFS= read -r v; do
-  [[ -f "$ROOT/boot/vmlinuz-$v" && -f "$ROOT/lib/modules/$v/modules.dep" ]] && kver=$v
+  [[ "$v" == "$KERNEL".* && -f "$ROOT/boot/vmlinuz-$v" && -f "$ROOT/lib/modules/$v/modules.dep" ]] && kver=$v
 done < <(for d in "$ROOT"/lib/modules/*/; do [[ -d "$d" ]] && basename "$d"; done | sort -V)
-[[ -n "$kver" ]] || die "no kernel (boot/vmlinuz-V + lib/modules/V) in $ROOT; is linux-image-amd64 installed?"
+if [[ -z "$kver" ]]; then
+  hint="is linux-image-amd64 installed?"
+  [[ "$KERNEL" == 6.12 ]] || hint="kernel $KERNEL comes with the QEMU 11 root: make setup QEMU=11"
+  die "no kernel $KERNEL (boot/vmlinuz-$KERNEL.* + lib/modules/$KERNEL.*) in $ROOT; $hint"
+fi
 MODDIR="$ROOT/lib/modules/$kver"
 BUSYBOX="$ROOT/usr/bin/busybox"
 [[ -x "$BUSYBOX" ]] || BUSYBOX="$ROOT/bin/busybox"
@@ -210,6 +239,12 @@ guest_path() {
 # --- programs and their libraries --------------------------------------------
 cp "$BUSYBOX" "$S/usr/bin/busybox"
 cp "$ROOT/usr/bin/kmod" "$ROOT/usr/bin/cxl" "$ROOT/usr/bin/daxctl" "$S/usr/bin/"
+# numactl (membind to a CXL node onlined as System RAM) where the root has it: the QEMU 11 root does.
+progs=(bin/kmod bin/cxl bin/daxctl sbin/qemu-ga)
+if [[ -x "$ROOT/usr/bin/numactl" ]]; then
+  cp "$ROOT/usr/bin/numactl" "$S/usr/bin/"
+  progs+=(bin/numactl)
+fi
 # The QEMU guest agent: /init starts it when cxlmhd.agent=1 (the scenario runner's way in).
 cp "$ROOT/usr/sbin/qemu-ga" "$S/usr/sbin/qemu-ga"
 for t in modprobe insmod rmmod lsmod modinfo depmod; do
@@ -235,7 +270,7 @@ add_lib() {
   case $src in "$ROOT"/*) ;; *) die "library $src resolved outside $ROOT" ;; esac
   libs["$src"]=1
 }
-for b in bin/kmod bin/cxl bin/daxctl sbin/qemu-ga; do
+for b in "${progs[@]}"; do
   out=$(in_root --list "$ROOT/usr/$b") || die "$LDSO --list $b failed: $out"
   if grep -q 'not found' <<<"$out"; then
     die "$b: missing libraries in $ROOT: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"
@@ -331,7 +366,7 @@ rm -rf "$S" "$tmp/depmod.err"
 
 # Publish: $OUT is a symlink to a versioned directory, switched by rename(2),
 # so a reader always finds a complete image (old or new) at the same paths.
-final="$CACHE/.guest-${stamp:0:16}"
+final="$CACHE/.$BASE_NAME@${stamp:0:16}"
 rm -rf "$final"
 mv -T "$tmp" "$final"
 tmp=""
@@ -339,8 +374,10 @@ if [[ -d "$OUT" && ! -L "$OUT" ]]; then
   rm -rf "$OUT"                       # a plain directory from an older layout
 fi
 switch_link "$OUT" "$final"
-for d in "$CACHE"/.guest-*; do
+for d in "$CACHE/.$BASE_NAME@"*; do
   [[ "$d" == "$final" ]] || rm -rf "$d"
 done
+# Bases named the older way (.guest-<stamp>), which no link points to any more.
+[[ "$BASE_NAME" == guest ]] && rm -rf "$CACHE"/.guest-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]*
 log "base ready: $OUT/vmlinuz ($(du -h "$OUT/vmlinuz" | cut -f1)), $OUT/initramfs.cpio.gz ($(du -h "$OUT/initramfs.cpio.gz" | cut -f1))"
 publish_checkout

@@ -1,31 +1,56 @@
 #!/usr/bin/env bash
-# Provides QEMU >= 10.0 (and a Debian trixie guest kernel) for cxl-mhd.
+# Provides QEMU (and Debian guest kernels) for cxl-mhd, in one of two series:
+#   11  QEMU 11.1 from trixie-backports, kernels 6.12 (trixie) and 7.3
+#       (trixie-backports), numactl; root: $CACHE/trixie-backports-root
+#   10  QEMU 10.0 from trixie, kernel 6.12; root: $CACHE/trixie-root
+# `make setup QEMU=10` picks the series (CXL_MHD_QEMU_SERIES here).
 #
-# A host qemu-system-x86_64 >= 10.0 is used as is. Otherwise a Debian trixie
-# root is debootstrapped into a cache directory outside the clone; QEMU then
-# runs from it through the root's own dynamic loader (see src/qemu/binary.ts),
-# no chroot needed. Safe to re-run: a complete root is recognised by its stamp.
+# A host qemu-system-x86_64 of that series or newer is used as is. Otherwise
+# a Debian root is debootstrapped into a cache directory outside the clone;
+# QEMU then runs from it through the root's own dynamic loader (see
+# src/qemu/binary.ts), no chroot needed. Safe to re-run: a complete root is
+# recognised by its stamp.
 #
 # Environment:
+#   CXL_MHD_QEMU_SERIES 11 or 10 (default 10)
 #   CXL_MHD_CACHE   cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd)
-#   CXL_MHD_QEMU    a qemu-system-x86_64 to use instead of the host's one
+#   CXL_MHD_QEMU    a qemu-system-x86_64 to use instead of the host's one (any QEMU >= 10.0)
 #   CXL_MHD_MIRROR  Debian mirror URL (default: taken from apt's configuration)
 set -euo pipefail
 
+SERIES="${CXL_MHD_QEMU_SERIES:-10}"
 SUITE=trixie
 VARIANT=minbase
 INCLUDE=qemu-system-x86,linux-image-amd64,ndctl,daxctl,busybox-static,kmod,qemu-guest-agent
-MIN_MAJOR=10
-MIN_MINOR=0
+case $SERIES in
+  10)
+    ROOT_NAME=$SUITE-root
+    BACKPORTS=""
+    MIN_MAJOR=10 MIN_MINOR=0
+    ;;
+  11)
+    ROOT_NAME=$SUITE-backports-root
+    INCLUDE=$INCLUDE,numactl
+    # Installed from trixie-backports over the trixie root: QEMU 11.1 (and its
+    # guest agent) and kernel 7.3; trixie's 6.12 kernel stays installed.
+    BACKPORTS="qemu-system-x86 qemu-guest-agent linux-image-amd64"
+    MIN_MAJOR=11 MIN_MINOR=1
+    ;;
+  *)
+    printf '[setup] error: QEMU series "%s" is not 11 or 10 (make setup QEMU=11|10)\n' "$SERIES" >&2
+    exit 2
+    ;;
+esac
 
 CACHE="${CXL_MHD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd}"
-ROOT="$CACHE/$SUITE-root"
+ROOT="$CACHE/$ROOT_NAME"
 STAMP_NAME=.cxl-mhd-root-ok
 # The stamp carries the recipe, so changing the package list forces a rebuild
 # instead of silently reusing a root that lacks a package.
 STAMP_CONTENT="suite=$SUITE
 variant=$VARIANT
-include=$INCLUDE"
+include=$INCLUDE${BACKPORTS:+
+backports=$BACKPORTS}"
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
@@ -59,13 +84,13 @@ if [[ -n "${CXL_MHD_QEMU:-}" ]]; then
   else
     v=$(qemu_version_of "$CXL_MHD_QEMU" || true)
   fi
-  if [[ -n "$v" ]] && version_ok "$v"; then
+  if [[ -n "$v" ]] && MIN_MAJOR=10 MIN_MINOR=0 version_ok "$v"; then
     log "using CXL_MHD_QEMU=$CXL_MHD_QEMU (QEMU $v); nothing to do"
     exit 0
   fi
   # An explicit choice that does not work is an error, not a hint: the tests
   # and the demo would refuse it too (src/qemu/binary.ts).
-  die "CXL_MHD_QEMU=$CXL_MHD_QEMU is not a runnable QEMU >= $MIN_MAJOR.$MIN_MINOR (version '${v:-unknown}'); fix or unset it"
+  die "CXL_MHD_QEMU=$CXL_MHD_QEMU is not a runnable QEMU >= 10.0 (version '${v:-unknown}'); fix or unset it"
 fi
 if host_qemu=$(command -v qemu-system-x86_64 2>/dev/null); then
   v=$(qemu_version_of "$host_qemu" || true)
@@ -135,7 +160,7 @@ remove_tree() {
   rm -rf --one-file-system "$dir"
 }
 
-for stale in "$CACHE/.$SUITE-root.tmp."* "$CACHE/.$SUITE-root.old."*; do
+for stale in "$CACHE/.$ROOT_NAME.tmp."* "$CACHE/.$ROOT_NAME.old."*; do
   [[ -e "$stale" ]] || continue
   log "removing leftover $stale from an interrupted run"
   remove_tree "$stale"
@@ -220,7 +245,7 @@ if [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
   keyring_args=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
 fi
 
-tmp=$(mktemp -d "$CACHE/.$SUITE-root.tmp.XXXXXX")
+tmp=$(mktemp -d "$CACHE/.$ROOT_NAME.tmp.XXXXXX")
 chmod 755 "$tmp"  # mktemp's 0700 would become the root's own mode
 cleanup() {
   local rc=$?
@@ -234,7 +259,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "debootstrap $SUITE ($VARIANT + $INCLUDE) into $tmp; takes a few minutes and ~800 MB"
+log "debootstrap $SUITE ($VARIANT + $INCLUDE) into $tmp; takes a few minutes and ~800 MB${BACKPORTS:+ (+ ~140 MB of backports)}"
 debootstrap_log="$CACHE/debootstrap.log"
 start=$SECONDS
 if ! debootstrap --variant="$VARIANT" --include="$INCLUDE" "${keyring_args[@]}" \
@@ -244,6 +269,24 @@ if ! debootstrap --variant="$VARIANT" --include="$INCLUDE" "${keyring_args[@]}" 
   die "debootstrap failed (full log: $debootstrap_log)"
 fi
 log "debootstrap finished in $((SECONDS - start)) s"
+
+# --- 3b. the backports on top (series 11) -------------------------------------
+if [[ -n "$BACKPORTS" ]]; then
+  log "installing $BACKPORTS from $SUITE-backports"
+  printf 'deb %s %s-backports main\n' "$mirror" "$SUITE" >"$tmp/etc/apt/sources.list.d/$SUITE-backports.list"
+  [[ -f /etc/resolv.conf ]] && cp -L /etc/resolv.conf "$tmp/etc/resolv.conf"
+  mount -t proc proc "$tmp/proc"
+  # shellcheck disable=SC2086
+  if ! { chroot "$tmp" apt-get update -q &&
+         DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -q --no-install-recommends -t "$SUITE-backports" $BACKPORTS; } \
+       >>"$debootstrap_log" 2>&1; then
+    umount -l "$tmp/proc" || true
+    tail -n 20 "$debootstrap_log" >&2 || true
+    die "installing $BACKPORTS from $SUITE-backports failed (full log: $debootstrap_log)"
+  fi
+  umount -l "$tmp/proc" || true
+  chroot "$tmp" apt-get clean >/dev/null 2>&1 || true
+fi
 
 # Downloaded .debs are ~half the size and never needed again.
 rm -f "$tmp"/var/cache/apt/archives/*.deb
@@ -255,14 +298,14 @@ v=$(qemu_version_of $(root_qemu "$tmp") || true)
 version_ok "$v" || die "QEMU in the new root is $v, need >= $MIN_MAJOR.$MIN_MINOR"
 kernels=("$tmp"/boot/vmlinuz-*)
 [[ -e "${kernels[0]}" ]] || die "no guest kernel in $tmp/boot"
-log "new root has QEMU $v, kernel ${kernels[0]##*/}"
+log "new root has QEMU $v, kernels ${kernels[*]##*/}"
 
 printf '%s\n' "$STAMP_CONTENT" >"$tmp/$STAMP_NAME"
 
 # rename(2) cannot replace a non-empty directory, so an outdated root is moved
 # aside first; in between, $ROOT is simply absent (never half-built).
 if [[ -e "$ROOT" ]]; then
-  old="$CACHE/.$SUITE-root.old.$$"
+  old="$CACHE/.$ROOT_NAME.old.$$"
   mv -T "$ROOT" "$old"
   mv -T "$tmp" "$ROOT"
   tmp=""

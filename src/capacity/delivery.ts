@@ -6,7 +6,7 @@
 // (lsa.ts), a small 0600 file in /dev/shm that lives as long as the LD.
 import { rmSync, writeFileSync } from 'node:fs';
 import { CAPACITY_UNIT, lsaObjectPath, lsaObjectsOf } from '../pool/index.js';
-import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath, reachability } from '../qemu/index.js';
+import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath, qemuFeatures, reachability } from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
 import { LSA_BYTES, lsaImage, type RegionLabel } from './lsa.js';
 
@@ -73,11 +73,14 @@ export interface Delivery {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How often an event-driven hot-remove still looks at QOM, in case DEVICE_DELETED never comes. */
+const EVENT_BACKUP_POLL_MS = 1000;
 
 /**
- * LD hot-add. QEMU 10.0 never emits DEVICE_DELETED for a cxl-type3 and
- * cannot delete its memory backend afterwards ("in use"), so removal is
- * confirmed by polling QOM and every hot-add uses a fresh backend id.
+ * LD hot-add. Removal is confirmed by `DEVICE_DELETED` where QEMU sends it
+ * for a cxl-type3 (11.1), by polling QOM where it never does (10.0).
+ * Neither can delete the memory backend afterwards (10.0: "in use", 11.1:
+ * "mapped"), so every hot-add uses a fresh backend id.
  */
 export class HotplugDelivery implements Delivery {
   readonly kind = 'hotplug';
@@ -93,9 +96,17 @@ export class HotplugDelivery implements Delivery {
     private readonly ports: string[],
     occupied: Map<string, string>,
     private readonly serialFor: (port: string) => bigint,
-    opts: { pollMs?: number; removalTimeoutMs?: number; lsaPath?: (n: number) => string; lsaLeftovers?: () => string[] } = {},
+    opts: {
+      pollMs?: number;
+      removalTimeoutMs?: number;
+      lsaPath?: (n: number) => string;
+      lsaLeftovers?: () => string[];
+      /** Wait for DEVICE_DELETED instead of polling (default: what the QEMU's version does). */
+      deviceDeletedEvent?: boolean;
+    } = {},
   ) {
     for (const [p, d] of occupied) this.busy.set(p, d);
+    this.deviceDeletedEvent = opts.deviceDeletedEvent ?? qemuFeatures(qmp.version).type3DeviceDeleted;
     this.nextBackend = Date.now();
     this.pollMs = opts.pollMs ?? 100;
     this.removalTimeoutMs = opts.removalTimeoutMs ?? 60_000;
@@ -104,6 +115,7 @@ export class HotplugDelivery implements Delivery {
   }
   private readonly pollMs: number;
   private readonly removalTimeoutMs: number;
+  private readonly deviceDeletedEvent: boolean;
   private readonly lsaPath: ((n: number) => string) | null;
   private readonly lsaLeftovers: () => string[];
 
@@ -159,13 +171,22 @@ export class HotplugDelivery implements Delivery {
 
   async release(piece: Delivered): Promise<{ gone: Promise<void> }> {
     if (!piece.deviceId) throw new Error(`extent at ${piece.offset} has no hot-added device to remove`);
+    // Subscribed before device_del: without a guest, QEMU sends the event before it answers.
+    const deleted = this.deviceDeletedEvent
+      ? this.qmp
+          .waitForEvent('DEVICE_DELETED', (e) => e.data.device === piece.deviceId, this.removalTimeoutMs)
+          .then(
+            () => true,
+            () => false,
+          )
+      : null;
     try {
       await this.qmp.execute('device_del', { id: piece.deviceId });
     } catch (e) {
       // Asked again (a restarted backend finishing an answered release): the unplug under way is ours.
       if (!/already in the process of unplug/i.test((e as Error).message)) throw e;
     }
-    return { gone: this.waitGone(piece) };
+    return { gone: this.waitGone(piece, deleted) };
   }
 
   async reachable(piece: Piece & { deviceId?: string }): Promise<string[]> {
@@ -188,24 +209,35 @@ export class HotplugDelivery implements Delivery {
     await gone;
   }
 
+  private present(piece: Delivered): Promise<boolean> {
+    return this.qmp.execute('qom-get', { path: peripheralPath(String(piece.deviceId)), property: 'type' }).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Resolves once the device left QOM (the guest finished its unplug), then frees the port. */
-  private async waitGone(piece: Delivered): Promise<void> {
-    const path = peripheralPath(String(piece.deviceId));
+  private async waitGone(piece: Delivered, deleted: Promise<boolean> | null): Promise<void> {
     const deadline = Date.now() + this.removalTimeoutMs;
-    for (;;) {
-      const present = await this.qmp.execute('qom-get', { path, property: 'type' }).then(
-        () => true,
-        () => false,
-      );
-      if (!present) break;
+    // With DEVICE_DELETED (11.1) the event ends the wait; a look at QOM every
+    // second backs it up, since 11.1 was also seen not to send it for a guest
+    // that had the LD as devdax (docs/qemu-facts.md §9). Without it (10.0), QOM is polled.
+    const every = deleted === null ? this.pollMs : EVENT_BACKUP_POLL_MS;
+    let eventSeen = false;
+    // Wakes the loop on the event; after a timeout or the session's end it never fires again.
+    const wake = deleted?.then((seen) => {
+      eventSeen = seen;
+      return seen ? undefined : new Promise<void>(() => {});
+    });
+    while (!eventSeen && (await this.present(piece))) {
       if (Date.now() > deadline) throw new Error(`device ${piece.deviceId} is still present ${this.removalTimeoutMs} ms after device_del`);
-      await sleep(this.pollMs);
+      await Promise.race([sleep(every), ...(wake ? [wake] : [])]);
     }
     // A window still mapping the old LD (QEMU 11's alias) is not given to a new one: the two would overlap.
     if (piece.port && (await this.reachable({ offset: piece.offset, len: piece.len }).catch(() => ['unknown'])).length === 0) {
       this.busy.delete(piece.port);
     }
-    // The memory backends can't be deleted in QEMU 10.0 (they stay "in use"); try, for newer QEMUs.
+    // The memory backends can't be deleted in QEMU 10.0 or 11.1 ("in use", "mapped"); try, for later QEMUs.
     if (piece.backendId) await this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
     if (piece.lsaPath) {
       await this.qmp.execute('object-del', { id: ldLsaBackendId(lsaNumber(piece.lsaPath)) }).catch(() => undefined);

@@ -43,4 +43,6 @@ export interface GrantView {
   reason?: string;
   delivery: string;
   device?: string;
+  /** The shared extent sequence number, as 5603h reports it (0 for an extent that is not shared). */
+  seq: number;
 }

@@ -503,6 +503,7 @@ export class CapacityManager implements FmBackend {
       tag: g.tag,
       shared: g.shared,
       state: g.state,
+      seq: g.shared ? this.tags.seq(g.tag, g.offset) : 0,
       ...(g.reason ? { reason: g.reason } : {}),
       delivery: this.deliveries.get(head)?.kind ?? 'unknown',
       ...(g.delivered.deviceId ? { device: g.delivered.deviceId } : {}),

@@ -1,6 +1,7 @@
 // `cxl-mhd events` (the northbound's event stream on a terminal) and
 // `cxl-mhd http-passwd` (a scrypt line for the users file). The stream's
 // client is http/sse-client.ts; http/ is loaded only when these run.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../errors/index.js';
 import { poolRunDir, resolveDirs } from '../pool/index.js';
@@ -27,7 +28,7 @@ interface EventsOpts extends DirOpts {
 }
 
 /** Where the stream is and how to authenticate: the run dir's record (local token) or --url with --user. */
-async function target(o: EventsOpts): Promise<{ base: string; auth: Record<string, string> }> {
+async function target(o: EventsOpts): Promise<{ base: string; auth: Record<string, string>; ca?: Buffer }> {
   const { readHttpRecord } = await import('../heads/index.js');
   const dirs = resolveDirs(o);
   const rec = readHttpRecord(dirs.runDir, o.pool);
@@ -37,12 +38,14 @@ async function target(o: EventsOpts): Promise<{ base: string; auth: Record<strin
       `pool ${o.pool} has no northbound record in ${poolRunDir(dirs.runDir, o.pool)} (is \`serve --http\` running?); pass --url`,
     );
   }
+  // An https northbound of this pool presents the certificate its record names: trust that one.
+  const ca = rec?.tlsCert ? { ca: readFileSync(rec.tlsCert) } : {};
   if (o.user) {
     const pw = process.env.CXL_MHD_PASSWORD;
     if (pw === undefined) throw new UsageError('--user needs the password in the environment variable CXL_MHD_PASSWORD');
-    return { base, auth: { Authorization: `Basic ${Buffer.from(`${o.user}:${pw}`).toString('base64')}` } };
+    return { base, auth: { Authorization: `Basic ${Buffer.from(`${o.user}:${pw}`).toString('base64')}` }, ...ca };
   }
-  if (rec) return { base, auth: { 'X-Auth-Token': rec.localToken } };
+  if (rec) return { base, auth: { 'X-Auth-Token': rec.localToken }, ...ca };
   throw new UsageError('--url without the run dir record needs --user (password in CXL_MHD_PASSWORD)');
 }
 
@@ -61,11 +64,12 @@ export function addEventsCommands(program: Command): void {
     if (o.count !== undefined && !/^\d+$/.test(o.count)) throw new UsageError(`--count ${o.count} is not a whole number`);
     if (o.lastEventId !== undefined && !/^\d+$/.test(o.lastEventId))
       throw new UsageError(`--last-event-id ${o.lastEventId} is not a whole number`);
-    const { base, auth } = await target(o);
+    const { base, auth, ca } = await target(o);
     const { followEvents } = await import('../http/index.js');
     await followEvents({
       base,
       auth,
+      ...(ca ? { ca } : {}),
       lastEventId: o.lastEventId,
       limit: o.count === undefined ? undefined : Number(o.count),
       onEvent: (e) => {

@@ -27,6 +27,7 @@ const COMMANDS: [names: string[], load: () => Promise<Adder>][] = [
     },
   ],
   [['lease'], async () => (await import('./lease.js')).addLeaseCommands],
+  [['inject'], async () => (await import('./inject.js')).addInjectCommand],
   [['events', 'http-passwd'], async () => (await import('./events.js')).addEventsCommands],
   [['run'], async () => (await import('./run.js')).addRunCommand],
   [['demo'], async () => (await import('./demo.js')).addDemoCommand],

@@ -2,7 +2,7 @@
 import { type Command, Option } from 'commander';
 import { UsageError } from '../errors/index.js';
 import { Pool, parseSize, resolveDirs } from '../pool/index.js';
-import { headArgs, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
+import { headArgs, parseQemuVersion, parseStaticWindow, qemuArgv, resolveQemu } from '../qemu/index.js';
 import { type DirOpts, parseHead, withDirs } from './options.js';
 
 interface QemuArgsFlags extends DirOpts {
@@ -14,6 +14,7 @@ interface QemuArgsFlags extends DirOpts {
   memory: string;
   capacity?: string;
   withBinary?: boolean;
+  qemuVersion?: string;
 }
 
 export function addQemuArgsCommand(program: Command): void {
@@ -28,7 +29,11 @@ export function addQemuArgsCommand(program: Command): void {
       .addOption(new Option('--delivery <how>', 'how dynamic capacity reaches this head').choices(['hotplug', 'dcd']).default('hotplug'))
       .option('--memory <size>', 'guest RAM (-m)', '1G')
       .option('--capacity <size>', "the pool's capacity, when the pool does not exist yet")
-      .option('--with-binary', 'print the QEMU command (and firmware paths) first: a complete command line'),
+      .option('--with-binary', 'print the QEMU command (and firmware paths) first: a complete command line')
+      .option(
+        '--qemu-version <x.y>',
+        "the QEMU the arguments are for (picks -object monitor-qmp and a NUMA node on >= 11.1, -mon before); default: the project's QEMU, else -mon",
+      ),
   ).action((o: QemuArgsFlags) => {
     const dirs = resolveDirs(o);
     const head = parseHead(o.head);
@@ -59,8 +64,27 @@ export function addQemuArgsCommand(program: Command): void {
       sparePorts: o.sparePorts === undefined ? undefined : Number(o.sparePorts),
       delivery: o.delivery,
       memory: o.memory,
+      qemuVersion: argsQemuVersion(o.qemuVersion, o.withBinary === true),
     });
     const words = o.withBinary ? qemuArgv(resolveQemu(), args) : args;
     process.stdout.write(`${words.join('\n')}\n`);
   });
+}
+
+/**
+ * The QEMU version `qemu-args` writes for: the one given, else the project's
+ * QEMU (which --with-binary runs anyway), else unknown (`-mon`, accepted by
+ * every QEMU >= 10.0).
+ */
+function argsQemuVersion(given: string | undefined, withBinary: boolean): string | undefined {
+  if (given !== undefined) {
+    if (parseQemuVersion(given) === null) throw new UsageError(`--qemu-version "${given}" must look like 11.1 or 10.0.13`);
+    return given;
+  }
+  try {
+    return resolveQemu().version;
+  } catch (e) {
+    if (withBinary) throw e;
+    return undefined;
+  }
 }

@@ -19,6 +19,10 @@ interface ServeFlags extends DirOpts {
   http?: string;
   httpUsers?: string;
   httpAllowRemote?: boolean;
+  httpTlsCert?: string;
+  httpTlsKey?: string;
+  httpAggregator?: string;
+  httpAggregatorUser?: string;
 }
 
 export function addServeCommand(program: Command): void {
@@ -41,7 +45,14 @@ export function addServeCommand(program: Command): void {
         'serve Redfish, the event stream and the pool page on ADDR:PORT (loopback only unless --http-allow-remote); turns on fm.sock',
       )
       .option('--http-users <file>', 'users for --http: user:password lines (or user:scrypt$... from `cxl-mhd http-passwd`), mode 0600')
-      .option('--http-allow-remote', 'let --http listen on a non-loopback address'),
+      .option('--http-allow-remote', 'let --http listen on a non-loopback address')
+      .option('--http-tls-cert <file>', 'serve --http as HTTPS with this PEM certificate (nothing then over plain HTTP)')
+      .option('--http-tls-key <file>', "the certificate's PEM private key, mode 0600")
+      .option('--http-aggregator <url>', 'offer this service to an aggregating fabric manager (OFA Sunfish contract) at URL')
+      .option(
+        '--http-aggregator-user <name>',
+        'the ReadOnly user the aggregator reads with (default aggregator; its password in clear in --http-users)',
+      ),
   ).action(async (o: ServeFlags) => {
     const dirs = resolveDirs(o);
     const { checkNorthbound, serve } = await import('../daemon/index.js');

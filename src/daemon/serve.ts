@@ -55,7 +55,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     access: o.access,
     logger,
     qmpTimeoutMs: o.qmpTimeoutMs,
-    fmSocket: o.fmSocket || o.http !== null,
+    fmSocket: o.fmSocket,
     acceptJournalLoss: o.acceptJournalLoss === true,
   });
   let http: Awaited<ReturnType<typeof startNorthbound>> | null = null;

@@ -77,6 +77,7 @@ export {
   FmApiServer,
   type FmBackend,
   type IdentifyInfo,
+  inProcessChannel,
   replyTo,
   type ServerOptions,
   serveChannel,

@@ -2,7 +2,7 @@
 // (FmApiServer.handle), and serves a byte stream of them (serveChannel). It
 // knows the wire and the return-code rules; where capacity comes from is the
 // FmBackend's business.
-import type { Duplex } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import {
   type AddRequest,
   COMMAND_BY_OPCODE,
@@ -384,4 +384,19 @@ export function serveChannel(stream: Duplex, server: FmApiServer, opts: ChannelO
   stream.on('close', close);
   stream.on('error', onError);
   return { done, close };
+}
+
+/**
+ * A channel inside one process: the client's end of an in-memory stream
+ * pair whose other end `serveChannel` serves, so an FM client in the same
+ * process (the northbound) speaks to `server` with the same codecs, framing
+ * and binding rule as over a socket, without one.
+ */
+export function inProcessChannel(server: FmApiServer, opts: ChannelOptions = {}): { client: Duplex; channel: Channel } {
+  const toServer = new PassThrough();
+  const toClient = new PassThrough();
+  const client = Duplex.from({ writable: toServer, readable: toClient });
+  const channel = serveChannel(Duplex.from({ writable: toClient, readable: toServer }), server, opts);
+  void channel.done.then(() => client.destroy());
+  return { client, channel };
 }

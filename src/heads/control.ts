@@ -1,15 +1,16 @@
 // The backend's control socket (<run-dir>/<pool>/control.sock): operator
 // requests to the running backend that no guest and no FM client may make
-// (today: moving the FM-LD lease). It listens through listener.ts's one
+// (moving the FM-LD lease, injecting a CXL event record into one head). It listens through listener.ts's one
 // uid-checked gate, admitting the backend's own uid only (not even root:
 // the operator acts as the service user). One JSON line each way.
 import { lstatSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { connect } from 'node:net';
 import { controlSocketPath, PoolError } from '../pool/index.js';
+import { INJECT_KINDS, type InjectKind, type InjectRequest } from './inject.js';
 import { clearStaleSocket, listenAllowed } from './listener.js';
 
-export type ControlRequest = { op: 'lease-takeover'; head: number; force: boolean };
+export type ControlRequest = { op: 'lease-takeover'; head: number; force: boolean } | ({ op: 'inject'; head: number } & InjectRequest);
 
 export type ControlReply = { ok: true; message: string; detail?: Record<string, unknown> } | { ok: false; error: string };
 
@@ -23,10 +24,23 @@ function parseRequest(line: string): ControlRequest {
   } catch {
     throw new Error('the request is not JSON');
   }
-  const r = v as Partial<ControlRequest>;
-  if (r?.op !== 'lease-takeover') throw new Error(`unknown request ${JSON.stringify((v as { op?: unknown })?.op)}`);
+  const r = v as { op?: unknown; head?: unknown; force?: unknown; kind?: unknown; log?: unknown; fields?: unknown };
+  if (r?.op !== 'lease-takeover' && r?.op !== 'inject') throw new Error(`unknown request ${JSON.stringify(r?.op)}`);
   if (!Number.isInteger(r.head) || (r.head as number) < 0) throw new Error('"head" must be a head number');
-  return { op: 'lease-takeover', head: r.head as number, force: r.force === true };
+  const head = r.head as number;
+  if (r.op === 'lease-takeover') return { op: 'lease-takeover', head, force: r.force === true };
+  if (!INJECT_KINDS.includes(r.kind as InjectKind)) throw new Error(`"kind" must be one of ${INJECT_KINDS.join(', ')}`);
+  const fields = (r.fields ?? {}) as Record<string, unknown>;
+  if (typeof fields !== 'object' || Object.values(fields).some((x) => typeof x !== 'number' && typeof x !== 'string'))
+    throw new Error('"fields" must map field names to numbers or text');
+  // Field names and the log are checked against the record's table when it is built (inject.ts).
+  return {
+    op: 'inject',
+    head,
+    kind: r.kind as InjectKind,
+    log: String(r.log ?? 'informational') as InjectRequest['log'],
+    fields: fields as InjectRequest['fields'],
+  };
 }
 
 export async function listenControl(

@@ -5,15 +5,17 @@
 // listens (recovery.ts).
 import { rmSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
-import { type Channel, FmApiServer, opcodeHex, serveChannel } from '../fmapi/index.js';
+import { type Channel, FmApiServer, inProcessChannel, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
-import { deviceSerial } from '../qemu/index.js';
+import { deviceSerial, peripheralPath, STATIC_DEVICE_ID } from '../qemu/index.js';
 import { type ControlReply, listenControl } from './control.js';
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
 import type { FmldPort } from './fmld.js';
+import { type InjectRequest, injectEvent } from './inject.js';
 import { allowedUids, closeServers, listenAllowed, listenHeads, type PeerInfo, type SocketAccess } from './listener.js';
 import { type HeadRecord, HeadRecords, type RecordState } from './records.js';
 import { recoverFromCrash, recoverStaleHeads } from './recovery.js';
@@ -80,7 +82,7 @@ export class Backend implements SessionHost {
   private servers: Server[] = [];
   private fmServer: Server | null = null;
   private controlServer: Server | null = null;
-  private readonly fmClients = new Set<Socket>();
+  private readonly fmClients = new Set<Duplex>();
   readonly live = new Map<number, HeadSession>();
   private readonly attaching = new Set<Promise<void>>();
   private readonly connecting = new Set<number>();
@@ -146,7 +148,7 @@ export class Backend implements SessionHost {
       backend.controlServer = await listenControl(
         opts.runDir,
         opts.pool,
-        (req) => backend.takeLease(req.head, req.force),
+        (req) => (req.op === 'inject' ? backend.inject(req.head, req) : backend.takeLease(req.head, req.force)),
         (reason) => backend.log.warn(`control.sock: ${reason}`),
       );
       if (opts.fmSocket) await backend.listenFmSocket();
@@ -211,18 +213,31 @@ export class Backend implements SessionHost {
         // Tracked so stop() can end them: server.close() waits for every open connection.
         this.fmClients.add(socket);
         socket.once('close', () => this.fmClients.delete(socket));
-        const ch = serveChannel(socket, this.fmApi('fm.sock'), {
-          isBound: () => {
-            const owner = this.pool.state.lease().owner;
-            return owner !== null && this.live.has(owner);
-          },
-        });
+        const ch = serveChannel(socket, this.fmApi('fm.sock'), { isBound: () => this.fmBound() });
         socket.resume();
         void ch.done.then(() => socket.destroy());
       },
       (reason) => this.log.warn(`fm.sock: ${reason}`),
     );
     this.fmSocketPath = path;
+  }
+
+  /**
+   * An FM-API channel inside this process, for the northbound: the same
+   * FmApiServer (through `via`), codecs and lease rule as fm.sock, without a
+   * socket. Returns the client's end; it ends when the backend stops.
+   */
+  fmChannel(via: string): Duplex {
+    const { client } = inProcessChannel(this.fmApi(via), { isBound: () => this.fmBound() });
+    this.fmClients.add(client);
+    client.once('close', () => this.fmClients.delete(client));
+    return client;
+  }
+
+  /** fm.sock and the in-process channel answer while the lease owner is attached. */
+  private fmBound(): boolean {
+    const owner = this.pool.state.lease().owner;
+    return owner !== null && this.live.has(owner);
   }
 
   // ---- FM-API -------------------------------------------------------------------
@@ -266,6 +281,17 @@ export class Backend implements SessionHost {
    * epoch (shm + journal), then the new owner gets its port. A failure
    * before the journal line changes nothing; fm.sock follows the lease.
    */
+  /** `cxl-mhd inject`: one CXL event record into attached head `head`'s type-3 device (inject.ts). */
+  async inject(head: number, req: InjectRequest): Promise<ControlReply> {
+    const session = this.live.get(head);
+    if (session?.state !== 'attached' || !session.qmp) return { ok: false, error: `head ${head} is not attached` };
+    // The head's own device (its static window, or its DC region); hot-added LDs come and go.
+    const own = session.delivery?.kind === 'dcd' || session.windows.some((w) => w.deviceId === STATIC_DEVICE_ID);
+    if (!own) return { ok: false, error: `head ${head} has no type-3 device of its own to carry the record (started without --static)` };
+    const path = peripheralPath(STATIC_DEVICE_ID);
+    return { ok: true, message: await injectEvent(session.qmp, head, path, req) };
+  }
+
   async takeLease(head: number, force: boolean): Promise<ControlReply> {
     const state = this.pool.state;
     if (head >= state.headCount)

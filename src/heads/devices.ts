@@ -9,11 +9,57 @@ import { statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { DeliveryConfig } from '../capacity/index.js';
 import { CAPACITY_UNIT, type Header } from '../pool/index.js';
-import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/index.js';
+import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, qemuFeatures, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/index.js';
+import { type QemuVersion, QmpCommandError } from '../qmp/index.js';
 
-/** The few QMP calls device discovery needs. */
+/** The few QMP calls device discovery needs; with the version, a QEMU that has `qom-list-get` is read in bulk. */
 export interface QomReader {
   execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T>;
+  readonly version?: QemuVersion;
+}
+
+/** One object's properties from `qom-list-get` (QEMU >= 11.1): `[{properties: [{name, type, value}]}]`, in request order. */
+interface QomValues {
+  properties: { name: string; type: string; value?: unknown }[];
+}
+
+/**
+ * Properties of many objects in one command where QEMU has `qom-list-get`;
+ * `qom-get` one by one otherwise. A path that is gone (a hot-remove
+ * finishing) reads as empty.
+ */
+async function readObjects(qmp: QomReader, paths: string[], props: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+  const out = new Map<string, Record<string, unknown>>();
+  if (paths.length === 0) return out;
+  // One gone path fails the whole qom-list-get (DeviceNotFound): then read one by one.
+  const got =
+    qmp.version && qemuFeatures(qmp.version).qomListGet
+      ? await qmp.execute<QomValues[]>('qom-list-get', { paths }).catch((e) => {
+          if (e instanceof QmpCommandError && e.errorClass === 'DeviceNotFound') return null;
+          throw e;
+        })
+      : null;
+  if (got !== null) {
+    paths.forEach((path, i) => {
+      const rec: Record<string, unknown> = {};
+      for (const p of got[i]?.properties ?? []) if (props.includes(p.name) && 'value' in p) rec[p.name] = p.value;
+      out.set(path, rec);
+    });
+    return out;
+  }
+  for (const path of paths) {
+    const rec: Record<string, unknown> = {};
+    for (const property of props) {
+      // QEMU's "no such device/property" reads as absent; a lost connection or a timeout must fail discovery.
+      const v = await qmp.execute<unknown>('qom-get', { path, property }).catch((e) => {
+        if (e instanceof QmpCommandError) return undefined;
+        throw e;
+      });
+      if (v !== undefined) rec[property] = v;
+    }
+    out.set(path, rec);
+  }
+  return out;
 }
 
 export interface PoolWindow {
@@ -37,50 +83,55 @@ interface QomEntry {
 
 const asNumber = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
+const DEVICE_PROPS = ['volatile-memdev', 'lsa', 'volatile-dc-memdev'] as const;
+const BACKEND_PROPS = ['type', 'mem-path', 'offset', 'size', 'share'] as const;
+
+/** What discovery read from QOM: the peripherals and every cxl-type3's properties and backends. */
+export interface QomSnapshot {
+  peripherals: QomEntry[];
+  devices: Map<string, Record<string, unknown>>;
+  backends: Map<string, Record<string, unknown>>;
+}
+
+/** Reads the VM's peripherals, its cxl-type3 devices and their memory backends: three commands with `qom-list-get`. */
+export async function readQom(qmp: QomReader): Promise<QomSnapshot> {
+  const peripherals = await qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
+  const type3 = peripherals.filter((p) => p.type === 'child<cxl-type3>').map((p) => peripheralPath(p.name));
+  const devices = await readObjects(qmp, type3, DEVICE_PROPS);
+  const links = new Set<string>();
+  for (const d of devices.values()) for (const k of DEVICE_PROPS) if (typeof d[k] === 'string' && d[k]) links.add(d[k] as string);
+  const backends = await readObjects(qmp, [...links], BACKEND_PROPS);
+  return { peripherals, devices, backends };
+}
+
 /**
  * Every cxl-type3 of the VM whose volatile memory backend is a file (we
  * compare its mem-path with the pool's data object afterwards).
  */
-export async function discoverWindows(qmp: QomReader): Promise<PoolWindow[]> {
-  const peripherals = await qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
+export async function discoverWindows(qmp: QomReader, snap?: QomSnapshot): Promise<PoolWindow[]> {
+  const { peripherals, devices, backends } = snap ?? (await readQom(qmp));
   const out: PoolWindow[] = [];
   for (const p of peripherals) {
     if (p.type !== 'child<cxl-type3>') continue;
-    const devPath = peripheralPath(p.name);
-    // A device can vanish between qom-list and qom-get (a hot-remove finishing): skip it rather than fail the attach.
-    try {
-      // Independent reads go out together: QEMU answers them back to back, so
-      // a head costs three round trips per device, not eight (32 heads
-      // attaching at once each wait for their QEMU to be scheduled).
-      const [backendPath, lsa] = await Promise.all([
-        qmp.execute<string>('qom-get', { path: devPath, property: 'volatile-memdev' }).catch(() => ''),
-        qmp.execute<string>('qom-get', { path: devPath, property: 'lsa' }).catch(() => ''),
-      ]);
-      if (!backendPath) continue;
-      const get = (property: string) => qmp.execute<unknown>('qom-get', { path: backendPath, property });
-      const [backendType, lsaMemPath] = await Promise.all([
-        qmp.execute<string>('qom-get', { path: backendPath, property: 'type' }).catch(() => ''),
-        lsa ? qmp.execute<unknown>('qom-get', { path: lsa, property: 'mem-path' }).catch(() => '') : '',
-      ]);
-      if (backendType !== 'memory-backend-file') continue;
-      const backendId = backendPath.split('/').pop() ?? '';
-      const lsaPath = lsa ? String(lsaMemPath) : '';
-      const [memPath, offset, size, share] = await Promise.all([get('mem-path'), get('offset'), get('size'), get('share')]);
-      out.push({
-        ...(lsaPath ? { lsaPath } : {}),
-        deviceId: p.name,
-        backendPath,
-        backendId,
-        memPath: String(memPath),
-        offset: asNumber(offset),
-        size: asNumber(size),
-        share: share === true,
-        exclusive: isExclusiveBackend(backendId),
-      });
-    } catch (e) {
-      if ((e as { errorClass?: string }).errorClass === 'DeviceNotFound') continue;
-      throw e;
-    }
+    // A device can vanish between qom-list and its properties (a hot-remove finishing): it reads empty and is skipped.
+    const dev = devices.get(peripheralPath(p.name)) ?? {};
+    const backendPath = typeof dev['volatile-memdev'] === 'string' ? dev['volatile-memdev'] : '';
+    if (!backendPath) continue;
+    const b = backends.get(backendPath) ?? {};
+    if (b.type !== 'memory-backend-file' || b['mem-path'] === undefined) continue;
+    const backendId = backendPath.split('/').pop() ?? '';
+    const lsa = typeof dev.lsa === 'string' && dev.lsa ? backends.get(dev.lsa)?.['mem-path'] : undefined;
+    out.push({
+      ...(lsa ? { lsaPath: String(lsa) } : {}),
+      deviceId: p.name,
+      backendPath,
+      backendId,
+      memPath: String(b['mem-path']),
+      offset: asNumber(b.offset),
+      size: asNumber(b.size),
+      share: b.share === true,
+      exclusive: isExclusiveBackend(backendId),
+    });
   }
   return out;
 }
@@ -111,17 +162,18 @@ export async function discoverDelivery(
   isPool: (memPath: string) => boolean,
   capacityBytes: number,
   windows: PoolWindow[],
+  snap?: QomSnapshot,
 ): Promise<DeliveryConfig> {
-  const peripherals = await qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
+  const { peripherals, devices, backends } = snap ?? (await readQom(qmp));
   const names = new Set(peripherals.map((p) => p.name));
   if (names.has(STATIC_DEVICE_ID)) {
     const devicePath = peripheralPath(STATIC_DEVICE_ID);
-    const dc = await qmp.execute<string>('qom-get', { path: devicePath, property: 'volatile-dc-memdev' }).catch(() => '');
-    if (dc) {
-      const get = (property: string) => qmp.execute<unknown>('qom-get', { path: dc, property });
-      const [memPath, offset, size] = await Promise.all([get('mem-path'), get('offset'), get('size')]).then(
-        ([m, o, z]) => [String(m), asNumber(o), asNumber(z)] as const,
-      );
+    const dc = devices.get(devicePath)?.['volatile-dc-memdev'];
+    if (typeof dc === 'string' && dc) {
+      const b = backends.get(dc) ?? {};
+      const memPath = String(b['mem-path']);
+      const offset = asNumber(b.offset);
+      const size = asNumber(b.size);
       if (isPool(memPath) && offset === 0 && size === capacityBytes) {
         // QEMU puts the DC region after the device's static capacity, 256 MiB aligned.
         const staticBytes = windows.find((w) => w.deviceId === STATIC_DEVICE_ID)?.size ?? 0;

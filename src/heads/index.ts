@@ -6,6 +6,15 @@ export { Backend, type BackendOptions, type BackendSnapshot } from './daemon.js'
 export { discoverWindows, type PoolWindow, windowProblem } from './devices.js';
 export { type BackendEvent, type BackendListener, EventBus, type StampedEvent } from './events.js';
 export type { FmldPort } from './fmld.js';
+export {
+  INJECT_KINDS,
+  INJECT_LOGS,
+  INJECT_RECORDS,
+  type InjectKind,
+  type InjectRequest,
+  injectArgs,
+  injectFieldNames,
+} from './inject.js';
 export type { SocketAccess } from './listener.js';
 export { type HeadPhase, type HeadRecord, type HttpRecord, readHeadRecords, readHttpRecord } from './records.js';
 export { grantsFromJournal, unfinishedAdds } from './recovery.js';

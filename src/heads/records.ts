@@ -60,6 +60,8 @@ export interface HttpRecord {
   stateFile: string;
   fmSocket: string;
   localToken: string;
+  /** The certificate an https northbound presents: what `cxl-mhd events` trusts. */
+  tlsCert?: string;
 }
 
 export function readHttpRecord(runDir: string, pool: string): HttpRecord | null {

@@ -17,7 +17,7 @@ import { deliveryFor } from '../capacity/index.js';
 import type { Channel } from '../fmapi/index.js';
 import { dataObjectPath, type Pool, PoolError } from '../pool/index.js';
 import { QmpSession } from '../qmp/index.js';
-import { discoverDelivery, discoverWindows, fileIdOf, isHotAddedLd, type PoolWindow, sameFile, windowProblem } from './devices.js';
+import { discoverDelivery, discoverWindows, fileIdOf, isHotAddedLd, type PoolWindow, readQom, sameFile, windowProblem } from './devices.js';
 import type { BackendEvent } from './events.js';
 import { type FmldPort, hasFmldPort, openFmldPort, reattachFmldPort, removeFmldPort } from './fmld.js';
 import type { PeerInfo } from './listener.js';
@@ -137,22 +137,22 @@ export class HeadSession {
     let guestRunning = false;
     try {
       // Sent together (one round trip fewer per head); whether the guest runs is known before any discovery failure is handled.
-      const discovered = discoverWindows(qmp);
+      const discovered = readQom(qmp);
       discovered.catch(() => undefined);
       const status = await qmp.execute<{ running: boolean; status: string }>('query-status');
       guestRunning = status.running;
-      const windows = await discovered;
+      const qom = await discovered;
       const shmHead = this.pool.state.head(head);
       const dataPath = dataObjectPath(this.host.poolName);
       // The pool is a file, not a spelling: `/dev/shm//x`, a link or a relative path map it just as well.
       const poolFile = fileIdOf(dataPath, process.pid);
       const isPool = (memPath: string) => sameFile(fileIdOf(memPath, pid), poolFile);
-      const ours = windows.filter((w) => isPool(w.memPath));
+      const ours = (await discoverWindows(qmp, qom)).filter((w) => isPool(w.memPath));
       const fresh = !(shmHead.attached && shmHead.pid === pid);
       // Only a re-adopted VM has hot-added LDs we made; on a fresh one every device over the pool is a window to claim or refuse, whatever its id.
       this.windows = fresh ? ours : ours.filter((w) => !isHotAddedLd(w));
       const h = this.pool.state.header;
-      const cfg = await discoverDelivery(qmp, isPool, h.capacityBytes, ours);
+      const cfg = await discoverDelivery(qmp, isPool, h.capacityBytes, ours, qom);
       this.delivery = deliveryFor(qmp, cfg, { name: this.host.poolName, dataPath, blockBytes: h.blockBytes, head });
       // Handed to capacity now, not at `attached`: re-adoption finishes answered releases through it.
       this.capacity.registerDelivery(head, this.delivery);

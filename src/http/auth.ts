@@ -1,7 +1,7 @@
 // Who may use the northbound: the users file (plain or scrypt-hashed
 // passwords), HTTP Basic, Redfish sessions (X-Auth-Token), and the local
 // token that `cxl-mhd events` reads from the 0600 record in the run dir.
-import { createHash, randomBytes, randomUUID, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { readFileSync, type Stats, statSync } from 'node:fs';
 import { UsageError } from '../errors/index.js';
 import { dummyParams, type ScryptParams, ScryptWorker } from './password.js';
@@ -14,6 +14,15 @@ type Secret = { kind: 'plain'; password: Buffer } | { kind: 'scrypt'; N: number;
 const USER_RE = /^[A-Za-z0-9._@-]{1,64}$/;
 // scrypt parameters a hash line may ask for: enough for real hashes, not enough to exhaust memory on login.
 const MAX_N = 2 ** 20;
+
+/** hashPassword off the event loop: what the accounts service stores. */
+export async function hashPasswordAsync(password: string, N = 16384, r = 8, p = 1): Promise<string> {
+  const salt = randomBytes(16);
+  const hash = await new Promise<Buffer>((resolve, reject) =>
+    scrypt(password, salt, 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (e, k) => (e ? reject(e) : resolve(k))),
+  );
+  return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
 
 /** `scrypt$N$r$p$SALT$HASH` (salt and hash in base64): what `cxl-mhd http-passwd` prints. */
 export function hashPassword(password: string, N = 16384, r = 8, p = 1): string {
@@ -44,8 +53,21 @@ function parseSecret(text: string, where: string): Secret {
   return { kind: 'scrypt', N, r, p, salt: Buffer.from(m[4] as string, 'base64'), hash };
 }
 
-/** Reads FILE: `user:password` lines, `#` comments; refused unless it is 0600 (or stricter). */
+export const ROLES = ['Administrator', 'Operator', 'ReadOnly'] as const;
+const ROLE_SUFFIX = /:(Administrator|Operator|ReadOnly)$/;
+
+/** `user:secret[:Role]`: the line a user has in the users file (no role: Administrator, as in files from before roles). */
+export function userLine(user: string, secret: string, role: Role): string {
+  return `${user}:${secret}:${role}`;
+}
+
+/** Reads FILE: `user:password[:Role]` lines, `#` comments; refused unless it is 0600 (or stricter). */
 export function loadUsers(path: string): Map<string, Secret> {
+  return readUsersFile(path).users;
+}
+
+/** The users file's users and, for lines that name one, their role. */
+export function readUsersFile(path: string): { users: Map<string, Secret>; roles: Map<string, Role> } {
   let mode: number;
   try {
     mode = statSync(path).mode;
@@ -60,6 +82,7 @@ export function loadUsers(path: string): Map<string, Secret> {
     );
   }
   const users = new Map<string, Secret>();
+  const roles = new Map<string, Role>();
   const lines = readFileSync(path, 'utf8').split('\n');
   for (const [i, raw] of lines.entries()) {
     const line = raw.trim();
@@ -68,11 +91,17 @@ export function loadUsers(path: string): Map<string, Secret> {
     const colon = line.indexOf(':');
     const user = line.slice(0, colon);
     if (colon < 0 || !USER_RE.test(user)) throw new UsersFileError(`${where}: expected user:password with a user name of [A-Za-z0-9._@-]`);
-    if (colon === line.length - 1) throw new UsersFileError(`${where}: user ${user} has an empty password`);
-    users.set(user, parseSecret(line.slice(colon + 1), where));
+    let secret = line.slice(colon + 1);
+    const role = ROLE_SUFFIX.exec(secret);
+    if (role && role.index > 0) {
+      roles.set(user, role[1] as Role);
+      secret = secret.slice(0, role.index);
+    }
+    if (secret === '') throw new UsersFileError(`${where}: user ${user} has an empty password`);
+    users.set(user, parseSecret(secret, where));
   }
   if (users.size === 0) throw new UsersFileError(`--http-users ${path} names no user`);
-  return users;
+  return { users, roles };
 }
 
 export interface SessionInfo {
@@ -83,7 +112,17 @@ export interface SessionInfo {
   lastUsed: number;
 }
 
+/** The predefined Redfish roles and what each may do (DSP0266, the Role schema's predefined roles). */
+export type Role = 'Administrator' | 'Operator' | 'ReadOnly';
+export const ROLE_PRIVILEGES: Record<Role, readonly string[]> = {
+  Administrator: ['Login', 'ConfigureManager', 'ConfigureUsers', 'ConfigureComponents', 'ConfigureSelf'],
+  Operator: ['Login', 'ConfigureComponents', 'ConfigureSelf'],
+  ReadOnly: ['Login', 'ConfigureSelf'],
+};
+
 export interface AuthOptions {
+  /** Users without an entry are Administrators. */
+  roles?: Map<string, Role>;
   sessionTimeoutMs?: number;
   maxSessions?: number;
   /** scrypt checks of not-yet-verified passwords per second; beyond it they fail without the work (guessing costs CPU). */
@@ -113,6 +152,7 @@ export class Auth {
   /** What an unknown or plain user's password is hashed with when any user has a scrypt hash; null when all are plain. */
   private dummy: ScryptParams | null;
   private stopWatching: (() => void) | null = null;
+  private readonly roles: Map<string, Role>;
 
   constructor(
     private users: Map<string, Secret>,
@@ -122,7 +162,51 @@ export class Auth {
     this.maxSessions = opts.maxSessions ?? 64;
     this.maxHashChecks = opts.maxHashChecksPerSecond ?? 20;
     this.dummy = this.dummyFor(users);
+    this.roles = opts.roles ?? new Map();
     if (opts.usersFile) this.watch(opts.usersFile, opts.log ?? ((m) => process.stderr.write(`cxl-mhd: ${m}\n`)));
+  }
+
+  role(user: string): Role {
+    return this.roles.get(user) ?? 'Administrator';
+  }
+
+  /** The users, by name (the local token's user is not one). */
+  userNames(): string[] {
+    return [...this.users.keys()].sort();
+  }
+
+  hasUser(user: string): boolean {
+    return this.users.has(user);
+  }
+
+  /** Adds or changes a user (the accounts service has already written the users file). */
+  setUser(user: string, secret: string, role: Role): void {
+    this.users.set(user, parseSecret(secret, `user ${user}`));
+    this.roles.set(user, role);
+    this.verified.delete(user);
+    this.dummy = this.dummyFor(this.users);
+  }
+
+  setRole(user: string, role: Role): void {
+    this.roles.set(user, role);
+  }
+
+  /** Removes a user and ends its sessions. */
+  removeUser(user: string): void {
+    this.users.delete(user);
+    this.roles.delete(user);
+    this.verified.delete(user);
+    for (const [t, s] of this.sessions) if (s.user === user) this.sessions.delete(t);
+  }
+
+  hasPrivilege(user: string, privilege: string): boolean {
+    return privilege === 'None' || ROLE_PRIVILEGES[this.role(user)].includes(privilege);
+  }
+
+  /** The password of a user stored in clear in the users file, for handing to an aggregator; null if only a hash is kept. */
+  plainPassword(user: string): string | null {
+    const s = this.users.get(user);
+    return s?.kind === 'plain' ? s.password.toString('utf8') : null;
   }
 
   private dummyFor(users: Map<string, Secret>): ScryptParams | null {
@@ -162,9 +246,13 @@ export class Auth {
     return ok;
   }
 
-  /** Replaces the users; ends what a removed user or a changed password held. Returns the users whose access ended. */
-  setUsers(users: Map<string, Secret>): string[] {
+  /** Replaces the users (and their roles, when given); ends what a removed user or a changed password held. Returns the users whose access ended. */
+  setUsers(users: Map<string, Secret>, roles?: Map<string, Role>): string[] {
     const old = this.users;
+    if (roles) {
+      this.roles.clear();
+      for (const [u, r] of roles) this.roles.set(u, r);
+    }
     const ended = [...old.keys()].filter((u) => !users.has(u) || !sameSecret(old.get(u) as Secret, users.get(u) as Secret));
     this.users = users;
     this.dummy = this.dummyFor(users);
@@ -176,7 +264,8 @@ export class Auth {
   private watch(path: string, log: (message: string) => void): void {
     const reload = (why: string) => {
       try {
-        const ended = this.setUsers(loadUsers(path));
+        const { users, roles } = readUsersFile(path);
+        const ended = this.setUsers(users, roles);
         log(`${why}: users re-read from ${path}${ended.length ? `; access ended for ${ended.join(', ')}` : ''}`);
       } catch (e) {
         log(`${why}: ${(e as Error).message}; keeping the users read before`);

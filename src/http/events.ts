@@ -4,6 +4,7 @@
 // missed from the ring. Clients are capped, and one that stops reading is
 // cut off rather than buffered without bound.
 import type { ServerResponse } from 'node:http';
+import { typeOf } from './dmtf.js';
 
 export interface EventRecord {
   EventType: 'Other';
@@ -37,13 +38,19 @@ interface Client {
   close: () => void;
 }
 
-export function eventPayload(e: RedfishEvent): Record<string, unknown> {
+/**
+ * The Redfish Event for one published change: `context` is the subscriber's
+ * (a push destination's Context), `only` the indices of the records its
+ * filters let through (EventIds stay those of the whole event).
+ */
+export function eventPayload(e: RedfishEvent, context = 'cxl-mhd', only?: number[]): Record<string, unknown> {
+  const picked = only ?? e.records.map((_, i) => i);
   return {
-    '@odata.type': '#Event.v1_10_0.Event',
+    '@odata.type': typeOf('Event'),
     Id: String(e.id),
     Name: 'cxl-mhd event',
-    Context: 'cxl-mhd',
-    Events: e.records.map((r, i) => ({ ...r, EventId: `${e.id}.${i}`, MemberId: String(i), EventTimestamp: e.at })),
+    Context: context,
+    Events: picked.map((i) => ({ ...e.records[i], EventId: `${e.id}.${i}`, MemberId: String(i), EventTimestamp: e.at })),
   };
 }
 
@@ -98,9 +105,13 @@ export class EventHub {
     return { events, lost: Math.max(0, first - lastId - 1) };
   }
 
-  /** Takes over the response as an SSE stream; false when the client cap is reached. */
-  attach(res: ServerResponse, lastEventId: string | undefined): boolean {
-    if (this.clients.size >= this.maxClients) return false;
+  /**
+   * Takes over the response as an SSE stream; null when the client cap is
+   * reached. `onClose` runs once when the stream ends, however it ends; the
+   * returned close() ends it from this side.
+   */
+  attach(res: ServerResponse, lastEventId: string | undefined, onClose: () => void = () => {}): { close: () => void } | null {
+    if (this.clients.size >= this.maxClients) return null;
     const parsed = lastEventId !== undefined && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : null;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream',
@@ -124,8 +135,11 @@ export class EventHub {
       },
     };
     this.clients.add(client);
-    res.once('close', () => this.clients.delete(client));
-    return true;
+    res.once('close', () => {
+      this.clients.delete(client);
+      onClose();
+    });
+    return client;
   }
 
   private broadcast(text: string): void {

@@ -1,7 +1,8 @@
-// The northbound's only way to move capacity: an FmClient over the
-// backend's fm.sock, so every add and release goes through the same codecs,
-// FmApiServer, lease rule and journal as any other FM-API user.
-import { connect, type Socket } from 'node:net';
+// The northbound's only way to move capacity: an FmClient over an FM-API
+// channel the daemon hands it (in process, no socket), so every add and
+// release goes through the same codecs, FmApiServer, lease rule and journal
+// as any other FM-API user.
+import type { Duplex } from 'node:stream';
 import { FmClient, FmClientError, FmError, RemovalPolicy, SelectionPolicy } from '../fmapi/index.js';
 import { fmCodeError, RedfishError } from './redfish.js';
 
@@ -13,37 +14,31 @@ export interface Piece {
 
 export class FmLink {
   private client: FmClient | null = null;
-  private socket: Socket | null = null;
-  private connecting: Promise<FmClient> | null = null;
+  private stream: Duplex | null = null;
   /** Region base per head and QEMU pid: it only changes when a different QEMU attaches. */
   private readonly bases = new Map<number, { pid: number | null; base: number }>();
 
   constructor(
-    private readonly path: string,
+    /** Opens a channel to the FM-API server (the daemon's `fmChannel`). */
+    private readonly open: () => Duplex,
     private readonly timeoutMs = 30_000,
   ) {}
 
   private async get(): Promise<FmClient> {
     if (this.client) return this.client;
-    this.connecting ??= new Promise<FmClient>((resolve, reject) => {
-      const s = connect(this.path);
-      s.once('connect', () => {
-        const c = new FmClient(s, { timeoutMs: this.timeoutMs });
-        const drop = () => {
-          if (this.client === c) this.client = null;
-        };
-        s.once('close', drop);
-        this.socket = s;
-        this.client = c;
-        resolve(c);
-      });
-      s.once('error', (e) =>
-        reject(new RedfishError(503, 'ServiceTemporarilyUnavailable', `The FM-API socket ${this.path} is not reachable: ${e.message}.`)),
-      );
-    }).finally(() => {
-      this.connecting = null;
+    let s: Duplex;
+    try {
+      s = this.open();
+    } catch (e) {
+      throw new RedfishError(503, 'ServiceTemporarilyUnavailable', `The FM-API is not reachable: ${(e as Error).message}.`);
+    }
+    const c = new FmClient(s, { timeoutMs: this.timeoutMs });
+    s.once('close', () => {
+      if (this.client === c) this.client = null;
     });
-    return this.connecting;
+    this.stream = s;
+    this.client = c;
+    return c;
   }
 
   private async base(c: FmClient, head: number, pid: number | null): Promise<number> {
@@ -89,7 +84,7 @@ export class FmLink {
 
   close(): void {
     this.client?.close();
-    this.socket?.destroy();
+    this.stream?.destroy();
     this.client = null;
   }
 }

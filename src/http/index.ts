@@ -4,6 +4,6 @@
 export { hashPassword, loadUsers, UsersFileError } from './auth.js';
 export { type EventRecord, eventPayload, type RedfishEvent } from './events.js';
 export { CXL_MHD_MESSAGES, REGISTRY } from './redfish.js';
-export { DEFAULT_LIMITS, isLoopback, type Limits, Northbound, type NorthboundOptions, parseListen } from './server.js';
+export { DEFAULT_LIMITS, isLoopback, type Limits, Northbound, type NorthboundOptions, parseListen, readTls } from './server.js';
 export { type FollowOptions, followEvents } from './sse-client.js';
 export type { BackendEvent, NorthboundDeps, SnapshotView, StampedEvent } from './types.js';

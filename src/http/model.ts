@@ -4,7 +4,7 @@
 // (defined over Redfish, or implied by a holding), the connections, and the
 // run-length block map the page draws.
 import { ZERO_TAG } from '../pool/index.js';
-import { type ChunkDef, type ConnectionDef, chunkId, type Store } from './store.js';
+import { type ChunkDef, type ConnectionDef, chunkId, regionId, type Store } from './store.js';
 import type { SnapshotView } from './types.js';
 
 export interface Holding {
@@ -15,8 +15,20 @@ export interface Holding {
   kind: 'window' | 'grant';
   tag: string | null;
   state: string;
+  /** Shared extent sequence number (5603h); 0 for windows and unshared grants. */
+  seq: number;
+  /** hotplug or dcd for a grant; null for a static window. */
+  delivery: string | null;
   /** Why a quarantined grant is still held (capacity/release.ts). */
   reason?: string;
+}
+
+/** One MemoryRegion of a head's LD: a static window, or one grant (all extents of a tag are one grant). */
+export interface RegionView {
+  id: string;
+  head: number;
+  kind: 'window' | 'grant';
+  extents: Holding[];
 }
 
 export interface ChunkView {
@@ -52,7 +64,17 @@ export function holdings(s: SnapshotView): Holding[] {
   for (const r of s.heads) {
     if (r.phase !== 'attached' && r.phase !== 'attaching') continue;
     for (const w of r.windows) {
-      out.push({ head: r.head, offset: w.offset, len: w.size, shared: !w.exclusive, kind: 'window', tag: null, state: 'active' });
+      out.push({
+        head: r.head,
+        offset: w.offset,
+        len: w.size,
+        shared: !w.exclusive,
+        kind: 'window',
+        tag: null,
+        state: 'active',
+        seq: 0,
+        delivery: null,
+      });
     }
     for (const g of r.grants) {
       out.push({
@@ -63,6 +85,8 @@ export function holdings(s: SnapshotView): Holding[] {
         kind: 'grant',
         tag: g.tag === ZERO_TAG ? null : g.tag,
         state: g.state,
+        seq: g.seq,
+        delivery: g.delivery,
         ...(g.reason ? { reason: g.reason } : {}),
       });
     }
@@ -130,6 +154,20 @@ export class PoolModel {
       if (h.state !== 'active' && c.state !== 'quarantined') c.state = h.state;
       this.connections.set(id, c);
     }
+  }
+
+  /** The MemoryRegions of one head's LD, by pool offset. */
+  regions(head: number): RegionView[] {
+    const out = new Map<string, RegionView>();
+    for (const h of this.holdings) {
+      if (h.head !== head) continue;
+      const id = regionId(h.tag, h.offset, h.len, h.kind);
+      const r = out.get(id) ?? { id, head, kind: h.kind, extents: [] };
+      r.extents.push(h);
+      out.set(id, r);
+    }
+    for (const r of out.values()) r.extents.sort((a, b) => a.offset - b.offset);
+    return [...out.values()].sort((a, b) => (a.extents[0]?.offset ?? 0) - (b.extents[0]?.offset ?? 0));
   }
 
   /** Heads holding any part of [offset, offset+len). */

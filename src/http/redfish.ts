@@ -2,25 +2,23 @@
 // collections, error bodies with @Message.ExtendedInfo, the mapping of CXL
 // FM-API return codes to Redfish errors, and this project's message
 // registry (CxlMhd.1.0).
+import { type Collection, collectionType, messageId, typeOf, type Versioned } from './dmtf.js';
 
-export const BASE = 'Base.1.16.0';
 export const REGISTRY = 'CxlMhd.1.0';
-export const RESOURCE_EVENT = 'ResourceEvent.1.0';
-export const ROOT = '/redfish/v1';
 
-export function odata(id: string, type: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function odata(id: string, type: Versioned, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const name = id.split('/').pop() as string;
-  return { '@odata.id': id, '@odata.type': type, Id: name, ...extra };
+  return { '@odata.id': id, '@odata.type': typeOf(type), Id: name, ...extra };
 }
 
 export function link(id: string): { '@odata.id': string } {
   return { '@odata.id': id };
 }
 
-export function collection(id: string, type: string, name: string, members: string[]): Record<string, unknown> {
+export function collection(id: string, type: Collection, name: string, members: string[]): Record<string, unknown> {
   return {
     '@odata.id': id,
-    '@odata.type': type,
+    '@odata.type': collectionType(type),
     Name: name,
     Members: members.map(link),
     'Members@odata.count': members.length,
@@ -32,7 +30,6 @@ export interface MessageInfo {
   MessageId: string;
   Message: string;
   MessageArgs: string[];
-  Severity: string;
   MessageSeverity: string;
   Resolution: string;
 }
@@ -50,13 +47,12 @@ export class RedfishError extends Error {
   }
 
   body(): Record<string, unknown> {
-    const id = this.messageId.includes('.') ? this.messageId : `${BASE}.${this.messageId}`;
+    const id = this.messageId.includes('.') ? this.messageId : messageId('Base', this.messageId);
     const info: MessageInfo = {
-      '@odata.type': '#Message.v1_1_1.Message',
+      '@odata.type': typeOf('Message'),
       MessageId: id,
       Message: this.message,
       MessageArgs: this.args,
-      Severity: this.status >= 500 ? 'Critical' : 'Warning',
       MessageSeverity: this.status >= 500 ? 'Critical' : 'Warning',
       Resolution: this.resolution,
     };
@@ -102,25 +98,25 @@ type RegistryMessage = {
   Message: string;
   NumberOfArgs: number;
   ParamTypes: string[];
-  Severity: string;
+  MessageSeverity: string;
   Resolution: string;
 };
 
-function msg(description: string, message: string, params: string[]): RegistryMessage {
+function msg(description: string, message: string, params: string[], severity = 'OK'): RegistryMessage {
   return {
     Description: description,
     Message: message,
     NumberOfArgs: params.length,
     ParamTypes: params,
-    Severity: 'OK',
+    MessageSeverity: severity,
     Resolution: 'None.',
   };
 }
 
 export const CXL_MHD_MESSAGES: Record<string, RegistryMessage> = {
   HeadAttached: msg('A QEMU head attached to the pool.', 'Head %1 attached (QEMU pid %2, delivery %3).', ['number', 'number', 'string']),
-  HeadDetached: msg('A head left the pool; its grants were freed.', 'Head %1 detached: %2.', ['number', 'string']),
-  HeadRefused: msg('A QEMU tried to attach as a head and was refused.', 'Head %1 was refused: %2.', ['number', 'string']),
+  HeadDetached: msg('A head left the pool; its grants were freed.', 'Head %1 detached: %2.', ['number', 'string'], 'Warning'),
+  HeadRefused: msg('A QEMU tried to attach as a head and was refused.', 'Head %1 was refused: %2.', ['number', 'string'], 'Warning'),
   LeaseAcquired: msg('A head took the FM-LD lease: it owns the FM-API.', 'Head %1 acquired the FM-LD lease (epoch %2).', [
     'number',
     'number',
@@ -148,7 +144,7 @@ export const CXL_MHD_MESSAGES: Record<string, RegistryMessage> = {
 
 export function registryBody(): Record<string, unknown> {
   return {
-    '@odata.type': '#MessageRegistry.v1_6_0.MessageRegistry',
+    '@odata.type': typeOf('MessageRegistry'),
     Id: `${REGISTRY}.0`,
     Name: 'cxl-mhd message registry',
     Language: 'en',

@@ -1,23 +1,30 @@
-// The northbound server: one fastify instance with the Redfish service, the
-// SSE stream and the page behind auth; limits against oversized bodies,
+// The northbound server: one fastify instance with the Redfish protocol
+// plugin, the auth plugin and one plugin per resource (routes/); limits against oversized bodies,
 // slow clients and connection floods; the bridge from backend events to
 // the EventHub; and the 0600 record in the run dir that `status` and
 // `cxl-mhd events` read.
-import { randomUUID } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { createServer as createTlsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { createSecureContext } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { UsageError } from '../errors/index.js';
-import { Auth, loadUsers } from './auth.js';
-import { registerCapacity } from './capacity.js';
+import { Accounts } from './accounts.js';
+import { Announcer } from './aggregator.js';
+import { Auth, type Role, readUsersFile } from './auth.js';
 import { Context } from './context.js';
+import { fastifyErrorToRedfish } from './errors.js';
 import { EventHub } from './events.js';
 import { FmLink } from './fmlink.js';
-import { registerPage } from './page.js';
-import { RedfishError, ROOT } from './redfish.js';
-import { cleanPath, registerReads, SSE_PATH } from './routes.js';
+import { Notifier } from './notifier.js';
+import { FABRIC, paths, ROOT, SSE_PATH } from './paths.js';
+import { authPlugin } from './plugins/auth.js';
+import { protocolPlugin } from './plugins/protocol.js';
+import { RedfishError } from './redfish.js';
+import { routes } from './routes/index.js';
 import { Store } from './store.js';
-import { translate } from './translate.js';
+import { translate, WindowTracker } from './translate.js';
 import type { NorthboundDeps, StampedEvent } from './types.js';
 
 export interface Limits {
@@ -51,80 +58,19 @@ export const DEFAULT_LIMITS: Limits = {
 
 export interface NorthboundOptions {
   deps: NorthboundDeps;
-  /** The users file (checked: 0600) or, for in-process tests, user → password. */
-  users: string | Record<string, string>;
+  /** Serve HTTPS with this certificate and key (PEM files; the key must be 0600); nothing is served over plain HTTP then. */
+  tls?: { cert: string; key: string };
+  /** The users file (checked: 0600) or, for in-process tests, user → password (and role; Administrator if none). */
+  users: string | Record<string, string | { password: string; role: Role }>;
   /** Where chunk definitions and connections persist (0600); null keeps them in memory. */
   stateFile: string | null;
+  /** Where event subscriptions persist (0600); absent or null keeps them in memory. */
+  subscriptionsFile?: string | null;
+  /** Roles of users (default Administrator). */
+  roles?: Map<string, Role>;
   limits?: Partial<Limits>;
-}
-
-const OPEN = new Set(['GET /redfish', `GET ${ROOT}`, `GET ${ROOT}/odata`, `POST ${ROOT}/SessionService/Sessions`]);
-
-function fastifyErrorToRedfish(e: FastifyError): RedfishError {
-  if (e instanceof RedfishError) return e;
-  if (e.validation && e.validation.length > 0) {
-    const v = e.validation[0] as { keyword: string; instancePath: string; params: Record<string, unknown>; message?: string };
-    const where = v.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'the body';
-    if (v.keyword === 'additionalProperties') {
-      const prop = String(v.params.additionalProperty);
-      return new RedfishError(
-        400,
-        'PropertyUnknown',
-        `The property ${prop} is not in the list of valid properties for ${where}.`,
-        [prop],
-        'Remove the unknown property.',
-      );
-    }
-    if (v.keyword === 'required') {
-      const prop = String(v.params.missingProperty);
-      return new RedfishError(400, 'PropertyMissing', `The property ${prop} is a required property and must be included in the request.`, [
-        prop,
-      ]);
-    }
-    if (v.keyword === 'type') {
-      return new RedfishError(
-        400,
-        'PropertyValueTypeError',
-        `The value of ${where} is of a different type than expected (${String(v.params.type)}).`,
-        [where],
-      );
-    }
-    return new RedfishError(400, 'PropertyValueIncorrect', `The value of ${where} is not valid: ${v.message ?? v.keyword}.`, [where]);
-  }
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new RedfishError(413, 'GeneralError', 'The request body is larger than this service accepts.', [], 'Send a smaller body.');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new RedfishError(
-        415,
-        'GeneralError',
-        'The request body must be application/json.',
-        [],
-        'Send Content-Type: application/json.',
-      );
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new RedfishError(
-        400,
-        'MalformedJSON',
-        'The request body submitted was malformed JSON and could not be parsed by the receiving service.',
-      );
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new RedfishError(400, 'GeneralError', 'The Content-Length does not match the body.');
-  }
-  if (e instanceof SyntaxError || (e.statusCode === 400 && /JSON/i.test(e.message))) {
-    return new RedfishError(
-      400,
-      'MalformedJSON',
-      'The request body submitted was malformed JSON and could not be parsed by the receiving service.',
-    );
-  }
-  const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-  return new RedfishError(
-    status,
-    status === 500 ? 'InternalError' : 'GeneralError',
-    status === 500 ? 'The request failed due to an internal service error; see the service log.' : e.message,
-  );
+  /** Lines for the service log (subscriptions suspended, the aggregator unreachable). */
+  log?: (msg: string) => void;
 }
 
 export class Northbound {
@@ -133,28 +79,48 @@ export class Northbound {
   readonly limits: Limits;
   private unsubscribe: () => void = () => {};
   private server: Server | null = null;
+  /** https when --http-tls-cert/--http-tls-key were given. */
+  readonly scheme: 'http' | 'https';
   private recordFile: string | null = null;
+  private announcer: Announcer | null = null;
+  private url: string | null = null;
   /** Errors our code did not expect, for the service log (the client sees a one-line 500). */
   onInternalError: (e: unknown, url: string) => void = () => {};
 
   constructor(opts: NorthboundOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const L = this.limits;
-    const users =
+    const tls = opts.tls ? readTls(opts.tls) : null;
+    this.scheme = tls ? 'https' : 'http';
+    const { users, roles } =
       typeof opts.users === 'string'
-        ? loadUsers(opts.users)
-        : new Map(Object.entries(opts.users).map(([u, p]) => [u, { kind: 'plain' as const, password: Buffer.from(p) }]));
+        ? readUsersFile(opts.users)
+        : {
+            users: new Map(
+              Object.entries(opts.users).map(([u, p]) => [
+                u,
+                { kind: 'plain' as const, password: Buffer.from(typeof p === 'string' ? p : p.password) },
+              ]),
+            ),
+            roles: new Map(Object.entries(opts.users).flatMap(([u, p]) => (typeof p === 'string' ? [] : [[u, p.role] as const]))),
+          };
+    for (const [u, r] of opts.roles ?? []) roles.set(u, r);
     const auth = new Auth(users, {
       sessionTimeoutMs: L.sessionTimeoutMs,
       maxSessions: L.maxSessions,
+      roles,
       ...(typeof opts.users === 'string' ? { usersFile: opts.users } : {}),
     });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
-    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(opts.deps.fmSocketPath), randomUUID());
+    const events = new Notifier(hub, { stateFile: opts.subscriptionsFile ?? null, ...(opts.log ? { log: opts.log } : {}) });
+    this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(() => opts.deps.fmChannel()), events);
+    this.ctx.accounts = new Accounts(auth, typeof opts.users === 'string' ? opts.users : null);
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,
       return503OnClosing: true,
+      // An aggregator joins its agent's address and a URI with a slash between (OFA Sunfish asks for `//redfish/v1/…`).
+      rewriteUrl: (req) => (req.url ?? '/').replace(/^\/{2,}/, '/'),
       // The router's own refusals (a path parameter too long, a bad URL) get Redfish bodies too.
       frameworkErrors: (e, _req, reply) => {
         const r =
@@ -164,33 +130,40 @@ export class Northbound {
         // frameworkErrors is typed for any route's reply; ours all answer JSON.
         void (reply as unknown as FastifyReply).code(r.status).type('application/json').header('OData-Version', '4.0').send(r.body());
       },
+      // Requests Node's parser refuses before any route sees them (an unknown method, a bad head) get Redfish bodies too.
+      clientErrorHandler: answerClientError,
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: 128 },
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
       serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
-        const s = createServer(
-          {
-            headersTimeout: L.headersTimeoutMs,
-            requestTimeout: L.requestTimeoutMs,
-            keepAliveTimeout: L.keepAliveTimeoutMs,
-            // How often Node looks for requests past their timeouts; its default (30 s) would let slowloris clients linger.
-            connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(L.headersTimeoutMs / 4))),
-          },
-          handler,
-        );
+        const serverOpts = {
+          headersTimeout: L.headersTimeoutMs,
+          requestTimeout: L.requestTimeoutMs,
+          keepAliveTimeout: L.keepAliveTimeoutMs,
+          // How often Node looks for requests past their timeouts; its default (30 s) would let slowloris clients linger.
+          connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(L.headersTimeoutMs / 4))),
+        };
+        const s = tls ? createTlsServer({ ...serverOpts, ...tls }, handler) : createServer(serverOpts, handler);
         s.maxConnections = L.maxConnections;
         s.setTimeout(L.idleTimeoutMs, (sock) => sock.destroy());
         this.server = s;
         return s;
       },
     });
-    this.routes();
+    // Plugins register when the app is first readied (listen or inject), in this order.
+    void this.app.register(protocolPlugin, { onInternalError: (e, url) => this.onInternalError(e, url) });
+    void this.app.register(authPlugin, { auth });
+    void this.app.register(routes, { ctx: this.ctx });
     // The backend emits inside its own critical path (before the FM-API answers): queue there, translate just after.
     const queue: StampedEvent[] = [];
+    const windows = new WindowTracker();
+    windows.prime(this.ctx.pool, this.ctx.model());
     const flush = () => {
       const batch = queue.splice(0);
       try {
         const m = this.ctx.model();
-        for (const e of batch) this.ctx.hub.publish(translate(e, this.ctx.pool, m, this.ctx.store), e.at);
+        for (const e of batch) {
+          this.ctx.hub.publish([...translate(e, this.ctx.pool, m, this.ctx.store), ...windows.records(e, this.ctx.pool, m)], e.at);
+        }
       } catch (err) {
         this.onInternalError(err, `events ${batch.map((e) => e.kind).join(', ')}`);
       }
@@ -198,64 +171,6 @@ export class Northbound {
     this.unsubscribe = opts.deps.subscribe((e) => {
       if (queue.push(e) === 1) setImmediate(flush);
     });
-  }
-
-  private routes(): void {
-    const { app, ctx } = this;
-    // JSON only: anything else is 415, not a string that fails the schema.
-    app.removeContentTypeParser(['text/plain', 'application/json']);
-    // An empty JSON body (a DELETE sent with Content-Type: application/json) is no body, not malformed JSON.
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-      if (body === '') {
-        done(null, undefined);
-        return;
-      }
-      try {
-        done(null, JSON.parse(body as string));
-      } catch {
-        done(
-          new RedfishError(
-            400,
-            'MalformedJSON',
-            'The request body submitted was malformed JSON and could not be parsed by the receiving service.',
-          ),
-          undefined,
-        );
-      }
-    });
-    app.addHook('onRequest', async (req, reply) => {
-      reply.header('OData-Version', '4.0');
-      const key = `${req.method} ${cleanPath(req.url)}`;
-      if (OPEN.has(key)) return;
-      const user = await ctx.auth.identify(req.headers as Record<string, string | undefined>);
-      if (user === null) {
-        reply.header('WWW-Authenticate', 'Basic realm="cxl-mhd", charset="UTF-8"');
-        throw new RedfishError(
-          401,
-          'NoValidSession',
-          'There is no valid session established with the implementation.',
-          [],
-          'Log in with HTTP Basic or a session token.',
-        );
-      }
-    });
-    app.setErrorHandler((e: FastifyError, req, reply) => {
-      const r = fastifyErrorToRedfish(e);
-      if (r.status === 500) this.onInternalError(e, req.url);
-      if (r.status === 413) reply.header('Connection', 'close');
-      void reply.code(r.status).type('application/json').send(r.body());
-    });
-    app.setNotFoundHandler((req, reply) => {
-      const path = cleanPath(req.url);
-      const known = req.method !== 'GET' && path.startsWith(ROOT);
-      const r = known
-        ? new RedfishError(405, 'OperationNotAllowed', `The ${req.method} method is not allowed on ${path}.`, [req.method, path])
-        : new RedfishError(404, 'ResourceMissingAtURI', `The resource at the URI ${path} was not found.`, [path]);
-      void reply.code(r.status).type('application/json').send(r.body());
-    });
-    registerReads(app, ctx);
-    registerCapacity(app, ctx);
-    registerPage(app, ctx);
   }
 
   get hub(): EventHub {
@@ -278,7 +193,8 @@ export class Northbound {
     await this.app.listen({ host, port });
     const a = this.server?.address();
     const actual = a && typeof a === 'object' ? a.port : port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actual}`;
+    const url = `${this.scheme}://${host.includes(':') ? `[${host}]` : host}:${actual}`;
+    this.url = url;
     if (opts.recordFile) {
       this.recordFile = opts.recordFile;
       const body = {
@@ -294,8 +210,32 @@ export class Northbound {
     return url;
   }
 
+  /**
+   * Offers this service to an aggregator above it (docs/redfish.md,
+   * "Aggregated by a fabric manager"): `user` must be a ReadOnly account
+   * whose password the users file keeps in clear. Call after listen().
+   */
+  aggregateInto(aggregator: string, user: string, log: (msg: string) => void = () => {}): Announcer {
+    if (this.url === null) throw new Error('aggregateInto() needs the service listening first');
+    const password = this.auth.plainPassword(user);
+    if (password === null) throw new UsageError(`--http-aggregator-user ${user} needs its password in clear in the users file`);
+    if (this.auth.role(user) !== 'ReadOnly') throw new UsageError(`--http-aggregator-user ${user} must have the ReadOnly role`);
+    this.announcer = new Announcer(this.ctx.events, {
+      aggregator,
+      agentUrl: this.url,
+      user,
+      password,
+      roots: [paths.chassis(this.ctx.pool), FABRIC],
+      log,
+    });
+    this.announcer.start();
+    return this.announcer;
+  }
+
   async close(): Promise<void> {
     this.unsubscribe();
+    this.announcer?.close();
+    await this.ctx.events.close();
     this.ctx.hub.close();
     this.ctx.fm.close();
     this.ctx.auth.close();
@@ -303,6 +243,56 @@ export class Northbound {
     await this.app.close();
     await this.ctx.store.flush();
   }
+}
+
+/** The certificate and key for HTTPS; a key others can read is refused in one line. */
+export function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  const read = (flag: string, path: string) => {
+    try {
+      return { buf: readFileSync(path), mode: statSync(path).mode };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+  };
+  const key = read('--http-tls-key', files.key);
+  if ((key.mode & 0o077) !== 0) {
+    throw new UsageError(
+      `--http-tls-key ${files.key} is mode ${(key.mode & 0o777).toString(8).padStart(4, '0')}; it is a private key and must be 0600 (chmod 600 ${files.key})`,
+    );
+  }
+  const cert = read('--http-tls-cert', files.cert);
+  if (!cert.buf.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--http-tls-cert ${files.cert} holds no PEM certificate`);
+  if (!key.buf.includes('PRIVATE KEY-----')) throw new UsageError(`--http-tls-key ${files.key} holds no PEM private key`);
+  try {
+    createSecureContext({ cert: cert.buf, key: key.buf });
+  } catch (e) {
+    throw new UsageError(
+      `--http-tls-cert ${files.cert} and --http-tls-key ${files.key} do not make a TLS identity: ${(e as Error).message}`,
+    );
+  }
+  return { cert: cert.buf, key: key.buf };
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  // DSP0266: a method the service does not know is 405 or 501.
+  HPE_INVALID_METHOD: [501, 'Not Implemented', 'This service does not implement that HTTP method.'],
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'The request headers are larger than this service accepts.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request did not arrive in time.'],
+};
+
+function answerClientError(e: Error & { code?: string }, socket: Duplex): void {
+  if (e.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, text] = CLIENT_ERRORS[e.code ?? ''] ?? [400, 'Bad Request', 'The request is not valid HTTP.'];
+  const id = status === 501 ? 'OperationNotAllowed' : 'GeneralError';
+  const body = JSON.stringify(new RedfishError(status, id, text).body());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `OData-Version: 4.0\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 export function isLoopback(host: string): boolean {

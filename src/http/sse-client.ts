@@ -3,6 +3,7 @@
 // each event's JSON to the caller (`cxl-mhd events` prints them). Beside the
 // server it speaks to, as the FM-API client sits beside the FM-API server.
 import { request } from 'node:http';
+import { request as requestTls } from 'node:https';
 import { UsageError } from '../errors/index.js';
 
 export interface FollowOptions {
@@ -10,6 +11,8 @@ export interface FollowOptions {
   base: string;
   /** Authorization or X-Auth-Token. */
   auth: Record<string, string>;
+  /** For an https base: the certificate (or CA) to trust, e.g. the one the pool's http.json names. */
+  ca?: Buffer;
   /** Resume after this event id. */
   lastEventId?: string;
   /** Stop after this many events (default: never). */
@@ -24,9 +27,9 @@ export async function followEvents(o: FollowOptions): Promise<void> {
   let last = o.lastEventId;
   for (let attempt = 0; ; attempt++) {
     const ended = await new Promise<string | null>((resolve, reject) => {
-      const req = request(`${o.base}/redfish/v1/EventService/SSE`, {
-        headers: { Accept: 'text/event-stream', ...o.auth, ...(last ? { 'Last-Event-ID': last } : {}) },
-      });
+      const url = `${o.base}/redfish/v1/EventService/SSE`;
+      const headers = { Accept: 'text/event-stream', ...o.auth, ...(last ? { 'Last-Event-ID': last } : {}) };
+      const req = url.startsWith('https:') ? requestTls(url, { headers, ...(o.ca ? { ca: o.ca } : {}) }) : request(url, { headers });
       req.on('response', (res) => {
         if (res.statusCode !== 200) {
           let body = '';

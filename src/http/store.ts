@@ -2,8 +2,7 @@
 // connections it made, kept in one 0600 JSON file in the state dir so they
 // survive a backend restart. Capacity itself lives in the pool; this file
 // only names ranges and remembers which POST made which grants.
-import { existsSync, readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { JsonFile } from './jsonfile.js';
 
 export interface ChunkDef {
   offset: number;
@@ -35,18 +34,23 @@ export function chunkId(offset: number, size: number): string {
   return `${offset / MiB}M-${size / MiB}M`;
 }
 
+/**
+ * A MemoryRegion of a head's LD stands for one grant: a tagged allocation is
+ * one region (`tag-<uuid>`), whatever its extents; an untagged grant or a
+ * static window is named by its range like its chunk.
+ */
+export function regionId(tag: string | null, offset: number, size: number, kind: 'window' | 'grant' = 'grant'): string {
+  return tag ? `tag-${tag}` : `${kind}-${chunkId(offset, size)}`;
+}
+
 export class Store {
   private body: StoreBody = { version: 1, nextConnection: 1, chunks: {}, connections: {} };
+  private readonly file: JsonFile<StoreBody>;
 
-  constructor(private readonly path: string | null) {
-    if (path && existsSync(path)) {
-      try {
-        const b = JSON.parse(readFileSync(path, 'utf8')) as StoreBody;
-        if (b.version === 1 && b.chunks && b.connections) this.body = b;
-      } catch (e) {
-        throw new Error(`northbound state ${path} does not parse (${(e as Error).message}); move it away to start afresh`);
-      }
-    }
+  constructor(path: string | null) {
+    this.file = new JsonFile(path, 'northbound state');
+    const b = this.file.read();
+    if (b?.version === 1 && b.chunks && b.connections) this.body = b;
   }
 
   get chunks(): [string, ChunkDef][] {
@@ -91,9 +95,9 @@ export class Store {
   }
 
   /** The last failure to write the file, if any (the service keeps running from memory). */
-  lastError: Error | null = null;
-  private dirty = false;
-  private saving: Promise<void> | null = null;
+  get lastError(): Error | null {
+    return this.file.lastError;
+  }
 
   /**
    * Writes happen off the request path, coalesced: a connection's 201 does not
@@ -101,30 +105,11 @@ export class Store {
    * the pool and show up as `grant-…` connections).
    */
   private save(): void {
-    if (!this.path) return;
-    this.dirty = true;
-    this.saving ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.writeOut());
-  }
-
-  private async writeOut(): Promise<void> {
-    const path = this.path as string;
-    try {
-      while (this.dirty) {
-        this.dirty = false;
-        const tmp = `${path}.tmp`;
-        await writeFile(tmp, `${JSON.stringify(this.body)}\n`, { mode: 0o600 });
-        await rename(tmp, path);
-      }
-      this.lastError = null;
-    } catch (e) {
-      this.lastError = e as Error;
-    } finally {
-      this.saving = null;
-    }
+    this.file.save(() => this.body);
   }
 
   /** Resolves once everything changed so far is on disk. */
-  async flush(): Promise<void> {
-    while (this.saving) await this.saving;
+  flush(): Promise<void> {
+    return this.file.flush();
   }
 }

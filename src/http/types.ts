@@ -1,6 +1,7 @@
 // The northbound's view of the backend (docs/redfish.md), whose types the
 // backend (src/heads) owns. Type-only: src/http needs nothing of
 // src/heads at run time, and tests hand it any object of this shape.
+import type { Duplex } from 'node:stream';
 import type { BackendEvent, BackendSnapshot, StampedEvent } from '../heads/index.js';
 
 export type { BackendEvent, StampedEvent };
@@ -15,5 +16,6 @@ export interface NorthboundDeps {
   serial?: string;
   snapshot(): SnapshotView;
   subscribe(listener: (e: StampedEvent) => void): () => void;
-  fmSocketPath: string;
+  /** An FM-API channel to the backend's FmApiServer (the daemon's `fmChannel`). */
+  fmChannel(): Duplex;
 }

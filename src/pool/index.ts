@@ -35,6 +35,7 @@ export {
   shmDataName,
   shmStateName,
   snapshotPath,
+  subscriptionsStatePath,
   validatePoolName,
 } from './paths.js';
 export { COMPACT_FLOOR, type CreateOptions, Pool } from './pool.js';

@@ -112,6 +112,11 @@ export function northboundStatePath(stateDir: string, pool: string): string {
   return join(poolStateDir(stateDir, pool), 'northbound.json');
 }
 
+/** The northbound's push subscriptions and stable UUIDs (http/subscriptions.ts), kept across restarts. */
+export function subscriptionsStatePath(stateDir: string, pool: string): string {
+  return join(poolStateDir(stateDir, pool), 'subscriptions.json');
+}
+
 /**
  * Creates `dir` (mode 0700 for what it creates) one level at a time. Node's
  * recursive mkdir can spin forever under /proc, and its errors name no

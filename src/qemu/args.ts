@@ -3,15 +3,19 @@
 // bridge + window per root port: the static window's, then spare ports for
 // hot-add), phys-bits when the windows need them, the type-3 device over a
 // window of the pool's data object, virtio-serial for the FM-LD port, and
-// the monitor chardev that dials the backend. Verified on QEMU 10.0.
+// the monitor chardev that dials the backend (`-object monitor-qmp` where
+// the QEMU has it, `-mon` before). Verified on QEMU 10.0 and 11.1.
 import { UsageError } from '../errors/index.js';
 import { CAPACITY_UNIT, dataObjectPath, headSocketPath, parseSize } from '../pool/index.js';
+import { qemuFeatures } from './features.js';
 import { cxlLayout, type LayoutBridge, layoutArgs, MAX_CXL_HOST_BRIDGES, MAX_SPARE_PORTS } from './layout.js';
 import {
   DC_BACKEND_ID,
   HOST_BRIDGE_ID,
   headSerial,
   MONITOR_CHARDEV_ID,
+  MONITOR_OBJECT_ID,
+  RAM_BACKEND_ID,
   rootPortId,
   STATIC_DEVICE_ID,
   staticBackendId,
@@ -37,6 +41,32 @@ export interface HeadArgsOptions {
   /** Guest RAM. */
   memory?: string;
   reconnectMs?: number;
+  /**
+   * The QEMU these arguments are for ("11.1.3"); it picks the monitor's
+   * spelling. Unknown: `-mon`, which every QEMU >= 10.0 accepts (11.1 warns).
+   */
+  qemuVersion?: string;
+}
+
+/**
+ * One NUMA node holding the guest's RAM, where the QEMU lets a guest online
+ * CXL memory as System RAM: only with an SRAT does Linux give each CXL window
+ * a node of its own (a CPU-less node for `numactl --membind`); without one,
+ * System RAM joins node 0. Older QEMUs keep their plain arguments.
+ */
+export function numaArgs(qemuVersion: string | undefined, memory: string): string[] {
+  if (qemuVersion === undefined || !qemuFeatures(qemuVersion).systemRam) return [];
+  // QEMU's -m reads a bare number as MiB; a memory backend's size would read it as bytes.
+  const size = /^\d+$/.test(memory) ? `${memory}M` : memory;
+  return ['-object', `memory-backend-ram,id=${RAM_BACKEND_ID},size=${size}`, '-numa', `node,nodeid=0,memdev=${RAM_BACKEND_ID}`];
+}
+
+/** A QMP monitor on a chardev (by default the head's, which dials the backend), as this QEMU spells it. */
+export function monitorArgs(qemuVersion: string | undefined, chardev = MONITOR_CHARDEV_ID, id = MONITOR_OBJECT_ID): string[] {
+  if (qemuVersion !== undefined && qemuFeatures(qemuVersion).monitorObject) {
+    return ['-object', `monitor-qmp,id=${id},chardev=${chardev}`];
+  }
+  return ['-mon', `chardev=${chardev},mode=control`];
 }
 
 /** `SIZE[@OFFSET][,exclusive]`, e.g. `512M`, `256M@1G,exclusive`. */
@@ -119,10 +149,10 @@ export function headArgs(opts: HeadArgsOptions): string[] {
     `max,hypervisor=off${physBits ? `,phys-bits=${physBits}` : ''}`,
     '-m',
     memory,
+    ...numaArgs(opts.qemuVersion, memory),
     '-chardev',
     `socket,id=${MONITOR_CHARDEV_ID},path=${sock},reconnect-ms=${opts.reconnectMs ?? 1000}`,
-    '-mon',
-    `chardev=${MONITOR_CHARDEV_ID},mode=control`,
+    ...monitorArgs(opts.qemuVersion),
     ...devices,
   ];
   if (st || dcd) {

@@ -1,9 +1,11 @@
-// Owns finding the QEMU (>= 10.0) that cxl-mhd runs, and the Debian trixie root that supplies it and the guest kernel.
+// Owns finding the QEMU (>= 10.0) that cxl-mhd runs, and the Debian root that supplies it and the guest kernels.
 //
 // One resolver for the tests, the demo and `qemu-args`, so they can never
 // disagree about which QEMU a head runs on. The order mirrors
 // scripts/setup-qemu.sh: CXL_MHD_QEMU, then a host QEMU >= 10.0 on PATH, then
-// the trixie root that `make setup` debootstraps into the cache directory.
+// the root that `make setup` debootstraps into the cache directory: the
+// chosen series' (CXL_MHD_QEMU_SERIES, `make setup QEMU=11|10`), else the
+// other one if only that one was built.
 
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
@@ -12,8 +14,13 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 
 export const MIN_QEMU_VERSION: readonly [number, number] = [10, 0];
 
-/** Directory name of the debootstrapped root inside the cache dir. */
-export const ROOT_DIR_NAME = 'trixie-root';
+export type QemuSeries = '11' | '10';
+/** The series `make setup` builds when none is named. */
+export const DEFAULT_QEMU_SERIES: QemuSeries = '10';
+/** Directory names of the debootstrapped roots inside the cache dir: QEMU 11.1 + kernels 7.3 and 6.12, QEMU 10.0 + kernel 6.12. */
+export const ROOT_DIR_NAMES: Readonly<Record<QemuSeries, string>> = { '11': 'trixie-backports-root', '10': 'trixie-root' };
+/** The 10.0 root's name, which older checkouts used alone. */
+export const ROOT_DIR_NAME = ROOT_DIR_NAMES['10'];
 /** setup-qemu.sh writes this last; a root without it is incomplete. */
 export const ROOT_STAMP_NAME = '.cxl-mhd-root-ok';
 
@@ -52,22 +59,34 @@ export function cacheDir(env: Env = process.env): string {
   return resolve(xdg, 'cxl-mhd');
 }
 
-/** Path of the trixie root (whether or not it has been built yet). */
-export function trixieRootPath(env: Env = process.env): string {
-  return join(cacheDir(env), ROOT_DIR_NAME);
+/** The series asked for: `CXL_MHD_QEMU_SERIES` (11 or 10), else the default. */
+export function qemuSeries(env: Env = process.env): QemuSeries {
+  const s = env.CXL_MHD_QEMU_SERIES;
+  if (!s) return DEFAULT_QEMU_SERIES;
+  if (s !== '11' && s !== '10') throw new Error(`CXL_MHD_QEMU_SERIES=${s} must be 11 or 10`);
+  return s;
 }
 
-/** The trixie root if setup finished building it, else null. */
+/** Path of the chosen series' root (whether or not it has been built yet). */
+export function trixieRootPath(env: Env = process.env): string {
+  return join(cacheDir(env), ROOT_DIR_NAMES[qemuSeries(env)]);
+}
+
+/** The chosen series' root if setup finished building it, else the other series' root, else null. */
 export function findTrixieRoot(env: Env = process.env): string | null {
-  const root = trixieRootPath(env);
-  return isCompleteRoot(root) ? root : null;
+  const series = qemuSeries(env);
+  for (const s of [series, series === '11' ? '10' : '11'] as const) {
+    const root = join(cacheDir(env), ROOT_DIR_NAMES[s]);
+    if (isCompleteRoot(root)) return root;
+  }
+  return null;
 }
 
 /** The trixie root; throws with the fix when setup has not been run. */
 export function trixieRoot(env: Env = process.env): string {
   const root = findTrixieRoot(env);
   if (root === null) {
-    throw new Error(`no Debian trixie root at ${trixieRootPath(env)} (guest kernel and QEMU come from it); run \`make setup\``);
+    throw new Error(`no Debian root at ${trixieRootPath(env)} (guest kernel and QEMU come from it); run \`make setup\``);
   }
   return root;
 }
@@ -120,7 +139,7 @@ const cache = new Map<string, QemuBinary>();
 export function resolveQemu(opts: ResolveOptions = {}): QemuBinary {
   const env = opts.env ?? process.env;
   // Running `qemu --version` costs tens of ms; callers resolve often.
-  const key = JSON.stringify([env.CXL_MHD_QEMU ?? '', env.PATH ?? '', cacheDir(env)]);
+  const key = JSON.stringify([env.CXL_MHD_QEMU ?? '', env.PATH ?? '', cacheDir(env), env.CXL_MHD_QEMU_SERIES ?? '']);
   const hit = cache.get(key);
   if (hit) return hit;
   const found = resolveUncached(env);
@@ -194,7 +213,7 @@ function resolveUncached(env: Env): QemuBinary {
   throw new Error(
     `no QEMU >= ${MIN_QEMU_VERSION.join('.')} found` +
       (tooOld ? ` (${tooOld}, too old)` : ' (none on PATH)') +
-      ` and no trixie root at ${trixieRootPath(env)}; run \`make setup\`, or set CXL_MHD_QEMU to a QEMU >= ${MIN_QEMU_VERSION.join('.')}`,
+      ` and no Debian root at ${trixieRootPath(env)}; run \`make setup\`, or set CXL_MHD_QEMU to a QEMU >= ${MIN_QEMU_VERSION.join('.')}`,
   );
 }
 

@@ -8,6 +8,10 @@ import { createHash } from 'node:crypto';
 // ---- devices and objects `qemu-args` declares --------------------------------
 
 export const MONITOR_CHARDEV_ID = 'cxl-mhd';
+/** The `monitor-qmp` object over that chardev (QEMU >= 11.1; older ones get `-mon`). */
+export const MONITOR_OBJECT_ID = 'cxl-mhd-mon';
+/** The guest RAM's backend, for the one NUMA node of a head on QEMU >= 11.1 (args.ts numaArgs). */
+export const RAM_BACKEND_ID = 'cxl-mhd-ram';
 /** CXL host bridge 0 (the static/DCD port's); older releases had only this one. */
 export const HOST_BRIDGE_ID = 'cxl-mhd-hb';
 /** The virtio-serial controller; its one bus carries the FM-LD port. */

@@ -59,13 +59,17 @@ export interface BootImage {
  * and rebuilds it when the guest's inputs changed (a pull that touched
  * guest/), with `[guest]` progress lines on stderr.
  */
-export function projectGuest(root: string = projectRoot()): { kernel: string; initrd: string } {
+export function projectGuest(root: string = projectRoot(), debianKernel?: string): { kernel: string; initrd: string } {
   const script = join(root, 'scripts', 'build-guest.sh');
-  const dir = execFileSync(script, ['--print-dir'], { encoding: 'utf8' }).trim();
+  const env = debianKernel ? { ...process.env, CXL_MHD_GUEST_KERNEL: debianKernel } : process.env;
+  const dir = execFileSync(script, ['--print-dir'], { encoding: 'utf8', env }).trim();
   try {
-    execFileSync(script, [], { stdio: ['ignore', 2, 2] });
+    execFileSync(script, [], { stdio: ['ignore', 2, 2], env });
   } catch {
-    throw new Error(`no current guest image for this checkout in ${dir}, and building it failed (above): run \`make setup\``);
+    const make = debianKernel ? `make setup QEMU=11 && make guest KERNEL=${debianKernel}` : 'make setup';
+    throw new Error(
+      `no current guest image${debianKernel ? ` with kernel ${debianKernel}` : ''} for this checkout in ${dir}, and building it failed (above): run \`${make}\``,
+    );
   }
   const kernel = join(dir, 'vmlinuz');
   const initrd = join(dir, 'initramfs.cpio.gz');
@@ -154,7 +158,7 @@ export function initrdWithModules(baseInitrd: string, modulesDir: string, out: s
 /** Kernel/initrd (or disk) for a head's guest; `work` holds any initrd made for it. */
 export function bootImage(guest: GuestSpec, work: string, head: number): BootImage {
   if (guest.disk && !guest.kernel) return { disk: guest.disk };
-  const project = projectGuest();
+  const project = projectGuest(projectRoot(), guest.debianKernel);
   if (guest.disk) return { kernel: guest.kernel, disk: guest.disk, ...(guest.initrd ? { initrd: guest.initrd } : {}) };
   if (!guest.kernel) return project;
   if (!guest.modules) return { kernel: guest.kernel, initrd: project.initrd };

@@ -18,6 +18,8 @@ export interface GuestSpec {
   initrd?: string;
   /** A full distribution image with qemu-guest-agent, booted instead of the initramfs. */
   disk?: string;
+  /** The project's guest with Debian's kernel of this release ("7.3"; default 6.12: `make guest KERNEL=…`). */
+  debianKernel?: string;
   append: string;
   memory: string;
   fmCommand: string;
@@ -258,7 +260,8 @@ function build(c: Checker, raw: Raw, base: string, env: NodeJS.ProcessEnv): Scen
       return p;
     };
     // A head's own kernel or disk replaces the common one entirely.
-    if (g.kernel !== undefined || g.disk !== undefined) {
+    if (g.kernel !== undefined || g.disk !== undefined || g['debian-kernel'] !== undefined) {
+      delete spec.debianKernel;
       delete spec.kernel;
       delete spec.modules;
       delete spec.disk;
@@ -278,6 +281,11 @@ function build(c: Checker, raw: Raw, base: string, env: NodeJS.ProcessEnv): Scen
       c.add([...path, 'initrd'], 'expected initrd only with kernel and disk (your initramfs mounting the root on the disk)', true);
     if (g.modules !== undefined && g.disk !== undefined)
       c.add([...path, 'modules'], 'expected either disk or modules: a disk brings its own', true);
+    if (typeof g['debian-kernel'] === 'string') {
+      spec.debianKernel = g['debian-kernel'];
+      if (g.kernel !== undefined || g.disk !== undefined)
+        c.add([...path, 'debian-kernel'], "expected debian-kernel without kernel or disk (it picks the project's guest kernel)", true);
+    }
     if (typeof g.append === 'string') spec.append = g.append;
     if (typeof g.memory === 'string') spec.memory = g.memory;
     else if (disk) spec.memory = '1G';

@@ -38,6 +38,7 @@ export function vmArgv(o: VmOptions, paths: { console: string; agent: string }):
     sparePorts: head.sparePorts,
     delivery: head.delivery,
     memory: head.guest.memory,
+    qemuVersion: o.qemu.version,
   });
   args.push(
     '-display',
@@ -71,7 +72,7 @@ export function vmArgv(o: VmOptions, paths: { console: string; agent: string }):
     const append = ['console=ttyS0', 'panic=-1', 'no_timer_check'];
     // The project's initramfs (not a disk guest's own) takes its orders from cxlmhd.* words.
     if (image.initrd && !image.disk) {
-      append.push('quiet', `cxlmhd.head=${head.id}`, `cxlmhd.project=${o.root}`, 'cxlmhd.agent=1');
+      append.push('quiet', `cxlmhd.head=${head.id}`, `cxlmhd.project=${o.root}`, 'cxlmhd.agent=1', `cxlmhd.qemu=${o.qemu.version}`);
       if (head.guest.modules) append.push(`cxlmhd.modules=${EXTRA_INIT_MODULES.join(',')}`);
     }
     if (head.guest.append) append.push(head.guest.append);

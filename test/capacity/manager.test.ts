@@ -281,6 +281,80 @@ describe('deliveries against a fake QEMU', () => {
     expect(d.capacityForPieces()).toBe(1);
   });
 
+  it('on a QEMU that sends DEVICE_DELETED for a cxl-type3 (11.1), hot-remove waits for the event instead of polling QOM', async () => {
+    const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
+    const qmp = await session(fake, socket);
+    // No pool backend left in QEMU's objects: nothing maps the range, so the port comes back (qemu/reach.ts).
+    fake.handle('qom-list', () => ok([]));
+    let present = false;
+    let qomGets = 0;
+    fake.handle('object-add', () => ok());
+    fake.handle('device_add', () => {
+      present = true;
+      return ok();
+    });
+    fake.handle('object-del', () => fail('GenericError', "Cannot delete host memory backend 'x' which is mapped"));
+    // The guest acknowledges the unplug a while after device_del; QEMU then sends the event.
+    fake.handle('device_del', (cmd) => {
+      setTimeout(() => {
+        present = false;
+        void fake.emitEvent('DEVICE_DELETED', { device: cmd.arguments?.id, path: `/machine/peripheral/${cmd.arguments?.id}` });
+      }, 200);
+      return ok();
+    });
+    fake.handle('qom-get', () => {
+      qomGets++;
+      return present ? ok('cxl-type3') : fail('DeviceNotFound', 'gone');
+    });
+    const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1'], new Map(), () => 1n, { pollMs: 5 });
+    const [piece] = await d.add([{ offset: 0, len: 256 * MiB }]);
+    const { gone } = await d.release(piece!);
+    await gone;
+    // One look right after device_del (had an earlier unplug already finished?), none while waiting: 40 at 5 ms polling.
+    expect({ qomGets, free: d.capacityForPieces() }).toEqual({ qomGets: 1, free: 1 });
+  });
+
+  it('on 11.1, a hot-remove whose DEVICE_DELETED never comes still ends once the device left QOM (a look each second)', async () => {
+    const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
+    const qmp = await session(fake, socket);
+    // No pool backend left in QEMU's objects: nothing maps the range, so the port comes back (qemu/reach.ts).
+    fake.handle('qom-list', () => ok([]));
+    let present = true;
+    let qomGets = 0;
+    fake.handle('device_del', () => {
+      setTimeout(() => {
+        present = false;
+      }, 1500);
+      return ok();
+    });
+    fake.handle('qom-get', () => {
+      qomGets++;
+      return present ? ok('cxl-type3') : fail('DeviceNotFound', 'gone');
+    });
+    fake.handle('object-del', () => ok());
+    const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1'], new Map([['rp1', 'cxl-mhd-ld-rp1']]), () => 1n, { pollMs: 5 });
+    const { gone } = await d.release({ offset: 0, len: 256 * MiB, deviceId: 'cxl-mhd-ld-rp1', port: 'rp1' });
+    await gone;
+    // Present at 0 s and 1 s, gone at 2 s: three looks, not the 300 that 5 ms polling takes.
+    expect({ qomGets, free: d.capacityForPieces() }).toEqual({ qomGets: 3, free: 1 });
+  });
+
+  it('an event-driven hot-remove whose device is already gone (an unplug finished unseen) ends without waiting for the event', async () => {
+    const { fake, socket } = FakeQemu.pair({ version: { major: 11, minor: 1, micro: 3 } });
+    const qmp = await session(fake, socket);
+    // No pool backend left in QEMU's objects: nothing maps the range, so the port comes back (qemu/reach.ts).
+    fake.handle('qom-list', () => ok([]));
+    fake.handle('device_del', () => fail('GenericError', 'Device cxl-mhd-ld-rp1 is already in the process of unplug'));
+    fake.handle('qom-get', () => fail('DeviceNotFound', 'gone'));
+    fake.handle('object-del', () => ok());
+    const d = new HotplugDelivery(qmp, '/dev/shm/x.mem', ['rp1'], new Map([['rp1', 'cxl-mhd-ld-rp1']]), () => 1n, {
+      removalTimeoutMs: 60_000,
+    });
+    const { gone } = await d.release({ offset: 0, len: 256 * MiB, deviceId: 'cxl-mhd-ld-rp1', port: 'rp1' });
+    await gone;
+    expect(d.capacityForPieces()).toBe(1);
+  });
+
   it('a port whose old LD QEMU still maps (11.x alias) is not reused until the memory tree lets go', async () => {
     const { fake, socket } = FakeQemu.pair();
     const qmp = await session(fake, socket);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ReturnCode, SelectionPolicy, TagFlag, ZERO_TAG } from '../../src/fmapi/index.js';
 import type { PoolModel } from '../../src/http/model.js';
-import { memoryDomain } from '../../src/http/tree.js';
+import { memoryDomain } from '../../src/http/routes/chassis/index.js';
 import { fsck, Pool, poolStatus } from '../../src/pool/index.js';
 import { add, cleanups, code, MiB, manager, peek, poke, pool, StubDelivery } from '../helpers/capacity.js';
 import { eventually } from '../helpers/qemu.js';

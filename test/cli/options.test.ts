@@ -19,7 +19,7 @@ describe('shared options', () => {
   it('every pool command is found, lease takeover among them', async () => {
     const names = (await poolCommands()).map(({ path }) => path.join(' '));
     expect(names).toEqual(
-      expect.arrayContaining(['pool create', 'pool destroy', 'status', 'fsck', 'serve', 'qemu-args', 'lease takeover', 'events']),
+      expect.arrayContaining(['pool create', 'pool destroy', 'status', 'fsck', 'serve', 'qemu-args', 'lease takeover', 'inject', 'events']),
     );
   });
 
@@ -36,7 +36,9 @@ describe('shared options', () => {
       const required = cmd.options
         .filter((o) => o.mandatory && o.long !== '--pool')
         .flatMap((o) => [o.long as string, VALUES[o.long as string] ?? '1']);
-      await program.parseAsync([...path, '--pool', 'p', ...required, '--run-dir', '/r', '--state-dir', '/s'], { from: 'user' });
+      // Required arguments too (inject's record).
+      const args = cmd.registeredArguments.filter((a) => a.required).map((a) => VALUES[a.name()] ?? 'x');
+      await program.parseAsync([...path, ...args, '--pool', 'p', ...required, '--run-dir', '/r', '--state-dir', '/s'], { from: 'user' });
       expect(seen, path.join(' ')).toMatchObject({ pool: 'p', runDir: '/r', stateDir: '/s' });
     }
   });

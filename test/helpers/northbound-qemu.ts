@@ -21,6 +21,8 @@ export interface NorthboundRig {
   url: string;
   env: NodeJS.ProcessEnv;
   basic: string;
+  /** The users file serve was given. */
+  users: string;
 }
 
 export function docBlocks(): Map<string, string> {
@@ -35,7 +37,10 @@ export function sh(script: string, env: NodeJS.ProcessEnv): { code: number | nul
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export async function startRig(tag = 'rf'): Promise<NorthboundRig> {
+export async function startRig(
+  tag = 'rf',
+  opts: { serveArgs?: (base: string) => string[]; extraUsers?: string; port?: number } = {},
+): Promise<NorthboundRig> {
   const base = tempDir('cxl-mhd-rf-');
   const xdgRun = join(base, 'xdg-run');
   const xdgState = join(base, 'xdg-state');
@@ -63,9 +68,19 @@ export async function startRig(tag = 'rf'): Promise<NorthboundRig> {
   const hashed = spawnSync(join(bin, 'cxl-mhd'), ['http-passwd', RF_USER], { input: `${RF_PASS}\n`, encoding: 'utf8', env });
   if (hashed.status !== 0) throw new Error(`http-passwd failed: ${hashed.stderr}`);
   const users = join(base, 'users');
-  writeFileSync(users, `# made by cxl-mhd http-passwd\n${hashed.stdout}`, { mode: 0o600 });
+  writeFileSync(users, `# made by cxl-mhd http-passwd\n${hashed.stdout}${opts.extraUsers ?? ''}`, { mode: 0o600 });
   chmodSync(users, 0o600);
-  const backend = await startBackend(pool, ['--capacity', '2G', '--heads', '3', '--http', '127.0.0.1:0', '--http-users', users]);
+  const backend = await startBackend(pool, [
+    '--capacity',
+    '2G',
+    '--heads',
+    '3',
+    '--http',
+    `127.0.0.1:${opts.port ?? 0}`,
+    '--http-users',
+    users,
+    ...(opts.serveArgs?.(base) ?? []),
+  ]);
   const vms: HeadVm[] = [];
   const shapes = [{ static: '256M@0' }, { static: '256M@0', sparePorts: 2 }, { delivery: 'dcd' as const }];
   for (const [h, shape] of shapes.entries()) {
@@ -73,7 +88,7 @@ export async function startRig(tag = 'rf'): Promise<NorthboundRig> {
     await eventually(() => status(pool).heads[h]?.attached, `head ${h} attached`);
   }
   const rec = JSON.parse(readFileSync(join(pool.runDir, pool.name, 'http.json'), 'utf8')) as { url: string };
-  const rf = rec.url.replace(/^http:\/\//, '');
+  const rf = rec.url.replace(/^https?:\/\//, '');
   return {
     pool,
     backend,
@@ -82,6 +97,7 @@ export async function startRig(tag = 'rf'): Promise<NorthboundRig> {
     url: rec.url,
     env: { ...env, RF: rf },
     basic: `Basic ${Buffer.from(`${RF_USER}:${RF_PASS}`).toString('base64')}`,
+    users,
   };
 }
 

@@ -1,21 +1,67 @@
 // An in-process northbound for fast tests: the real Northbound (fastify,
-// auth, store, SSE) whose FM-API link reaches a real FmApiServer over a
-// Unix socket, backed by the scripted FakeBackend; the snapshot follows the
+// auth, store, SSE) whose FM-API link reaches a real FmApiServer over an
+// in-process channel (as the daemon gives it), backed by the scripted FakeBackend; the snapshot follows the
 // extents the fake holds, so a connection made over Redfish shows up as a
 // grant. Real QEMU heads are in test/http/clients-qemu.test.ts.
-import { createServer, type Server } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { FmApiServer, serveChannel } from '../../src/fmapi/server.js';
+import { FmApiServer, inProcessChannel } from '../../src/fmapi/server.js';
 import type { HeadRecord } from '../../src/heads/index.js';
-import { type BackendEvent, type Limits, Northbound, type SnapshotView, type StampedEvent } from '../../src/http/index.js';
+import {
+  type BackendEvent,
+  type Limits,
+  Northbound,
+  type NorthboundOptions,
+  type SnapshotView,
+  type StampedEvent,
+} from '../../src/http/index.js';
 import { FakeBackend, REGION_BASE } from './fmapi-backend.js';
 import { tempDir } from './pool.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-export const USERS = { admin: 'secret', viewer: 'p@ss:word' };
+export const USERS = { admin: 'secret', viewer: 'p@ss:word', reader: 'read only', aggregator: 'agg pass' };
+/** Roles of USERS: the rest are Administrators. */
+export const ROLES = new Map([
+  ['reader', 'ReadOnly' as const],
+  ['aggregator', 'ReadOnly' as const],
+]);
 export const BASIC = `Basic ${Buffer.from('admin:secret').toString('base64')}`;
+
+/** A self-signed certificate for 127.0.0.1 made with openssl, as docs/redfish.md shows; the key 0600. */
+export function makeCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'tls.crt');
+  const key = join(dir, 'tls.key');
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  chmodSync(key, 0o600);
+  return { cert, key };
+}
 
 export interface FakeNorthbound {
   nb: Northbound;
@@ -35,27 +81,37 @@ afterEach(async () => {
 });
 
 export async function fakeNorthbound(
-  opts: { heads?: number; limits?: Partial<Limits>; capacityBytes?: number } = {},
+  opts: {
+    heads?: number;
+    limits?: Partial<Limits>;
+    capacityBytes?: number;
+    users?: NorthboundOptions['users'];
+    tls?: NorthboundOptions['tls'];
+    /** A test that restarts the service passes the first one's dir: its state files are read again. */
+    dir?: string;
+  } = {},
 ): Promise<FakeNorthbound> {
-  const dir = tempDir('cxl-mhd-nb-');
+  const dir = opts.dir ?? tempDir('cxl-mhd-nb-');
   const heads = opts.heads ?? 3;
   const capacityBytes = opts.capacityBytes ?? 4 * GiB;
   const fake = new FakeBackend();
   const fmServer = new FmApiServer(fake);
-  const sockPath = join(dir, 'fm.sock');
   const bound = { value: true };
-  const server: Server = createServer((s) => {
-    s.on('error', () => s.destroy());
-    serveChannel(s, fmServer, { isBound: () => bound.value });
-  });
-  await new Promise<void>((r) => server.listen(sockPath, r));
-  open.push({ close: () => new Promise<void>((r) => server.close(() => r())) });
   const attached = new Set(Array.from({ length: heads }, (_, i) => i));
   let seq = 0;
   const listeners = new Set<(e: StampedEvent) => void>();
   const emit = (e: BackendEvent) => {
     const stamped = { ...e, seq: ++seq, at: new Date().toISOString() } as StampedEvent;
     for (const l of listeners) l(stamped);
+  };
+  // The shared extent sequence number as CapacityManager numbers it: the extent's place, by pool offset, in its tag's allocation.
+  const seqOf = (tag: string, dpa: number): number => {
+    if (/^[0-]+$/.test(tag)) return 0;
+    const offsets = [...fake.extents.values()]
+      .flat()
+      .filter((e) => e.tag === tag)
+      .map((e) => e.startDpa);
+    return [...new Set(offsets)].sort((a, b) => a - b).indexOf(dpa);
   };
   const snapshot = (): SnapshotView => {
     const records = Array.from({ length: heads }, (_, h): HeadRecord => {
@@ -66,6 +122,7 @@ export async function fakeNorthbound(
         shared: true,
         state: 'active' as const,
         delivery: 'dcd',
+        seq: seqOf(e.tag, e.startDpa),
       }));
       return {
         head: h,
@@ -124,22 +181,35 @@ export async function fakeNorthbound(
   };
   const release = fake.initiateRelease.bind(fake);
   fake.initiateRelease = async (req) => {
+    // Like the real backend, a release names the tag the extent was added with.
+    const held = fake.extents.get(req.hostId) ?? [];
+    const tags = req.extents.map((x) => held.find((e) => e.startDpa === x.startDpa)?.tag ?? null);
     await release(req);
-    for (const x of req.extents)
-      emit({ kind: 'capacity-released', head: req.hostId, offset: x.startDpa - REGION_BASE, len: x.len, tag: null, via: 'fm.sock' });
+    for (const [i, x] of req.extents.entries())
+      emit({
+        kind: 'capacity-released',
+        head: req.hostId,
+        offset: x.startDpa - REGION_BASE,
+        len: x.len,
+        tag: tags[i] ?? null,
+        via: 'fm.sock',
+      });
   };
   const nb = new Northbound({
     deps: {
       pool: 'fakepool',
-      fmSocketPath: sockPath,
+      fmChannel: () => inProcessChannel(fmServer, { isBound: () => bound.value }).client,
       snapshot,
       subscribe: (fn) => {
         listeners.add(fn);
         return () => listeners.delete(fn);
       },
     },
-    users: USERS,
+    users: opts.users ?? USERS,
+    ...(opts.tls ? { tls: opts.tls } : {}),
     stateFile: join(dir, 'northbound.json'),
+    subscriptionsFile: join(dir, 'subscriptions.json'),
+    roles: ROLES,
     limits: opts.limits,
   });
   open.push({ close: () => nb.close() });
@@ -152,4 +222,66 @@ export async function fakeNorthbound(
     bound,
     emit,
   };
+}
+
+/** An SSE client on a real socket: frames with data, the next n of them, and whether the server ended the stream. */
+export function sse(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; frames: string[]; close: () => void; next: (n: number) => Promise<string[]>; ended: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      const frames: string[] = [];
+      let buf = '';
+      const waiters: (() => void)[] = [];
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        buf += d;
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          const f = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (f.includes('data: ')) frames.push(f);
+        }
+        for (const w of waiters.splice(0)) w();
+      });
+      const ended = new Promise<void>((r) => res.on('close', r));
+      resolve({
+        ended,
+        status: res.statusCode ?? 0,
+        frames,
+        close: () => req.destroy(),
+        next: async (n) => {
+          while (frames.length < n) await new Promise<void>((r) => waiters.push(r));
+          return frames.slice(0, n);
+        },
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Defines a 256 MiB chunk at `offsetMiB` and connects it to `heads` over Redfish, as an Administrator. */
+export async function connectChunk(
+  nb: Northbound,
+  offsetMiB: number,
+  heads: number[],
+): Promise<{ chunk: string; status: number; location: string }> {
+  const base = '/redfish/v1';
+  const chunk = await nb.app.inject({
+    method: 'POST',
+    url: `${base}/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks`,
+    headers: { authorization: BASIC },
+    payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: offsetMiB },
+  });
+  const made = await nb.app.inject({
+    method: 'POST',
+    url: `${base}/Fabrics/CXL/Connections`,
+    headers: { authorization: BASIC },
+    payload: {
+      ConnectionType: 'Memory',
+      MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
+      Links: { InitiatorEndpoints: heads.map((h) => ({ '@odata.id': `${base}/Fabrics/CXL/Endpoints/head${h}` })) },
+    },
+  });
+  return { chunk: chunk.headers.location as string, status: made.statusCode, location: made.headers.location as string };
 }

@@ -9,6 +9,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync }
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { monitorArgs, resolveQemu } from '../../src/qemu/index.js';
 import { QmpSession } from '../../src/qmp/index.js';
 import { tempDir, uniquePoolName } from './pool.js';
 
@@ -132,8 +133,7 @@ export async function startHead(pool: TestPool, head: number, opts: HeadOptions 
     `file:${consolePath}`,
     '-chardev',
     `socket,id=testmon,path=${monPath},server=on,wait=off`,
-    '-mon',
-    'chardev=testmon,mode=control',
+    ...monitorArgs(resolveQemu().version, 'testmon', 'testmon-mon'),
     ...(opts.extra ?? []),
   );
   const [cmd, ...args] = argv;

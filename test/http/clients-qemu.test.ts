@@ -5,8 +5,10 @@
 // bad input, slowloris, a 1 MiB body and 1000 idle SSE clients each get an
 // error or are cut off, nothing is claimed, and the heads keep being served.
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { docBlocks, ldDevices, type NorthboundRig, RF_PASS, RF_USER, sh, startRig } from '../helpers/northbound-qemu.js';
 import { cli, eventually, status } from '../helpers/qemu.js';
@@ -76,7 +78,9 @@ describe('Redfish northbound on real QEMU heads', () => {
     const st = run('status');
     expect(st).toMatch(/grant 256M at pool offset 1073741824/);
     expect(st).toContain(`http: ${rig.url} (Redfish ${rig.url}/redfish/v1`);
-    expect(st).toMatch(/users \S+\/users; chunks and connections \S+\/northbound.json; FM-API via \S+\/fm.sock/);
+    // The northbound's FM-API channel is in the daemon's process: --http alone opens no fm.sock.
+    expect(st).toMatch(/users \S+\/users; chunks and connections \S+\/northbound.json; FM-API via in process/);
+    expect(existsSync(join(rig.pool.runDir, rig.pool.name, 'fm.sock'))).toBe(false);
     expect(status(rig.pool).heads[1]?.grantedBytes).toBe(512 * MiB);
     expect(run('sse').trim()).toBe('"MessageId":"CxlMhd.1.0.CapacityAdded"');
     // `cxl-mhd events` on the terminal, from the run dir record.

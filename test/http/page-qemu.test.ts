@@ -78,7 +78,8 @@ async function pixelAndColour(page: Page, offset: number, head: number): Promise
 
 describe('the live pool page in chromium', () => {
   it('shows every head, and a grant made over fm.sock appears on the map and in the log without reload', async () => {
-    const rig = await startRig('pg');
+    // fm.sock is asked for: --http alone does not open it (the northbound's FM-API channel is in process).
+    const rig = await startRig('pg', { serveArgs: () => ['--fm-socket'] });
     const page = await (await browser(RF_USER, RF_PASS)).newPage();
     await kept(page, 'http-page', async () => {
       await page.goto(`${rig.url}/`);

@@ -4,19 +4,20 @@
 // CXL return codes as Redfish errors, bad input, and the SSE stream with
 // Last-Event-ID resume and its client cap.
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FmError } from '../../src/fmapi/index.js';
 import { hashPassword, loadUsers, Northbound } from '../../src/http/index.js';
 import { REGION_BASE } from '../helpers/fmapi-backend.js';
-import { BASIC, fakeNorthbound, USERS } from '../helpers/northbound.js';
+import { BASIC, fakeNorthbound, makeCert, sse, USERS } from '../helpers/northbound.js';
 import { tempDir } from '../helpers/pool.js';
 
 const MiB = 2 ** 20;
 const CHUNKS = '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks';
 const CONNS = '/redfish/v1/Fabrics/CXL/Connections';
+const PCIE = '/redfish/v1/Chassis/fakepool/PCIeDevices/fakepool';
+const tagOf = (chunk: { Oem: { CxlMhd: { Tag: string } } }) => chunk.Oem.CxlMhd.Tag;
 const auth = { authorization: BASIC };
 const ep = (h: number) => ({ '@odata.id': `/redfish/v1/Fabrics/CXL/Endpoints/head${h}` });
 
@@ -36,7 +37,7 @@ describe('Redfish service (in process)', () => {
     const denied = await nb.app.inject({ url: '/redfish/v1/Chassis' });
     expect(denied.statusCode).toBe(401);
     expect(denied.headers['www-authenticate']).toMatch(/^Basic/);
-    expect(errorOf(denied.body).info[0]?.MessageId).toBe('Base.1.16.0.NoValidSession');
+    expect(errorOf(denied.body).info[0]?.MessageId).toBe('Base.1.22.NoValidSession');
     const wrong = await nb.app.inject({
       url: '/redfish/v1/Chassis',
       headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` },
@@ -223,7 +224,7 @@ describe('Redfish service (in process)', () => {
       expect(r.statusCode, payload).toBe(status);
       const e = errorOf(r.body);
       expect(e.info[0]?.Message).toBeTruthy();
-      if (id) expect(e.code, payload).toBe(`Base.1.16.0.${id}`);
+      if (id) expect(e.code, payload).toBe(`Base.1.22.${id}`);
     }
     const big = await post(CHUNKS, JSON.stringify({ MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 0, Name: 'x'.repeat(MiB) }));
     expect(big.statusCode).toBe(413);
@@ -241,6 +242,12 @@ describe('Redfish service (in process)', () => {
     const file = join(dir, 'users');
     writeFileSync(file, 'admin:secret\n', { mode: 0o640 });
     chmodSync(file, 0o640);
+    const good = join(dir, 'users-ok');
+    writeFileSync(good, `admin:secret\nhashed:${hashPassword('x', 2 ** 10)}\n`, { mode: 0o600 });
+    const { cert, key } = makeCert(dir);
+    const openKey = join(dir, 'open.key');
+    writeFileSync(openKey, readFileSync(key), { mode: 0o644 });
+    chmodSync(openKey, 0o644);
     const serve = (...args: string[]) =>
       spawnSync(
         process.execPath,
@@ -260,7 +267,39 @@ describe('Redfish service (in process)', () => {
       ],
       [['--http', '127.0.0.1:0'], /^cxl-mhd: --http needs --http-users FILE/],
       [['--http', 'localhost', '--http-users', file], /^cxl-mhd: --http "localhost" must be ADDR:PORT/],
-      [['--http-users', file], /^cxl-mhd: --http-users and --http-allow-remote need --http/],
+      [['--http-users', file], /^cxl-mhd: --http-users, --http-allow-remote, --http-tls-cert\/-key and --http-aggregator need --http/],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert],
+        /^cxl-mhd: --http-tls-cert and --http-tls-key go together/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', cert, '--http-tls-key', openKey],
+        /^cxl-mhd: --http-tls-key \S+ is mode 0644; it is a private key and must be 0600 \(chmod 600 \S+\)\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-tls-cert', good, '--http-tls-key', key],
+        /^cxl-mhd: --http-tls-cert \S+ holds no PEM certificate\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'ftp://x'],
+        /^cxl-mhd: --http-aggregator ftp:\/\/x must be an http/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://u:p@127.0.0.1:9'],
+        /^cxl-mhd: --http-aggregator \S+ must be an http:\/\/ or https:\/\/ URL without credentials\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://127.0.0.1:9'],
+        /^cxl-mhd: --http-aggregator reads with the user aggregator, which \S+ does not name\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator', 'http://127.0.0.1:9', '--http-aggregator-user', 'hashed'],
+        /^cxl-mhd: --http-aggregator hands hashed's password to the aggregator: \S+ must keep it in clear, not as a hash\n$/,
+      ],
+      [
+        ['--http', '127.0.0.1:0', '--http-users', good, '--http-aggregator-user', 'admin'],
+        /^cxl-mhd: --http-aggregator-user needs --http-aggregator URL\n$/,
+      ],
     ];
     for (const [args, want] of cases) {
       const r = serve(...args);
@@ -296,39 +335,6 @@ describe('Redfish service (in process)', () => {
   });
 });
 
-function sse(
-  url: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; frames: string[]; close: () => void; next: (n: number) => Promise<string[]> }> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-      const frames: string[] = [];
-      let buf = '';
-      const waiters: (() => void)[] = [];
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        buf += d;
-        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-          const f = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (f.includes('data: ')) frames.push(f);
-        }
-        for (const w of waiters.splice(0)) w();
-      });
-      resolve({
-        status: res.statusCode ?? 0,
-        frames,
-        close: () => req.destroy(),
-        next: async (n) => {
-          while (frames.length < n) await new Promise<void>((r) => waiters.push(r));
-          return frames.slice(0, n);
-        },
-      });
-    });
-    req.on('error', reject);
-  });
-}
-
 describe('SSE event stream', () => {
   it('publishes backend events with the CxlMhd registry and resumes from Last-Event-ID without loss', async () => {
     const { nb, emit } = await fakeNorthbound({ limits: { maxSseClients: 2 } });
@@ -343,7 +349,7 @@ describe('SSE event stream', () => {
       MessageArgs: ['2', 'QEMU disconnected'],
       OriginOfCondition: { '@odata.id': '/redfish/v1/Fabrics/CXL/Endpoints/head2' },
     });
-    expect(ev.Events[1]).toMatchObject({ MessageId: 'ResourceEvent.1.0.ResourceChanged' });
+    expect(ev.Events[1]).toMatchObject({ MessageId: 'ResourceEvent.1.4.ResourceChanged' });
     a.close();
     emit({ kind: 'lease-released', head: 0, epoch: 1 });
     emit({ kind: 'lease-acquired', head: 1, epoch: 2 });
@@ -377,9 +383,16 @@ describe('SSE event stream', () => {
       added.map((r: { MessageId: string; OriginOfCondition: { '@odata.id': string } }) => [r.MessageId, r.OriginOfCondition['@odata.id']]),
     ).toEqual([
       ['CxlMhd.1.0.CapacityAdded', `${CONNS}/c1`],
-      ['ResourceEvent.1.0.ResourceCreated', `${CONNS}/c1`],
-      ['ResourceEvent.1.0.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
+      ['ResourceEvent.1.4.ResourceCreated', `${CONNS}/c1`],
+      ['Fabric.1.0.ConnectionCreated', `${CONNS}/c1`],
+      ['ResourceEvent.1.4.ResourceCreated', `${PCIE}/CXLLogicalDevices/2/MemoryRegions/tag-${tagOf(chunk.json())}`],
+      // The chunk defined just before, now held.
+      ['ResourceEvent.1.4.ResourceChanged', `${CHUNKS}/512M-256M`],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Fabrics/CXL/Endpoints/head2'],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Chassis/fakepool/PCIeDevices/fakepool/CXLLogicalDevices/2'],
+      ['ResourceEvent.1.4.ResourceChanged', '/redfish/v1/Chassis/fakepool'],
     ]);
+    expect(JSON.parse((frames[1] as string).split('data: ')[1] as string).Events[2].MessageArgs).toEqual(['c1', 'CXL']);
     expect(made.headers.location).toBe(`${CONNS}/c1`);
     const d = await sse(`${url}/redfish/v1/EventService/SSE`, { authorization: BASIC });
     expect(d.status).toBe(503);

@@ -7,6 +7,11 @@
 // play the backend: QEMU dials our socket and we drive it with the project's
 // own QmpSession. Device ids are found in QOM, not assumed. Every QEMU is
 // killed and every socket, shm object and directory removed, pass or fail.
+//
+// A fact that differs between QEMU releases is checked against what the
+// project expects of the running version (src/qemu/features.ts), and its
+// failure message names the version seen: a new QEMU that changes it fails
+// loudly instead of being taken for the old one.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -16,11 +21,16 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/index.js';
 import { qemuArgv, resolveQemu } from '../../src/qemu/binary.js';
+import { qemuFeatures } from '../../src/qemu/features.js';
 import { QmpCommandError, type QmpEvent, QmpSession } from '../../src/qmp/index.js';
 // Its per-test cleanup touches only what it started itself.
 import { eventually } from '../helpers/qemu.js';
 
 const MiB = 2 ** 20;
+/** What the project expects of the QEMU under test; facts that changed in 11.1 are checked against it. */
+const QEMU = qemuFeatures(resolveQemu().version);
+/** The failure message of a per-version fact: which QEMU, and what the project expected of it. */
+const onQemu = (fact: string) => `QEMU ${QEMU.version}: ${fact}`;
 const REDIAL_MS = 1000; // the reconnect-ms qemu-args prints
 const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 
@@ -283,9 +293,9 @@ describe('a head under QMP, no guest (§1-§5)', () => {
     expect(sn).toBe(Number(given));
   });
 
-  it('§3 qom-list-get does not exist (query-commands)', async () => {
+  it('§3 qom-list-get exists from 11.1, not in 10.0 (query-commands)', async () => {
     const cmds = await h.session.execute<{ name: string }[]>('query-commands');
-    expect(cmds.map((c) => c.name)).not.toContain('qom-list-get');
+    expect(cmds.map((c) => c.name).includes('qom-list-get'), onQemu('qom-list-get in query-commands')).toBe(QEMU.qomListGet);
   });
 
   it('§4 object-add + device_add of a cxl-type3 on a spare cxl-rp works in prelaunch; the device appears in QOM, hotplugged', async () => {
@@ -312,7 +322,7 @@ describe('a head under QMP, no guest (§1-§5)', () => {
     expect(await r).toMatch(/sn.*expects uint64/);
   });
 
-  it('§4 device_del of a hot-added cxl-type3 (no guest): it leaves QOM, and DEVICE_DELETED never comes', async () => {
+  it('§4 device_del of a hot-added cxl-type3 (no guest): it leaves QOM; DEVICE_DELETED comes on 11.1, never on 10.0', async () => {
     const from = events.length;
     await h.session.execute('device_del', { id: 'facts-ld1' });
     const gone = await eventually(
@@ -322,16 +332,21 @@ describe('a head under QMP, no guest (§1-§5)', () => {
         ),
       'facts-ld1 to leave QOM',
     );
-    // The doc waited 5-10 s; 5 s here (a QEMU that emits it does so at once).
+    // The doc waited 5-10 s on 10.0; 5 s here (11.1 sends it at once without a guest).
     await new Promise((r) => setTimeout(r, 5000));
-    expect({ gone, deviceDeleted: events.slice(from).filter((e) => e.event === 'DEVICE_DELETED').length }).toEqual({
+    const deleted = events.slice(from).filter((e) => e.event === 'DEVICE_DELETED' && e.data.device === 'facts-ld1').length;
+    expect({ gone, deviceDeleted: deleted }, onQemu('DEVICE_DELETED for a removed cxl-type3')).toEqual({
       gone: true,
-      deviceDeleted: 0,
+      deviceDeleted: QEMU.type3DeviceDeleted ? 1 : 0,
     });
   });
 
-  it('§4 the memory backend of a removed cxl-type3 can never be deleted: object-del says it is in use', async () => {
-    expect(await qmpError(h.session.execute('object-del', { id: 'facts-ld1' }))).toMatch(/in use, can not be deleted/);
+  it('§4 the memory backend of a removed cxl-type3 can never be deleted: object-del is refused ("in use" on 10.0, "mapped" on 11.1)', async () => {
+    expect(await qmpError(h.session.execute('object-del', { id: 'facts-ld1' })), onQemu('object-del of a removed LD backend')).toMatch(
+      QEMU.type3DeviceDeleted
+        ? /^GenericError: Cannot delete host memory backend 'facts-ld1' which is mapped$/
+        : /in use, can not be deleted/,
+    );
   });
 
   it('§4 after removal, the root port and the device id are reusable at once with a fresh backend id', async () => {
@@ -477,7 +492,8 @@ describe('command lines QEMU accepts and refuses (§1)', () => {
       .trim()
       .split('\n');
     for (let i = 0; i < all.length; i++) {
-      if ((all[i] === '-chardev' || all[i] === '-mon') && i + 1 < all.length) {
+      const monitor = all[i] === '-mon' || (all[i] === '-object' && all[i + 1]?.startsWith('monitor-qmp,'));
+      if ((all[i] === '-chardev' || monitor) && i + 1 < all.length) {
         i++;
         continue;
       }
@@ -652,5 +668,77 @@ describe('reachability of a released LD, no guest (§9)', () => {
 
   it('§9 object-del of that backend still fails: a backend that cannot be deleted is no evidence either way', async () => {
     expect(await qmpError(h.session.execute('object-del', { id: 'reach-ld' }))).toMatch(/in use, can not be deleted|which is mapped/);
+  });
+});
+
+describe('what changed between 10.0 and 11.1 (§10)', () => {
+  /** QEMU with a QMP monitor on stdio, told to quit: its exit code and stderr. */
+  async function startAndQuit(extra: string[]): Promise<{ code: number | null; stderr: string }> {
+    const q = startQemu(qemuArgv(resolveQemu(), ['-S', '-machine', 'q35', '-display', 'none', '-nodefaults', '-qmp', 'stdio', ...extra]));
+    q.child.stdin?.end('{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n');
+    return { code: await q.exited, stderr: q.stderr().trim() };
+  }
+
+  it('§10 -mon warns that it is deprecated on 11.1, silently accepted on 10.0', async () => {
+    const sock = join(tempDir(), 'mon.sock');
+    const r = await startAndQuit(['-chardev', `socket,id=m,path=${sock},server=on,wait=off`, '-mon', 'chardev=m,mode=control']);
+    expect({ code: r.code, warned: /'-mon' is deprecated/.test(r.stderr) }, onQemu(`-mon (stderr: ${r.stderr})`)).toEqual({
+      code: 0,
+      warned: QEMU.monitorObject,
+    });
+  });
+
+  it('§10 -object monitor-qmp,id=…,chardev=… is a QMP monitor on 11.1 (no warning); 10.0 has no such object', async () => {
+    const sock = join(tempDir(), 'monobj.sock');
+    const r = await startAndQuit(['-chardev', `socket,id=m,path=${sock},server=on,wait=off`, '-object', 'monitor-qmp,id=mo,chardev=m']);
+    expect(r, onQemu('-object monitor-qmp')).toEqual(
+      QEMU.monitorObject
+        ? { code: 0, stderr: '' }
+        : { code: 1, stderr: expect.stringMatching(/Parameter 'qom-type' does not accept value 'monitor-qmp'/) },
+    );
+  });
+
+  it('§10 the monitor qemu-args prints for this QEMU: monitor-qmp on 11.1, -mon on 10.0', () => {
+    const argv = cliOut(['qemu-args', '--pool', 'facts-any', '--head', '0', '--capacity', '1G']).trim().split('\n');
+    expect(
+      { object: argv.includes('monitor-qmp,id=cxl-mhd-mon,chardev=cxl-mhd'), mon: argv.includes('-mon') },
+      onQemu('qemu-args'),
+    ).toEqual({
+      object: QEMU.monitorObject,
+      mon: !QEMU.monitorObject,
+    });
+  });
+
+  it('§10 cxl-inject-{general-media,dram,memory-module}-event take head-id and ld-id and require sub-type on 11.1; 10.0 has neither', async () => {
+    const q = startQemu(qemuArgv(resolveQemu(), ['-S', '-machine', 'q35', '-display', 'none', '-nodefaults', '-qmp', 'stdio']));
+    const lines = rawLines(q.child.stdout as unknown as Socket);
+    q.child.stdin?.write('{"execute":"qmp_capabilities"}\n{"execute":"query-qmp-schema","id":1}\n');
+    let schema: { name: string; 'meta-type': string; 'arg-type'?: string; members?: { name: string; default?: null }[] }[] = [];
+    for (;;) {
+      const m = await lines.next();
+      if (m.id === 1) {
+        schema = m.return as typeof schema;
+        break;
+      }
+    }
+    q.child.stdin?.end('{"execute":"quit"}\n');
+    await q.exited;
+    const byName = new Map(schema.map((e) => [e.name, e]));
+    const seen: Record<string, { headId: boolean; ldId: boolean; subTypeRequired: boolean }> = {};
+    for (const cmd of ['cxl-inject-general-media-event', 'cxl-inject-dram-event', 'cxl-inject-memory-module-event']) {
+      const members = byName.get(byName.get(cmd)?.['arg-type'] ?? '')?.members ?? [];
+      const m = (n: string) => members.find((x) => x.name === n);
+      seen[cmd] = {
+        headId: m('head-id') !== undefined,
+        ldId: m('ld-id') !== undefined,
+        subTypeRequired: m('sub-type')?.default === undefined && m('sub-type') !== undefined,
+      };
+    }
+    const want = { headId: QEMU.injectPerHead, ldId: QEMU.injectPerHead, subTypeRequired: QEMU.injectPerHead };
+    expect(seen, onQemu('cxl-inject-*-event arguments')).toEqual({
+      'cxl-inject-general-media-event': want,
+      'cxl-inject-dram-event': want,
+      'cxl-inject-memory-module-event': want,
+    });
   });
 });

@@ -295,7 +295,7 @@ describe('guest side', () => {
     expect(a).toContain('-device virtserialport,bus=cxl-mhd-vser.0,chardev=qga0,name=org.qemu.guest_agent.0');
     expect(a).toContain('path=/proj,security_model=none,readonly=on');
     expect(a).toMatch(
-      /-append console=ttyS0 panic=-1 no_timer_check quiet cxlmhd\.head=1 cxlmhd\.project=\/proj cxlmhd\.agent=1 cxlmhd\.modules=cxl_port,virtio_console loglevel=4 -initrd \/i/,
+      /-append console=ttyS0 panic=-1 no_timer_check quiet cxlmhd\.head=1 cxlmhd\.project=\/proj cxlmhd\.agent=1 cxlmhd\.qemu=10\.0\.0 cxlmhd\.modules=cxl_port,virtio_console loglevel=4 -initrd \/i/,
     );
     const d = vmArgv({ ...base, image: { disk: '/img.qcow2' } }, { console: '/w/c', agent: '/w/a.sock' }).join(' ');
     expect(d).toContain('-drive file=/img.qcow2,if=none,id=disk0,snapshot=on -device virtio-blk-pci,drive=disk0,bus=pcie.0');

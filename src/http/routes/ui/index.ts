@@ -4,12 +4,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
-import type { Context } from './context.js';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Context } from '../../context.js';
+import { resource } from '../../plugins/protocol.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// From src/http (tests, tsx) or dist/src/http (the built CLI); the files stay in src/http/page.
-const PAGE_DIR = [join(here, 'page'), join(here, '..', '..', '..', 'src', 'http', 'page')].find((d) => existsSync(join(d, 'index.html')));
+// From src/http/routes/ui (tests, tsx) or dist/src/http/routes/ui (the built CLI); the files stay in src/http/page.
+const PAGE_DIR = [join(here, '..', '..', 'page'), join(here, '..', '..', '..', '..', '..', 'src', 'http', 'page')].find((d) =>
+  existsSync(join(d, 'index.html')),
+);
 
 const ASSETS: Record<string, string> = {
   '/': 'index.html',
@@ -53,23 +56,27 @@ export function pageState(ctx: Context): Record<string, unknown> {
   };
 }
 
-export function registerPage(app: FastifyInstance, ctx: Context): void {
+export const pageRoutes: FastifyPluginAsync<{ ctx: Context }> = async (app, { ctx }) => {
   const cache = new Map<string, Buffer>();
   for (const [url, file] of Object.entries(ASSETS)) {
-    app.get(url, async (_req, reply) => {
-      if (!PAGE_DIR) throw new Error('the page files (src/http/page) are missing from this installation');
-      let body = cache.get(file);
-      if (!body) {
-        body = readFileSync(join(PAGE_DIR, file));
-        cache.set(file, body);
-      }
-      reply
-        .type(TYPES[file.split('.').pop() as string] as string)
-        .header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
-        .header('X-Content-Type-Options', 'nosniff')
-        .header('Cache-Control', 'no-cache');
-      return body;
+    resource(app, url, {
+      GET: {
+        handler: async (_req, reply) => {
+          if (!PAGE_DIR) throw new Error('the page files (src/http/page) are missing from this installation');
+          let body = cache.get(file);
+          if (!body) {
+            body = readFileSync(join(PAGE_DIR, file));
+            cache.set(file, body);
+          }
+          reply
+            .type(TYPES[file.split('.').pop() as string] as string)
+            .header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+            .header('X-Content-Type-Options', 'nosniff')
+            .header('Cache-Control', 'no-cache');
+          return body;
+        },
+      },
     });
   }
-  app.get('/ui/state', async () => pageState(ctx));
-}
+  resource(app, '/ui/state', { GET: { handler: async () => pageState(ctx) } });
+};
