@@ -58,7 +58,9 @@ export class Announcer {
     private readonly o: AnnouncerOptions,
   ) {
     this.offContext = events.onContext((s) => {
-      if (s.id === AGGREGATOR_SUBSCRIPTION && s.context !== '') this.pushTrees();
+      if (s.id !== AGGREGATOR_SUBSCRIPTION || s.context === '') return;
+      this.events.unhold(s.id);
+      this.pushTrees();
     });
   }
 
@@ -83,7 +85,11 @@ export class Announcer {
       this.events.setState(sub.id, 'Enabled');
     }
     if (subs.get(AGGREGATOR_SUBSCRIPTION)?.context) this.pushTrees();
-    else void this.announce(this.o.retryMs ?? 1000);
+    else {
+      // Changes before the aggregator's Context are covered by the crawl that ResourceCreated starts.
+      this.events.hold(AGGREGATOR_SUBSCRIPTION);
+      void this.announce(this.o.retryMs ?? 1000);
+    }
   }
 
   /** ResourceCreated for every root: the aggregator crawls each tree. */

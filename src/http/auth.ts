@@ -141,6 +141,8 @@ export interface AuthOptions {
 export class Auth {
   /** Hashes already verified: a scrypt check per Basic request would cost more than the request. */
   private readonly verified = new Map<string, string>();
+  /** Checks under way, by credentials: concurrent requests with the same ones share one. */
+  private readonly checking = new Map<string, Promise<boolean>>();
   private readonly sessions = new Map<string, SessionInfo>();
   readonly localToken = randomBytes(24).toString('hex');
   readonly sessionTimeoutMs: number;
@@ -221,10 +223,20 @@ export class Auth {
    * when every password is plain. scrypt runs off the event loop
    * (password.ts). Over the rate, every check fails alike, without work.
    */
-  async check(user: string, password: string): Promise<boolean> {
-    const secret = this.users.get(user);
+  check(user: string, password: string): Promise<boolean> {
     const key = createHash('sha256').update(user).update('\0').update(password).digest('hex');
-    if (secret && this.verified.get(user) === key) return true;
+    if (this.users.has(user) && this.verified.get(user) === key) return Promise.resolve(true);
+    // A client's first burst (a crawler's parallel GETs) carries the same credentials on every request:
+    // one check answers them all, instead of each spending the rate and the worker's queue.
+    const pending = this.checking.get(key);
+    if (pending) return pending;
+    const p = this.checkOnce(user, password, key).finally(() => this.checking.delete(key));
+    this.checking.set(key, p);
+    return p;
+  }
+
+  private async checkOnce(user: string, password: string, key: string): Promise<boolean> {
+    const secret = this.users.get(user);
     const given = Buffer.from(password, 'utf8');
     const params = secret?.kind === 'scrypt' ? { ...secret, keylen: secret.hash.length } : this.dummy;
     if (params) {

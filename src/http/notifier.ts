@@ -40,10 +40,25 @@ export class Notifier {
     this.untap = hub.tap((e) => this.fanOut(e));
   }
 
+  /**
+   * Subscriptions that get nothing from the hub for now: an aggregator's,
+   * until it has given its Context (without one it cannot tell whose events
+   * they are, and answers them with errors that would hold up the queue).
+   */
+  private readonly held = new Set<string>();
+
+  hold(id: string): void {
+    this.held.add(id);
+  }
+
+  unhold(id: string): void {
+    this.held.delete(id);
+  }
+
   /** Sends one published event to every enabled push subscription whose filters let any of its records through. */
   private fanOut(e: RedfishEvent): void {
     for (const s of this.subs.list()) {
-      if (s.kind !== 'RedfishEvent' || s.state !== 'Enabled') continue;
+      if (s.kind !== 'RedfishEvent' || s.state !== 'Enabled' || this.held.has(s.id)) continue;
       const only = e.records.flatMap((r, i) => (matches(s, r) ? [i] : []));
       if (only.length > 0) this.delivery.enqueue(s, JSON.stringify(eventPayload(e, s.context, only)));
     }

@@ -4,7 +4,7 @@
 // Schema (/redfish/v1/JsonSchemas/CxlMhd.v1_0_0.json) are generated, so
 // the three can never disagree.
 
-type Kind = 'int' | 'string' | 'bool' | 'int[]';
+type Kind = 'int' | 'string' | 'bool' | 'int[]' | 'string[]';
 
 interface Prop {
   kind: Kind;
@@ -48,6 +48,8 @@ export const OEM_TYPES = {
     props: {
       CapacityMiB: mib('The size of the pool.'),
       BlockMiB: mib('The pool block.'),
+      ReferencedBytes: bytes('The bytes FM tag references (5606h) keep allocated, whether a head holds them or not.'),
+      ReferencedTags: { kind: 'string[]', description: 'The tags an FM reference (5606h) keeps; 5608h lists their counts and extents.' },
     },
   },
   MemoryChunk: {
@@ -135,10 +137,16 @@ export function oem(type: OemTypeName, props: Record<string, unknown>): { CxlMhd
 }
 
 const esc = (s: string) => s.replaceAll('&', '&amp;').replaceAll('"', '&quot;').replaceAll('<', '&lt;');
-const EDM: Record<Kind, string> = { int: 'Edm.Int64', string: 'Edm.String', bool: 'Edm.Boolean', 'int[]': 'Collection(Edm.Int64)' };
+const EDM: Record<Kind, string> = {
+  int: 'Edm.Int64',
+  string: 'Edm.String',
+  bool: 'Edm.Boolean',
+  'int[]': 'Collection(Edm.Int64)',
+  'string[]': 'Collection(Edm.String)',
+};
 
 function csdlProp(name: string, p: Prop): string {
-  const nullable = p.nullable || p.kind === 'int[]' ? '' : ' Nullable="false"';
+  const nullable = p.nullable || p.kind.endsWith('[]') ? '' : ' Nullable="false"';
   const unit = p.unit ? `\n          <Annotation Term="Measures.Unit" String="${p.unit}"/>` : '';
   const lower = p.description.charAt(0).toLowerCase() + p.description.slice(1);
   return `        <Property Name="${name}" Type="${EDM[p.kind]}"${nullable}>
@@ -192,8 +200,8 @@ ${types}
 
 function jsonProp(p: Prop): Record<string, unknown> {
   const base: Record<string, unknown> =
-    p.kind === 'int[]'
-      ? { type: 'array', items: { type: 'integer' } }
+    p.kind === 'int[]' || p.kind === 'string[]'
+      ? { type: 'array', items: { type: p.kind === 'int[]' ? 'integer' : 'string' } }
       : { type: p.kind === 'int' ? 'integer' : p.kind === 'bool' ? 'boolean' : 'string', ...(p.values ? { enum: [...p.values] } : {}) };
   if (p.nullable) base.type = [base.type as string, 'null'];
   if (p.nullable && p.values) (base.enum as unknown[]).push(null);

@@ -51,7 +51,8 @@ export function memoryDomain(m: PoolModel, pool: string): Record<string, unknown
       CapacityMiB: m.snap.status.capacityBytes / MiB,
       BlockMiB: m.snap.status.blockBytes / MiB,
       // FM tag references (5606h): allocations kept while no head may hold them.
-      References: (m.snap.status.references ?? []).map((r) => ({ Tag: r.tag, Count: r.count, Shared: r.shared, Extents: r.extents })),
+      ReferencedBytes: m.snap.status.referencedBytes ?? 0,
+      ReferencedTags: (m.snap.status.references ?? []).map((r) => r.tag),
     }),
   };
 }
