@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
 import { type Channel, FmApiServer, inProcessChannel, opcodeHex, serveChannel } from '../fmapi/index.js';
-import { fmSocketPath, Pool, type PoolStatus, poolStatus } from '../pool/index.js';
+import { fmSocketPath, Pool, poolStatus } from '../pool/index.js';
 import { deviceSerial, peripheralPath, STATIC_DEVICE_ID } from '../qemu/index.js';
 import { type ControlReply, listenControl } from './control.js';
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
@@ -20,6 +20,7 @@ import { allowedUids, closeServers, listenAllowed, listenHeads, type PeerInfo, t
 import { type HeadRecord, HeadRecords, type RecordState } from './records.js';
 import { recoverFromCrash, recoverStaleHeads } from './recovery.js';
 import { HeadSession, type SessionHost } from './session.js';
+import { composeStatus, type Status } from './status.js';
 
 export interface BackendOptions {
   pool: string;
@@ -44,9 +45,9 @@ export interface BackendOptions {
   onEvent?: BackendListener;
 }
 
-/** What `status --json` shows: the pool and the backend's record of each head. */
+/** The running backend's view: the pool's status (the one `status` shows) and its record of each head. */
 export interface BackendSnapshot {
-  status: PoolStatus;
+  status: Status;
   heads: HeadRecord[];
 }
 
@@ -177,7 +178,8 @@ export class Backend implements SessionHost {
 
   snapshot(): BackendSnapshot {
     // Grants are read live: the records file is refreshed a little after each change (refreshLater).
-    return { status: poolStatus(this.pool), heads: this.records.all().map((r) => ({ ...r, grants: this.capacity.view(r.head) })) };
+    const heads = this.records.all().map((r) => ({ ...r, grants: this.capacity.view(r.head) }));
+    return { status: composeStatus(poolStatus(this.pool), heads, null), heads };
   }
 
   // ---- listeners --------------------------------------------------------------

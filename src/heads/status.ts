@@ -2,7 +2,8 @@
 // reference): what shared memory says (pool/status.ts), with what the
 // backend recorded per head (phase, refusal reason, delivery, grants), the
 // tagged allocations those grants make, and where its northbound listens.
-// Read from the run dir, so it works from any process, backend running or not.
+// Put together in one function (composeStatus) for `status` and the running
+// backend's snapshot alike.
 import { type AllocationView, allocationsOf } from '../capacity/index.js';
 import { type Pool, type PoolStatus, poolStatus } from '../pool/index.js';
 import { type HeadRecord, type HttpRecord, readHeadRecords, readHttpRecord } from './records.js';
@@ -22,9 +23,18 @@ export type Status = Omit<PoolStatus, 'heads'> & {
   heads: HeadReport[];
 };
 
+/** The status of a pool from the run dir: any process, backend running or not. */
 export function statusOf(pool: Pool, runDir: string): Status {
-  const s: Status = poolStatus(pool);
-  const rec = s.backend.running ? readHttpRecord(runDir, s.pool) : null;
+  const s = poolStatus(pool);
+  return composeStatus(s, readHeadRecords(runDir, s.pool), s.backend.running ? readHttpRecord(runDir, s.pool) : null);
+}
+
+/**
+ * The one place a status is put together: shared memory's view, the
+ * backend's head records (read from heads.json, or the running backend's own,
+ * with live grants) and the northbound's record.
+ */
+export function composeStatus(s: PoolStatus, records: HeadRecord[] | null, rec: HttpRecord | null): Status {
   const withHttp: Status = rec
     ? {
         ...s,
@@ -39,7 +49,6 @@ export function statusOf(pool: Pool, runDir: string): Status {
         },
       }
     : s;
-  const records = readHeadRecords(runDir, s.pool);
   if (!records) return withHttp;
   const heads = withHttp.heads.map((h) => {
     const r = records.find((x) => x.head === h.id);
