@@ -3,7 +3,8 @@
 // parses as JSON but says something replay would misread (a misspelt field,
 // a string where a count goes) is refused with its file and line, never
 // replayed into NaN or silently skipped.
-import { Ajv, type ErrorObject } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from 'ajv';
 import type { JournalEntry } from './journal-events.js';
 
 const int = { type: 'integer', minimum: 0 } as const;
@@ -146,9 +147,17 @@ const snapshotSchema = obj(
   ['version', 'lastSeq', 'pool', 'blocks', 'heads', 'lease', 'grants', 'unfinished'],
 );
 
-const ajv = new Ajv({ allErrors: false, strict: false });
-const validateEntry = ajv.compile(entrySchema);
-const validateSnapshot = ajv.compile(snapshotSchema);
+// Loaded and compiled on first use: every command imports pool/, and most
+// (`status`, `fm`) never read a journal line, so they skip ajv's start-up cost.
+let validators: { entry: ValidateFunction; snapshot: ValidateFunction } | null = null;
+function compiled(): { entry: ValidateFunction; snapshot: ValidateFunction } {
+  if (validators === null) {
+    const { Ajv } = createRequire(import.meta.url)('ajv') as { Ajv: typeof AjvClass };
+    const ajv = new Ajv({ allErrors: false, strict: false });
+    validators = { entry: ajv.compile(entrySchema), snapshot: ajv.compile(snapshotSchema) };
+  }
+  return validators;
+}
 
 function say(errors: ErrorObject[] | null | undefined): string {
   const e = errors?.find((x) => x.keyword !== 'if') ?? errors?.[0];
@@ -162,12 +171,14 @@ function say(errors: ErrorObject[] | null | undefined): string {
 
 /** Why a parsed journal line is not one, or null when it is. */
 export function journalLineProblem(value: unknown): string | null {
-  return validateEntry(value) ? null : say(validateEntry.errors);
+  const { entry } = compiled();
+  return entry(value) ? null : say(entry.errors);
 }
 
 /** Why a parsed snapshot is not one, or null when it is. */
 export function snapshotProblem(value: unknown): string | null {
-  return validateSnapshot(value) ? null : say(validateSnapshot.errors);
+  const { snapshot } = compiled();
+  return snapshot(value) ? null : say(snapshot.errors);
 }
 
 /** Where each line read from a journal came from, for messages that name file and line. */
