@@ -144,8 +144,10 @@ describe('5606h/5607h/5608h tag references', () => {
       { offset: 32 * MiB, len: 4 * MiB },
     ]);
     // The Redfish memory domain carries them (its body reads the status only).
-    const domain = memoryDomain({ snap: { status } } as unknown as PoolModel, 'pool') as { Oem: { CxlMhd: { References: unknown[] } } };
-    expect(domain.Oem.CxlMhd.References).toEqual([{ Tag: TAG, Count: 1, Shared: true, Extents: status.references[0]?.extents }]);
+    const domain = memoryDomain({ snap: { status } } as unknown as PoolModel, 'pool') as {
+      Oem: { CxlMhd: { ReferencedBytes: number; ReferencedTags: string[] } };
+    };
+    expect(domain.Oem.CxlMhd).toMatchObject({ ReferencedBytes: 6 * MiB, ReferencedTags: [TAG] });
     let list = m.listTags({ startIndex: 0, maxTags: 10 });
     expect(list.tags).toEqual([{ tag: TAG, flags: TagFlag.FmReference, references: [], pending: [] }]);
     // Kept blocks are not free: nothing else gets them.
