@@ -1,11 +1,13 @@
 // `cxl-mhd serve`: parses and checks the options, then hands them to the
 // daemon's start-up (daemon/serve.ts), loaded only for this command.
 import type { Command } from 'commander';
+import type { HttpServeOptions } from '../daemon/index.js';
 import { UsageError } from '../errors/index.js';
 import { parseSize, resolveDirs } from '../pool/index.js';
 import { type DirOpts, parseHeads, parseMode, parseMs, withDirs } from './options.js';
 
-interface ServeFlags extends DirOpts {
+// The --http* flags are the northbound's own options (daemon/northbound.ts), declared there once.
+interface ServeFlags extends DirOpts, HttpServeOptions {
   pool: string;
   capacity?: string;
   heads?: string;
@@ -16,13 +18,6 @@ interface ServeFlags extends DirOpts {
   qmpTimeout: string;
   fmSocket?: boolean;
   acceptJournalLoss?: boolean;
-  http?: string;
-  httpUsers?: string;
-  httpAllowRemote?: boolean;
-  httpTlsCert?: string;
-  httpTlsKey?: string;
-  httpAggregator?: string;
-  httpAggregatorUser?: string;
 }
 
 export function addServeCommand(program: Command): void {
