@@ -23,8 +23,10 @@ $(NODE_DEPS): package.json package-lock.json
 $(ADDON): $(NODE_DEPS) native/src/core.c native/src/core.h native/src/addon.cc native/binding.gyp
 	node native/build.mjs
 
-dist/.built: $(NODE_DEPS) $(shell find src bench -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+# tsc compiles src/ and bench/; scripts/bundle-cli.mjs then bundles the command line over dist/src/cli (docs/performance.md).
+dist/.built: $(NODE_DEPS) $(shell find src bench -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json scripts/bundle-cli.mjs
 	npx tsc -p tsconfig.build.json
+	node scripts/bundle-cli.mjs
 	@chmod +x dist/src/cli/main.js
 	@touch $@
 

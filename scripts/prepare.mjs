@@ -1,8 +1,9 @@
 // npm's "prepare": leaves the checkout runnable (the addon built, dist/
-// compiled). `npm install -g .` links the checkout and runs only this, with
-// none of the package's dependencies installed in it, so on a fresh clone it
-// first installs them from the lockfile (`npm ci`, which builds everything
-// through the package's own install and prepare scripts) and stops there.
+// compiled, the command line bundled). `npm install -g .` links the
+// checkout and runs only this, with none of the package's dependencies
+// installed in it, so on a fresh clone it first installs them from the
+// lockfile (`npm ci`, which builds everything through the package's own
+// install and prepare scripts) and stops there.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,5 +28,6 @@ if (!existsSync(join(root, 'node_modules', 'typescript', 'bin', 'tsc'))) {
 } else {
   if (!existsSync(join(root, 'native', 'build', 'Release', 'cxl_mhd.node'))) run(process.execPath, [join(root, 'native', 'build.mjs')]);
   run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json']);
+  run(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs')]);
 }
 chmodSync(join(root, 'dist', 'src', 'cli', 'main.js'), 0o755);

@@ -5,16 +5,9 @@
 // Who holds a tag is not stored here: it is read from the heads' grants, so
 // a release, a QEMU exit, a guest reset or a recovery can never leave it stale.
 import { type AddRequest, FmError, type ReleaseRequest, RemovalPolicy, ReturnCode, ZERO_TAG } from '../fmapi/index.js';
+import type { AllocationView } from './allocation-view.js';
 import type { Piece } from './delivery.js';
 import type { RegionLabel } from './lsa.js';
-
-export interface AllocationView {
-  tag: string;
-  shared: boolean;
-  /** In sequence-number order: extent i has shared sequence number i. */
-  extents: Piece[];
-  holders: number[];
-}
 
 interface Allocation {
   shared: boolean;
@@ -164,27 +157,6 @@ export class TagRegistry {
       holders: this.holdersOf(tag),
     }));
   }
-}
-
-/**
- * Allocations by tag from what each head holds (status reads the backend's
- * head records): the same rule the registry uses, extents in pool order.
- */
-export function allocationsOf(
-  heads: { id: number; grants?: { offset: number; len: number; tag: string; shared: boolean }[] }[],
-): AllocationView[] {
-  const out = new Map<string, AllocationView>();
-  for (const h of heads) {
-    for (const g of h.grants ?? []) {
-      if (g.tag === ZERO_TAG) continue;
-      const a = out.get(g.tag) ?? { tag: g.tag, shared: g.shared, extents: [], holders: [] };
-      if (!a.extents.some((e) => e.offset === g.offset)) a.extents.push({ offset: g.offset, len: g.len });
-      if (!a.holders.includes(h.id)) a.holders.push(h.id);
-      out.set(g.tag, a);
-    }
-  }
-  for (const a of out.values()) a.extents.sort(byOffset);
-  return [...out.values()];
 }
 
 /** The two FM-API calls an add across heads needs (an FmClient, or the manager itself). */

@@ -1,5 +1,6 @@
 // Public surface of capacity: grants (FM-API backend), tagged allocations and their delivery to QEMU.
-export { type AddReleaser, type AllocationView, addToHosts, allocationsOf } from './allocations.js';
+export { type AllocationView, allocationsOf } from './allocation-view.js';
+export { type AddReleaser, addToHosts } from './allocations.js';
 export {
   DcdDelivery,
   type Delivered,

@@ -35,7 +35,8 @@ import {
   ZERO_TAG,
 } from '../fmapi/index.js';
 import { type Pool, PoolError } from '../pool/index.js';
-import { type AllocationView, TagRegistry } from './allocations.js';
+import type { AllocationView } from './allocation-view.js';
+import { TagRegistry } from './allocations.js';
 import type { Delivered, Delivery, Piece } from './delivery.js';
 import { firstFit, prescribedPieces } from './extents.js';
 import { type CapacityEvent, type Grant, type GrantView, VIA } from './grants.js';

@@ -15,7 +15,8 @@ import {
   ZERO_TAG,
 } from '../fmapi/index.js';
 import { dataObjectPath, type Pool } from '../pool/index.js';
-import type { AllocationView, TagRegistry } from './allocations.js';
+import type { AllocationView } from './allocation-view.js';
+import type { TagRegistry } from './allocations.js';
 import type { Piece } from './delivery.js';
 import { checkRegionConfig, loadRegionSetting, type RegionSetting, supportedBlockSizes } from './region.js';
 import { zeroReturning } from './sanitize.js';

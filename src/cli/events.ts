@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../errors/index.js';
+import { readHttpRecord } from '../heads/lite.js';
 import { poolRunDir, resolveDirs } from '../pool/index.js';
 import { type DirOpts, withDirs } from './options.js';
 
@@ -29,7 +30,6 @@ interface EventsOpts extends DirOpts {
 
 /** Where the stream is and how to authenticate: the run dir's record (local token) or --url with --user. */
 async function target(o: EventsOpts): Promise<{ base: string; auth: Record<string, string>; ca?: Buffer }> {
-  const { readHttpRecord } = await import('../heads/index.js');
   const dirs = resolveDirs(o);
   const rec = readHttpRecord(dirs.runDir, o.pool);
   const base = o.url ?? rec?.url;

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors/index.js';
 import { TagFlag, ZERO_TAG } from '../fmapi/index.js';
-import { formatSize, parseSize } from '../pool/index.js';
+import { formatSize, parseSize } from '../pool/lite.js';
 import { type FmOpts, out, parseTag, parseUint, withClient } from './fm.js';
 
 function requireTag(text: string): string {

@@ -17,8 +17,8 @@ import {
   SelectionPolicy,
   ZERO_TAG,
 } from '../fmapi/index.js';
-import { formatSize, parseSize } from '../pool/index.js';
-import { FMLD_PORT_NAME } from '../qemu/index.js';
+import { formatSize, parseSize } from '../pool/lite.js';
+import { FMLD_PORT_NAME } from '../qemu/lite.js';
 
 function resolvePort(port: string | undefined): string {
   if (port) {

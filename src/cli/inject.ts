@@ -3,7 +3,7 @@
 // over its control socket, which speaks QMP to that head's QEMU (heads/inject.ts).
 import { type Command, Option } from 'commander';
 import { UsageError } from '../errors/index.js';
-import { INJECT_KINDS, INJECT_LOGS, INJECT_RECORDS, type InjectKind, injectFieldNames } from '../heads/inject.js';
+import { controlRequest, INJECT_KINDS, INJECT_LOGS, INJECT_RECORDS, type InjectKind, injectFieldNames } from '../heads/index.js';
 import { MAX_HEADS, resolveDirs } from '../pool/index.js';
 import { withDirs } from './options.js';
 
@@ -51,7 +51,6 @@ export function addInjectCommand(program: Command): void {
           .join(', ')}`,
       );
     }
-    const { controlRequest } = await import('../heads/index.js');
     const reply = await controlRequest(resolveDirs({ runDir: o.runDir }).runDir, String(o.pool), {
       op: 'inject',
       head: Number(head),

@@ -1,6 +1,6 @@
 // `cxl-mhd status`: the pool's status (heads/status.ts) for people or as JSON.
 import type { Command } from 'commander';
-import type { Status } from '../heads/index.js';
+import { type Status, statusOf } from '../heads/lite.js';
 import { formatSize, Pool, resolveDirs, ZERO_TAG } from '../pool/index.js';
 import { type DirOpts, withDirs } from './options.js';
 
@@ -52,7 +52,6 @@ export function addStatusCommand(program: Command): void {
       .requiredOption('--pool <name>', 'pool name')
       .option('--json', 'print one JSON object'),
   ).action(async (o: DirOpts & { pool: string; json?: boolean }) => {
-    const { statusOf } = await import('../heads/index.js');
     const dirs = resolveDirs(o);
     const p = Pool.open({ name: o.pool, stateDir: dirs.stateDir, readOnly: true });
     try {

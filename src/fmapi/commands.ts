@@ -5,7 +5,7 @@
 // (5602h Set DC Region Configuration, 5606h–5608h the tag references). The codecs and the payload types
 // exported here follow from those declarations. Everything the server, the
 // client and the tests know about payloads is in COMMANDS.
-import { CAPACITY_UNIT } from '../pool/index.js';
+import { CAPACITY_UNIT } from '../pool/lite.js';
 import { badField } from './errors.js';
 import {
   bitmap,
@@ -30,7 +30,7 @@ import {
 } from './layout.js';
 
 // Decode lengths and total capacity travel in 256 MiB units; codecs speak bytes. Tags: ZERO_TAG is no tag.
-export { CAPACITY_UNIT, ZERO_TAG } from '../pool/index.js';
+export { CAPACITY_UNIT, ZERO_TAG } from '../pool/lite.js';
 export type { Codec, Empty } from './layout.js';
 
 /** A DCD has at most eight DC regions. */

@@ -10,7 +10,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
-import { FMLD_PORT_NAME } from '../qemu/index.js';
+import { FMLD_PORT_NAME } from '../qemu/lite.js';
 
 /** The guest's FM-LD port: the /dev/vportNpM whose sysfs name is cxl-mhd.fmld; null when this head has none. */
 export function findFmldPort(sysRoot = '/sys/class/virtio-ports'): string | null {

@@ -4,7 +4,7 @@
 // tagged allocations those grants make, and where its northbound listens.
 // Put together in one function (composeStatus) for `status` and the running
 // backend's snapshot alike.
-import { type AllocationView, allocationsOf } from '../capacity/index.js';
+import { type AllocationView, allocationsOf } from '../capacity/lite.js';
 import { type Pool, type PoolStatus, poolStatus } from '../pool/index.js';
 import { type HeadRecord, type HttpRecord, readHeadRecords, readHttpRecord } from './records.js';
 

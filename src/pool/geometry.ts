@@ -1,15 +1,10 @@
 // What a pool's geometry may be: head count, block size and capacity rules,
 // and whether /dev/shm can hold it. Checked before any object is made.
 import { statfsSync } from 'node:fs';
+import { CAPACITY_UNIT } from './constants.js';
 import { PoolError } from './errors.js';
 import { type Geometry, MAX_HEADS } from './layout.js';
 import { MiB } from './units.js';
-
-export const DEFAULT_BLOCK_BYTES = 2 * MiB;
-/** CXL capacities come in 256 MiB units: the pool, windows and hot-added LDs. */
-export const CAPACITY_UNIT = 256 * MiB;
-/** The nil UUID: an allocation without a tag (FM-API Tag field, journal, status). */
-export const ZERO_TAG = '00000000-0000-0000-0000-000000000000';
 
 export function validateGeometry(g: Geometry, opts: { allowOvercommit?: boolean } = {}): void {
   const { capacityBytes, blockBytes, headCount } = g;

@@ -6,8 +6,9 @@
 // releasing) and FM adds that began and never ended (journals written
 // before one-write adds). Effects are per head, so concurrent writers'
 // order does not matter.
+
+import { ZERO_TAG } from './constants.js';
 import { PoolError } from './errors.js';
-import { ZERO_TAG } from './geometry.js';
 import type { JournalEntry } from './journal-events.js';
 import { originOf } from './journal-schema.js';
 import { type Geometry, MASK_BITS, REF_FLAG, SHARED_FLAG } from './layout.js';

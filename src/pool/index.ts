@@ -1,7 +1,9 @@
 // Public surface of the pool: the shared-memory state of one CXL MHD pool.
+
+export { CAPACITY_UNIT, DEFAULT_BLOCK_BYTES, ZERO_TAG } from './constants.js';
 export { PoolError, type PoolErrorCode } from './errors.js';
 export { checkInvariants, type Finding, type FsckReport, fsck } from './fsck.js';
-export { CAPACITY_UNIT, DEFAULT_BLOCK_BYTES, validateGeometry, ZERO_TAG } from './geometry.js';
+export { validateGeometry } from './geometry.js';
 export { type ImageGrant, type ImageReference, type ImageRegionConfig, JournalImage, type Snapshot, type UnfinishedAdd } from './image.js';
 export { Journal, type LoadedImage, loadImage, readJournal, replayJournal } from './journal.js';
 export {

@@ -3,8 +3,8 @@
 // (lock-free, in shm) and is then journaled and fsynced before returning.
 // The writer keeps the journal's image in memory (each line applied as it
 // is written) and compacts the journal into a snapshot when the tail grows.
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isNativeError, native } from '../native/index.js';
 import { PoolError } from './errors.js';
 import { validateGeometry } from './geometry.js';
@@ -131,6 +131,8 @@ export class Pool {
         native.close(dataFd);
       }
       const createdMs = Date.now();
+      // node:crypto is loaded here, on create only: `status` and the other short commands open pools.
+      const { randomBytes } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
       const poolId = randomBytes(16).toString('hex');
       const state = PoolState.format(stateObj.buf, opts, createdMs, poolId);
       rmSync(journalPath(opts.stateDir, name), { force: true });

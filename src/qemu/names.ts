@@ -3,7 +3,7 @@
 // creates over QMP (FM-LD port, hot-added LDs), how a hot-added LD's id
 // names its root port, and the serial-number scheme. Pure: no addon, no
 // pool, so the guest-side FM client can load it.
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 
 // ---- devices and objects `qemu-args` declares --------------------------------
 
@@ -106,6 +106,8 @@ export const LD_SERIAL_BASE = 0x8000;
  * 0xc7 marker, 28 bits of pool hash, 16 bits of head.
  */
 export function headSerial(pool: string, head: number): bigint {
+  // node:crypto is loaded on first use: the guest's `fm` commands import these names and never hash.
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
   const h = createHash('sha256').update(`cxl-mhd:${pool}`).digest();
   return (0xc7n << 44n) | (BigInt(h.readUInt32BE(0) & 0xfff_ffff) << 16n) | BigInt(head);
 }

@@ -98,6 +98,35 @@ describe('claims', () => {
     expect(s.rawBlockWord(12)).toBe(0n);
   });
 
+  it('usage counts a block alone in a run of free blocks, at both ends of each run', () => {
+    // 4096 blocks: usage() compares runs of 512 free blocks at once; every
+    // kind of block word sits at the first and last block of some run.
+    const s = PoolState.blank({ capacityBytes: 8192 * MiB, blockBytes: 2 * MiB, headCount: 4 }, 1_700_000_000_000);
+    for (let h = 0; h < 4; h++) s.registerHead(h, 1000 + h, 1_700_000_000_000);
+    s.claim(0, { first: 0, count: 1 });
+    s.claim(1, { first: 511, count: 2 });
+    s.claim(2, { first: 1023, count: 1 }, { shared: true });
+    s.claim(3, { first: 1023, count: 1 }, { shared: true });
+    // A reference that outlives its holder: referenced, not free.
+    s.claim(2, { first: 2048, count: 1 });
+    s.reference({ first: 2048, count: 1 });
+    s.release(2, { first: 2048, count: 1 });
+    s.claim(1, { first: 3071, count: 1 });
+    s.claim(0, { first: 4095, count: 1 });
+    const expected = { perHead: [0, 0, 0, 0], sharedPerHead: [0, 0, 0, 0], free: 0, referenced: 0 };
+    for (let b = 0; b < 4096; b++) {
+      const info = s.block(b);
+      if (info.referenced) expected.referenced++;
+      else if (info.holders.length === 0) expected.free++;
+      for (const h of info.holders) {
+        expected.perHead[h]!++;
+        if (info.shared) expected.sharedPerHead[h]!++;
+      }
+    }
+    expect(s.usage()).toEqual(expected);
+    expect(s.usage()).toEqual({ perHead: [2, 3, 1, 1], sharedPerHead: [0, 0, 1, 1], free: 4096 - 7, referenced: 1 });
+  });
+
   it('is all-or-nothing: a conflict rolls back what was taken', () => {
     const s = fresh();
     s.claim(0, { first: 20, count: 1 });

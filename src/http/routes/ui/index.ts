@@ -8,11 +8,16 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../../context.js';
 import { resource } from '../../plugins/protocol.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-// From src/http/routes/ui (tests, tsx) or dist/src/http/routes/ui (the built CLI); the files stay in src/http/page.
-const PAGE_DIR = [join(here, '..', '..', 'page'), join(here, '..', '..', '..', '..', '..', 'src', 'http', 'page')].find((d) =>
-  existsSync(join(d, 'index.html')),
-);
+// The files stay in src/http/page. This module runs from src/http/routes/ui
+// (tests), dist/src/http/routes/ui (tsc's output) or dist/src/cli/chunks
+// (the bundled command line), so the page is looked for upwards from here.
+const PAGE_DIR = (() => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir)) {
+    const found = [join(dir, 'page'), join(dir, 'src', 'http', 'page')].find((d) => existsSync(join(d, 'index.html')));
+    if (found) return found;
+  }
+  return undefined;
+})();
 
 const ASSETS: Record<string, string> = {
   '/': 'index.html',
