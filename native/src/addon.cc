@@ -184,6 +184,33 @@ Napi::Value Rmw32(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), Op(p, static_cast<uint32_t>(ArgSize(info, 2, "value"))));
 }
 
+// blockUsage(buffer, offset, count, heads): the bitmap's counts (core_block_usage).
+Napi::Value BlockUsage(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsArrayBuffer()) ThrowType(env, "first argument must be an ArrayBuffer");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  uint64_t off = ArgSize(info, 1, "offset");
+  uint64_t count = ArgSize(info, 2, "count");
+  uint64_t heads = ArgSize(info, 3, "heads");
+  size_t len = ab.ByteLength();
+  if (off % 8 != 0) throw Napi::RangeError::New(env, "offset is not aligned to the word size");
+  if (off > len || count > (len - off) / 8) throw Napi::RangeError::New(env, "the words are outside the buffer (or it was unmapped)");
+  if (heads > 32) throw Napi::RangeError::New(env, "heads must be at most 32");
+  uint64_t per_head[32] = {0}, shared_per_head[32] = {0}, counts[2] = {0, 0};
+  core_block_usage(static_cast<uint8_t *>(ab.Data()) + off, count, static_cast<uint32_t>(heads), per_head, shared_per_head, counts);
+  Napi::Array ph = Napi::Array::New(env, heads), sh = Napi::Array::New(env, heads);
+  for (uint32_t h = 0; h < heads; h++) {
+    ph.Set(h, Napi::Number::New(env, static_cast<double>(per_head[h])));
+    sh.Set(h, Napi::Number::New(env, static_cast<double>(shared_per_head[h])));
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("perHead", ph);
+  out.Set("sharedPerHead", sh);
+  out.Set("free", Napi::Number::New(env, static_cast<double>(counts[0])));
+  out.Set("referenced", Napi::Number::New(env, static_cast<double>(counts[1])));
+  return out;
+}
+
 Napi::Value Load64(const Napi::CallbackInfo &info) {
   return Napi::BigInt::New(info.Env(), core_load64(WordAt<8>(info)));
 }
@@ -278,6 +305,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cas32", Napi::Function::New(env, Cas32));
   exports.Set("fetchAdd32", Napi::Function::New(env, Rmw32<core_fetch_add32>));
   exports.Set("load64", Napi::Function::New(env, Load64));
+  exports.Set("blockUsage", Napi::Function::New(env, BlockUsage));
   exports.Set("store64", Napi::Function::New(env, Store64));
   exports.Set("cas64", Napi::Function::New(env, Cas64));
   exports.Set("fetchAdd64", Napi::Function::New(env, Rmw64<core_fetch_add64>));

@@ -85,6 +85,30 @@ uint64_t core_cas64(void *p, uint64_t expected, uint64_t desired) {
 }
 uint64_t core_fetch_add64(void *p, uint64_t v) { return __atomic_fetch_add((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
 
+void core_block_usage(const void *words, uint64_t count, uint32_t heads, uint64_t *per_head, uint64_t *shared_per_head,
+                      uint64_t counts[2]) {
+  const uint64_t *w = (const uint64_t *)words;
+  for (uint64_t b = 0; b < count; b++) {
+    uint64_t v = __atomic_load_n(&w[b], __ATOMIC_RELAXED);
+    uint32_t mask = (uint32_t)v;
+    if ((v >> 33) & 1) {
+      counts[1]++;
+    } else if (mask == 0) {
+      counts[0]++;
+      continue;
+    }
+    int shared = (int)((v >> 32) & 1);
+    while (mask != 0) {
+      unsigned h = (unsigned)__builtin_ctz(mask);
+      mask &= mask - 1;
+      if (h < heads) {
+        per_head[h]++;
+        if (shared) shared_per_head[h]++;
+      }
+    }
+  }
+}
+
 int core_peer_cred(int sockfd, struct core_peer_cred *out) {
   struct ucred cred;
   socklen_t len = sizeof cred;

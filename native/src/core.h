@@ -1,7 +1,8 @@
 /*
  * The C surface of cxl-mhd: the few OS calls Node cannot make itself
  * (POSIX shm + mmap + flock, word atomics on shared mappings, SO_PEERCRED,
- * socketpair and SCM_RIGHTS fd passing). Every function returns 0 or a
+ * socketpair and SCM_RIGHTS fd passing), and the one scan of the block
+ * bitmap that is too slow in a short-lived process's unoptimised JS. Every function returns 0 or a
  * positive value on success and -errno on failure, so the N-API layer and
  * the sanitizer test share one error convention.
  */
@@ -45,6 +46,14 @@ uint64_t core_load64(const void *p);
 void core_store64(void *p, uint64_t v);
 uint64_t core_cas64(void *p, uint64_t expected, uint64_t desired);
 uint64_t core_fetch_add64(void *p, uint64_t v);
+
+/* One pass over count block words (docs/state-layout.md: holder mask in
+ * bits 0-31, shared bit 32, reference bit 33), each read atomically but
+ * relaxed: a snapshot. per_head[h] and shared_per_head[h] count the blocks
+ * head h (< heads) holds, counts[0] the free blocks (no holder, no
+ * reference), counts[1] the referenced ones. Adds to what the arrays hold. */
+void core_block_usage(const void *words, uint64_t count, uint32_t heads, uint64_t *per_head, uint64_t *shared_per_head,
+                      uint64_t counts[2]);
 
 struct core_peer_cred {
   int32_t pid;

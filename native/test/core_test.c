@@ -185,9 +185,35 @@ static void test_sockets(void) {
   unlink(addr.sun_path);
 }
 
+static void test_block_usage(void) {
+  /* Words as docs/state-layout.md lays them out: mask | shared << 32 | reference << 33. */
+  uint64_t w[7] = {
+      0,                                /* free */
+      1u << 2,                          /* head 2 */
+      (1ull << 32) | 0x3,               /* heads 0 and 1, shared */
+      1ull << 33,                       /* referenced, no holder */
+      (1ull << 33) | (1u << 1),         /* referenced, held by head 1 */
+      1ull << 32,                       /* shared flag alone: free */
+      (1u << 31) | 1u,                  /* head 31 (beyond the 4 counted) and head 0 */
+  };
+  uint64_t per[4] = {0}, shared[4] = {0}, counts[2] = {0, 0};
+  core_block_usage(w, 7, 4, per, shared, counts);
+  CHECK(per[0] == 2 && per[1] == 2 && per[2] == 1 && per[3] == 0);
+  CHECK(shared[0] == 1 && shared[1] == 1 && shared[2] == 0);
+  CHECK(counts[0] == 2 && counts[1] == 2);
+  /* count 0 touches nothing; the heap copy lets ASan see a read past the end. */
+  uint64_t *heap = malloc(sizeof w);
+  memcpy(heap, w, sizeof w);
+  core_block_usage(heap, 7, 4, per, shared, counts);
+  core_block_usage(heap, 0, 4, per, shared, counts);
+  CHECK(per[0] == 4 && counts[0] == 4 && counts[1] == 4);
+  free(heap);
+}
+
 int main(void) {
   test_shm_lifecycle();
   test_atomics();
+  test_block_usage();
   test_sockets();
   printf("asan: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -13,6 +13,14 @@ export interface PeerCred {
 }
 
 /** Errors thrown by the addon carry the errno name, as Node's own do. */
+/** What the block bitmap holds: blocks per head (and of them shared), free and referenced blocks. */
+export interface BlockUsage {
+  perHead: number[];
+  sharedPerHead: number[];
+  free: number;
+  referenced: number;
+}
+
 export interface NativeError extends Error {
   code: string;
   errno: number;
@@ -35,6 +43,8 @@ export interface Addon {
   cas32(buffer: ArrayBuffer, offset: number, expected: number, desired: number): number;
   fetchAdd32(buffer: ArrayBuffer, offset: number, value: number): number;
   load64(buffer: ArrayBuffer, offset: number): bigint;
+  /** Counts over `count` block words from `offset` (pool/layout.ts), heads ≤ 32: one pass in C. */
+  blockUsage(buffer: ArrayBuffer, offset: number, count: number, heads: number): BlockUsage;
   store64(buffer: ArrayBuffer, offset: number, value: bigint): void;
   cas64(buffer: ArrayBuffer, offset: number, expected: bigint, desired: bigint): bigint;
   fetchAdd64(buffer: ArrayBuffer, offset: number, value: bigint): bigint;

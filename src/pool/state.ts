@@ -4,7 +4,7 @@
 // in production, a private buffer when the journal is replayed — and every
 // mutation goes through the addon's atomics, so several processes can share
 // one mapping safely.
-import { native } from '../native/index.js';
+import { type BlockUsage, native } from '../native/index.js';
 import { PoolError } from './errors.js';
 import {
   blockWordOffset,
@@ -56,9 +56,6 @@ export interface LeaseInfo {
 }
 
 const bitOf = (head: number): bigint => 1n << BigInt(head);
-/** Blocks usage() compares against zero at once (4 KiB of block words). */
-const ZERO_RUN = 512;
-const ZERO_WORDS = new Uint8Array(ZERO_RUN * 8);
 
 export class PoolState {
   readonly header: Header;
@@ -413,48 +410,13 @@ export class PoolState {
   }
 
   /**
-   * One pass over the bitmap: blocks held per head and free blocks. Plain
-   * reads of aligned words; the result is a snapshot, which is all a status
-   * display needs. A run of ZERO_RUN free blocks is recognised with one
-   * memcmp: `status` runs once per process, mostly before the JIT has
-   * compiled this loop, and most of a large pool is usually free.
+   * One pass over the bitmap: blocks held per head and free blocks. Atomic
+   * relaxed reads of each word; the result is a snapshot, which is all a
+   * status display needs. In C (the addon): `status` runs it once per
+   * process, before the JIT has compiled a loop over a million words.
    */
-  usage(): { perHead: number[]; sharedPerHead: number[]; free: number; referenced: number } {
-    const perHead = new Array<number>(this.header.headCount).fill(0);
-    const sharedPerHead = new Array<number>(this.header.headCount).fill(0);
-    let free = 0;
-    let referenced = 0;
-    const u32 = this.u32;
-    const base = blockWordOffset(0) / 4;
-    const n = this.header.blockCount;
-    const bytes = new Uint8Array(this.buf);
-    for (let b = 0; b < n; b++) {
-      if (b % ZERO_RUN === 0 && n - b >= ZERO_RUN) {
-        const off = blockWordOffset(b);
-        if (Buffer.compare(bytes.subarray(off, off + ZERO_RUN * 8), ZERO_WORDS) === 0) {
-          free += ZERO_RUN;
-          b += ZERO_RUN - 1;
-          continue;
-        }
-      }
-      let mask = u32[base + 2 * b]!;
-      // REF_FLAG is bit 1 of the high word.
-      if ((u32[base + 2 * b + 1]! & 2) !== 0) referenced++;
-      else if (mask === 0) {
-        free++;
-        continue;
-      }
-
-      const shared = (u32[base + 2 * b + 1]! & 1) === 1;
-      for (let h = 0; mask !== 0; h++, mask >>>= 1) {
-        if (mask & 1) {
-          if (h < perHead.length) perHead[h]!++;
-
-          if (shared && h < sharedPerHead.length) sharedPerHead[h]!++;
-        }
-      }
-    }
-    return { perHead, sharedPerHead, free, referenced };
+  usage(): BlockUsage {
+    return native.blockUsage(this.buf, blockWordOffset(0), this.header.blockCount, this.header.headCount);
   }
 
   /** Raw block word (fsck and golden tests). */

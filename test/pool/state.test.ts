@@ -98,9 +98,8 @@ describe('claims', () => {
     expect(s.rawBlockWord(12)).toBe(0n);
   });
 
-  it('usage counts a block alone in a run of free blocks, at both ends of each run', () => {
-    // 4096 blocks: usage() compares runs of 512 free blocks at once; every
-    // kind of block word sits at the first and last block of some run.
+  it('usage (the scan in the addon) agrees with the blocks one by one: holders, shared, referenced, free', () => {
+    // Every kind of block word, at the first and last block and around 512-block boundaries.
     const s = PoolState.blank({ capacityBytes: 8192 * MiB, blockBytes: 2 * MiB, headCount: 4 }, 1_700_000_000_000);
     for (let h = 0; h < 4; h++) s.registerHead(h, 1000 + h, 1_700_000_000_000);
     s.claim(0, { first: 0, count: 1 });
