@@ -1,36 +1,40 @@
-// Bundles the command line (src/cli/main.ts and the command files it loads
-// on demand) into dist/src/cli, in place of what tsc emitted there: main.js
-// and, in chunks/, the code each command loads, split by esbuild so a
-// command loads only what it reaches. The packages the heavy commands use
-// (fastify, pino, ajv, yaml) stay in node_modules. A short command then
-// loads about a dozen files instead of 50-70 modules (docs/performance.md,
-// "Start-up of a short command"). tsc's own dist/src/cli runs as well,
-// only slower: this step changes how the code is packed, not what it does.
-import { readdirSync, rmSync } from 'node:fs';
+// Bundles the command line (src/cli/main.ts and everything it reaches) into
+// one CommonJS file, dist/src/cli/main.js, beside a package.json that makes
+// that folder CommonJS. A short command then starts like a plain script: no
+// ES module loader and one file instead of the 50-70 modules behind the
+// barrels, which was most of `status` and `fm`'s start-up (docs/
+// performance.md, "Start-up of a short command"). The parts only some
+// commands run (the daemon, http, the scenario runner) stay lazy: esbuild
+// wraps each module and initialises it on first import(). fastify, pino,
+// ajv and yaml stay in node_modules, required when those parts run.
+// tsc does not emit src/cli (tsconfig.build.json): this is the only build of it.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const outdir = join(root, 'dist', 'src', 'cli');
-// What tsc put there besides main.js is in the bundle: nothing loads it any more.
-rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
-for (const f of readdirSync(outdir)) if (!f.startsWith('main.')) rmSync(join(outdir, f), { recursive: true, force: true });
+rmSync(outdir, { recursive: true, force: true });
+mkdirSync(outdir, { recursive: true });
+writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'commonjs' })}\n`);
 
 await build({
   absWorkingDir: root,
   entryPoints: ['src/cli/main.ts'],
-  outdir,
-  allowOverwrite: true,
+  outfile: join(outdir, 'main.js'),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
-  chunkNames: 'chunks/[name]-[hash]',
+  // Less to parse at every start; names are kept, so stack traces still read.
+  minifyWhitespace: true,
+  minifySyntax: true,
   sourcemap: true,
   logLevel: 'warning',
   external: ['fastify', 'fastify-plugin', 'pino', 'ajv', 'yaml'],
-  // commander is CommonJS: its require() of node: modules needs a real require in an ES module.
-  banner: { js: "import { createRequire as __cxlMhdRequire } from 'node:module'; const require = __cxlMhdRequire(import.meta.url);" },
+  // The modules find the addon, the page and the checkout from their own URL: in one file, that is main.js's.
+  define: { 'import.meta.url': '__cxlMhdUrl' },
+  // 'use strict' first, as the ES modules this was compiled from are strict.
+  banner: { js: "'use strict';\nconst __cxlMhdUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

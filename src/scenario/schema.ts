@@ -1,20 +1,32 @@
 // Owns the scenario file's JSON Schema (docs/scenario.schema.json, the
 // published contract) and turning ajv's findings into one plain sentence
 // each, aimed at the YAML node they are about.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 
-/** The checkout (or installed package) root: src/scenario or dist/src/scenario → the dir with package.json. */
+/**
+ * The checkout (or installed package) root: the first directory above
+ * src/scenario, dist/src/scenario or the bundled dist/src/cli whose
+ * package.json is this package's (dist/src/cli has one of its own).
+ */
 export function projectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
+  while (!isPackageRoot(dir)) {
     const up = dirname(dir);
     if (up === dir) throw new Error('cannot find the cxl-mhd checkout (no package.json above the runner)');
     dir = up;
   }
   return dir;
+}
+
+function isPackageRoot(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === 'cxl-mhd';
+  } catch {
+    return false;
+  }
 }
 
 /** The three-head demo, as a scenario file (`make demo`, `cxl-mhd demo`, the boot test). */
