@@ -94,12 +94,23 @@ class FdChannel extends EventEmitter {
   }
 }
 
+/** A small text file; not std.loadFile, which trusts the size stat reports (4096 for any sysfs file) and fails. */
+function readText(path: string): string | null {
+  const f = std.open(path, 'r');
+  if (!f) return null;
+  try {
+    return f.readAsString();
+  } finally {
+    f.close();
+  }
+}
+
 function findPort(sysRoot = '/sys/class/virtio-ports'): string | null {
   const [ports, err] = os.readdir(sysRoot);
   if (err !== 0) return null;
   for (const port of ports.sort()) {
     if (port.startsWith('.')) continue;
-    if (std.loadFile(`${sysRoot}/${port}/name`)?.trim() === FMLD_PORT_NAME) return `/dev/${port}`;
+    if (readText(`${sysRoot}/${port}/name`)?.trim() === FMLD_PORT_NAME) return `/dev/${port}`;
   }
   return null;
 }

@@ -4,12 +4,15 @@ declare module 'qjs:std' {
   interface StdFile {
     puts(s: string): void;
     flush(): void;
+    readAsString(): string;
+    close(): number;
   }
+  /** null when it cannot be opened. */
+  export function open(path: string, mode: string): StdFile | null;
   export const out: StdFile;
   export const err: StdFile;
   export function exit(code: number): never;
   export function getenviron(): Record<string, string>;
-  export function loadFile(path: string): string | null;
   export function strerror(errno: number): string;
 }
 
