@@ -1,24 +1,12 @@
-// The guest FM client (dist/guest/cxl-mhd-fm, QuickJS) inside a TCG guest:
-// `fm identify` and `fm add` timed in the owner guest (the command's own
-// wall, from the guest's /proc/uptime around it), next to the same command
-// on the host (`cxl-mhd fm --port fm.sock`, Node) and, for identify, next to
-// the Node CLI in the same guest (CXLMHD_FM_NODE=1 `cxl-mhd fm`, what every
-// FM step ran before). Goal: the guest command <= 0.5 s wall.
-// `fmscenario`: examples/ci/three-heads.yaml through the scenario runner
-// with the guest client, next to the same scenario with every FM command on
-// Node in the guest (before).
-import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { FmClient, openPort } from '../src/fmapi/index.js';
-import { Backend } from '../src/heads/index.js';
 import { fmSocketPath } from '../src/pool/index.js';
 import type { QmpSession } from '../src/qmp/index.js';
 import { demoScenarioPath, type GuestAgent, loadScenario, projectRoot, runScenario, type Scenario } from '../src/scenario/index.js';
-import { benchHeadArgs, bootGuestHead, type Report, startHeadQemu, stopGuestRig } from './common.js';
+import { benchHeadArgs, bootGuestHead, type Report, startGuestRig, startHeadQemu, stopGuestRig } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -46,26 +34,11 @@ function onHost(args: string[]): number {
 }
 
 export async function benchGuestFm(report: Report): Promise<void> {
-  const work = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-gfm-'));
-  const runDir = join(work, 'run');
-  const stateDir = join(work, 'state');
-  const pool = `bench-gfm-${process.pid}`;
   const capacityBytes = 4 * GiB;
-  const procs: ChildProcess[] = [];
+  const rig = await startGuestRig('gfm', { capacityBytes, headCount: 2 });
+  const { runDir, pool, procs, agents, backend: be, work } = rig;
   const sessions: QmpSession[] = [];
-  const agents: GuestAgent[] = [];
-  let backend: Backend | null = null;
   try {
-    backend = await Backend.start({
-      pool,
-      runDir,
-      stateDir,
-      capacityBytes,
-      headCount: 2,
-      logger: pino({ level: 'silent' }),
-      fmSocket: true,
-    });
-    const be = backend;
     // Head 0: the owner guest. Head 1: a QEMU without a guest that takes hot-added LDs.
     const agent = await bootGuestHead({
       backend: be,
@@ -128,7 +101,7 @@ export async function benchGuestFm(report: Report): Promise<void> {
     );
   } finally {
     for (const s of sessions) s.close();
-    await stopGuestRig({ agents, procs, backend, pool, stateDir, work });
+    await stopGuestRig(rig);
   }
 }
 
