@@ -93,7 +93,7 @@ export async function benchGuestFm(report: Report): Promise<void> {
     report('guest `cxl-mhd-fm identify` (TCG), wall', median(guestId), 'ms', 'host `cxl-mhd fm identify`', median(hostId), false);
     report('guest `cxl-mhd-fm add` 256M (TCG), wall', median(guestAdd), 'ms', 'host `cxl-mhd fm add` 256M', median(hostAdd), false);
     report(
-      'guest `cxl-mhd-fm identify` (TCG), wall',
+      'guest identify, cxl-mhd-fm against Node (TCG)',
       median(guestId),
       'ms',
       'guest `cxl-mhd fm identify` on Node',
