@@ -19,6 +19,8 @@ import { build } from 'esbuild';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const out = join(root, 'dist', 'guest');
+// The bundle, the bytecode header and the compiler stay out of dist/ (which make install ships).
+const work = join(root, 'native', 'build', 'fm-client');
 const cc = process.env.CC || 'gcc';
 
 function run(cmd, args, what) {
@@ -51,8 +53,9 @@ module.exports = new Proxy({}, { get: (_, k) => (k === '__esModule' ? false : no
 };
 
 mkdirSync(out, { recursive: true });
+mkdirSync(work, { recursive: true });
 const quickjs = run(join(root, 'scripts', 'fetch-quickjs.sh'), [], 'fetching libquickjs');
-const bundle = join(out, 'cxl-mhd-fm.js');
+const bundle = join(work, 'cxl-mhd-fm.js');
 const result = await build({
   entryPoints: [join(root, 'src', 'cli', 'guest', 'main.ts')],
   bundle: true,
@@ -71,10 +74,10 @@ const inputs = Object.keys(result.metafile.inputs).length;
 
 const inc = join(quickjs, 'usr', 'include', 'quickjs');
 const lib = join(quickjs, 'usr', 'lib', 'x86_64-linux-gnu', 'quickjs', 'libquickjs.a');
-const cflags = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-isystem', inc, '-I', out];
-const compiler = join(out, 'fm-compile');
+const cflags = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-isystem', inc, '-I', work];
+const compiler = join(work, 'fm-compile');
 run(cc, [...cflags, '-DFM_COMPILE', '-static', '-o', compiler, 'guest/fm-main.c', lib, '-lm', '-lpthread'], `${cc} (bytecode compiler)`);
-run(compiler, [bundle, join(out, 'fm-bundle.h')], 'compiling the bundle to bytecode');
+run(compiler, [bundle, join(work, 'fm-bundle.h')], 'compiling the bundle to bytecode');
 const tmp = join(out, 'cxl-mhd-fm.tmp');
 run(cc, [...cflags, '-static', '-s', '-o', tmp, 'guest/fm-main.c', lib, '-lm', '-lpthread'], `${cc} -static (cxl-mhd-fm)`);
 renameSync(tmp, join(out, 'cxl-mhd-fm'));

@@ -30,7 +30,7 @@ fi
 # shellcheck source=scripts/debian-mirror.sh
 . "$(dirname "$0")/debian-mirror.sh"
 mirror=$(debian_mirror) || die "no Debian mirror found in apt's configuration; set CXL_MHD_MIRROR=<url>"
-for tool in curl gpgv xz dpkg-deb sha256sum; do
+for tool in gpgv xz dpkg-deb sha256sum; do
   command -v "$tool" >/dev/null || die "needs $tool"
 done
 [[ -f "$KEYRING" ]] || die "no Debian archive keyring at $KEYRING (package debian-archive-keyring; or set CXL_MHD_KEYRING)"
@@ -39,7 +39,13 @@ mkdir -p "$CACHE"
 tmp=$(mktemp -d "$CACHE/.quickjs.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-get() { curl -fsSL --retry 3 -o "$2" "$1" || die "cannot download $1"; }
+if command -v curl >/dev/null; then
+  get() { curl -fsSL --retry 3 -o "$2" "$1" || die "cannot download $1"; }
+elif command -v wget >/dev/null; then
+  get() { wget -q --tries=3 -O "$2" "$1" || die "cannot download $1"; }
+else
+  die "needs curl or wget"
+fi
 sha_ok() { [[ "$(sha256sum "$1" | cut -d' ' -f1)" == "$2" ]]; }
 
 log "fetching $PACKAGE from $mirror ($SUITE)"
