@@ -73,7 +73,7 @@ describe('guest FM client (cxl-mhd-fm on QuickJS)', () => {
     expect(JSON.parse((await guest.fm('--json', 'tags')).stdout)).toMatchObject({ tags: [] });
   });
 
-  it('says so, as `cxl-mhd fm` does, when the port is missing, not a port, or never answers', async () => {
+  it('says so, as `cxl-mhd fm` does, when the port is missing, not a port, refuses or never answers', async () => {
     const dir = tempDir();
     const file = join(dir, 'plain');
     writeFileSync(file, '');
@@ -86,8 +86,13 @@ describe('guest FM client (cxl-mhd-fm on QuickJS)', () => {
       s.resume();
     });
     await new Promise<void>((r) => server.listen(silent, () => r()));
+    // A socket file nobody listens on any more (closing a server leaves its file): ECONNREFUSED.
+    const refused = join(dir, 'refused.sock');
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(refused, () => r()));
+    await new Promise<void>((r) => gone.close(() => r()));
     try {
-      for (const port of ['/nonexistent/fm.sock', file, silent]) {
+      for (const port of ['/nonexistent/fm.sock', file, refused, silent]) {
         const args = ['--timeout', '300', '--port', port, 'identify'];
         const run = (cmd: string[]) =>
           promisify(execFile)(cmd[0] as string, [...cmd.slice(1), ...args]).then(

@@ -18,10 +18,11 @@ const S_IFIFO = 0o010000;
 const EAGAIN = 11;
 const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 6: 'ENXIO', 13: 'EACCES', 16: 'EBUSY', 111: 'ECONNREFUSED' };
 
-/** An Error shaped like Node's for the same failure ("EACCES: permission denied, open '/dev/vport1p1'"). */
+/** An Error worded as Node's for the same failure: "EACCES: permission denied, open '/dev/vport1p1'", "connect ECONNREFUSED /x.sock". */
 function sysError(errno: number, syscall: string, path: string): Error {
   const code = ERRNO_NAMES[errno] ?? `E${errno}`;
-  const e = new Error(`${code}: ${std.strerror(errno).toLowerCase()}, ${syscall} '${path}'`) as Error & { code: string };
+  const text = syscall === 'connect' ? `connect ${code} ${path}` : `${code}: ${std.strerror(errno).toLowerCase()}, ${syscall} '${path}'`;
+  const e = new Error(text) as Error & { code: string };
   e.code = code;
   return e;
 }
