@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 NODE_DEPS := node_modules/.package-lock.json
 ADDON := native/build/Release/cxl_mhd.node
+FM_CLIENT := dist/guest/cxl-mhd-fm
 
 # QEMU=11|10 picks the QEMU series for setup, tests and the demo (scripts/setup-qemu.sh);
 # KERNEL=6.12|7.3 the guest image's kernel (scripts/build-guest.sh; 7.3 needs the QEMU 11 root).
@@ -30,6 +31,10 @@ dist/.built: $(NODE_DEPS) $(shell find src bench -name '*.ts' 2>/dev/null) tscon
 	@chmod +x dist/src/cli/main.js
 	@touch $@
 
+# The guest FM client: the fm commands on QuickJS, one static binary (libquickjs from Debian's mirror, cached).
+$(FM_CLIENT): $(NODE_DEPS) $(shell find src/cli src/fmapi src/errors src/pool src/qemu src/capacity -name '*.ts' 2>/dev/null) guest/fm-main.c scripts/build-fm-client.mjs scripts/fetch-quickjs.sh scripts/debian-mirror.sh
+	node scripts/build-fm-client.mjs
+
 ## setup: npm packages, the native addon, the compiled CLI, QEMU >= 10, the guest image and the host-side test clients
 setup: build qemu guest host-tools
 
@@ -37,13 +42,13 @@ setup: build qemu guest host-tools
 host-tools:
 	@scripts/setup-host.sh
 
-build: $(ADDON) dist/.built
+build: $(ADDON) dist/.built $(FM_CLIENT)
 
 qemu:
 	@scripts/setup-qemu.sh
 
 ## guest: kernel + initramfs for boot tests and the demo (cached; rebuilt when inputs change)
-guest: qemu
+guest: qemu $(FM_CLIENT)
 	@scripts/build-guest.sh
 
 lint: $(NODE_DEPS)

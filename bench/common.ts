@@ -1,9 +1,12 @@
 // What every benchmark shares: the report callback bench/run.ts passes in,
 // percentiles, and a QMP monitor of a QEMU the benchmark started itself.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import { Backend } from '../src/heads/index.js';
 import { Pool, poolStatus } from '../src/pool/index.js';
 import { ROOT_DIR_NAMES, ROOT_STAMP_NAME } from '../src/qemu/binary.js';
 import { cacheDir, type HeadArgsOptions, headArgs, qemuArgv, resolveQemu } from '../src/qemu/index.js';
@@ -77,6 +80,21 @@ export async function onEachQemu(fn: (version: string) => Promise<void>): Promis
 }
 
 /** Ends what a guest benchmark started: agents, QEMUs (and waits for them), the backend, the pool, the work dir. */
+/** A running backend (fm.sock on) in a fresh work dir, for guests booted with bootGuestHead; stop it with stopGuestRig. */
+export async function startGuestRig(tag: string, o: { capacityBytes: number; headCount: number }) {
+  const work = mkdtempSync(join(tmpdir(), `cxl-mhd-bench-${tag}-`));
+  const runDir = join(work, 'run');
+  const stateDir = join(work, 'state');
+  const pool = `bench-${tag}-${process.pid}`;
+  try {
+    const backend = await Backend.start({ pool, runDir, stateDir, ...o, logger: pino({ level: 'silent' }), fmSocket: true });
+    return { work, runDir, stateDir, pool, backend, procs: [] as ChildProcess[], agents: [] as GuestAgent[] };
+  } catch (e) {
+    rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
 export async function stopGuestRig(rig: {
   agents: { close(): void }[];
   procs: ChildProcess[];

@@ -1,19 +1,8 @@
-// Hot-remove latency with a Linux guest, on each QEMU series set up: from
-// the FM-API's Initiate Dynamic Capacity Release (5605h, over the backend's
-// fm.sock) to the guest's memdev being gone, per round. QEMU 11.1 ends the
-// removal on DEVICE_DELETED, 10.0 by polling QOM; the guest's pciehp
-// button delay (5 s) dominates both. The 11.1 figure is printed next to the
-// 10.0 one from the same run.
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { FmClient, openPort } from '../src/fmapi/index.js';
-import { Backend } from '../src/heads/index.js';
 import { poolStatus } from '../src/pool/index.js';
 import type { GuestAgent } from '../src/scenario/index.js';
-import { bootGuestHead, onEachQemu, pct, type Report, stopGuestRig } from './common.js';
+import { bootGuestHead, onEachQemu, pct, type Report, startGuestRig, stopGuestRig } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -22,24 +11,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Median ms from 5605h sent to head 1's mem1 gone, on the QEMU resolved now. */
 async function oneQemu(): Promise<number> {
-  const work = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-hotremove-'));
-  const runDir = join(work, 'run');
-  const stateDir = join(work, 'state');
-  const pool = `bench-hr-${process.pid}`;
-  const procs: ChildProcess[] = [];
-  const agents: GuestAgent[] = [];
-  let backend: Backend | null = null;
+  const rig = await startGuestRig('hr', { capacityBytes: 2 * GiB, headCount: 2 });
+  const { runDir, pool, procs, agents, backend: be, work } = rig;
   try {
-    backend = await Backend.start({
-      pool,
-      runDir,
-      stateDir,
-      capacityBytes: 2 * GiB,
-      headCount: 2,
-      logger: pino({ level: 'silent' }),
-      fmSocket: true,
-    });
-    const be = backend;
     for (const h of [0, 1]) {
       agents.push(
         await bootGuestHead({
@@ -76,7 +50,7 @@ async function oneQemu(): Promise<number> {
     client.close();
     return pct(took, 50);
   } finally {
-    await stopGuestRig({ agents, procs, backend, pool, stateDir, work });
+    await stopGuestRig(rig);
   }
 }
 

@@ -10,6 +10,7 @@ import { benchCli } from './cli.js';
 import { onEachQemu } from './common.js';
 import { benchFmApi } from './fmapi.js';
 import { benchGuessFlood } from './guessflood.js';
+import { benchFmScenario, benchGuestFm } from './guestfm.js';
 import { benchHotRemove } from './hotremove.js';
 import { benchLdHotAdd } from './ldhotadd.js';
 import { benchLoad } from './load.js';
@@ -150,6 +151,8 @@ const BENCHES = [
   'scenario',
   'ldhotadd',
   'sanitize',
+  'guestfm',
+  'fmscenario',
 ];
 const argv = process.argv.slice(2);
 const only = new Set<string>();
@@ -195,6 +198,8 @@ for (let run = 1; run <= runs; run++) {
   if (want('scenario')) await benchScenario(report);
   if (want('ldhotadd')) await benchLdHotAdd(report);
   if (want('sanitize')) await benchSanitize(report);
+  if (want('guestfm')) await benchGuestFm(report);
+  if (want('fmscenario')) await benchFmScenario(report);
 }
 if (runs > 1) {
   console.log(`--- ranges over ${runs} runs (min–max; load average now ${loadavg()[0]?.toFixed(1)})`);

@@ -6,16 +6,17 @@
 # guest/cxl-mhd (runs the host's Node + the project's CLI over 9p; also
 # installed as `node`), guest/cxl-mhd-devdax (memdev or tag -> region ->
 # /dev/daxX.Y) and guest/daxpoke.c, daxstream.c, daxatomic.c (static tools
-# for /dev/daxX.Y) compiled here.
+# for /dev/daxX.Y) compiled here; this checkout's guest FM client
+# (dist/guest/cxl-mhd-fm from make build) as /usr/bin/cxl-mhd-fm.
 #
 # Output (see docs/guest.md), one image per checkout, because the image
 # names the checkout that built it (/etc/cxl-mhd-project: the host path whose
 # dist/ the guest's /bin/cxl-mhd runs; cxlmhd.project= on the kernel command
 # line overrides it):
 #   $CACHE/checkouts/<key>/vmlinuz              <key>: hash of this checkout's path (and the kernel, unless 6.12)
-#   $CACHE/checkouts/<key>/initramfs.cpio.gz    the shared base + a small cpio with /etc/cxl-mhd-project
+#   $CACHE/checkouts/<key>/initramfs.cpio.gz    the shared base + a small cpio with /etc/cxl-mhd-project and cxl-mhd-fm
 #   $CACHE/checkouts/<key>/project              the checkout's path
-#   $CACHE/checkouts/<key>/.stamp               hash of the inputs + the checkout's path
+#   $CACHE/checkouts/<key>/.stamp               hash of the inputs + the checkout's path + its cxl-mhd-fm's hash
 # The project-independent base is built once for all checkouts with the same
 # inputs:
 #   $CACHE/guest/{vmlinuz,initramfs.cpio.gz,contents.txt,.stamp}   ($CACHE/guest-<kernel>/ for another kernel)
@@ -137,11 +138,15 @@ stamp=$(
     printf 'modules=%s\n' "${MODULES[*]}"
     pkg_versions
     sha256sum "$HERE/build-guest.sh" | cut -d' ' -f1
-    (cd "$GUEST_SRC" && find . -type f ! -name '*~' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    # fm-main.c reaches the image as part of this checkout's client (the overlay), not the shared base.
+    (cd "$GUEST_SRC" && find . -type f ! -name '*~' ! -name fm-main.c -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
     "$CC" --version 2>/dev/null | head -n1 || true
   } | sha256sum | cut -d' ' -f1
 )
-mine_stamp="$stamp $PROJECT"
+# This checkout's guest FM client (make build: scripts/build-fm-client.mjs) goes into its overlay.
+FM_CLIENT="$PROJECT/dist/guest/cxl-mhd-fm"
+[[ -x "$FM_CLIENT" ]] || die "no guest FM client at $FM_CLIENT; run make build"
+mine_stamp="$stamp $PROJECT $(sha256sum "$FM_CLIENT" | cut -c1-16)"
 complete() { # dir, stamp: the dir holds a complete image for that stamp
   [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" && -f "$1/vmlinuz" && -f "$1/initramfs.cpio.gz" ]]
 }
@@ -163,15 +168,18 @@ switch_link() {
 }
 
 # This checkout's image: the base plus a second (gzip'd) cpio archive with
-# /etc/cxl-mhd-project. The kernel unpacks concatenated archives in order.
+# /etc/cxl-mhd-project and this checkout's guest FM client, /usr/bin/cxl-mhd-fm.
+# The kernel unpacks concatenated archives in order.
 publish_checkout() {
   mkdir -p "$CHECKOUTS"
   local t final
   t=$(mktemp -d "$CHECKOUTS/.tmp.XXXXXX")
   chmod 755 "$t"
-  mkdir -p "$t/overlay/etc"
+  mkdir -p "$t/overlay/etc" "$t/overlay/usr/bin"
+  chmod 755 "$t/overlay" "$t/overlay/etc" "$t/overlay/usr" "$t/overlay/usr/bin"
   printf '%s\n' "$PROJECT" >"$t/overlay/etc/cxl-mhd-project"
-  (cd "$t/overlay" && printf '%s\n' etc etc/cxl-mhd-project | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) \
+  install -m 0755 "$FM_CLIENT" "$t/overlay/usr/bin/cxl-mhd-fm"
+  (cd "$t/overlay" && printf '%s\n' etc etc/cxl-mhd-project usr usr/bin usr/bin/cxl-mhd-fm | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) \
     | gzip -6 -n >"$t/project.cpio.gz"
   cat "$OUT/initramfs.cpio.gz" "$t/project.cpio.gz" >"$t/initramfs.cpio.gz"
   cp "$OUT/vmlinuz" "$t/vmlinuz"

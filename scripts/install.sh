@@ -2,7 +2,7 @@
 # `make install` / `make uninstall`: puts the built checkout under
 # $DESTDIR$PREFIX the way a package would. Layout:
 #   $BINDIR/cxl-mhd                  wrapper: exec $NODE .../dist/src/cli/main.js
-#   $LIBDIR/cxl-mhd/                 package.json, dist/src, the addon, production node_modules
+#   $LIBDIR/cxl-mhd/                 package.json, dist/src, dist/guest/cxl-mhd-fm (the static guest FM client, to copy into guests), the addon, production node_modules
 #   $UNITDIR/cxl-mhd@.service        the systemd template unit
 #   $SYSUSERSDIR/cxl-mhd.conf        the cxl-mhd user, for systemd-sysusers
 #   $DOCDIR/                         pool.conf.example, operations.md
@@ -34,7 +34,7 @@ fi
 
 node=${NODE:-$(command -v node || true)}
 [ -x "$node" ] || { echo "install: no node to run cxl-mhd with (set NODE=/path/to/node)" >&2; exit 1; }
-for f in dist/src/cli/main.js native/build/Release/cxl_mhd.node; do
+for f in dist/src/cli/main.js dist/guest/cxl-mhd-fm native/build/Release/cxl_mhd.node; do
   [ -e "$f" ] || { echo "install: $f is missing; run 'make build' first" >&2; exit 1; }
 done
 
@@ -43,8 +43,9 @@ stage=$(mktemp -d "$DESTDIR$LIBDIR/.cxl-mhd.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 echo "install: assembling $DESTDIR$pkg"
 cp package.json package-lock.json "$stage/"
-mkdir -p "$stage/dist" "$stage/native/build/Release"
+mkdir -p "$stage/dist/guest" "$stage/native/build/Release"
 cp -r dist/src "$stage/dist/"
+cp dist/guest/cxl-mhd-fm "$stage/dist/guest/"
 cp native/build/Release/cxl_mhd.node "$stage/native/build/Release/"
 # The locked production dependencies only; the addon is already built. The
 # npm_config_* of an outer npm run (global, prefix) must not leak in.

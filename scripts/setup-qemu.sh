@@ -177,60 +177,9 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   fi
 fi
 
-# The mirror comes from this machine's apt configuration: it is the one known
-# to be reachable here, and a mirror host name must never be baked into the repo.
-host_codename() {
-  # shellcheck disable=SC1091
-  (. /etc/os-release 2>/dev/null && printf '%s\n' "${VERSION_CODENAME:-}")
-}
-
-mirror_from_deb822() {
-  local codename=$1 f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f "$f" ]] || continue
-    # Stanzas are blank-line separated; keys are case-insensitive.
-    awk -v want="$codename" '
-      function flush() {
-        if (enabled && types ~ /(^|[ \t])deb([ \t]|$)/ && uris != "") {
-          n = split(suites, s, /[ \t]+/)
-          for (i = 1; i <= n; i++) if (s[i] == want) { split(uris, u, /[ \t]+/); print u[1]; exit }
-        }
-        types = ""; suites = ""; uris = ""; enabled = 1
-      }
-      BEGIN { enabled = 1 }
-      /^[ \t]*$/ { flush(); next }
-      /^[ \t]*#/ { next }
-      {
-        line = $0; key = tolower(line); sub(/:.*/, "", key); sub(/^[^:]*:[ \t]*/, "", line)
-        if (key == "types") types = line
-        else if (key == "suites") suites = line
-        else if (key == "uris") uris = line
-        else if (key == "enabled" && tolower(line) == "no") enabled = 0
-      }
-      END { flush() }
-    ' "$f"
-  done | head -n1
-}
-
-mirror_from_list() {
-  local codename=$1
-  # "deb [opts] URI suite components..."
-  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-    sed -e 's/#.*//' -e 's/\[[^]]*\]//' |
-    awk -v want="$codename" '$1 == "deb" && $3 == want { print $2; exit }'
-}
-
-mirror="${CXL_MHD_MIRROR:-}"
-if [[ -z "$mirror" ]]; then
-  codename=$(host_codename)
-  for suite in ${codename:+"$codename"} bookworm trixie; do
-    mirror=$(mirror_from_deb822 "$suite")
-    [[ -n "$mirror" ]] || mirror=$(mirror_from_list "$suite")
-    [[ -n "$mirror" ]] && break
-  done
-fi
-[[ -n "$mirror" ]] || die "no Debian mirror found in /etc/apt/sources.list{,.d/*.sources,.d/*.list}; set CXL_MHD_MIRROR=<url>"
-mirror=${mirror%/}
+# shellcheck source=scripts/debian-mirror.sh
+. "$(dirname "$0")/debian-mirror.sh"
+mirror=$(debian_mirror) || die "no Debian mirror found in /etc/apt/sources.list{,.d/*.sources,.d/*.list}; set CXL_MHD_MIRROR=<url>"
 log "mirror: $mirror (from apt configuration${CXL_MHD_MIRROR:+ / CXL_MHD_MIRROR})"
 
 # Older debootstrap releases have no script for a newer suite; sid's works.

@@ -3,29 +3,30 @@
 // prints results for people or as JSON. Extents are given as pool offsets;
 // the client reads the head's region base (5601h) and adds it, which is
 // correct for every delivery kind (docs/capacity.md, docs/design.md §3).
-import { existsSync } from 'node:fs';
+// Nothing here touches Node's own modules: the port is reached through an
+// FmIo, Node's (fm-node.ts) or QuickJS's in the guest client (fm-guest.ts),
+// which runs these same commands.
 import { type Command, Option } from 'commander';
 import { UsageError } from '../errors/index.js';
-import {
-  FmClient,
-  FmError,
-  findFmldPort,
-  openPort,
-  PayloadError,
-  parseUuid,
-  RemovalPolicy,
-  SelectionPolicy,
-  ZERO_TAG,
-} from '../fmapi/index.js';
+import { type FmChannel, FmClient, FmError, PayloadError, parseUuid, RemovalPolicy, SelectionPolicy, ZERO_TAG } from '../fmapi/index.js';
 import { formatSize, parseSize } from '../pool/lite.js';
 import { FMLD_PORT_NAME } from '../qemu/lite.js';
 
-function resolvePort(port: string | undefined): string {
+/** How the fm commands reach the FM-LD channel. */
+export interface FmIo {
+  /** This guest's FM-LD port (the virtio port named cxl-mhd.fmld), or null. */
+  findPort(): string | null;
+  exists(path: string): boolean;
+  /** A Unix socket, character device or FIFO as one channel; rejects with the system's reason. */
+  open(path: string): Promise<FmChannel>;
+}
+
+function resolvePort(io: FmIo, port: string | undefined): string {
   if (port) {
-    if (!existsSync(port)) throw new UsageError(`FM-LD port ${port} does not exist`);
+    if (!io.exists(port)) throw new UsageError(`FM-LD port ${port} does not exist`);
     return port;
   }
-  const found = findFmldPort();
+  const found = io.findPort();
   if (!found) {
     throw new UsageError(
       `this head does not own the FM-LD: there is no virtio port named ${FMLD_PORT_NAME} (only the first-started head of the pool has one); pass --port PATH to use another channel`,
@@ -61,6 +62,7 @@ export function parseTag(text: string | undefined): string {
 const jsonify = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x));
 
 export interface FmOpts {
+  io: FmIo;
   port?: string;
   json?: boolean;
   timeout: string;
@@ -69,11 +71,11 @@ export interface FmOpts {
 export async function withClient<T>(o: FmOpts, fn: (c: FmClient) => Promise<T>): Promise<T> {
   const timeoutMs = parseUint(o.timeout, '--timeout');
   if (timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) throw new UsageError(`--timeout ${o.timeout} must be from 1 to ${2 ** 31 - 1} ms`);
-  const path = resolvePort(o.port);
+  const path = resolvePort(o.io, o.port);
   // One descriptor for the whole request/response: bytes sent while the port is closed can be lost.
-  let stream: Awaited<ReturnType<typeof openPort>>;
+  let stream: FmChannel;
   try {
-    stream = await openPort(path);
+    stream = await o.io.open(path);
   } catch (e) {
     throw new UsageError(`cannot open FM-LD port ${path}: ${(e as Error).message}`);
   }
@@ -94,14 +96,18 @@ export function out(o: FmOpts, value: unknown, human: () => string): void {
 }
 
 /** `cxl-mhd fm` and its commands; `more` adds further ones (fm-tags.ts) before the extent commands. */
-export function addFmCommands(program: Command, more: (fm: Command, opts: (cmd: Command) => FmOpts) => void = () => undefined): void {
+export function addFmCommands(
+  program: Command,
+  io: FmIo,
+  more: (fm: Command, opts: (cmd: Command) => FmOpts) => void = () => undefined,
+): void {
   const fm = program
     .command('fm')
     .description('FM-API client: talk to the pool over the FM-LD port (in the owner guest: the cxl-mhd.fmld virtio port)')
     .option('--port <path>', 'FM-LD channel: a char device or Unix socket (default: the virtio port named cxl-mhd.fmld)')
     .option('--json', 'print JSON')
     .option('--timeout <ms>', 'per-request timeout', '30000');
-  const opts = (cmd: Command): FmOpts => cmd.optsWithGlobals() as FmOpts;
+  const opts = (cmd: Command): FmOpts => ({ ...(cmd.optsWithGlobals() as Omit<FmOpts, 'io'>), io });
 
   fm.command('identify')
     .description('0001h Identify')

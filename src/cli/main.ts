@@ -7,8 +7,8 @@
 // others start fast.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
-import { isCodedError } from '../errors/index.js';
+import type { Command } from 'commander';
+import { newProgram, runProgram } from './program.js';
 
 type Adder = (program: Command) => void;
 
@@ -22,8 +22,12 @@ const COMMANDS: [names: string[], load: () => Promise<Adder>][] = [
   [
     ['fm'],
     async () => {
-      const [{ addFmCommands }, { addTagCommands }] = await Promise.all([import('./fm.js'), import('./fm-tags.js')]);
-      return (program) => addFmCommands(program, addTagCommands);
+      const [{ addFmCommands }, { addTagCommands }, { nodeFmIo }] = await Promise.all([
+        import('./fm.js'),
+        import('./fm-tags.js'),
+        import('./fm-node.js'),
+      ]);
+      return (program) => addFmCommands(program, nodeFmIo, addTagCommands);
     },
   ],
   [['lease'], async () => (await import('./lease.js')).addLeaseCommands],
@@ -40,51 +44,14 @@ const COMMANDS: [names: string[], load: () => Promise<Adder>][] = [
  * only when it may run, which is most of a short command's start-up.
  */
 export async function buildProgram(argv?: string[]): Promise<Command> {
-  const program = new Command('cxl-mhd')
-    .description('CXL multi-headed memory device backend for stock QEMU')
-    .showHelpAfterError()
-    .exitOverride();
+  const program = newProgram();
   const named = COMMANDS.filter(([names]) => argv?.[0] !== undefined && names.includes(argv[0]));
   for (const [, load] of named.length > 0 ? named : COMMANDS) (await load())(program);
   return program;
 }
 
-/**
- * One line for the person at the terminal. Errors of the system (errno
- * codes: a path that is a file, a socket nobody listens on, a permission)
- * are the user's to fix and say so; anything else is our bug, said plainly,
- * with the stack behind CXL_MHD_DEBUG=1.
- */
-async function describeError(e: unknown): Promise<string> {
-  const { describeFmError } = await import('./fm.js');
-  const fm = describeFmError(e);
-  if (fm !== null) return fm;
-  // Usage, pool, socket, QMP and FM-channel errors: their messages are written for this line.
-  if (isCodedError(e)) return e.message;
-  if (e instanceof Error) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return e.message;
-    // A plain Error is one we raised with a message for the user (e.g. no QEMU found); subclasses we did not expect are bugs.
-    if (Object.getPrototypeOf(e) === Error.prototype) return e.message;
-    return `internal error: ${e.message} (set CXL_MHD_DEBUG=1 for details)`;
-  }
-  return String(e);
-}
-
 export async function main(argv: string[]): Promise<number> {
-  const program = await buildProgram(argv);
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // Commander already printed its message (help, version or usage error).
-      return e.exitCode === 0 ? 0 : 2;
-    }
-    console.error(`cxl-mhd: ${await describeError(e)}`);
-    if (process.env.CXL_MHD_DEBUG && e instanceof Error && e.stack) console.error(e.stack);
-    return 1;
-  }
+  return runProgram(await buildProgram(argv), argv);
 }
 
 const invokedDirectly = (() => {

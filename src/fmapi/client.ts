@@ -42,6 +42,12 @@ export class FmClientError extends Error implements CodedError {
   }
 }
 
+/**
+ * What the client needs of its byte stream: a Duplex in Node, and what the
+ * guest FM client (src/cli/fm-guest.ts, on QuickJS) builds over a file descriptor.
+ */
+export type FmChannel = Pick<Duplex, 'on' | 'off' | 'write' | 'destroy'>;
+
 export interface ClientOptions {
   /** Per request; 0 waits forever. */
   timeoutMs?: number;
@@ -108,7 +114,7 @@ export class FmClient {
   private readonly timeoutMs: number;
 
   constructor(
-    readonly stream: Duplex,
+    readonly stream: FmChannel,
     private readonly opts: ClientOptions = {},
   ) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -262,7 +268,7 @@ export class FmClient {
     return undefined;
   }
 
-  private readonly onData = (chunk: Buffer) => {
+  private readonly onData = (chunk: Uint8Array) => {
     for (const item of this.framer.push(chunk)) {
       if (item instanceof FrameError) {
         // A request or an impossible length from the server: nothing after it can be trusted.

@@ -6,6 +6,7 @@ export {
   type ClientOptions,
   DEFAULT_TIMEOUT_MS,
   type ExtentInput,
+  type FmChannel,
   FmClient,
   FmClientError,
   type RawResponse,

@@ -153,7 +153,7 @@ export function uuid(at: number): Scalar<string> {
     (v, o) => formatUuid(new Uint8Array(v.buffer, v.byteOffset + o, 16)),
     (v, o, x, name) => {
       if (typeof x !== 'string' || !UUID.test(x)) throw badField(name, `${String(x)} is not a UUID (8-4-4-4-12 hex digits)`);
-      new Uint8Array(v.buffer, v.byteOffset + o, 16).set(Buffer.from(x.replaceAll('-', ''), 'hex'));
+      new Uint8Array(v.buffer, v.byteOffset + o, 16).set(uuidBytes(x));
     },
   );
 }
@@ -455,13 +455,20 @@ export function maxRecords(layout: Struct, maxPayload: number): number {
   return Math.max(0, Math.floor((maxPayload - layout.size - layout.tailSize) / l.size));
 }
 
+// Hex by hand rather than Buffer: the guest FM client runs this module on QuickJS, which has no Buffer.
 export function formatUuid(b: Uint8Array): string {
-  const h = Buffer.from(b.buffer, b.byteOffset, 16).toString('hex');
+  const h = Array.from(b.subarray(0, 16), (x) => x.toString(16).padStart(2, '0')).join('');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 /** Bytes in written order (RFC 4122), the way QEMU's qemu_uuid_parse lays out a DC tag. */
 export function parseUuid(s: string): Uint8Array {
   if (!UUID.test(s)) throw badField('uuid', `${s} is not a UUID (8-4-4-4-12 hex digits)`);
-  return new Uint8Array(Buffer.from(s.replaceAll('-', ''), 'hex'));
+  return uuidBytes(s);
+}
+
+/** The 16 bytes of a UUID already checked against UUID. */
+function uuidBytes(s: string): Uint8Array {
+  const h = s.replaceAll('-', '');
+  return Uint8Array.from({ length: 16 }, (_, i) => Number.parseInt(h.slice(2 * i, 2 * i + 2), 16));
 }

@@ -241,7 +241,7 @@ function build(c: Checker, raw: Raw, base: string, env: NodeJS.ProcessEnv): Scen
     c.add(['pool', 'block'], 'expected a block size that is a power of two from 2M to 256M');
 
   const guestOf = (g: Raw | undefined, path: (string | number)[], inherit?: GuestSpec): GuestSpec => {
-    const spec: GuestSpec = inherit ? { ...inherit } : { append: '', memory: '768M', fmCommand: 'cxl-mhd fm' };
+    const spec: GuestSpec = inherit ? { ...inherit } : { append: '', memory: '768M', fmCommand: 'cxl-mhd-fm' };
     if (!g) return spec;
     const file = (key: 'kernel' | 'modules' | 'disk' | 'initrd', dir: boolean): string | undefined => {
       const v = g[key];

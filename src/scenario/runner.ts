@@ -121,7 +121,7 @@ export async function runScenario(scn: Scenario, opts: RunOptions = {}): Promise
     pool,
     vms,
     owner,
-    fmCommand: (head) => scn.heads.find((h) => h.id === head)?.guest.fmCommand ?? 'cxl-mhd fm',
+    fmCommand: (head) => scn.heads.find((h) => h.id === head)?.guest.fmCommand ?? 'cxl-mhd-fm',
     hostEnv: {
       ...process.env,
       PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,

@@ -2,57 +2,12 @@
 // the built CLI against a real CapacityManager (real shm pool, stub
 // delivery) served on a Unix socket, human and --json output, and the
 // device's refusals as one-line errors.
-import { execFile } from 'node:child_process';
-import { createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
-import { FmApiServer, SelectionPolicy } from '../../src/fmapi/index.js';
-import { serveChannel } from '../../src/fmapi/server.js';
-import { add, MiB, manager, pool, StubDelivery } from '../helpers/capacity.js';
-import { tempDir } from '../helpers/pool.js';
+import { describe, expect, it } from 'vitest';
+import { SelectionPolicy } from '../../src/fmapi/index.js';
+import { add, MiB } from '../helpers/capacity.js';
+import { fmRig as rig } from '../helpers/fm-rig.js';
 
 const TAG = '6f1d0e4a-2b6c-4d1e-9a0b-3c5d7e9f1a2b';
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-});
-
-class Fine extends StubDelivery {
-  override readonly unit = 2 * MiB;
-}
-
-async function rig() {
-  const p = pool(3);
-  const m = manager(p, { 0: new Fine(), 1: new Fine(), 2: new Fine() });
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    serveChannel(s, new FmApiServer(m), {});
-  });
-  const path = join(tempDir(), 'fm.sock');
-  await new Promise<void>((r) => server.listen(path, () => r()));
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  // Asynchronously: the server answering lives in this process.
-  const fm = async (...args: string[]) => {
-    try {
-      const r = await promisify(execFile)(process.execPath, ['dist/src/cli/main.js', 'fm', '--port', path, ...args]);
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (e) {
-      const x = e as { code: number; stdout: string; stderr: string };
-      return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-    }
-  };
-  return { p, m, fm };
-}
 
 describe('cxl-mhd fm: the r3.2 DCD commands', () => {
   it('set-region-config sets, region-config shows it; Unsupported while extents are held', async () => {

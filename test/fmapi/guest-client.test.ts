@@ -1,5 +1,6 @@
-// The guest-side FM client (`cxl-mhd fm`, what guest/cxl-mhd runs inside a
-// head's VM) needs no native addon: the built CLI is copied where no addon
+// The Node FM client as a guest runs it (`CXLMHD_FM_NODE=1 cxl-mhd fm`,
+// through guest/cxl-mhd; without it the guest runs the static cxl-mhd-fm,
+// test/cli/fm-guest.test.ts) needs no native addon: the built CLI is copied where no addon
 // can be found and asked for Identify over a real FM-API socket.
 import { execFile } from 'node:child_process';
 import { cpSync, symlinkSync } from 'node:fs';
