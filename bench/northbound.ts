@@ -10,6 +10,7 @@
 // (autocannon) next to a fastify route that returns a constant (goal ≥ 0.5×
 // its throughput).
 import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, get, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -147,7 +148,9 @@ export async function benchNorthbound(report: Report): Promise<void> {
     for (let i = 0; i < N; i++) {
       const a = GiB + i * 4 * MiB;
       let t0 = performance.now();
-      await client.add({ host: 1, extents: [{ startDpa: a, len: 2 * MiB }] });
+      // The same 5604h the Redfish path sends: prescriptive, one extent, under a fresh tag.
+      const tag = randomUUID();
+      await client.add({ host: 1, extents: [{ startDpa: a, len: 2 * MiB, tag }], tag });
       const ok = performance.now();
       direct.push(ok - t0);
       for (let j = 0; j < 200 && !(seen.has(a) && pushed.has(a)); j++) await new Promise((r) => setTimeout(r, 1));

@@ -53,6 +53,9 @@ function parseSecret(text: string, where: string): Secret {
   return { kind: 'scrypt', N, r, p, salt: Buffer.from(m[4] as string, 'base64'), hash };
 }
 
+/** Distinct Basic headers remembered; beyond, the memory starts over (only verified ones enter it). */
+const MAX_BASIC_SEEN = 256;
+
 export const ROLES = ['Administrator', 'Operator', 'ReadOnly'] as const;
 const ROLE_SUFFIX = /:(Administrator|Operator|ReadOnly)(:PasswordChangeRequired)?$/;
 const CHANGE_REQUIRED = ':PasswordChangeRequired';
@@ -151,6 +154,8 @@ export interface AuthOptions {
 export class Auth {
   /** Hashes already verified: a scrypt check per Basic request would cost more than the request. */
   private readonly verified = new Map<string, string>();
+  /** Authorization headers already verified, to the user and the verification they stand for (valid while `verified` holds it). */
+  private readonly basicSeen = new Map<string, { user: string; key: string }>();
   /** Checks under way, by credentials: concurrent requests with the same ones share one. */
   private readonly checking = new Map<string, Promise<boolean>>();
   private readonly sessions = new Map<string, SessionInfo>();
@@ -348,11 +353,20 @@ export class Auth {
     if (typeof token === 'string' && token !== '') return this.byToken(token)?.user ?? null;
     const auth = headers.authorization;
     if (typeof auth === 'string' && /^basic /i.test(auth)) {
+      // The same header again (a client sends it on every request): no decoding, no hashing while what it proved still holds.
+      const known = this.basicSeen.get(auth);
+      if (known && this.verified.get(known.user) === known.key && this.users.has(known.user)) return known.user;
       const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon <= 0) return null;
       const user = decoded.slice(0, colon);
-      return (await this.check(user, decoded.slice(colon + 1))) ? user : null;
+      if (!(await this.check(user, decoded.slice(colon + 1)))) return null;
+      const key = this.verified.get(user);
+      if (key !== undefined) {
+        if (this.basicSeen.size >= MAX_BASIC_SEEN) this.basicSeen.clear();
+        this.basicSeen.set(auth, { user, key });
+      }
+      return user;
     }
     return null;
   }

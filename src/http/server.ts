@@ -173,7 +173,11 @@ export class Northbound {
       }
     };
     this.unsubscribe = opts.deps.subscribe((e) => {
-      if (queue.push(e) === 1) setImmediate(flush);
+      // Before anything reads the pool again: the model it is read from has changed.
+      this.ctx.invalidate();
+      // One loop turn later than the FM-API answer: the answer (and the HTTP response it completes) goes out and its
+      // reader runs first; translating the batch and fanning it out follows in the next check phase.
+      if (queue.push(e) === 1) setImmediate(() => setImmediate(flush));
     });
   }
 

@@ -4,7 +4,8 @@
 // kept in the users file), the SSE stream refusing a request that does not
 // accept text/event-stream, the query parameters (`only`; 501 for any other
 // `$` parameter; unknown others ignored) and ProtocolFeaturesSupported,
-// and the OpenAPI document.
+// and the OpenAPI document; and that what the request path now remembers
+// (a verified Basic header, the pool model) goes stale as soon as it must.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -170,5 +171,38 @@ describe('protocol rules', () => {
     const plain = Object.keys(doc.paths).filter((p) => !p.includes('{') && doc.paths[p].get && !p.endsWith('/SSE'));
     expect(plain.length).toBeGreaterThan(15);
     for (const path of plain) expect((await nb.app.inject({ url: path, headers: auth })).statusCode, path).toBe(200);
+  });
+
+  it('what the request path remembers goes stale at once: a changed password ends the remembered Basic header, a pool change the cached model', async () => {
+    const { nb, attached, emit } = await fakeNorthbound();
+    const old = basic('viewer', 'p@ss:word');
+    expect((await nb.app.inject({ url: '/redfish/v1/Chassis', headers: old })).statusCode).toBe(200);
+    expect((await nb.app.inject({ url: '/redfish/v1/Chassis', headers: old })).statusCode).toBe(200);
+    const changed = await nb.app.inject({
+      method: 'PATCH',
+      url: `${ACCOUNTS}/viewer`,
+      headers: auth,
+      payload: { Password: 'a new password' },
+    });
+    expect(changed.statusCode).toBe(200);
+    expect((await nb.app.inject({ url: '/redfish/v1/Chassis', headers: old })).statusCode).toBe(401);
+    expect((await nb.app.inject({ url: '/redfish/v1/Chassis', headers: basic('viewer', 'a new password') })).statusCode).toBe(200);
+    // The model: read, change the pool (with its event, as the backend does), read again at once.
+    const ep = () => nb.app.inject({ url: '/redfish/v1/Fabrics/CXL/Endpoints/head2', headers: auth }).then((r) => r.json());
+    expect((await ep()).Status.State).toBe('Enabled');
+    attached.delete(2);
+    emit({ kind: 'head-detached', head: 2, pid: 1002, reason: 'test' });
+    expect((await ep()).Status.State).toBe('Absent');
+    // A store change (a chunk defined) shows on the next read too, with no event.
+    const before = (await nb.app.inject({ url: '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks', headers: auth })).json();
+    const made = await nb.app.inject({
+      method: 'POST',
+      url: '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks',
+      headers: auth,
+      payload: { MemoryChunkSizeMiB: 2, AddressRangeOffsetMiB: 2048 },
+    });
+    expect(made.statusCode).toBe(201);
+    const after = (await nb.app.inject({ url: '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks', headers: auth })).json();
+    expect(after['Members@odata.count']).toBe(before['Members@odata.count'] + 1);
   });
 });
