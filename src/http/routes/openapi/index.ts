@@ -63,7 +63,10 @@ export const openapiRoutes: FastifyPluginAsync = async (app) => {
     GET: {
       privilege: 'None',
       // Built on first use: by then every route is registered.
-      handler: async (_req, reply) => reply.type('application/yaml').send((text ??= document(app.redfishRoutes))),
+      handler: async (_req, reply) => {
+        if (text === null) text = document(app.redfishRoutes);
+        return reply.type('application/yaml').send(text);
+      },
     },
   });
 };
