@@ -277,7 +277,9 @@ export class Auth {
       const got = await this.scrypt.hash(given, params);
       if (!got) return failSlowly();
       // The users may have been reloaded meanwhile: judge against what holds now.
-      if (this.users.get(user) !== secret) return false;
+      // (A reload of an unchanged file makes new Secret objects: compare what they hold, not which object it is.)
+      const current = this.users.get(user);
+      if (secret ? !current || !sameSecret(current, secret) : current !== undefined) return false;
       if (secret?.kind === 'scrypt' && !timingSafeEqual(got, secret.hash)) return false;
     }
     if (!secret) return false;
