@@ -24,7 +24,10 @@ export function redirectPlainHttp(tls: HttpsServer, origin: () => string, header
   const handshake = tls.listeners('connection') as ((s: Socket) => void)[];
   tls.removeAllListeners('connection');
   tls.on('connection', (sock: Socket) => {
+    // A client that connects and sends nothing is cut off like a slow request head (the TLS handshake timer starts only later).
+    sock.setTimeout(headersTimeoutMs, () => sock.destroy());
     sock.once('readable', () => {
+      sock.setTimeout(0);
       const first = sock.read(1) as Buffer | null;
       if (first === null) {
         sock.destroy();

@@ -5,12 +5,14 @@
 // accept text/event-stream, the query parameters (`only`; 501 for any other
 // `$` parameter; unknown others ignored) and ProtocolFeaturesSupported,
 // and the OpenAPI document; and that what the request path now remembers
-// (a verified Basic header, the pool model) goes stale as soon as it must.
+// (a verified Basic header, the pool model) goes stale as soon as it must;
+// the TLS port: a silent client cut off, plain HTTP only redirected.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { BASIC, fakeNorthbound } from '../helpers/northbound.js';
+import { BASIC, fakeNorthbound, makeCert } from '../helpers/northbound.js';
 import { tempDir } from '../helpers/pool.js';
 
 const auth = { authorization: BASIC };
@@ -204,5 +206,31 @@ describe('protocol rules', () => {
     expect(made.statusCode).toBe(201);
     const after = (await nb.app.inject({ url: '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks', headers: auth })).json();
     expect(after['Members@odata.count']).toBe(before['Members@odata.count'] + 1);
+  });
+
+  it('the TLS port cuts off a client that connects and sends nothing, and still serves plain HTTP only a 308', async () => {
+    const dir = tempDir('cxl-mhd-tls-idle-');
+    const { cert, key } = makeCert(dir);
+    const { nb } = await fakeNorthbound({ tls: { cert, key }, limits: { headersTimeoutMs: 300 } });
+    const url = await nb.listen('127.0.0.1', 0);
+    const port = Number(new URL(url).port);
+    const silent = connect(port, '127.0.0.1');
+    let got = '';
+    silent.on('data', (d) => {
+      got += d;
+    });
+    await new Promise<void>((resolve) => silent.on('close', () => resolve()));
+    expect(got).toBe('');
+    const plain = await new Promise<string>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => s.write('GET /redfish/v1/Chassis HTTP/1.1\r\nHost: evil.example\r\n\r\n'));
+      let b = '';
+      s.on('data', (d) => {
+        b += d;
+      });
+      s.on('close', () => resolve(b));
+    });
+    // The Location names the service's own address, never the Host header's.
+    expect(plain).toMatch(new RegExp(`^HTTP/1\\.1 308 [^]*\\r\\nlocation: ${url}/redfish/v1/Chassis\\r\\n`, 'i'));
+    expect(plain).not.toContain('evil.example');
   });
 });
