@@ -10,6 +10,7 @@
 // (autocannon) next to a fastify route that returns a constant (goal ≥ 0.5×
 // its throughput).
 import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, get, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -147,7 +148,9 @@ export async function benchNorthbound(report: Report): Promise<void> {
     for (let i = 0; i < N; i++) {
       const a = GiB + i * 4 * MiB;
       let t0 = performance.now();
-      await client.add({ host: 1, extents: [{ startDpa: a, len: 2 * MiB }] });
+      // The same 5604h the Redfish path sends: prescriptive, one extent, under a fresh tag.
+      const tag = randomUUID();
+      await client.add({ host: 1, extents: [{ startDpa: a, len: 2 * MiB, tag }], tag });
       const ok = performance.now();
       direct.push(ok - t0);
       for (let j = 0; j < 200 && !(seen.has(a) && pushed.has(a)); j++) await new Promise((r) => setTimeout(r, 1));
@@ -259,19 +262,27 @@ async function benchGetThroughput(report: Report, url: string, auth: string): Pr
   const bare = Fastify({ logger: false });
   bare.get('/const', async () => ({ ok: true }));
   const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 });
-  const run = (target: string, headers: Record<string, string>) => autocannon({ url: target, connections: 100, duration: 5, headers });
+  const run = (target: string, headers: Record<string, string>) => autocannon({ url: target, connections: 100, duration: 2.5, headers });
   try {
-    const base = await run(`${bareUrl}/const`, {});
-    const rf = await run(`${url}/redfish/v1/Chassis`, { authorization: auth });
-    if (rf.non2xx > 0 || rf.errors > 0) throw new Error(`Redfish GET under load: ${rf.non2xx} non-2xx, ${rf.errors} errors`);
+    // ABBA (constant, Redfish, Redfish, constant; 2.5 s each): a load that drifts during the 10 s weighs on both alike.
+    const b1 = await run(`${bareUrl}/const`, {});
+    const r1 = await run(`${url}/redfish/v1/Chassis`, { authorization: auth });
+    const r2 = await run(`${url}/redfish/v1/Chassis`, { authorization: auth });
+    const b2 = await run(`${bareUrl}/const`, {});
+    for (const rf of [r1, r2]) {
+      if (rf.non2xx > 0 || rf.errors > 0) throw new Error(`Redfish GET under load: ${rf.non2xx} non-2xx, ${rf.errors} errors`);
+    }
+    const rate = (a: autocannon.Result, b: autocannon.Result) => (a.requests.total + b.requests.total) / (a.duration + b.duration);
     report(
       'Redfish GET /redfish/v1/Chassis req/s, 100 keep-alive clients (goal ≥ 0.5×)',
-      rf.requests.average,
+      rate(r1, r2),
       'req/s',
       'fastify route returning a constant',
-      base.requests.average,
+      rate(b1, b2),
       true,
     );
+    const base = { latency: { p99: Math.max(b1.latency.p99, b2.latency.p99) } };
+    const rf = { latency: { p99: Math.max(r1.latency.p99, r2.latency.p99) } };
     report('Redfish GET p99 latency, 100 clients', rf.latency.p99, 'ms', 'fastify constant route p99', base.latency.p99, false);
   } finally {
     await bare.close();

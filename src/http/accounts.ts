@@ -17,15 +17,17 @@ export class Accounts {
     private readonly file: string | null,
   ) {}
 
-  /** Sets a user's password and/or role; a new user needs both. */
-  async set(user: string, change: { password?: string; role?: Role }): Promise<void> {
+  /** Sets a user's password, role and/or PasswordChangeRequired; a new user needs a password and a role. */
+  async set(user: string, change: { password?: string; role?: Role; changeRequired?: boolean }): Promise<void> {
     const secret = change.password === undefined ? null : await hashPasswordAsync(change.password);
     await this.serialize(async () => {
       const role = change.role ?? this.auth.role(user);
-      const line = secret === null ? null : userLine(user, secret, role);
-      await this.rewrite(user, (old) => line ?? roleLine(old, user, role));
+      const must = change.changeRequired ?? this.auth.passwordChangeRequired(user);
+      const line = secret === null ? null : userLine(user, secret, role, must);
+      await this.rewrite(user, (old) => line ?? roleLine(old, user, role, must));
       if (secret !== null) this.auth.setUser(user, secret, role);
       else this.auth.setRole(user, role);
+      this.auth.setPasswordChangeRequired(user, must);
     });
   }
 
@@ -58,9 +60,9 @@ export class Accounts {
   }
 }
 
-/** The same secret under another role. */
-function roleLine(old: string | null, user: string, role: Role): string | null {
+/** The same secret under another role (and PasswordChangeRequired). */
+function roleLine(old: string | null, user: string, role: Role, changeRequired: boolean): string | null {
   if (old === null) return null;
-  const secret = old.slice(user.length + 1).replace(/:(Administrator|Operator|ReadOnly)$/, '');
-  return userLine(user, secret, role);
+  const secret = old.slice(user.length + 1).replace(/:(Administrator|Operator|ReadOnly)(:PasswordChangeRequired)?$/, '');
+  return userLine(user, secret, role, changeRequired);
 }

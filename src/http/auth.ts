@@ -53,12 +53,21 @@ function parseSecret(text: string, where: string): Secret {
   return { kind: 'scrypt', N, r, p, salt: Buffer.from(m[4] as string, 'base64'), hash };
 }
 
-export const ROLES = ['Administrator', 'Operator', 'ReadOnly'] as const;
-const ROLE_SUFFIX = /:(Administrator|Operator|ReadOnly)$/;
+/** Distinct Basic headers remembered; beyond, the memory starts over (only verified ones enter it). */
+const MAX_BASIC_SEEN = 256;
 
-/** `user:secret[:Role]`: the line a user has in the users file (no role: Administrator, as in files from before roles). */
-export function userLine(user: string, secret: string, role: Role): string {
-  return `${user}:${secret}:${role}`;
+export const ROLES = ['Administrator', 'Operator', 'ReadOnly'] as const;
+const ROLE_SUFFIX = /:(Administrator|Operator|ReadOnly)(:PasswordChangeRequired)?$/;
+const CHANGE_REQUIRED = ':PasswordChangeRequired';
+
+/**
+ * `user:secret[:Role[:PasswordChangeRequired]]`: the line a user has in the
+ * users file (no role: Administrator, as in files from before roles); the
+ * marker keeps an account that must change its password (DSP0266) so
+ * across restarts.
+ */
+export function userLine(user: string, secret: string, role: Role, changeRequired = false): string {
+  return `${user}:${secret}:${role}${changeRequired ? CHANGE_REQUIRED : ''}`;
 }
 
 /** Reads FILE: `user:password[:Role]` lines, `#` comments; refused unless it is 0600 (or stricter). */
@@ -67,7 +76,7 @@ export function loadUsers(path: string): Map<string, Secret> {
 }
 
 /** The users file's users and, for lines that name one, their role. */
-export function readUsersFile(path: string): { users: Map<string, Secret>; roles: Map<string, Role> } {
+export function readUsersFile(path: string): { users: Map<string, Secret>; roles: Map<string, Role>; changeRequired: Set<string> } {
   let mode: number;
   try {
     mode = statSync(path).mode;
@@ -83,6 +92,7 @@ export function readUsersFile(path: string): { users: Map<string, Secret>; roles
   }
   const users = new Map<string, Secret>();
   const roles = new Map<string, Role>();
+  const changeRequired = new Set<string>();
   const lines = readFileSync(path, 'utf8').split('\n');
   for (const [i, raw] of lines.entries()) {
     const line = raw.trim();
@@ -95,13 +105,14 @@ export function readUsersFile(path: string): { users: Map<string, Secret>; roles
     const role = ROLE_SUFFIX.exec(secret);
     if (role && role.index > 0) {
       roles.set(user, role[1] as Role);
+      if (role[2]) changeRequired.add(user);
       secret = secret.slice(0, role.index);
     }
     if (secret === '') throw new UsersFileError(`${where}: user ${user} has an empty password`);
     users.set(user, parseSecret(secret, where));
   }
   if (users.size === 0) throw new UsersFileError(`--http-users ${path} names no user`);
-  return { users, roles };
+  return { users, roles, changeRequired };
 }
 
 export interface SessionInfo {
@@ -123,6 +134,8 @@ export const ROLE_PRIVILEGES: Record<Role, readonly string[]> = {
 export interface AuthOptions {
   /** Users without an entry are Administrators. */
   roles?: Map<string, Role>;
+  /** Users whose password must be changed first. */
+  changeRequired?: Set<string>;
   sessionTimeoutMs?: number;
   maxSessions?: number;
   /** scrypt checks of not-yet-verified passwords per second; beyond it they fail without the work (guessing costs CPU). */
@@ -141,6 +154,8 @@ export interface AuthOptions {
 export class Auth {
   /** Hashes already verified: a scrypt check per Basic request would cost more than the request. */
   private readonly verified = new Map<string, string>();
+  /** Authorization headers already verified, to the user and the verification they stand for (valid while `verified` holds it). */
+  private readonly basicSeen = new Map<string, { user: string; key: string }>();
   /** Checks under way, by credentials: concurrent requests with the same ones share one. */
   private readonly checking = new Map<string, Promise<boolean>>();
   private readonly sessions = new Map<string, SessionInfo>();
@@ -155,6 +170,8 @@ export class Auth {
   private dummy: ScryptParams | null;
   private stopWatching: (() => void) | null = null;
   private readonly roles: Map<string, Role>;
+  /** Users who must change their password before anything else (DSP0266 PasswordChangeRequired). */
+  private readonly changeRequired: Set<string>;
 
   constructor(
     private users: Map<string, Secret>,
@@ -165,6 +182,7 @@ export class Auth {
     this.maxHashChecks = opts.maxHashChecksPerSecond ?? 20;
     this.dummy = this.dummyFor(users);
     this.roles = opts.roles ?? new Map();
+    this.changeRequired = new Set(opts.changeRequired);
     if (opts.usersFile) this.watch(opts.usersFile, opts.log ?? ((m) => process.stderr.write(`cxl-mhd: ${m}\n`)));
   }
 
@@ -193,10 +211,20 @@ export class Auth {
     this.roles.set(user, role);
   }
 
+  passwordChangeRequired(user: string): boolean {
+    return this.changeRequired.has(user);
+  }
+
+  setPasswordChangeRequired(user: string, required: boolean): void {
+    if (required) this.changeRequired.add(user);
+    else this.changeRequired.delete(user);
+  }
+
   /** Removes a user and ends its sessions. */
   removeUser(user: string): void {
     this.users.delete(user);
     this.roles.delete(user);
+    this.changeRequired.delete(user);
     this.verified.delete(user);
     for (const [t, s] of this.sessions) if (s.user === user) this.sessions.delete(t);
   }
@@ -249,7 +277,9 @@ export class Auth {
       const got = await this.scrypt.hash(given, params);
       if (!got) return failSlowly();
       // The users may have been reloaded meanwhile: judge against what holds now.
-      if (this.users.get(user) !== secret) return false;
+      // (A reload of an unchanged file makes new Secret objects: compare what they hold, not which object it is.)
+      const current = this.users.get(user);
+      if (secret ? !current || !sameSecret(current, secret) : current !== undefined) return false;
       if (secret?.kind === 'scrypt' && !timingSafeEqual(got, secret.hash)) return false;
     }
     if (!secret) return false;
@@ -259,11 +289,15 @@ export class Auth {
   }
 
   /** Replaces the users (and their roles, when given); ends what a removed user or a changed password held. Returns the users whose access ended. */
-  setUsers(users: Map<string, Secret>, roles?: Map<string, Role>): string[] {
+  setUsers(users: Map<string, Secret>, roles?: Map<string, Role>, changeRequired?: Set<string>): string[] {
     const old = this.users;
     if (roles) {
       this.roles.clear();
       for (const [u, r] of roles) this.roles.set(u, r);
+    }
+    if (changeRequired) {
+      this.changeRequired.clear();
+      for (const u of changeRequired) this.changeRequired.add(u);
     }
     const ended = [...old.keys()].filter((u) => !users.has(u) || !sameSecret(old.get(u) as Secret, users.get(u) as Secret));
     this.users = users;
@@ -276,8 +310,8 @@ export class Auth {
   private watch(path: string, log: (message: string) => void): void {
     const reload = (why: string) => {
       try {
-        const { users, roles } = readUsersFile(path);
-        const ended = this.setUsers(users, roles);
+        const { users, roles, changeRequired } = readUsersFile(path);
+        const ended = this.setUsers(users, roles, changeRequired);
         log(`${why}: users re-read from ${path}${ended.length ? `; access ended for ${ended.join(', ')}` : ''}`);
       } catch (e) {
         log(`${why}: ${(e as Error).message}; keeping the users read before`);
@@ -321,11 +355,20 @@ export class Auth {
     if (typeof token === 'string' && token !== '') return this.byToken(token)?.user ?? null;
     const auth = headers.authorization;
     if (typeof auth === 'string' && /^basic /i.test(auth)) {
+      // The same header again (a client sends it on every request): no decoding, no hashing while what it proved still holds.
+      const known = this.basicSeen.get(auth);
+      if (known && this.verified.get(known.user) === known.key && this.users.has(known.user)) return known.user;
       const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon <= 0) return null;
       const user = decoded.slice(0, colon);
-      return (await this.check(user, decoded.slice(colon + 1))) ? user : null;
+      if (!(await this.check(user, decoded.slice(colon + 1)))) return null;
+      const key = this.verified.get(user);
+      if (key !== undefined) {
+        if (this.basicSeen.size >= MAX_BASIC_SEEN) this.basicSeen.clear();
+        this.basicSeen.set(auth, { user, key });
+      }
+      return user;
     }
     return null;
   }

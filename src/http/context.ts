@@ -10,6 +10,8 @@ import type { Notifier } from './notifier.js';
 import type { Store } from './store.js';
 import type { NorthboundDeps } from './types.js';
 
+const MODEL_MAX_AGE_MS = 100;
+
 export class Context {
   readonly pool: string;
   readonly serial: string;
@@ -29,6 +31,7 @@ export class Context {
   ) {
     this.pool = deps.pool;
     this.serial = deps.serial ?? deps.pool;
+    store.onChange = () => this.invalidate();
   }
 
   /** ServiceRoot's UUID: the same across restarts, so an aggregator knows the service again. */
@@ -36,9 +39,32 @@ export class Context {
     return this.events.subs.identity.service;
   }
 
+  /**
+   * The pool in Redfish terms. Built from the backend's snapshot at most
+   * once per change: every change to the pool comes with a backend event
+   * and every change of the store calls onChange, both of which drop it
+   * (`invalidate`); MODEL_MAX_AGE_MS bounds what a change without an event
+   * (a 5606h reference, a QEMU pid) could leave unseen. Under a GET load it
+   * is built a few times a second instead of once per request.
+   */
   model(): PoolModel {
-    const m = new PoolModel(this.deps.snapshot(), this.store);
-    for (const id of m.staleConnections(this.store)) if (!this.pending.has(id)) this.store.removeConnection(id);
-    return m;
+    const now = performance.now();
+    let m = this.cached;
+    if (!m || now - this.cachedAt > MODEL_MAX_AGE_MS) {
+      m = new PoolModel(this.deps.snapshot(), this.store);
+      this.cached = m;
+      this.cachedAt = now;
+    }
+    const stale = m.staleConnections(this.store).filter((id) => !this.pending.has(id));
+    for (const id of stale) this.store.removeConnection(id);
+    return stale.length > 0 ? this.model() : m;
   }
+
+  /** The pool or the store changed: the next model() is built afresh. */
+  invalidate(): void {
+    this.cached = null;
+  }
+
+  private cached: PoolModel | null = null;
+  private cachedAt = 0;
 }

@@ -49,14 +49,16 @@ export class FmLink {
     return base;
   }
 
-  /** 5604h for one head; `what` names the operation in any error. */
-  async add(p: Piece, pid: number | null, shared: boolean, tag: string): Promise<void> {
-    await this.run(`5604h add of ${p.len} bytes at pool offset ${p.offset} to head ${p.head}`, async (c) => {
-      const base = await this.base(c, p.head, pid);
+  /** One 5604h to one head: every piece an extent of it, all under `tag`. */
+  async add(head: number, pieces: { offset: number; len: number }[], pid: number | null, shared: boolean, tag: string): Promise<void> {
+    const bytes = pieces.reduce((s, p) => s + p.len, 0);
+    const at = pieces.map((p) => p.offset).join(', ');
+    await this.run(`5604h add of ${bytes} bytes at pool offset ${at} to head ${head}`, async (c) => {
+      const base = await this.base(c, head, pid);
       await c.add({
-        host: p.head,
+        host: head,
         selectionPolicy: shared ? SelectionPolicy.EnableSharedAccess : SelectionPolicy.Prescriptive,
-        extents: [{ startDpa: base + p.offset, len: p.len, tag }],
+        extents: pieces.map((p) => ({ startDpa: base + p.offset, len: p.len, tag })),
         tag,
       });
     });

@@ -116,7 +116,9 @@ export class PoolModel {
     for (const h of this.holdings) {
       if (h.kind !== 'grant') continue;
       const key = `${h.head}/${chunkId(h.offset, h.len)}`;
-      grants.set(key, [...(grants.get(key) ?? []), h]);
+      const list = grants.get(key);
+      if (list) list.push(h);
+      else grants.set(key, [h]);
     }
     for (const def of store.connections) {
       const live = def.heads.flatMap((head) => def.chunks.flatMap((c) => grants.get(`${head}/${c}`) ?? []));

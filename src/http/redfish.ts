@@ -34,6 +34,11 @@ export interface MessageInfo {
   Resolution: string;
 }
 
+/** `@Message.ExtendedInfo` carrying the messages of `errors`, for a successful answer that has something to say. */
+export function extendedInfo(...errors: RedfishError[]): { '@Message.ExtendedInfo': unknown[] } {
+  return { '@Message.ExtendedInfo': errors.map((e) => (e.body().error as Record<string, unknown[]>)['@Message.ExtendedInfo']?.[0]) };
+}
+
 /** An error the service answers with: status, a Base message id, and the sentence for people. */
 export class RedfishError extends Error {
   constructor(

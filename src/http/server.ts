@@ -5,7 +5,7 @@
 // `cxl-mhd events` read.
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -22,6 +22,7 @@ import { FABRIC, paths, ROOT, SSE_PATH } from './paths.js';
 import { authPlugin } from './plugins/auth.js';
 import { protocolPlugin } from './plugins/protocol.js';
 import { RedfishError } from './redfish.js';
+import { redirectPlainHttp } from './redirect.js';
 import { routes } from './routes/index.js';
 import { Store } from './store.js';
 import { translate, WindowTracker } from './translate.js';
@@ -92,7 +93,7 @@ export class Northbound {
     const L = this.limits;
     const tls = opts.tls ? readTls(opts.tls) : null;
     this.scheme = tls ? 'https' : 'http';
-    const { users, roles } =
+    const { users, roles, changeRequired } =
       typeof opts.users === 'string'
         ? readUsersFile(opts.users)
         : {
@@ -103,12 +104,14 @@ export class Northbound {
               ]),
             ),
             roles: new Map(Object.entries(opts.users).flatMap(([u, p]) => (typeof p === 'string' ? [] : [[u, p.role] as const]))),
+            changeRequired: new Set<string>(),
           };
     for (const [u, r] of opts.roles ?? []) roles.set(u, r);
     const auth = new Auth(users, {
       sessionTimeoutMs: L.sessionTimeoutMs,
       maxSessions: L.maxSessions,
       roles,
+      changeRequired,
       ...(typeof opts.users === 'string' ? { usersFile: opts.users } : {}),
     });
     const hub = new EventHub({ ringSize: L.ringSize, maxClients: L.maxSseClients });
@@ -144,6 +147,7 @@ export class Northbound {
         };
         const s = tls ? createTlsServer({ ...serverOpts, ...tls }, handler) : createServer(serverOpts, handler);
         s.maxConnections = L.maxConnections;
+        if (tls) redirectPlainHttp(s as HttpsServer, () => this.url ?? '', L.headersTimeoutMs);
         s.setTimeout(L.idleTimeoutMs, (sock) => sock.destroy());
         this.server = s;
         return s;
@@ -169,7 +173,11 @@ export class Northbound {
       }
     };
     this.unsubscribe = opts.deps.subscribe((e) => {
-      if (queue.push(e) === 1) setImmediate(flush);
+      // Before anything reads the pool again: the model it is read from has changed.
+      this.ctx.invalidate();
+      // One loop turn later than the FM-API answer: the answer (and the HTTP response it completes) goes out and its
+      // reader runs first; translating the batch and fanning it out follows in the next check phase.
+      if (queue.push(e) === 1) setImmediate(() => setImmediate(flush));
     });
   }
 

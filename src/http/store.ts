@@ -105,8 +105,12 @@ export class Store {
    * the pool and show up as `grant-…` connections).
    */
   private save(): void {
+    this.onChange();
     this.file.save(() => this.body);
   }
+
+  /** Called on every change (the context's cached model goes stale). */
+  onChange: () => void = () => {};
 
   /** Resolves once everything changed so far is on disk. */
   flush(): Promise<void> {

@@ -99,6 +99,8 @@ export async function fakeNorthbound(
   const bound = { value: true };
   const attached = new Set(Array.from({ length: heads }, (_, i) => i));
   let seq = 0;
+  /** `head/startDpa` of extents added with Enable Shared Access (5604h policy 3): the snapshot shows them shared. */
+  const sharedAdds = new Set<string>();
   const listeners = new Set<(e: StampedEvent) => void>();
   const emit = (e: BackendEvent) => {
     const stamped = { ...e, seq: ++seq, at: new Date().toISOString() } as StampedEvent;
@@ -119,7 +121,7 @@ export async function fakeNorthbound(
         offset: e.startDpa - REGION_BASE,
         len: e.len,
         tag: e.tag,
-        shared: true,
+        shared: sharedAdds.has(`${h}/${e.startDpa}`),
         state: 'active' as const,
         delivery: 'dcd',
         seq: seqOf(e.tag, e.startDpa),
@@ -168,6 +170,7 @@ export async function fakeNorthbound(
   fake.initiateAdd = async (req) => {
     await add(req);
     for (const x of req.extents) {
+      if (req.selectionPolicy === 3) sharedAdds.add(`${req.hostId}/${x.startDpa}`);
       emit({
         kind: 'capacity-added',
         head: req.hostId,

@@ -98,7 +98,10 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
   SessionService: t(['Id', 'Name'], ['ServiceEnabled', 'SessionTimeout', 'Sessions']),
   Session: t(['Id', 'Name'], ['UserName', 'CreatedTime', 'Password', 'SessionType']),
   AccountService: t(['Id', 'Name'], ['ServiceEnabled', 'LocalAccountAuth', 'MinPasswordLength', 'MaxPasswordLength', 'Accounts', 'Roles']),
-  ManagerAccount: t(['Id', 'Name', 'UserName', 'RoleId'], ['UserName', 'RoleId', 'Enabled', 'Locked', 'Password', 'AccountTypes']),
+  ManagerAccount: t(
+    ['Id', 'Name', 'UserName', 'RoleId'],
+    ['UserName', 'RoleId', 'Enabled', 'Locked', 'Password', 'PasswordChangeRequired', 'AccountTypes'],
+  ),
   Role: t(['Id', 'Name', 'RoleId'], ['RoleId', 'IsPredefined', 'AssignedPrivileges', 'OemPrivileges']),
   MessageRegistryFile: t(['Id', 'Name', 'Languages', 'Registry', 'Location'], ['Languages', 'Registry', 'Location']),
   MessageRegistry: t(

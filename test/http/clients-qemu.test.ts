@@ -4,6 +4,8 @@
 // connection → a hot-added cxl-type3 in QEMU, status, SSE, DELETE); then
 // bad input, slowloris, a 1 MiB body and 1000 idle SSE clients each get an
 // error or are cut off, nothing is claimed, and the heads keep being served.
+// A connection made from MemoryRegionInfo gives head 1's tagged shared region
+// to the DCD head too (the same tag and extent on all three heads).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
@@ -110,6 +112,38 @@ describe('Redfish northbound on real QEMU heads', () => {
     expect((await ldDevices(rig.vms[0]!)).map((d) => [d.offset, d.size])).toEqual([[1536 * MiB, 256 * MiB]]);
     expect((await ldDevices(rig.vms[1]!)).map((d) => [d.offset, d.size])).toEqual([[1536 * MiB, 256 * MiB]]);
     expect(status(rig.pool).heads.map((h) => h.sharedBytes)).toEqual([512 * MiB, 512 * MiB, 0]);
+
+    // A connection from MemoryRegionInfo: head 1's tagged shared region given to head 2 (DCD) as well, by one
+    // enable-shared 5604h with its tag; the backend then has the same tag and extent on all three heads.
+    const LDS = `/redfish/v1/Chassis/${rig.pool.name}/PCIeDevices/${rig.pool.name}/CXLLogicalDevices`;
+    const regions1 = JSON.parse((await http(rig, 'GET', `${LDS}/1/MemoryRegions`)).body).Members.map(
+      (m: { '@odata.id': string }) => m['@odata.id'],
+    );
+    const tagged = regions1.find((u: string) => u.includes('/tag-')) as string;
+    const tag = tagged.split('/tag-')[1] as string;
+    const byRegion = await http(
+      rig,
+      'POST',
+      '/redfish/v1/Fabrics/CXL/Connections',
+      JSON.stringify({
+        ConnectionType: 'Memory',
+        MemoryRegionInfo: [{ MemoryRegion: { '@odata.id': tagged } }],
+        Links: { InitiatorEndpoints: [{ '@odata.id': '/redfish/v1/Fabrics/CXL/Endpoints/head2' }] },
+      }),
+    );
+    expect(byRegion.status, byRegion.body).toBe(201);
+    expect(JSON.parse(byRegion.body).MemoryRegionInfo).toEqual([
+      { MemoryRegion: { '@odata.id': `${LDS}/2/MemoryRegions/tag-${tag}` }, AccessCapabilities: ['Read', 'Write'] },
+    ]);
+    const grantsOf = (h: number) =>
+      (status(rig.pool).heads[h] as unknown as { grants: { offset: number; len: number; tag: string; shared: boolean }[] }).grants
+        .filter((g) => g.tag === tag)
+        .map((g) => [g.offset, g.len, g.shared]);
+    for (const h of [0, 1, 2]) expect(grantsOf(h), `head ${h}`).toEqual([[1536 * MiB, 256 * MiB, true]]);
+    const r2 = JSON.parse((await http(rig, 'GET', `${LDS}/2/MemoryRegions/tag-${tag}`)).body);
+    const r1 = JSON.parse((await http(rig, 'GET', tagged)).body);
+    expect(r2.MemoryExtents).toEqual(r1.MemoryExtents);
+    expect(r2.MemoryExtents[0]).toMatchObject({ Tag: tag, ExtentSizeMiB: 256 });
 
     // ---- bad clients ----------------------------------------------------------------
     const CHUNKS = `/redfish/v1/Chassis/${rig.pool.name}/MemoryDomains/${rig.pool.name}/MemoryChunks`;

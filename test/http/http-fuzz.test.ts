@@ -33,7 +33,8 @@ const PATHS = [
   '/redfish/v1/Registries/CxlMhd.1.0/Registry',
 ];
 const METHODS = ['GET', 'GET', 'POST', 'POST', 'POST', 'DELETE', 'PATCH', 'PUT', 'HEAD', 'OPTIONS'] as const;
-const OK_STATUS = new Set([200, 201, 204, 400, 401, 404, 405, 409, 413, 414, 415, 503]);
+// 501: a `$` query parameter other than the ones ProtocolFeaturesSupported names (DSP0266).
+const OK_STATUS = new Set([200, 201, 204, 400, 401, 404, 405, 409, 413, 414, 415, 501, 503]);
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

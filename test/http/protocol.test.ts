@@ -328,7 +328,7 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
     expect((await nb.app.inject({ url: '/redfish/v1/Chassis', headers: basic('ops', 'second-password') })).statusCode).toBe(401);
   });
 
-  it('HTTPS: --http-tls-cert/-key serve TLS with that certificate, and nothing answers plain HTTP on the port', async () => {
+  it('HTTPS: --http-tls-cert/-key serve TLS with that certificate; plain HTTP on the port gets only a 308 to https', async () => {
     const dir = tempDir('cxl-mhd-tls-');
     const { cert, key } = makeCert(dir);
     const { nb } = await fakeNorthbound({ tls: { cert, key } });
@@ -356,8 +356,21 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
       s.on('error', () => resolve(got));
       s.on('close', () => resolve(got));
     });
-    expect(plain).not.toMatch(/^HTTP\/1\.1 200/);
+    // Plain HTTP is moved to TLS (308 to the same path over https), with nothing of the service in the answer.
+    expect(plain).toMatch(/^HTTP\/1\.1 308 /);
+    expect(plain).toMatch(new RegExp(`\\r\\nlocation: ${url}/redfish/v1/\\r\\n`, 'i'));
+    expect(plain).toMatch(/content-length: 0/i);
     expect(plain).not.toContain('RedfishVersion');
+    // The same socket path still speaks TLS right after (the peeked byte goes back to the handshake).
+    const again = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(`${url}/redfish/v1/`, { ca: readFileSync(cert) }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(again).toBe(200);
     const open = join(dir, 'open.key');
     const { copyFileSync, chmodSync } = await import('node:fs');
     copyFileSync(key, open);

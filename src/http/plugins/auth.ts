@@ -13,11 +13,24 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The privilege this route needs; routes without one (the 404 handler) need Login. */
     privilege?: Privilege;
+    /** Open to a user whose password must be changed first; a `:user` in its URL must be that user. */
+    duringPasswordChange?: boolean;
   }
   interface FastifyRequest {
     /** The signed-in user, once the auth plugin let the request through; null on open routes. */
     user: string | null;
   }
+}
+
+/** DSP0266: until its password is changed, an account may only read its own account, change the password, and log out. */
+export function passwordChangeRequired(user: string): RedfishError {
+  return new RedfishError(
+    403,
+    'PasswordChangeRequired',
+    'The password provided for this account must be changed before access is granted.',
+    [`/redfish/v1/AccountService/Accounts/${user}`],
+    `Change the password of this account: PATCH {"Password": …} to /redfish/v1/AccountService/Accounts/${user}.`,
+  );
 }
 
 export const authPlugin = fp<{ auth: Auth }>(
@@ -36,6 +49,10 @@ export const authPlugin = fp<{ auth: Auth }>(
           [],
           'Log in with HTTP Basic or a session token.',
         );
+      }
+      if (auth.passwordChangeRequired(user)) {
+        const own = (req.params as { user?: string }).user;
+        if (!req.routeOptions.config.duringPasswordChange || (own !== undefined && own !== user)) throw passwordChangeRequired(user);
       }
       if (!auth.hasPrivilege(user, need)) {
         throw new RedfishError(

@@ -6,7 +6,7 @@
 // registers its methods, so a method it does not take is 405 with an
 // `Allow` header and every answer names the methods it allows.
 import { createHash } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifySchema, RouteHandlerMethod } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest, FastifySchema, RouteHandlerMethod } from 'fastify';
 import fp from 'fastify-plugin';
 import { describedBy } from '../dmtf.js';
 import { fastifyErrorToRedfish } from '../errors.js';
@@ -21,7 +21,7 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     /** Every route with the privilege it needs, in registration order (what the tests try every write route from). */
-    redfishRoutes: { method: string; url: string; privilege: string; allowed: boolean }[];
+    redfishRoutes: { method: string; url: string; privilege: string; allowed: boolean; body?: unknown }[];
   }
 }
 
@@ -33,6 +33,8 @@ export interface Operation {
   schema?: FastifySchema;
   /** What the caller needs; absent means Login (any signed-in user). */
   privilege?: Privilege;
+  /** Open to a user who must change its password first (its own account, its session): DSP0266 PasswordChangeRequired. */
+  duringPasswordChange?: true;
 }
 
 /** Registers one resource: the methods it takes, and 405 (with `Allow`) for the others. */
@@ -45,7 +47,7 @@ export function resource(app: FastifyInstance, url: string, ops: Partial<Record<
       method: m,
       url,
       handler: op.handler,
-      config: { allow, privilege: op.privilege ?? 'Login' },
+      config: { allow, privilege: op.privilege ?? 'Login', ...(op.duringPasswordChange ? { duringPasswordChange: true } : {}) },
       ...(op.schema ? { schema: op.schema } : {}),
     });
   }
@@ -64,6 +66,59 @@ export function resource(app: FastifyInstance, url: string, ops: Partial<Record<
   });
 }
 
+/**
+ * What ServiceRoot's ProtocolFeaturesSupported says: of DSP0266's query
+ * parameters the service takes `only`; every other `$` parameter is 501,
+ * other unknown ones are ignored (DSP0266 "Query parameters").
+ */
+export const PROTOCOL_FEATURES = {
+  OnlyMemberQuery: true,
+  ExcerptQuery: false,
+  FilterQuery: false,
+  SelectQuery: false,
+  TopSkipQuery: false,
+  ExpandQuery: { ExpandAll: false, Levels: false, Links: false, NoLinks: false },
+} as const;
+
+function checkQuery(query: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(query)) {
+    if (k.startsWith('$')) {
+      throw new RedfishError(
+        501,
+        'QueryNotSupported',
+        `The query parameter ${k} is not supported by this service (see ProtocolFeaturesSupported in the service root).`,
+        [],
+        'Leave the query parameter out.',
+      );
+    }
+    if (k === 'only' && v !== '') {
+      throw new RedfishError(
+        400,
+        'QueryParameterValueFormatError',
+        `The value ${String(v)} for the query parameter only takes no value.`,
+        [String(v), 'only'],
+        'Send ?only without a value.',
+      );
+    }
+  }
+}
+
+/** `?only` on a collection of exactly one member answers that member (DSP0266); otherwise the collection as it is. */
+async function onlyMember(app: FastifyInstance, req: FastifyRequest, payload: unknown): Promise<unknown> {
+  const members = (payload as { Members?: { '@odata.id'?: unknown }[] } | null)?.Members;
+  const id = Array.isArray(members) && members.length === 1 ? members[0]?.['@odata.id'] : undefined;
+  if (typeof id !== 'string') return payload;
+  const r = await app.inject({
+    method: 'GET',
+    url: id,
+    headers: {
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      ...(req.headers['x-auth-token'] ? { 'x-auth-token': req.headers['x-auth-token'] } : {}),
+    },
+  });
+  return r.statusCode === 200 ? r.json() : payload;
+}
+
 const malformed = () =>
   new RedfishError(400, 'MalformedJSON', 'The request body submitted was malformed JSON and could not be parsed by the receiving service.');
 
@@ -80,7 +135,8 @@ export const protocolPlugin = fp<ProtocolOptions>(
       if (allow === undefined) return;
       for (const m of [r.method].flat()) {
         const allowed = allow.split(', ').includes(m);
-        app.redfishRoutes.push({ method: m, url: r.url, privilege: r.config?.privilege ?? 'Login', allowed });
+        const body = r.schema?.body;
+        app.redfishRoutes.push({ method: m, url: r.url, privilege: r.config?.privilege ?? 'Login', allowed, ...(body ? { body } : {}) });
       }
     });
     // JSON only: anything else is 415, not a string that fails the schema.
@@ -99,6 +155,7 @@ export const protocolPlugin = fp<ProtocolOptions>(
     });
     app.addHook('onRequest', async (req, reply) => {
       reply.header('OData-Version', '4.0');
+      checkQuery(req.query as Record<string, unknown>);
       const asked = req.headers['odata-version'];
       if (asked !== undefined && asked !== '4.0') {
         throw new RedfishError(
@@ -135,6 +192,7 @@ export const protocolPlugin = fp<ProtocolOptions>(
       );
     });
     app.addHook('preSerialization', async (req, reply, payload: unknown) => {
+      if (req.method === 'GET' && Object.hasOwn(req.query as object, 'only')) payload = await onlyMember(app, req, payload);
       const type = (payload as Record<string, unknown> | null)?.['@odata.type'];
       const schema = typeof type === 'string' ? describedBy(type) : null;
       if (schema && (req.method === 'GET' || req.method === 'HEAD')) reply.header('Link', `<${schema}>; rel=describedby`);

@@ -7,6 +7,7 @@ import { aggregationServiceRoutes } from './aggregation-service/index.js';
 import { chassisRoutes } from './chassis/index.js';
 import { eventServiceRoutes } from './event-service/index.js';
 import { fabricRoutes } from './fabrics/index.js';
+import { openapiRoutes } from './openapi/index.js';
 import { registriesRoutes } from './registries/index.js';
 import { schemaRoutes } from './schemas/index.js';
 import { serviceRootRoutes } from './service-root/index.js';
@@ -20,6 +21,7 @@ export const routes: FastifyPluginAsync<{ ctx: Context }> = async (app, opts) =>
   await app.register(eventServiceRoutes, opts);
   await app.register(registriesRoutes);
   await app.register(schemaRoutes);
+  await app.register(openapiRoutes);
   await app.register(aggregationServiceRoutes);
   await app.register(chassisRoutes, opts);
   await app.register(fabricRoutes, opts);

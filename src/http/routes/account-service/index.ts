@@ -7,7 +7,7 @@ import { ROLE_PRIVILEGES, ROLES, type Role } from '../../auth.js';
 import type { Context } from '../../context.js';
 import { cleanPath, ROOT } from '../../paths.js';
 import { resource } from '../../plugins/protocol.js';
-import { collection, link, notFound, odata, RedfishError } from '../../redfish.js';
+import { collection, extendedInfo, link, notFound, odata, RedfishError } from '../../redfish.js';
 import { type AccountCreate, accountCreateSchema, MAX_PASSWORD, MIN_PASSWORD, READ_ONLY, WRITABLE } from './schema.js';
 
 const SERVICE = `${ROOT}/AccountService`;
@@ -25,6 +25,7 @@ function accountBody(ctx: Context, user: string): Record<string, unknown> {
     Locked: false,
     // DSP0266: a password is never read back.
     Password: null,
+    PasswordChangeRequired: ctx.auth.passwordChangeRequired(user),
     AccountTypes: ['Redfish'],
     Links: { Role: link(`${ROLES_URI}/${role}`) },
   };
@@ -121,16 +122,21 @@ export const accountServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async 
             b.UserName,
           ]);
         }
-        await ctx.accounts.set(b.UserName, { password: b.Password, role: b.RoleId ?? 'ReadOnly' });
+        await ctx.accounts.set(b.UserName, {
+          password: b.Password,
+          role: b.RoleId ?? 'ReadOnly',
+          changeRequired: b.PasswordChangeRequired ?? false,
+        });
         reply.code(201).header('Location', `${ACCOUNTS}/${b.UserName}`);
         return accountBody(ctx, b.UserName);
       },
     },
   });
   resource(app, `${ACCOUNTS}/:user`, {
-    GET: { handler: async (req) => accountBody(ctx, target(ctx, req, 'read another account')) },
+    GET: { duringPasswordChange: true, handler: async (req) => accountBody(ctx, target(ctx, req, 'read another account')) },
     PATCH: {
       privilege: 'ConfigureSelf',
+      duringPasswordChange: true,
       handler: async (req) => {
         const user = target(ctx, req, 'change another account');
         const body = req.body;
@@ -146,8 +152,22 @@ export const accountServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async 
           );
         }
         const b = body as Record<string, unknown>;
-        const change: { password?: string; role?: Role } = {};
-        if ('Password' in b) change.password = checkPassword(b.Password);
+        const change: { password?: string; role?: Role; changeRequired?: boolean } = {};
+        if ('Password' in b) {
+          change.password = checkPassword(b.Password);
+          // The user chose its own password: the one an administrator set is no longer in use.
+          if (user === req.user) change.changeRequired = false;
+        }
+        if ('PasswordChangeRequired' in b) {
+          if (typeof b.PasswordChangeRequired !== 'boolean') {
+            throw new RedfishError(400, 'PropertyValueTypeError', 'PasswordChangeRequired must be true or false.', [
+              String(b.PasswordChangeRequired),
+              'PasswordChangeRequired',
+            ]);
+          }
+          if (!ctx.auth.hasPrivilege(req.user as string, 'ConfigureUsers')) throw denied('require a password change');
+          change.changeRequired = b.PasswordChangeRequired;
+        }
         if ('RoleId' in b) {
           change.role = checkRole(b.RoleId);
           if (!ctx.auth.hasPrivilege(req.user as string, 'ConfigureUsers')) throw denied('change a role');
@@ -161,16 +181,13 @@ export const accountServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async 
             ? new RedfishError(400, 'PropertyNotWritable', `The property ${k} is a read only property and cannot be assigned a value.`, [k])
             : new RedfishError(400, 'PropertyUnknown', `The property ${k} is not in the list of valid properties for the resource.`, [k]),
         );
-        if (change.password === undefined && change.role === undefined) {
+        if (change.password === undefined && change.role === undefined && change.changeRequired === undefined) {
           const first = messages[0] as RedfishError;
           throw first;
         }
         await ctx.accounts.set(user, change);
         const out = accountBody(ctx, user);
-        if (messages.length > 0) {
-          out['@Message.ExtendedInfo'] = messages.map((m) => (m.body().error as Record<string, unknown[]>)['@Message.ExtendedInfo']?.[0]);
-        }
-        return out;
+        return messages.length > 0 ? { ...out, ...extendedInfo(...messages) } : out;
       },
     },
     DELETE: {

@@ -14,6 +14,7 @@ export const accountCreateSchema = {
     UserName: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,64}$' },
     Password: { type: 'string', minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD },
     RoleId: { enum: [...ROLES] },
+    PasswordChangeRequired: { type: 'boolean' },
     Enabled: { const: true },
     AccountTypes: { type: 'array', maxItems: 1, items: { const: 'Redfish' } },
     '@odata.type': { type: 'string', maxLength: 128 },
@@ -24,9 +25,10 @@ export interface AccountCreate {
   UserName: string;
   Password: string;
   RoleId?: (typeof ROLES)[number];
+  PasswordChangeRequired?: boolean;
 }
 
 /** What a PATCH of an account may change. */
-export const WRITABLE = ['Password', 'RoleId'] as const;
+export const WRITABLE = ['Password', 'RoleId', 'PasswordChangeRequired'] as const;
 /** Properties an account has that a PATCH cannot change. */
 export const READ_ONLY = ['UserName', 'Enabled', 'Locked', 'AccountTypes', 'Id', 'Name', 'Links', 'Description'] as const;

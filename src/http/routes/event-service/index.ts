@@ -18,6 +18,17 @@ import {
   testEventSchema,
 } from './schema.js';
 
+/** Whether an Accept header lets the answer be text/event-stream (none, or one naming it, text/* or any type). */
+export function acceptsEventStream(accept: string | undefined): boolean {
+  if (accept === undefined || accept.trim() === '') return true;
+  return accept.split(',').some((part) => {
+    const [type, ...params] = part.split(';').map((x) => x.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    if (q && Number(q.slice(2)) === 0) return false;
+    return type === 'text/event-stream' || type === 'text/*' || type === '*/*';
+  });
+}
+
 const TEST_EVENT = `${EVENTS}/Actions/EventService.SubmitTestEvent`;
 /** The registries events come from: what RegistryPrefixes may name. */
 export const EVENT_REGISTRIES = ['CxlMhd', 'ResourceEvent', 'Fabric'];
@@ -244,6 +255,15 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
         const last = req.headers['last-event-id'];
         const fromQuery = (req.query as Record<string, unknown>).lastEventId;
         const id = typeof last === 'string' ? last : typeof fromQuery === 'string' ? fromQuery : undefined;
+        if (!acceptsEventStream(req.headers.accept)) {
+          throw new RedfishError(
+            406,
+            'GeneralError',
+            `${SSE_PATH} is an event stream (text/event-stream); the request accepts only ${String(req.headers.accept)}.`,
+            [],
+            'Send Accept: text/event-stream (or leave Accept out).',
+          );
+        }
         if (hub.clientCount >= hub.maxClients) {
           reply.header('Connection', 'close');
           throw new RedfishError(

@@ -5,7 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../../context.js';
 import { metadataDocument, typeOf } from '../../dmtf.js';
 import { ROOT } from '../../paths.js';
-import { resource } from '../../plugins/protocol.js';
+import { PROTOCOL_FEATURES, resource } from '../../plugins/protocol.js';
 import { link } from '../../redfish.js';
 
 const SERVICES = [
@@ -28,6 +28,7 @@ export function serviceRoot(uuid: string): Record<string, unknown> {
     RedfishVersion: '1.20.0',
     UUID: uuid,
     ...Object.fromEntries(SERVICES.map((s) => [s, link(`${ROOT}/${s}`)])),
+    ProtocolFeaturesSupported: PROTOCOL_FEATURES,
     Links: { Sessions: link(`${ROOT}/SessionService/Sessions`) },
   };
 }

@@ -4,8 +4,9 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { SessionInfo } from '../../auth.js';
 import type { Context } from '../../context.js';
 import { cleanPath, ROOT, SESSIONS } from '../../paths.js';
+import { passwordChangeRequired } from '../../plugins/auth.js';
 import { type Operation, resource } from '../../plugins/protocol.js';
-import { collection, link, notFound, odata, RedfishError } from '../../redfish.js';
+import { collection, extendedInfo, link, notFound, odata, RedfishError } from '../../redfish.js';
 import { type LoginBody, loginSchema } from './schema.js';
 
 function sessionBody(s: { id: string; user: string; created: string }): Record<string, unknown> {
@@ -50,6 +51,8 @@ export const sessionServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async 
           'Log out of an old session.',
         );
       reply.code(201).header('X-Auth-Token', s.token).header('Location', `${SESSIONS}/${s.id}`);
+      // Logged in, but told what it must do first (DSP0266 PasswordChangeRequired).
+      if (ctx.auth.passwordChangeRequired(UserName)) return { ...sessionBody(s), ...extendedInfo(passwordChangeRequired(UserName)) };
       return sessionBody(s);
     },
   };
@@ -79,6 +82,7 @@ export const sessionServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async 
       },
     },
     DELETE: {
+      duringPasswordChange: true,
       handler: async (req, reply) => {
         const s = ctx.auth.session((req.params as { id: string }).id);
         if (!s || !mine(req, s)) throw notFound(cleanPath(req.url));
