@@ -18,6 +18,7 @@ import {
   loadScenario,
   moduleFiles,
   parseScenario,
+  passed,
   patternBytes,
   type QemuCondition,
   qemuConditionHolds,
@@ -272,6 +273,20 @@ describe('reports', () => {
     interrupted: false,
     results: [failed, { ...failed, status: 'skipped', message: 'not run', stdout: '', stderr: '', consoles: [] }],
   };
+
+  it('a run passes with steps skipped for other QEMU versions, never with steps skipped for a failure', () => {
+    const ok: StepResult = { ...failed, status: 'passed', message: '', stdout: '', stderr: '', consoles: [] };
+    const forOther: StepResult = {
+      ...ok,
+      status: 'skipped',
+      message: 'not for QEMU 10.0.13 (this step is for QEMU >=11.1)',
+      forOtherQemu: true,
+    };
+    expect(passed({ ...report, results: [ok, forOther] })).toBe(true);
+    expect(passed({ ...report, results: [ok, { ...forOther, forOtherQemu: false }] })).toBe(false);
+    expect(passed({ ...report, results: [forOther, failed] })).toBe(false);
+    expect(tapLines(forOther)).toEqual(['ok 1 - hello # SKIP not for QEMU 10.0.13 (this step is for QEMU >=11.1)']);
+  });
 
   it('JUnit: one testcase per step; failure message, output and console tail; XML-safe', () => {
     const x = junitXml(report);
