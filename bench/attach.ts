@@ -129,11 +129,12 @@ export async function benchAttach(
     const backend = await Backend.start({ pool, runDir, stateDir, capacityBytes: 1024 * MiB, headCount: 3, logger: silent });
     const lat: number[] = [];
     try {
-      // The baseline is sampled between the rounds, not before them all: on a shared host the load moves within seconds.
+      // The baseline is sampled right before each attach, with the same QEMUs of the round alive beside it: on a
+      // shared host the load moves within seconds, and a round's earlier heads cost the next start a little.
       for (let round = 0; round < 7; round++) {
-        greet.push(await greetingMs(`${pool}-g`, runDir, stateDir));
         const children: ChildProcess[] = [];
         for (let h = 0; h < 3; h++) {
+          greet.push(await greetingMs(`${pool}-g`, runDir, stateDir));
           const r = await attachOnce(backend, pool, runDir, h);
           lat.push(r.ms);
           children.push(r.child);

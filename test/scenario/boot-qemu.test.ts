@@ -9,7 +9,8 @@
 import { cpSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { demoScenarioPath, humanDetail, humanLine, loadScenario, passed, runScenario } from '../../src/scenario/index.js';
+import { resolveQemu } from '../../src/qemu/index.js';
+import { demoScenarioPath, humanDetail, humanLine, loadScenario, passed, runScenario, summaryLine } from '../../src/scenario/index.js';
 import { tempDir } from '../helpers/pool.js';
 import { expectStepsPassed } from '../helpers/scenario.js';
 
@@ -25,6 +26,8 @@ describe('Linux guests on three heads', () => {
       progress: (l) => lines.push(l),
       onStep: (r) => lines.push(humanLine(r), ...(r.status === 'failed' ? humanDetail(r) : [])),
     });
+    // The run's one-line summary in the test output: which steps ran on this QEMU.
+    console.log(`QEMU ${resolveQemu().version}: ${summaryLine(report)}`);
     try {
       expect(report.bootError).toBeNull();
       // Steps marked for the other QEMU versions (the release's two outcomes, 10.0 and 11.1) are skipped as such; all others pass.
