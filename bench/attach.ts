@@ -1,7 +1,8 @@
 // Attach benchmarks with real QEMU: per-head attach latency (QEMU spawn →
-// backend sent `cont`) against QEMU's own spawn → QMP greeting time (on each
-// QEMU series set up: 11.1 reads QOM with qom-list-get, goal ≤ 1.2×), and 32
-// paused heads attaching at once (total time, backend RSS).
+// backend sent `cont`) against QEMU's own spawn → QMP greeting time, sampled
+// right before each attach in the same conditions (on each QEMU series set
+// up; goal ≤ 1.2×; docs/performance.md), and 32 paused heads attaching at
+// once (total time, backend RSS).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
