@@ -6,7 +6,7 @@ NODE_DEPS := node_modules/.package-lock.json
 ADDON := native/build/Release/cxl_mhd.node
 FM_CLIENT := dist/guest/cxl-mhd-fm
 
-# QEMU=11|10 picks the QEMU series for setup, tests and the demo (scripts/setup-qemu.sh);
+# QEMU=11|10 picks the QEMU series for setup, tests and the demo (scripts/setup-qemu.sh; default 11);
 # KERNEL=6.12|7.3 the guest image's kernel (scripts/build-guest.sh; 7.3 needs the QEMU 11 root).
 ifdef QEMU
 export CXL_MHD_QEMU_SERIES := $(QEMU)

@@ -1,7 +1,8 @@
 // Attach benchmarks with real QEMU: per-head attach latency (QEMU spawn →
-// backend sent `cont`) against QEMU's own spawn → QMP greeting time (on each
-// QEMU series set up: 11.1 reads QOM with qom-list-get, goal ≤ 1.2×), and 32
-// paused heads attaching at once (total time, backend RSS).
+// backend sent `cont`) against QEMU's own spawn → QMP greeting time, sampled
+// right before each attach in the same conditions (on each QEMU series set
+// up; goal ≤ 1.2×; docs/performance.md), and 32 paused heads attaching at
+// once (total time, backend RSS).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -80,6 +81,34 @@ async function attachOnce(backend: Backend, pool: string, runDir: string, head: 
   return { ms: (await attached) - t0, child };
 }
 
+/** CPU ticks (user + system) a process has used so far. */
+function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name: state is [0], utime [11], stime [12].
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until an attached head's QEMU is idle: after `cont` its firmware runs
+ * under TCG for a second or so at a full core, and the next head's start
+ * would compete with it, which the greeting baseline (one QEMU alone) never does.
+ */
+async function settled(pid: number | undefined): Promise<void> {
+  if (pid === undefined) return;
+  let last = cpuTicks(pid);
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = cpuTicks(pid);
+    if (now - last <= 1) return;
+    last = now;
+  }
+}
+
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
@@ -95,19 +124,22 @@ export async function benchAttach(
   const stateDir = join(base, 'state');
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
   try {
-    // Per-head latency, one head at a time, 5 rounds.
+    // Per-head latency, one head at a time, 7 rounds of 3 heads (the first takes the lease and the FM-LD port).
     const pool = `bench-attach-${process.pid}`;
     const greet: number[] = [];
-    for (let i = 0; i < 5; i++) greet.push(await greetingMs(`${pool}-g`, runDir, stateDir));
     const backend = await Backend.start({ pool, runDir, stateDir, capacityBytes: 1024 * MiB, headCount: 3, logger: silent });
     const lat: number[] = [];
     try {
-      for (let round = 0; round < 5; round++) {
+      // The baseline is sampled right before each attach, with the same QEMUs of the round alive beside it: on a
+      // shared host the load moves within seconds, and a round's earlier heads cost the next start a little.
+      for (let round = 0; round < 7; round++) {
         const children: ChildProcess[] = [];
         for (let h = 0; h < 3; h++) {
+          greet.push(await greetingMs(`${pool}-g`, runDir, stateDir));
           const r = await attachOnce(backend, pool, runDir, h);
           lat.push(r.ms);
           children.push(r.child);
+          await settled(r.child.pid);
         }
         await killAll(children);
         // Let the backend see the disconnects before the next round re-attaches.

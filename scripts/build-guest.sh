@@ -30,7 +30,7 @@
 #   CXL_MHD_GUEST_KERNEL the kernel's release prefix, 6.12 (default) or 7.3 (`make guest KERNEL=7.3`)
 #   CXL_MHD_GUEST_ROOT   root to take everything from (default: the first of the
 #                        QEMU series' root and the other one that has that kernel)
-#   CXL_MHD_QEMU_SERIES  11 or 10: whose root is tried first (default 10)
+#   CXL_MHD_QEMU_SERIES  11 or 10: whose root is tried first (default 11)
 #   CC                   C compiler for daxpoke (default gcc; must link -static)
 # Options:
 #   --force              rebuild even if the stamp matches
@@ -44,9 +44,9 @@ KERNEL="${CXL_MHD_GUEST_KERNEL:-6.12}"
 if [[ -n "${CXL_MHD_GUEST_ROOT:-}" ]]; then
   ROOT=$CXL_MHD_GUEST_ROOT
 else
-  case "${CXL_MHD_QEMU_SERIES:-10}" in
-    11) roots=("$CACHE/trixie-backports-root" "$CACHE/trixie-root") ;;
-    *) roots=("$CACHE/trixie-root" "$CACHE/trixie-backports-root") ;;
+  case "${CXL_MHD_QEMU_SERIES:-11}" in
+    10) roots=("$CACHE/trixie-root" "$CACHE/trixie-backports-root") ;;
+    *) roots=("$CACHE/trixie-backports-root" "$CACHE/trixie-root") ;;
   esac
   ROOT=${roots[0]}
   for r in "${roots[@]}"; do

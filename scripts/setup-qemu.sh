@@ -12,13 +12,13 @@
 # recognised by its stamp.
 #
 # Environment:
-#   CXL_MHD_QEMU_SERIES 11 or 10 (default 10)
+#   CXL_MHD_QEMU_SERIES 11 or 10 (default 11)
 #   CXL_MHD_CACHE   cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/cxl-mhd)
 #   CXL_MHD_QEMU    a qemu-system-x86_64 to use instead of the host's one (any QEMU >= 10.0)
 #   CXL_MHD_MIRROR  Debian mirror URL (default: taken from apt's configuration)
 set -euo pipefail
 
-SERIES="${CXL_MHD_QEMU_SERIES:-10}"
+SERIES="${CXL_MHD_QEMU_SERIES:-11}"
 SUITE=trixie
 VARIANT=minbase
 INCLUDE=qemu-system-x86,linux-image-amd64,ndctl,daxctl,busybox-static,kmod,qemu-guest-agent

@@ -9,7 +9,16 @@ import { statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { DeliveryConfig } from '../capacity/index.js';
 import { CAPACITY_UNIT, type Header } from '../pool/index.js';
-import { isExclusiveBackend, isLdDevice, ldPortOf, peripheralPath, qemuFeatures, rootPortIndex, STATIC_DEVICE_ID } from '../qemu/index.js';
+import {
+  isExclusiveBackend,
+  isLdDevice,
+  ldPortOf,
+  peripheralPath,
+  qemuFeatures,
+  rootPortIndex,
+  STATIC_BACKEND_ID,
+  STATIC_DEVICE_ID,
+} from '../qemu/index.js';
 import { type QemuVersion, QmpCommandError } from '../qmp/index.js';
 
 /** The few QMP calls device discovery needs; with the version, a QEMU that has `qom-list-get` is read in bulk. */
@@ -25,17 +34,23 @@ interface QomValues {
 
 /**
  * Properties of many objects in one command where QEMU has `qom-list-get`;
- * `qom-get` one by one otherwise. A path that is gone (a hot-remove
- * finishing) reads as empty.
+ * `qom-get` one by one otherwise, all sent at once (QMP answers in order, so
+ * they cost one round trip, not one each). A path that is gone (a hot-remove
+ * finishing) reads as empty; with `strict`, it fails the read instead.
  */
-async function readObjects(qmp: QomReader, paths: string[], props: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+async function readObjects(
+  qmp: QomReader,
+  paths: string[],
+  props: readonly string[],
+  strict = false,
+): Promise<Map<string, Record<string, unknown>>> {
   const out = new Map<string, Record<string, unknown>>();
   if (paths.length === 0) return out;
   // One gone path fails the whole qom-list-get (DeviceNotFound): then read one by one.
   const got =
     qmp.version && qemuFeatures(qmp.version).qomListGet
       ? await qmp.execute<QomValues[]>('qom-list-get', { paths }).catch((e) => {
-          if (e instanceof QmpCommandError && e.errorClass === 'DeviceNotFound') return null;
+          if (!strict && e instanceof QmpCommandError && e.errorClass === 'DeviceNotFound') return null;
           throw e;
         })
       : null;
@@ -47,18 +62,19 @@ async function readObjects(qmp: QomReader, paths: string[], props: readonly stri
     });
     return out;
   }
-  for (const path of paths) {
-    const rec: Record<string, unknown> = {};
-    for (const property of props) {
+  const reads = paths.flatMap((path) =>
+    props.map(async (property) => {
       // QEMU's "no such device/property" reads as absent; a lost connection or a timeout must fail discovery.
       const v = await qmp.execute<unknown>('qom-get', { path, property }).catch((e) => {
-        if (e instanceof QmpCommandError) return undefined;
+        if (e instanceof QmpCommandError && !strict) return undefined;
         throw e;
       });
-      if (v !== undefined) rec[property] = v;
-    }
-    out.set(path, rec);
-  }
+      return { path, property, v };
+    }),
+  );
+  for (const path of paths) out.set(path, {});
+  for (const { path, property, v } of await Promise.all(reads))
+    if (v !== undefined) (out.get(path) as Record<string, unknown>)[property] = v;
   return out;
 }
 
@@ -93,16 +109,38 @@ export interface QomSnapshot {
   backends: Map<string, Record<string, unknown>>;
 }
 
-/** Reads the VM's peripherals, its cxl-type3 devices and their memory backends: three commands with `qom-list-get`. */
-export async function readQom(qmp: QomReader): Promise<QomSnapshot> {
-  const peripherals = await qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
+/** The objects a VM started with `cxl-mhd qemu-args` has: its static window's device and backend. */
+export const QEMU_ARGS_OBJECTS = { devices: [peripheralPath(STATIC_DEVICE_ID)], backends: [`/objects/${STATIC_BACKEND_ID}`] };
+
+/**
+ * Reads the VM's peripherals, its cxl-type3 devices and their memory
+ * backends: three commands with `qom-list-get`. With `expect` (what the VM
+ * most likely has), those objects are read in the same round trip as the
+ * peripheral list; what QOM then shows decides whether the read-ahead is
+ * used, so a VM with other devices is read exactly as without it.
+ */
+export async function readQom(qmp: QomReader, expect?: { devices: string[]; backends: string[] }): Promise<QomSnapshot> {
+  const listed = qmp.execute<QomEntry[]>('qom-list', { path: '/machine/peripheral' });
+  const ahead = (paths: string[] | undefined, props: readonly string[]) =>
+    paths ? readObjects(qmp, paths, props, true).catch(() => null) : Promise.resolve(null);
+  const devicesAhead = ahead(expect?.devices, DEVICE_PROPS);
+  const backendsAhead = ahead(expect?.backends, BACKEND_PROPS);
+  const peripherals = await listed;
   const type3 = peripherals.filter((p) => p.type === 'child<cxl-type3>').map((p) => peripheralPath(p.name));
-  const devices = await readObjects(qmp, type3, DEVICE_PROPS);
+  const guessedDevices = await devicesAhead;
+  const devices =
+    guessedDevices && sameSet(type3, [...guessedDevices.keys()]) ? guessedDevices : await readObjects(qmp, type3, DEVICE_PROPS);
   const links = new Set<string>();
   for (const d of devices.values()) for (const k of DEVICE_PROPS) if (typeof d[k] === 'string' && d[k]) links.add(d[k] as string);
-  const backends = await readObjects(qmp, [...links], BACKEND_PROPS);
+  const guessedBackends = await backendsAhead;
+  const backends =
+    guessedBackends && [...links].every((l) => guessedBackends.has(l))
+      ? new Map([...guessedBackends].filter(([path]) => links.has(path)))
+      : await readObjects(qmp, [...links], BACKEND_PROPS);
   return { peripherals, devices, backends };
 }
+
+const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 /**
  * Every cxl-type3 of the VM whose volatile memory backend is a file (we

@@ -17,11 +17,18 @@ function chardevBackend(): Record<string, unknown> {
   return { type: 'socket', data: { addr: { type: 'fd', data: { str: FMLD_FD_NAME } }, server: false } };
 }
 
-/** Hands QEMU a fresh socketpair end under FMLD_FD_NAME; returns ours as a socket. */
-async function passChannel(qmp: QmpSession): Promise<FmldPort> {
+/**
+ * Hands QEMU a fresh socketpair end under FMLD_FD_NAME and sends `then`
+ * right behind getfd, in the same round trip (QEMU runs them in order);
+ * returns our end as a socket once all of them are answered.
+ */
+async function passChannel(qmp: QmpSession, then: [string, Record<string, unknown>][]): Promise<FmldPort> {
   const [ours, theirs] = native.socketPair();
+  const passed = qmp.executeWithFds('getfd', { fdname: FMLD_FD_NAME }, [theirs]);
+  const after = then.map(([command, args]) => qmp.execute(command, args));
+  for (const p of after) p.catch(() => undefined);
   try {
-    await qmp.executeWithFds('getfd', { fdname: FMLD_FD_NAME }, [theirs]);
+    await passed;
   } catch (e) {
     native.close(ours);
     throw e;
@@ -32,26 +39,22 @@ async function passChannel(qmp: QmpSession): Promise<FmldPort> {
   const socket = new Socket({ fd: ours, readable: true, writable: true });
   // A guest closing its port must not take the backend down.
   socket.on('error', () => socket.destroy());
-  return { socket, close: () => socket.destroy() };
-}
-
-/** First attach of the owner: chardev on the passed fd + the virtserialport. */
-export async function openFmldPort(qmp: QmpSession): Promise<FmldPort> {
-  const port = await passChannel(qmp);
+  const port = { socket, close: () => socket.destroy() };
   try {
-    await qmp.execute('chardev-add', { id: FMLD_CHARDEV_ID, backend: chardevBackend() });
-    await qmp.execute('device_add', {
-      driver: 'virtserialport',
-      bus: VSER_BUS,
-      chardev: FMLD_CHARDEV_ID,
-      name: FMLD_PORT_NAME,
-      id: FMLD_PORT_ID,
-    });
+    for (const p of after) await p;
   } catch (e) {
     port.close();
     throw e;
   }
   return port;
+}
+
+/** First attach of the owner: chardev on the passed fd + the virtserialport. */
+export function openFmldPort(qmp: QmpSession): Promise<FmldPort> {
+  return passChannel(qmp, [
+    ['chardev-add', { id: FMLD_CHARDEV_ID, backend: chardevBackend() }],
+    ['device_add', { driver: 'virtserialport', bus: VSER_BUS, chardev: FMLD_CHARDEV_ID, name: FMLD_PORT_NAME, id: FMLD_PORT_ID }],
+  ]);
 }
 
 /**
@@ -64,14 +67,7 @@ export async function openFmldPort(qmp: QmpSession): Promise<FmldPort> {
 export async function reattachFmldPort(qmp: QmpSession): Promise<FmldPort> {
   const chardevs = await qmp.execute<{ label: string }[]>('query-chardev');
   if (!chardevs.some((c) => c.label === FMLD_CHARDEV_ID)) return openFmldPort(qmp);
-  const port = await passChannel(qmp);
-  try {
-    await qmp.execute('chardev-change', { id: FMLD_CHARDEV_ID, backend: chardevBackend() });
-  } catch (e) {
-    port.close();
-    throw e;
-  }
-  return port;
+  return passChannel(qmp, [['chardev-change', { id: FMLD_CHARDEV_ID, backend: chardevBackend() }]]);
 }
 
 /** True if the VM has the FM-LD chardev (and so, normally, its port). */

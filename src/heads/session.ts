@@ -17,7 +17,18 @@ import { deliveryFor } from '../capacity/index.js';
 import type { Channel } from '../fmapi/index.js';
 import { dataObjectPath, type Pool, PoolError } from '../pool/index.js';
 import { QmpSession } from '../qmp/index.js';
-import { discoverDelivery, discoverWindows, fileIdOf, isHotAddedLd, type PoolWindow, readQom, sameFile, windowProblem } from './devices.js';
+import {
+  discoverDelivery,
+  discoverWindows,
+  fileIdOf,
+  isHotAddedLd,
+  type PoolWindow,
+  QEMU_ARGS_OBJECTS,
+  type QomSnapshot,
+  readQom,
+  sameFile,
+  windowProblem,
+} from './devices.js';
 import type { BackendEvent } from './events.js';
 import { type FmldPort, hasFmldPort, openFmldPort, reattachFmldPort, removeFmldPort } from './fmld.js';
 import type { PeerInfo } from './listener.js';
@@ -120,8 +131,19 @@ export class HeadSession {
     this.host.setRecord(head, { phase: 'attaching', pid, reason: null });
     this.socket.resume();
     let qmp: QmpSession;
+    // Sent right behind qmp_capabilities, in its round trip: whether the guest runs, and QOM (read ahead for
+    // the static window a VM made by `cxl-mhd qemu-args` has; discovery still reads whatever else QOM lists).
+    let discovered: Promise<QomSnapshot>;
+    let queried: Promise<{ running: boolean; status: string }>;
     try {
-      qmp = await QmpSession.open(this.socket, { commandTimeoutMs: this.host.qmpTimeoutMs });
+      qmp = await QmpSession.open(this.socket, { commandTimeoutMs: this.host.qmpTimeoutMs, pipelineCapabilities: true });
+      discovered = readQom(qmp, QEMU_ARGS_OBJECTS);
+      queried = qmp.execute<{ running: boolean; status: string }>('query-status');
+      for (const p of [discovered, queried]) p.catch(() => undefined);
+      await qmp.negotiated.catch((e) => {
+        qmp.close();
+        throw e;
+      });
     } catch (e) {
       this.socket.destroy();
       this.to('dropped');
@@ -136,10 +158,8 @@ export class HeadSession {
     this.host.live.set(head, this);
     let guestRunning = false;
     try {
-      // Sent together (one round trip fewer per head); whether the guest runs is known before any discovery failure is handled.
-      const discovered = readQom(qmp);
-      discovered.catch(() => undefined);
-      const status = await qmp.execute<{ running: boolean; status: string }>('query-status');
+      // Whether the guest runs is known before any discovery failure is handled.
+      const status = await queried;
       guestRunning = status.running;
       const qom = await discovered;
       const shmHead = this.pool.state.head(head);

@@ -16,7 +16,7 @@ export const MIN_QEMU_VERSION: readonly [number, number] = [10, 0];
 
 export type QemuSeries = '11' | '10';
 /** The series `make setup` builds when none is named. */
-export const DEFAULT_QEMU_SERIES: QemuSeries = '10';
+export const DEFAULT_QEMU_SERIES: QemuSeries = '11';
 /** Directory names of the debootstrapped roots inside the cache dir: QEMU 11.1 + kernels 7.3 and 6.12, QEMU 10.0 + kernel 6.12. */
 export const ROOT_DIR_NAMES: Readonly<Record<QemuSeries, string>> = { '11': 'trixie-backports-root', '10': 'trixie-root' };
 /** The 10.0 root's name, which older checkouts used alone. */

@@ -43,6 +43,12 @@ export interface QmpSessionOptions {
   onListenerError?: (error: unknown, event: QmpEvent) => void;
   /** Replaces native.sendFds; tests use it to force EAGAIN and short sends. */
   sendFds?: SendFdsFn;
+  /**
+   * Resolve once qmp_capabilities is sent, not answered: commands the caller
+   * sends next follow it in the same round trip (QEMU answers in order).
+   * Its answer is then `negotiated`; the caller closes the session if that rejects.
+   */
+  pipelineCapabilities?: boolean;
 }
 
 export interface ExecuteOptions {
@@ -124,7 +130,12 @@ export class QmpSession {
     try {
       if (socket.destroyed || socket.readableEnded) session.finish(new QmpDisconnectedError('QMP connection already closed'));
       await session.awaitGreeting(greetingTimeoutMs);
-      await session.execute('qmp_capabilities');
+      session.negotiated = session.execute('qmp_capabilities').then(() => undefined);
+      if (opts.pipelineCapabilities) {
+        session.negotiated.catch(() => undefined);
+        return session;
+      }
+      await session.negotiated;
       return session;
     } catch (e) {
       session.close();
@@ -132,6 +143,9 @@ export class QmpSession {
       throw e;
     }
   }
+
+  /** qmp_capabilities answered (open() waits for it unless pipelineCapabilities). */
+  negotiated: Promise<void> = Promise.resolve();
 
   get greeting(): QmpGreeting {
     return this.greetingInfo!;

@@ -1,7 +1,16 @@
 // The scenario runner (`cxl-mhd run`): scenario files, their schema, the run, and its reports.
 export { AgentError, type ExecResult, GuestAgent } from './agent.js';
 export { cpioNewc, guestBootArgs, initrdWithModules, moduleFiles, projectGuest } from './image.js';
-export { type HeadSpec, loadScenario, parseScenario, type Scenario, ScenarioFileError, type StepSpec } from './load.js';
+export {
+  type HeadSpec,
+  loadScenario,
+  parseScenario,
+  type QemuCondition,
+  qemuConditionHolds,
+  type Scenario,
+  ScenarioFileError,
+  type StepSpec,
+} from './load.js';
 export {
   humanDetail,
   humanLine,

@@ -58,12 +58,31 @@ export interface StepSpec {
   command: string;
   guests: number[];
   pattern?: PatternSpec;
+  /** kill: the head whose QEMU is killed; restart: the head restarted (none: the backend). */
   killHead?: number;
+  restartHead?: number;
+  /** Run only on a QEMU this condition holds for (`qemu: ">=11.1"`); other QEMUs report the step skipped. */
+  qemu?: QemuCondition;
   expect?: Matcher;
   expectNot?: Matcher;
   expectExit: number;
   timeoutMs: number;
   retryMs: number | null;
+}
+
+/** `>=11.1` or `<11.1`: a step for some QEMU versions only. */
+export interface QemuCondition {
+  op: '>=' | '<';
+  major: number;
+  minor: number;
+  text: string;
+}
+
+/** Whether QEMU `version` ("11.1.3") meets the condition. */
+export function qemuConditionHolds(c: QemuCondition, version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  const atLeast = major > c.major || (major === c.major && minor >= c.minor);
+  return c.op === '>=' ? atLeast : !atLeast;
 }
 
 export interface Scenario {
@@ -388,7 +407,19 @@ function build(c: Checker, raw: Raw, base: string, env: NodeJS.ProcessEnv): Scen
       step.killHead = id;
       step.command = `head ${id}`;
     }
-    if (kind === 'restart') step.command = 'backend';
+    if (kind === 'restart') {
+      const what = s.restart as string;
+      step.command = what;
+      if (what !== 'backend') {
+        const id = Number(what.slice(5));
+        if (!ids.has(id)) c.add(at('restart'), `expected a head listed under heads, got head ${id}`);
+        step.restartHead = id;
+      }
+    }
+    if (typeof s.qemu === 'string') {
+      const m = /^(>=|<) ?(\d+)\.(\d+)$/.exec(s.qemu);
+      if (m) step.qemu = { op: m[1] as '>=' | '<', major: Number(m[2]), minor: Number(m[3]), text: `${m[1]}${m[2]}.${m[3]}` };
+    }
     return step;
   });
 

@@ -4,16 +4,16 @@
 // leaves no QEMU, socket, shm object or directory behind, also when the
 // run is interrupted. The first failing step stops the run; the rest are
 // reported as skipped.
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Backend, type HeadPhase } from '../heads/index.js';
 import { Pool } from '../pool/index.js';
-import { resolveQemu } from '../qemu/index.js';
-import { bootImage } from './image.js';
-import type { Scenario } from './load.js';
-import type { RunReport, StepResult } from './report.js';
+import { type QemuBinary, resolveQemu } from '../qemu/index.js';
+import { type BootImage, bootImage } from './image.js';
+import { type HeadSpec, qemuConditionHolds, type Scenario } from './load.js';
+import { passed, type RunReport, type StepResult } from './report.js';
 import { projectRoot } from './schema.js';
 import { runStep, type StepContext } from './steps.js';
 import { HeadVm } from './vm.js';
@@ -117,6 +117,28 @@ export async function runScenario(scn: Scenario, opts: RunOptions = {}): Promise
   const owner = (): number | null => backend?.pool.state.lease().owner ?? null;
   const consoles = (heads: number[]) => heads.flatMap((h) => (vms.get(h) ? [{ head: h, tail: vms.get(h)?.consoleTail() ?? '' }] : []));
 
+  let qemu: QemuBinary | null = null;
+  const images = new Map<number, BootImage>();
+  /** Starts head's QEMU and waits until the backend attached it (heads start one after the other: the first takes the FM-LD). */
+  const launch = async (head: HeadSpec): Promise<HeadVm> => {
+    const image = images.get(head.id) ?? bootImage(head.guest, work, head.id);
+    images.set(head.id, image);
+    const vm = new HeadVm({ head, pool, runDir, capacityBytes: scn.pool.capacityBytes, work, root, qemu: qemu as QemuBinary, image });
+    vms.set(head.id, vm);
+    const what = image.disk ? `disk ${image.disk}` : image.kernel;
+    say(`head ${head.id}: QEMU started (pid ${vm.pid}) booting ${what}`);
+    const exited = vm.exited.then((e) => {
+      throw new BootFailed(
+        `head ${head.id}'s QEMU exited before attaching (${e.code ?? e.signal}): ${vm.qemuStderr.trim().split('\n').pop() ?? ''}`,
+      );
+    });
+    exited.catch(() => {});
+    const phase = await guard(Promise.race([waitPhase(head.id, ['attached', 'refused'], 120_000, 'attached'), exited]));
+    if (phase === 'refused') throw new BootFailed(`the backend refused head ${head.id} (see ${join(work, 'backend.log')})`);
+    say(`head ${head.id}: attached${owner() === head.id ? '; it owns the FM-LD' : ''}; its guest boots`);
+    return vm;
+  };
+
   const ctx: StepContext = {
     pool,
     vms,
@@ -144,31 +166,29 @@ export async function runScenario(scn: Scenario, opts: RunOptions = {}): Promise
       backend = await startBackend(false);
       for (const [h, vm] of vms) if (vm.alive) await waitPhase(h, ['attached'], 60_000, 're-attached to the new backend');
     },
+    restartHead: async (head) => {
+      const old = vms.get(head);
+      const spec = scn.heads.find((h) => h.id === head) as HeadSpec;
+      if (old?.alive) {
+        old.killedBy = 'a restart step';
+        await old.kill();
+        await waitPhase(head, ['detached'], 30_000, 'seen detached by the backend');
+      }
+      // The first boot's console stays for the report; the new QEMU writes a fresh one.
+      if (old) renameSync(old.consolePath, join(work, `head${head}-console.before-restart.log`));
+      const vm = await launch(spec);
+      await vm.agent.waitReady(Date.now() + scn.bootTimeoutMs, () => vm.alive);
+      say(`head ${head}: guest agent answers again`);
+    },
   };
 
   try {
     if (Pool.exists(pool)) throw new BootFailed(`a pool named ${pool} exists already`);
-    const qemu = resolveQemu();
     say(`pool ${pool}: ${scn.pool.capacityBytes / 2 ** 30} GiB, ${scn.pool.headCount} heads; backend in this process; consoles in ${work}`);
     backend = await guard(startBackend(true));
 
-    for (const head of scn.heads) {
-      const image = bootImage(head.guest, work, head.id);
-      const vm = new HeadVm({ head, pool, runDir, capacityBytes: scn.pool.capacityBytes, work, root, qemu, image });
-      vms.set(head.id, vm);
-      const what = image.disk ? `disk ${image.disk}` : image.kernel;
-      say(`head ${head.id}: QEMU started (pid ${vm.pid}) booting ${what}`);
-      // Started one after the other: the first attached head takes the FM-LD.
-      const exited = vm.exited.then((e) => {
-        throw new BootFailed(
-          `head ${head.id}'s QEMU exited before attaching (${e.code ?? e.signal}): ${vm.qemuStderr.trim().split('\n').pop() ?? ''}`,
-        );
-      });
-      exited.catch(() => {});
-      const phase = await guard(Promise.race([waitPhase(head.id, ['attached', 'refused'], 120_000, 'attached'), exited]));
-      if (phase === 'refused') throw new BootFailed(`the backend refused head ${head.id} (see ${join(work, 'backend.log')})`);
-      say(`head ${head.id}: attached${owner() === head.id ? '; it owns the FM-LD' : ''}; its guest boots`);
-    }
+    qemu = resolveQemu();
+    for (const head of scn.heads) await launch(head);
 
     const deadline = Date.now() + scn.bootTimeoutMs;
     const ready = new Set<number>();
@@ -198,7 +218,21 @@ export async function runScenario(scn: Scenario, opts: RunOptions = {}): Promise
     for (const step of scn.steps) {
       if (opts.signal?.aborted) throw new Interrupted('interrupted');
       let r: StepResult;
-      if (failed) {
+      const version = (qemu as QemuBinary).version;
+      if (!failed && step.qemu && !qemuConditionHolds(step.qemu, version)) {
+        // A step for other QEMU versions: said so, and not a failure.
+        r = {
+          step,
+          status: 'skipped',
+          message: `not for QEMU ${version} (this step is for QEMU ${step.qemu.text})`,
+          forOtherQemu: true,
+          stdout: '',
+          stderr: '',
+          consoles: [],
+          durationMs: 0,
+          attempts: 0,
+        };
+      } else if (failed) {
         r = {
           step,
           status: 'skipped',
@@ -264,7 +298,7 @@ export async function runScenario(scn: Scenario, opts: RunOptions = {}): Promise
     interrupted,
     results,
   };
-  const ok = !interrupted && bootError === null && results.every((r) => r.status === 'passed');
+  const ok = passed(report);
   let keptIn: string | null = work;
   if (!opts.workDir && !opts.keep && ok) {
     rmSync(work, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 // Owns what each step kind does and when it counts as passed: commands in
 // guests (through their agent), FM commands in the owner guest, host
-// commands, pattern writes/reads, killing a head, restarting the backend.
+// commands, pattern writes/reads, killing a head, restarting a head or the backend.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { dataObjectPath } from '../pool/index.js';
@@ -20,6 +20,8 @@ export interface StepContext {
   killHead(head: number): Promise<void>;
   /** Stops the backend and starts a new one; resolves once every live head is attached again. */
   restartBackend(): Promise<void>;
+  /** Kills head N's QEMU and starts it again; resolves once it is attached and its guest agent answers. */
+  restartHead(head: number): Promise<void>;
 }
 
 export interface StepOutcome {
@@ -188,6 +190,10 @@ export async function runStep(ctx: StepContext, step: StepSpec): Promise<StepOut
         await ctx.killHead(step.killHead as number);
         return done(`head ${step.killHead}'s QEMU killed`);
       case 'restart':
+        if (step.restartHead !== undefined) {
+          await ctx.restartHead(step.restartHead);
+          return done(`head ${step.restartHead}'s QEMU killed and started again; attached, its guest agent answers`);
+        }
         await ctx.restartBackend();
         return done('backend restarted; every live head attached again');
       case 'write':

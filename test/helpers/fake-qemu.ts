@@ -85,6 +85,8 @@ export class FakeQemu {
   private readonly fdsByName = new Map<string, number>();
   private stash: number[] = [];
   private negotiated = false;
+  /** A qmp_capabilities arrived: commands behind it count as negotiated, in arrival order, as QEMU handles them. */
+  private capabilitiesSent = false;
   private ended = false;
   private resolveClosed!: () => void;
   private writing: Promise<void> = Promise.resolve();
@@ -350,12 +352,14 @@ export class FakeQemu {
         w.deferred.resolve(cmd);
       }
     }
-    void this.dispatch(cmd);
+    const afterCapabilities = this.negotiated || this.capabilitiesSent;
+    if (cmd.execute === 'qmp_capabilities') this.capabilitiesSent = true;
+    void this.dispatch(cmd, afterCapabilities);
   }
 
-  private async dispatch(cmd: ReceivedCommand): Promise<void> {
+  private async dispatch(cmd: ReceivedCommand, afterCapabilities: boolean): Promise<void> {
     let reply: FakeReply;
-    if (!this.negotiated && cmd.execute !== 'qmp_capabilities') {
+    if (!afterCapabilities && cmd.execute !== 'qmp_capabilities') {
       reply = fail('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
     } else {
       const handler = this.handlers.get(cmd.execute);
@@ -364,7 +368,10 @@ export class FakeQemu {
       } catch (e) {
         reply = fail('GenericError', e instanceof Error ? e.message : String(e));
       }
-      if (cmd.execute === 'qmp_capabilities' && reply !== NO_REPLY && 'return' in reply) this.negotiated = true;
+      if (cmd.execute === 'qmp_capabilities') {
+        if (reply !== NO_REPLY && 'return' in reply) this.negotiated = true;
+        else this.capabilitiesSent = this.negotiated;
+      }
     }
     if (reply === NO_REPLY || this.ended) return;
     await this.sendMessage(cmd.hasId ? { ...reply, id: cmd.id } : reply);

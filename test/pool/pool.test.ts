@@ -147,6 +147,19 @@ describe('journal and fsck', () => {
     }
   });
 
+  it('a 32-head pool (the most a pool has) is opened again from its journal, head 31 included', () => {
+    const { pool, name, stateDir } = create({ headCount: 32 });
+    pool.registerHead(31, 7);
+    pool.close();
+    const again = Pool.open({ name, stateDir });
+    try {
+      expect(again.state.headCount).toBe(32);
+      expect(replayJournal(readJournal(journalPath(stateDir, name))).state.heads()[31]?.attached).toBe(true);
+    } finally {
+      again.close();
+    }
+  });
+
   it('replays a lease that outlives its detached owner', () => {
     const { pool } = create();
     try {

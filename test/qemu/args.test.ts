@@ -88,7 +88,7 @@ describe('qemu-args', () => {
   });
 
   it('the committed qemu-configs/mhd3 example is exactly what qemu-args prints', () => {
-    const EXAMPLE_QEMU = '10.0';
+    const EXAMPLE_QEMU = '11.1';
     const stateDir = tempDir();
     for (const head of [0, 1, 2]) {
       const r = cli(

@@ -2,13 +2,17 @@
 // engine; `make demo` runs the same file): three heads boot the project's
 // guest under TCG against the real backend, share a window, and the owner
 // guest moves 256 MiB to head 1 with `cxl-mhd fm` and takes it back
-// (examples/ci/three-heads.yaml says step by step what is checked).
+// (examples/ci/three-heads.yaml says step by step what is checked). On QEMU
+// 11.1 the release answers Retry Required and head 1's QEMU is restarted to
+// end the quarantine; on 10.0 the release succeeds.
 // Consoles and logs are kept under test-artifacts/ when this fails.
 import { cpSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { demoScenarioPath, humanDetail, humanLine, loadScenario, runScenario } from '../../src/scenario/index.js';
+import { resolveQemu } from '../../src/qemu/index.js';
+import { demoScenarioPath, humanDetail, humanLine, loadScenario, passed, runScenario, summaryLine } from '../../src/scenario/index.js';
 import { tempDir } from '../helpers/pool.js';
+import { expectStepsPassed } from '../helpers/scenario.js';
 
 describe('Linux guests on three heads', () => {
   it('share a window, see their serials, and move capacity with the FM-API from inside the owner guest', async () => {
@@ -22,11 +26,13 @@ describe('Linux guests on three heads', () => {
       progress: (l) => lines.push(l),
       onStep: (r) => lines.push(humanLine(r), ...(r.status === 'failed' ? humanDetail(r) : [])),
     });
+    // The run's one-line summary in the test output: which steps ran on this QEMU.
+    console.log(`QEMU ${resolveQemu().version}: ${summaryLine(report)}`);
     try {
       expect(report.bootError).toBeNull();
-      expect(report.results.map((r) => `${r.step.index} ${r.status} ${r.message}`)).toEqual(
-        scn.steps.map((s) => expect.stringMatching(new RegExp(`^${s.index} passed`))),
-      );
+      // Steps marked for the other QEMU versions (the release's two outcomes, 10.0 and 11.1) are skipped as such; all others pass.
+      expectStepsPassed(scn, report);
+      expect(passed(report)).toBe(true);
       // The runner said who owns the FM-LD: the head started first.
       expect(lines.find((l) => l.includes('owns the FM-LD'))).toMatch(/head 0: attached; it owns the FM-LD/);
       // Nothing left behind: no QEMU, no shm objects of this pool, no sockets or run dirs.

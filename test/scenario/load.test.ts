@@ -18,7 +18,10 @@ import {
   loadScenario,
   moduleFiles,
   parseScenario,
+  passed,
   patternBytes,
+  type QemuCondition,
+  qemuConditionHolds,
   type RunReport,
   ScenarioFileError,
   type StepResult,
@@ -88,7 +91,7 @@ describe('scenario files', () => {
     expect(errorsOf(minimal)).toEqual([]);
     expect(errorsOf(minimal.replace('heads: 2', 'heads: two'))).toEqual(['x.yaml:1:30: expected the pool\'s head count, 1..32, got "two"']);
     expect(errorsOf(minimal.replace('    expect: hi', '    expekt: hi'))).toEqual([
-      'x.yaml:8:5: unknown key "expekt": expected one of name, guest, run, fm, host, write, read, kill, restart, expect, expect-not, expect-exit, timeout, retry',
+      'x.yaml:8:5: unknown key "expekt": expected one of name, guest, run, fm, host, write, read, kill, restart, qemu, expect, expect-not, expect-exit, timeout, retry',
     ]);
     expect(errorsOf(minimal.replace('    run: echo hi\n', ''))).toEqual([
       'x.yaml:5:5: expected one of run, fm, host, write, read, kill, restart in this step',
@@ -119,6 +122,34 @@ describe('scenario files', () => {
     expect(errorsOf(minimal.replace('heads: 2', 'heads: 0').replace('expect: hi', 'expect-exit: 300'))).toHaveLength(2);
     expect(errorsOf('')).toEqual([
       'x.yaml:1:1: expected a scenario: a fresh pool, the heads that boot on it, and the steps run against them (docs/scenario.md), got nothing (null)',
+    ]);
+  });
+
+  it('a step can be for some QEMU versions only, and restart a head', () => {
+    const text = `${minimal}  - name: newer
+    qemu: ">=11.1"
+    restart: head 0
+  - name: older
+    qemu: "< 11.1"
+    host: "true"
+`;
+    const [hello, newer, older] = parseScenario(text, 'x.yaml', {}).steps;
+    expect(hello?.qemu).toBeUndefined();
+    expect(newer).toMatchObject({ kind: 'restart', restartHead: 0, qemu: { op: '>=', major: 11, minor: 1, text: '>=11.1' } });
+    expect(older?.qemu?.text).toBe('<11.1');
+    const holds = (c: QemuCondition | undefined, v: string) => qemuConditionHolds(c as QemuCondition, v);
+    expect(['10.0.13', '11.0.0', '11.1.3', '12.0.0'].map((v) => holds(newer?.qemu, v))).toEqual([false, false, true, true]);
+    expect(['10.0.13', '11.0.0', '11.1.3', '12.0.0'].map((v) => holds(older?.qemu, v))).toEqual([true, true, false, false]);
+    // `restart: backend` still restarts the backend; a head that is not listed, or a condition that is not one, is a mistake.
+    expect(parseScenario(`${minimal}  - name: b\n    restart: backend\n`, 'x.yaml', {}).steps[1]?.restartHead).toBeUndefined();
+    expect(errorsOf(`${minimal}  - name: r\n    restart: head 1\n`)).toEqual([
+      'x.yaml:10:14: expected a head listed under heads, got head 1',
+    ]);
+    expect(errorsOf(`${minimal}  - name: r\n    restart: head one\n`)).toEqual([
+      'x.yaml:10:14: expected "backend" or "head N", got "head one"',
+    ]);
+    expect(errorsOf(`${minimal}  - name: q\n    qemu: "11.1"\n    host: "true"\n`)).toEqual([
+      'x.yaml:10:11: expected a QEMU version condition such as ">=11.1" or "<11.1", got "11.1"',
     ]);
   });
 
@@ -242,6 +273,20 @@ describe('reports', () => {
     interrupted: false,
     results: [failed, { ...failed, status: 'skipped', message: 'not run', stdout: '', stderr: '', consoles: [] }],
   };
+
+  it('a run passes with steps skipped for other QEMU versions, never with steps skipped for a failure', () => {
+    const ok: StepResult = { ...failed, status: 'passed', message: '', stdout: '', stderr: '', consoles: [] };
+    const forOther: StepResult = {
+      ...ok,
+      status: 'skipped',
+      message: 'not for QEMU 10.0.13 (this step is for QEMU >=11.1)',
+      forOtherQemu: true,
+    };
+    expect(passed({ ...report, results: [ok, forOther] })).toBe(true);
+    expect(passed({ ...report, results: [ok, { ...forOther, forOtherQemu: false }] })).toBe(false);
+    expect(passed({ ...report, results: [forOther, failed] })).toBe(false);
+    expect(tapLines(forOther)).toEqual(['ok 1 - hello # SKIP not for QEMU 10.0.13 (this step is for QEMU >=11.1)']);
+  });
 
   it('JUnit: one testcase per step; failure message, output and console tail; XML-safe', () => {
     const x = junitXml(report);
