@@ -6,9 +6,11 @@
 import { createRequire } from 'node:module';
 import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from 'ajv';
 import type { JournalEntry } from './journal-events.js';
+import { MAX_HEADS } from './layout.js';
 
 const int = { type: 'integer', minimum: 0 } as const;
-const head = { type: 'integer', minimum: 0, maximum: 31 } as const;
+const head = { type: 'integer', minimum: 0, maximum: MAX_HEADS - 1 } as const;
+const headCount = { type: 'integer', minimum: 1, maximum: MAX_HEADS } as const;
 const bool = { type: 'boolean' } as const;
 const str = { type: 'string' } as const;
 const poolId = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
@@ -27,7 +29,7 @@ const grantMeta = {
   recovered: bool,
 };
 const range = { head, first: int, count: { type: 'integer', minimum: 1 } };
-const poolCreate = obj({ capacityBytes: int, blockBytes: int, headCount: head, createdMs: int, mode: int, poolId }, [
+const poolCreate = obj({ capacityBytes: int, blockBytes: int, headCount, createdMs: int, mode: int, poolId }, [
   'capacityBytes',
   'blockBytes',
   'headCount',
