@@ -136,28 +136,30 @@ export class HotplugDelivery implements Delivery {
         const lsa = label && this.lsaPath ? { id: ldLsaBackendId(n), path: this.lsaPath(n) } : null;
         // The label area is written before device_add: the guest may read it as soon as the device appears.
         if (lsa) writeFileSync(lsa.path, lsaImage(label as RegionLabel), { mode: 0o600, flag: 'wx' });
-        const made: string[] = [];
-        try {
-          for (const obj of [
-            { id: backendId, 'mem-path': this.dataPath, offset: piece.offset, size: piece.len },
-            ...(lsa ? [{ id: lsa.id, 'mem-path': lsa.path, size: LSA_BYTES }] : []),
-          ]) {
-            await this.qmp.execute('object-add', { 'qom-type': 'memory-backend-file', ...obj, share: true });
-            made.push(obj.id);
-          }
-          await this.qmp.execute('device_add', {
-            driver: 'cxl-type3',
-            bus: port,
-            'volatile-memdev': backendId,
-            ...(lsa ? { lsa: lsa.id } : {}),
-            id: deviceId,
-            sn: Number(this.serialFor(port)),
-          });
-        } catch (e) {
+        const objects = [
+          { id: backendId, 'mem-path': this.dataPath, offset: piece.offset, size: piece.len },
+          ...(lsa ? [{ id: lsa.id, 'mem-path': lsa.path, size: LSA_BYTES }] : []),
+        ];
+        // Sent together, backends first: QEMU runs them in order, so device_add finds its backends (or
+        // fails for want of them), and the head waits for its QEMU once, not once per command.
+        const made = objects.map((obj) => this.qmp.execute('object-add', { 'qom-type': 'memory-backend-file', ...obj, share: true }));
+        const added = this.qmp.execute('device_add', {
+          driver: 'cxl-type3',
+          bus: port,
+          'volatile-memdev': backendId,
+          ...(lsa ? { lsa: lsa.id } : {}),
+          id: deviceId,
+          sn: Number(this.serialFor(port)),
+        });
+        const [device, ...backends] = await Promise.allSettled([added, ...made]);
+        if (device?.status === 'rejected') {
           // The backend objects exist from their object-add on, even if device_add fails: QEMU can't always delete them.
-          for (const id of made) await this.qmp.execute('object-del', { id }).catch(() => undefined);
+          for (const [k, r] of backends.entries()) {
+            if (r.status === 'fulfilled') await this.qmp.execute('object-del', { id: objects[k]?.id }).catch(() => undefined);
+          }
           if (lsa) rmSync(lsa.path, { force: true });
-          throw e;
+          // A backend's own refusal says more than device_add's missing memdev that follows from it.
+          throw backends.find((r) => r.status === 'rejected')?.reason ?? device.reason;
         }
         this.busy.set(port, deviceId);
         done.push({ ...piece, deviceId, backendId, port, ...(lsa ? { lsaPath: lsa.path } : {}) });
