@@ -176,6 +176,8 @@ export class HeadSession {
         void this.capacity.onReset(head);
       });
       this.to('resuming');
+      // What the attach journaled is on disk before its guest runs or anyone hears it attached.
+      await this.pool.durable();
       if (!status.running) await qmp.execute('cont');
       if (this.host.stopping()) return;
       this.to('attached');

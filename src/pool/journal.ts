@@ -3,7 +3,18 @@
 // fsynced before the operation is reported done. Snapshot + tail replay to
 // the image (image.ts) that recovery and fsck compare with shared memory.
 // What a line may say is journal-events.ts.
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { PoolError } from './errors.js';
 import { JournalImage, type Snapshot } from './image.js';
@@ -28,11 +39,24 @@ function fsyncDir(dir: string): void {
 
 /**
  * The tail: JSON lines appended after the snapshot. Each append is one
- * write(2) and one fdatasync, however many lines it carries.
+ * write(2), however many lines it carries, made at once: a process killed
+ * after it leaves the line in the file. Making it durable is one fdatasync,
+ * either at once on the calling thread (the default) or, with group commit
+ * (groupCommit()), off the event loop in libuv's threadpool, one fdatasync
+ * covering every append made before it started; durable() says when.
  */
 export class Journal {
   private fd: number | null;
   private bytes: number;
+  /** Appends written so far; the last that must reach the disk; the last known on it. */
+  private written = 0;
+  private required = 0;
+  private synced = 0;
+  private deferred = false;
+  private syncing = false;
+  private waiters: { need: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** A failed fdatasync: what the kernel dropped is unknown, so nothing after it is reported durable. */
+  private failed: Error | null = null;
 
   constructor(readonly path: string) {
     ensureDir(dirname(path));
@@ -46,9 +70,21 @@ export class Journal {
     fsyncDir(dirname(path));
   }
 
+  /** fdatasyncs of the tail issued so far (tests count them: a group is one). */
+  fdatasyncs = 0;
+
   /** Bytes in the tail now. */
   get tailBytes(): number {
     return this.bytes;
+  }
+
+  /**
+   * From now on appends are fdatasynced off the event loop, together
+   * (group commit): the caller awaits durable() before it reports anything
+   * an append says. For the backend, whose loop must not stop for the disk.
+   */
+  groupCommit(): void {
+    this.deferred = true;
   }
 
   /** `sync: false` leaves the line to the next fdatasync (a note that changed nothing). */
@@ -62,8 +98,64 @@ export class Journal {
     // One write per append: O_APPEND keeps concurrent writers' lines whole.
     const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
     writeSync(this.fd, text);
-    if (sync) fdatasyncSync(this.fd);
     this.bytes += Buffer.byteLength(text);
+    this.written++;
+    if (!sync) return;
+    this.required = this.written;
+    if (this.deferred) {
+      this.startSync();
+      return;
+    }
+    this.fdatasyncs++;
+    fdatasyncSync(this.fd);
+    this.synced = this.written;
+  }
+
+  /** Resolves once every append made so far that asked for it is on disk; rejects if an fdatasync failed. */
+  durable(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.synced >= this.required) return Promise.resolve();
+    const need = this.required;
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ need, resolve, reject });
+      this.startSync();
+    });
+  }
+
+  /** One fdatasync at a time; appends made while it runs go with the next (the group). */
+  private startSync(): void {
+    const fd = this.fd;
+    if (this.syncing || fd === null || this.failed || this.synced >= this.required) return;
+    this.syncing = true;
+    const covers = this.written;
+    this.fdatasyncs++;
+    fdatasync(fd, (e) => {
+      this.syncing = false;
+      // Closed meanwhile: close() made everything durable itself and answered the waiters.
+      if (this.fd !== fd) return;
+      if (e) {
+        this.fail(
+          new PoolError('BAD_STATE', `journal ${this.path}: fdatasync failed (${e.code ?? e.message}); nothing more is reported durable`),
+        );
+        return;
+      }
+      this.markSynced(covers);
+      this.startSync();
+    });
+  }
+
+  private markSynced(covers: number): void {
+    this.synced = Math.max(this.synced, covers);
+    const ready = this.waiters.filter((w) => w.need <= this.synced);
+    this.waiters = this.waiters.filter((w) => w.need > this.synced);
+    for (const w of ready) w.resolve();
+  }
+
+  private fail(e: Error): void {
+    this.failed = e;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w.reject(e);
   }
 
   /**
@@ -107,11 +199,28 @@ export class Journal {
     fdatasyncSync(this.fd);
     this.bytes = 0;
     faultPoint('compact-tail-truncated');
+    // The snapshot, fsynced, holds every line written so far.
+    if (!this.failed) this.markSynced(this.written);
   }
 
+  /** Closes the tail, after making what is still owed durable (and telling those who wait). */
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
+    if (this.fd === null) return;
+    const fd = this.fd;
+    try {
+      if (!this.failed && this.synced < this.required) {
+        this.fdatasyncs++;
+        fdatasyncSync(fd);
+      }
+      if (!this.failed) this.markSynced(this.written);
+    } catch (e) {
+      this.fail(
+        new PoolError('BAD_STATE', `journal ${this.path}: fdatasync failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`),
+      );
+    } finally {
+      this.fd = null;
+      closeSync(fd);
+    }
   }
 }
 
