@@ -54,6 +54,7 @@ export class Journal {
   private synced = 0;
   private deferred = false;
   private syncing = false;
+  private flushing = false;
   private waiters: { need: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   /** A failed fdatasync: what the kernel dropped is unknown, so nothing after it is reported durable. */
   private failed: Error | null = null;
@@ -79,9 +80,14 @@ export class Journal {
   }
 
   /**
-   * From now on appends are fdatasynced off the event loop, together
-   * (group commit): the caller awaits durable() before it reports anything
-   * an append says. For the backend, whose loop must not stop for the disk.
+   * From now on appends are made durable in groups (the backend): one
+   * fdatasync, at the end of the event-loop turn, covers every line written
+   * in it; the caller awaits durable() before it reports anything a line
+   * says. Where it runs is chosen per group: one operation alone waiting
+   * for it runs it on the event loop (a hand-off to libuv's threadpool and
+   * back costs that operation 0.5 ms or more on a busy host,
+   * docs/performance.md); several waiting, or none, or one already running,
+   * and it goes to the threadpool, so the loop serves the others meanwhile.
    */
   groupCommit(): void {
     this.deferred = true;
@@ -103,7 +109,8 @@ export class Journal {
     if (!sync) return;
     this.required = this.written;
     if (this.deferred) {
-      this.startSync();
+      // Made durable even if nobody asks (a detach's lines): whoever reports it next finds it done.
+      this.flushSoon();
       return;
     }
     this.fdatasyncs++;
@@ -118,11 +125,39 @@ export class Journal {
     const need = this.required;
     return new Promise((resolve, reject) => {
       this.waiters.push({ need, resolve, reject });
-      this.startSync();
+      this.flushSoon();
     });
   }
 
-  /** One fdatasync at a time; appends made while it runs go with the next (the group). */
+  private flushSoon(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => {
+      this.flushing = false;
+      this.flush();
+    });
+  }
+
+  /** The group: everything written this turn. */
+  private flush(): void {
+    const fd = this.fd;
+    if (this.syncing || fd === null || this.failed || this.synced >= this.required) return;
+    if (this.waiters.length !== 1) {
+      this.startSync();
+      return;
+    }
+    const covers = this.written;
+    this.fdatasyncs++;
+    try {
+      fdatasyncSync(fd);
+    } catch (e) {
+      this.fail(this.syncError(e as NodeJS.ErrnoException));
+      return;
+    }
+    this.markSynced(covers);
+  }
+
+  /** One fdatasync in the threadpool at a time; what is written while it runs goes with the next. */
   private startSync(): void {
     const fd = this.fd;
     if (this.syncing || fd === null || this.failed || this.synced >= this.required) return;
@@ -134,14 +169,16 @@ export class Journal {
       // Closed meanwhile: close() made everything durable itself and answered the waiters.
       if (this.fd !== fd) return;
       if (e) {
-        this.fail(
-          new PoolError('BAD_STATE', `journal ${this.path}: fdatasync failed (${e.code ?? e.message}); nothing more is reported durable`),
-        );
+        this.fail(this.syncError(e));
         return;
       }
       this.markSynced(covers);
       this.startSync();
     });
+  }
+
+  private syncError(e: NodeJS.ErrnoException): PoolError {
+    return new PoolError('BAD_STATE', `journal ${this.path}: fdatasync failed (${e.code ?? e.message}); nothing more is reported durable`);
   }
 
   private markSynced(covers: number): void {
@@ -214,9 +251,7 @@ export class Journal {
       }
       if (!this.failed) this.markSynced(this.written);
     } catch (e) {
-      this.fail(
-        new PoolError('BAD_STATE', `journal ${this.path}: fdatasync failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`),
-      );
+      this.fail(this.syncError(e as NodeJS.ErrnoException));
     } finally {
       this.fd = null;
       closeSync(fd);

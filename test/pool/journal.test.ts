@@ -1,7 +1,7 @@
 // The journal tail's group commit (pool/journal.ts): with it, lines are in
-// the file as soon as they are appended, and one fdatasync off the event
-// loop covers every line appended while the previous one ran; durable()
-// says when. Real files; a FIFO, where fdatasync fails (EINVAL), stands
+// the file as soon as they are appended, and one fdatasync covers every
+// line appended in the same turn of the event loop (or while the previous
+// one ran); durable() says when. Real files; a FIFO, where fdatasync fails (EINVAL), stands
 // for a disk that fails it.
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
@@ -24,22 +24,33 @@ describe('journal group commit', () => {
     j.close();
   });
 
-  it('with it, appends are in the file at once and one fdatasync covers those made while the previous ran', async () => {
+  it('with it, appends are in the file at once and one fdatasync covers every line written in the same turn', async () => {
     const path = join(tempDir(), 'journal.jsonl');
     const j = new Journal(path);
     j.groupCommit();
-    j.append(line(1)); // starts the first fdatasync
+    // Two operations answered in one turn (one alone would fdatasync on the loop, several in the threadpool).
+    j.append(line(1));
     const first = j.durable();
-    for (let s = 2; s <= 6; s++) j.append(line(s)); // all while it runs: the next group
+    for (let s = 2; s <= 6; s++) j.append(line(s));
+    const all = j.durable();
     // A writer killed now leaves every line in the file (the page cache has them).
     expect(readJournal(path).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
-    const all = j.durable();
-    await first;
-    await all;
+    expect(j.fdatasyncs).toBe(0);
+    await Promise.all([first, all]);
+    expect(j.fdatasyncs).toBe(1);
+    // One operation alone.
+    j.append(line(7));
+    await j.durable();
     expect(j.fdatasyncs).toBe(2);
     // Nothing owed: no further fdatasync.
     await j.durable();
     expect(j.fdatasyncs).toBe(2);
+    // A line nobody waits for (a head's detach) is made durable all the same, at the end of its turn.
+    j.append(line(8));
+    await new Promise((r) => setImmediate(r));
+    expect(j.fdatasyncs).toBe(3);
+    await j.durable();
+    expect(j.fdatasyncs).toBe(3);
     j.close();
   });
 
