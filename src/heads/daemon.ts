@@ -380,6 +380,10 @@ export class Backend implements SessionHost {
     return this.isStopping;
   }
 
+  attachesUnderWay(): number {
+    return this.connecting.size;
+  }
+
   get poolName(): string {
     return this.opts.pool;
   }

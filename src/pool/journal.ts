@@ -55,7 +55,7 @@ export class Journal {
   private deferred = false;
   private syncing = false;
   private flushing = false;
-  private waiters: { need: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private waiters: { need: number; offLoop: boolean; resolve: () => void; reject: (e: Error) => void }[] = [];
   /** A failed fdatasync: what the kernel dropped is unknown, so nothing after it is reported durable. */
   private failed: Error | null = null;
 
@@ -118,13 +118,18 @@ export class Journal {
     this.synced = this.written;
   }
 
-  /** Resolves once every append made so far that asked for it is on disk; rejects if an fdatasync failed. */
-  durable(): Promise<void> {
+  /**
+   * Resolves once every append made so far that asked for it is on disk;
+   * rejects if an fdatasync failed. `offLoop`: the caller knows others are
+   * busy on the loop (heads attaching together), so even alone its
+   * fdatasync goes to the threadpool.
+   */
+  durable(opts: { offLoop?: boolean } = {}): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.synced >= this.required) return Promise.resolve();
     const need = this.required;
     return new Promise((resolve, reject) => {
-      this.waiters.push({ need, resolve, reject });
+      this.waiters.push({ need, offLoop: opts.offLoop === true, resolve, reject });
       this.flushSoon();
     });
   }
@@ -142,7 +147,7 @@ export class Journal {
   private flush(): void {
     const fd = this.fd;
     if (this.syncing || fd === null || this.failed || this.synced >= this.required) return;
-    if (this.waiters.length !== 1) {
+    if (this.waiters.length !== 1 || this.waiters[0]?.offLoop) {
       this.startSync();
       return;
     }

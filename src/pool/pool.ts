@@ -335,9 +335,9 @@ export class Pool {
     this.journal?.groupCommit();
   }
 
-  /** Resolves once every journal line written so far (but the unsynced notes) is on disk. */
-  durable(): Promise<void> {
-    return this.journal?.durable() ?? Promise.resolve();
+  /** Resolves once every journal line written so far (but the unsynced notes) is on disk (Journal.durable). */
+  durable(opts: { offLoop?: boolean } = {}): Promise<void> {
+    return this.journal?.durable(opts) ?? Promise.resolve();
   }
 
   // ---- compaction -------------------------------------------------------------

@@ -54,6 +54,29 @@ describe('journal group commit', () => {
     j.close();
   });
 
+  it('a lone waiter is made durable on the loop, within its turn; one asking offLoop, in the threadpool after it', async () => {
+    const j = new Journal(join(tempDir(), 'journal.jsonl'));
+    j.groupCommit();
+    const order = async (offLoop: boolean) => {
+      const seen: string[] = [];
+      j.append(line(1));
+      const done = j.durable({ offLoop }).then(() => seen.push('durable'));
+      // Queued after the group's own end-of-turn flush: runs after it in the same turn.
+      await new Promise<void>((r) =>
+        setImmediate(() => {
+          seen.push('turn over');
+          r();
+        }),
+      );
+      await done;
+      return seen;
+    };
+    expect(await order(false)).toEqual(['durable', 'turn over']);
+    expect(await order(true)).toEqual(['turn over', 'durable']);
+    expect(j.fdatasyncs).toBe(2);
+    j.close();
+  });
+
   it('a line that asks for no sync is written but holds up nobody; the next synced line carries it', async () => {
     const path = join(tempDir(), 'journal.jsonl');
     const j = new Journal(path);
