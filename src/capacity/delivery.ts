@@ -192,14 +192,12 @@ export class HotplugDelivery implements Delivery {
   }
 
   async reachable(piece: Piece & { deviceId?: string }): Promise<string[]> {
-    if (piece.deviceId) {
-      const present = await this.qmp.execute('qom-get', { path: peripheralPath(piece.deviceId), property: 'type' }).then(
-        () => true,
-        () => false,
-      );
-      if (present) return [`device ${piece.deviceId} is still present`];
-    }
-    const why = await reachability(this.qmp, this.dataPath, piece.offset, piece.len);
+    // Asked together (one wait for QEMU): the device's presence, then what maps the range; the second only counts without the first.
+    const present = piece.deviceId ? this.present(piece as Delivered) : Promise.resolve(false);
+    const reach = reachability(this.qmp, this.dataPath, piece.offset, piece.len);
+    reach.catch(() => undefined);
+    if (await present) return [`device ${piece.deviceId} is still present`];
+    const why = await reach;
     // The range left at last: its port (kept while the old LD was mapped) is free again.
     const port = [...this.busy].find(([, d]) => d === piece.deviceId)?.[0];
     if (why.length === 0 && port && piece.deviceId) this.busy.delete(port);
@@ -240,9 +238,10 @@ export class HotplugDelivery implements Delivery {
       this.busy.delete(piece.port);
     }
     // The memory backends can't be deleted in QEMU 10.0 or 11.1 ("in use", "mapped"); try, for later QEMUs.
-    if (piece.backendId) await this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
+    // Not waited for: nothing depends on the answer, and QEMU runs what is sent after them in order.
+    if (piece.backendId) void this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
     if (piece.lsaPath) {
-      await this.qmp.execute('object-del', { id: ldLsaBackendId(lsaNumber(piece.lsaPath)) }).catch(() => undefined);
+      void this.qmp.execute('object-del', { id: ldLsaBackendId(lsaNumber(piece.lsaPath)) }).catch(() => undefined);
       // QEMU may still map it; unlinking only drops the name, and nothing will read it again.
       rmSync(piece.lsaPath, { force: true });
     }

@@ -197,6 +197,8 @@ describe('deliveries against a fake QEMU', () => {
         { offset: 256 * MiB, len: 256 * MiB },
       ]),
     ).rejects.toThrow(/no free slot/);
+    // The withdrawn LD's backend is deleted without waiting for QEMU's answer (it cannot be, in 10.0 and 11.1).
+    await fake.waitForCommand('object-del', 2);
     // Reads aside (QOM, the memory tree), what changed QEMU, in order.
     const reads = ['qom-get', 'qom-list', 'qmp_capabilities', 'human-monitor-command'];
     const names = fake.received.map((c) => c.execute).filter((n) => !reads.includes(n));
