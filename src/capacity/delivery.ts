@@ -136,28 +136,30 @@ export class HotplugDelivery implements Delivery {
         const lsa = label && this.lsaPath ? { id: ldLsaBackendId(n), path: this.lsaPath(n) } : null;
         // The label area is written before device_add: the guest may read it as soon as the device appears.
         if (lsa) writeFileSync(lsa.path, lsaImage(label as RegionLabel), { mode: 0o600, flag: 'wx' });
-        const made: string[] = [];
-        try {
-          for (const obj of [
-            { id: backendId, 'mem-path': this.dataPath, offset: piece.offset, size: piece.len },
-            ...(lsa ? [{ id: lsa.id, 'mem-path': lsa.path, size: LSA_BYTES }] : []),
-          ]) {
-            await this.qmp.execute('object-add', { 'qom-type': 'memory-backend-file', ...obj, share: true });
-            made.push(obj.id);
-          }
-          await this.qmp.execute('device_add', {
-            driver: 'cxl-type3',
-            bus: port,
-            'volatile-memdev': backendId,
-            ...(lsa ? { lsa: lsa.id } : {}),
-            id: deviceId,
-            sn: Number(this.serialFor(port)),
-          });
-        } catch (e) {
+        const objects = [
+          { id: backendId, 'mem-path': this.dataPath, offset: piece.offset, size: piece.len },
+          ...(lsa ? [{ id: lsa.id, 'mem-path': lsa.path, size: LSA_BYTES }] : []),
+        ];
+        // Sent together, backends first: QEMU runs them in order, so device_add finds its backends (or
+        // fails for want of them), and the head waits for its QEMU once, not once per command.
+        const made = objects.map((obj) => this.qmp.execute('object-add', { 'qom-type': 'memory-backend-file', ...obj, share: true }));
+        const added = this.qmp.execute('device_add', {
+          driver: 'cxl-type3',
+          bus: port,
+          'volatile-memdev': backendId,
+          ...(lsa ? { lsa: lsa.id } : {}),
+          id: deviceId,
+          sn: Number(this.serialFor(port)),
+        });
+        const [device, ...backends] = await Promise.allSettled([added, ...made]);
+        if (device?.status === 'rejected') {
           // The backend objects exist from their object-add on, even if device_add fails: QEMU can't always delete them.
-          for (const id of made) await this.qmp.execute('object-del', { id }).catch(() => undefined);
+          for (const [k, r] of backends.entries()) {
+            if (r.status === 'fulfilled') await this.qmp.execute('object-del', { id: objects[k]?.id }).catch(() => undefined);
+          }
           if (lsa) rmSync(lsa.path, { force: true });
-          throw e;
+          // A backend's own refusal says more than device_add's missing memdev that follows from it.
+          throw backends.find((r) => r.status === 'rejected')?.reason ?? device.reason;
         }
         this.busy.set(port, deviceId);
         done.push({ ...piece, deviceId, backendId, port, ...(lsa ? { lsaPath: lsa.path } : {}) });
@@ -190,14 +192,12 @@ export class HotplugDelivery implements Delivery {
   }
 
   async reachable(piece: Piece & { deviceId?: string }): Promise<string[]> {
-    if (piece.deviceId) {
-      const present = await this.qmp.execute('qom-get', { path: peripheralPath(piece.deviceId), property: 'type' }).then(
-        () => true,
-        () => false,
-      );
-      if (present) return [`device ${piece.deviceId} is still present`];
-    }
-    const why = await reachability(this.qmp, this.dataPath, piece.offset, piece.len);
+    // Asked together (one wait for QEMU): the device's presence, then what maps the range; the second only counts without the first.
+    const present = piece.deviceId ? this.present(piece as Delivered) : Promise.resolve(false);
+    const reach = reachability(this.qmp, this.dataPath, piece.offset, piece.len);
+    reach.catch(() => undefined);
+    if (await present) return [`device ${piece.deviceId} is still present`];
+    const why = await reach;
     // The range left at last: its port (kept while the old LD was mapped) is free again.
     const port = [...this.busy].find(([, d]) => d === piece.deviceId)?.[0];
     if (why.length === 0 && port && piece.deviceId) this.busy.delete(port);
@@ -238,9 +238,10 @@ export class HotplugDelivery implements Delivery {
       this.busy.delete(piece.port);
     }
     // The memory backends can't be deleted in QEMU 10.0 or 11.1 ("in use", "mapped"); try, for later QEMUs.
-    if (piece.backendId) await this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
+    // Not waited for: nothing depends on the answer, and QEMU runs what is sent after them in order.
+    if (piece.backendId) void this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
     if (piece.lsaPath) {
-      await this.qmp.execute('object-del', { id: ldLsaBackendId(lsaNumber(piece.lsaPath)) }).catch(() => undefined);
+      void this.qmp.execute('object-del', { id: ldLsaBackendId(lsaNumber(piece.lsaPath)) }).catch(() => undefined);
       // QEMU may still map it; unlinking only drops the name, and nothing will read it again.
       rmSync(piece.lsaPath, { force: true });
     }

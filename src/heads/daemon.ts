@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
-import { type Channel, FmApiServer, inProcessChannel, opcodeHex, serveChannel } from '../fmapi/index.js';
+import { type Channel, FmApiServer, type FmBackend, inProcessChannel, opcodeHex, serveChannel } from '../fmapi/index.js';
 import { fmSocketPath, Pool, poolStatus } from '../pool/index.js';
 import { deviceSerial, peripheralPath, STATIC_DEVICE_ID } from '../qemu/index.js';
 import { type ControlReply, listenControl } from './control.js';
@@ -53,6 +53,26 @@ export interface BackendSnapshot {
 
 /** How long head records may lag a capacity change (they are rewritten once per burst). */
 const RECORD_REFRESH_MS = 20;
+
+/**
+ * The FM-API backend whose every answer, Success or refusal, is sent only
+ * once the journal lines written before it are on disk (Pool.groupCommit):
+ * an FM client never hears of a change a crash could still take back. A
+ * failed fdatasync answers Internal Error.
+ */
+function answerDurably(b: FmBackend, durable: () => Promise<void>): FmBackend {
+  const out: Record<string, unknown> = {};
+  for (const [key, method] of Object.entries(b) as [string, (req: unknown) => unknown][]) {
+    out[key] = async (req: unknown) => {
+      try {
+        return await method.call(b, req);
+      } finally {
+        await durable();
+      }
+    };
+  }
+  return out as FmBackend;
+}
 
 function openPool(opts: BackendOptions): Pool {
   if (!Pool.exists(opts.pool) && opts.capacityBytes !== undefined && opts.headCount !== undefined) {
@@ -129,6 +149,8 @@ export class Backend implements SessionHost {
       pool.close();
       throw e;
     }
+    // The event loop never waits for the disk; every answer waits for what it reports (answerDurably).
+    pool.groupCommit();
     const backend = new Backend(opts, pool);
     try {
       recoverFromCrash(backend);
@@ -149,7 +171,11 @@ export class Backend implements SessionHost {
       backend.controlServer = await listenControl(
         opts.runDir,
         opts.pool,
-        (req) => (req.op === 'inject' ? backend.inject(req.head, req) : backend.takeLease(req.head, req.force)),
+        async (req) => {
+          const reply = await (req.op === 'inject' ? backend.inject(req.head, req) : backend.takeLease(req.head, req.force));
+          await pool.durable();
+          return reply;
+        },
         (reason) => backend.log.warn(`control.sock: ${reason}`),
       );
       if (opts.fmSocket) await backend.listenFmSocket();
@@ -246,18 +272,21 @@ export class Backend implements SessionHost {
 
   /** An FM-API server for one path, whose refusals are logged and journaled with their reasons. */
   private fmApi(via: string): FmApiServer {
-    return new FmApiServer(this.capacity.through(via), {
-      onInternalError: (e, ctx) => {
-        const reason = (e as Error).message ?? String(e);
-        this.pool.note({ event: 'fm-internal-error', via, opcode: ctx.opcode, reason });
-        this.log.error({ opcode: ctx.opcode }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: internal error: ${reason}`);
+    return new FmApiServer(
+      answerDurably(this.capacity.through(via), () => this.pool.durable()),
+      {
+        onInternalError: (e, ctx) => {
+          const reason = (e as Error).message ?? String(e);
+          this.pool.note({ event: 'fm-internal-error', via, opcode: ctx.opcode, reason });
+          this.log.error({ opcode: ctx.opcode }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: internal error: ${reason}`);
+        },
+        onRefusal: (e, ctx) => {
+          // A refusal changed nothing: its note need not hold the answer until the disk has it.
+          this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message }, { sync: false });
+          this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
+        },
       },
-      onRefusal: (e, ctx) => {
-        // A refusal changed nothing: its note need not hold the answer until the disk has it.
-        this.pool.note({ event: 'fm-refused', via, opcode: ctx.opcode, code: e.code, reason: e.message }, { sync: false });
-        this.log.warn({ opcode: ctx.opcode, code: e.code }, `FM-API ${opcodeHex(ctx.opcode)} via ${via}: ${e.codeName}: ${e.message}`);
-      },
-    });
+    );
   }
 
   /** Serves the FM-API on the owner's channel; it answers only while bound to the lease owner's current port. */
@@ -349,6 +378,10 @@ export class Backend implements SessionHost {
 
   stopping(): boolean {
     return this.isStopping;
+  }
+
+  attachesUnderWay(): number {
+    return this.connecting.size;
   }
 
   get poolName(): string {

@@ -77,6 +77,8 @@ export interface SessionHost extends RecoveryHost {
   stopping(): boolean;
   /** Serves the FM-API on the lease owner's FM-LD port. */
   bindFmld(session: HeadSession, port: FmldPort): Channel;
+  /** Heads whose attach is under way (this one included). */
+  attachesUnderWay(): number;
 }
 
 /** The refusal of an attach, with the reason the operator reads. */
@@ -196,6 +198,9 @@ export class HeadSession {
         void this.capacity.onReset(head);
       });
       this.to('resuming');
+      // What the attach journaled is on disk before its guest runs or anyone hears it attached;
+      // with other heads attaching, its fdatasync leaves the loop to them (docs/performance.md).
+      await this.pool.durable({ offLoop: this.host.attachesUnderWay() > 1 });
       if (!status.running) await qmp.execute('cont');
       if (this.host.stopping()) return;
       this.to('attached');

@@ -3,7 +3,18 @@
 // fsynced before the operation is reported done. Snapshot + tail replay to
 // the image (image.ts) that recovery and fsck compare with shared memory.
 // What a line may say is journal-events.ts.
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { PoolError } from './errors.js';
 import { JournalImage, type Snapshot } from './image.js';
@@ -28,11 +39,25 @@ function fsyncDir(dir: string): void {
 
 /**
  * The tail: JSON lines appended after the snapshot. Each append is one
- * write(2) and one fdatasync, however many lines it carries.
+ * write(2), however many lines it carries, made at once: a process killed
+ * after it leaves the line in the file. Making it durable is one fdatasync,
+ * either at once on the calling thread (the default) or, with group commit
+ * (groupCommit()), off the event loop in libuv's threadpool, one fdatasync
+ * covering every append made before it started; durable() says when.
  */
 export class Journal {
   private fd: number | null;
   private bytes: number;
+  /** Appends written so far; the last that must reach the disk; the last known on it. */
+  private written = 0;
+  private required = 0;
+  private synced = 0;
+  private deferred = false;
+  private syncing = false;
+  private flushing = false;
+  private waiters: { need: number; offLoop: boolean; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** A failed fdatasync: what the kernel dropped is unknown, so nothing after it is reported durable. */
+  private failed: Error | null = null;
 
   constructor(readonly path: string) {
     ensureDir(dirname(path));
@@ -46,9 +71,26 @@ export class Journal {
     fsyncDir(dirname(path));
   }
 
+  /** fdatasyncs of the tail issued so far (tests count them: a group is one). */
+  fdatasyncs = 0;
+
   /** Bytes in the tail now. */
   get tailBytes(): number {
     return this.bytes;
+  }
+
+  /**
+   * From now on appends are made durable in groups (the backend): one
+   * fdatasync, at the end of the event-loop turn, covers every line written
+   * in it; the caller awaits durable() before it reports anything a line
+   * says. Where it runs is chosen per group: one operation alone waiting
+   * for it runs it on the event loop (a hand-off to libuv's threadpool and
+   * back costs that operation 0.5 ms or more on a busy host,
+   * docs/performance.md); several waiting, or none, or one already running,
+   * and it goes to the threadpool, so the loop serves the others meanwhile.
+   */
+  groupCommit(): void {
+    this.deferred = true;
   }
 
   /** `sync: false` leaves the line to the next fdatasync (a note that changed nothing). */
@@ -62,8 +104,100 @@ export class Journal {
     // One write per append: O_APPEND keeps concurrent writers' lines whole.
     const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
     writeSync(this.fd, text);
-    if (sync) fdatasyncSync(this.fd);
     this.bytes += Buffer.byteLength(text);
+    this.written++;
+    if (!sync) return;
+    this.required = this.written;
+    if (this.deferred) {
+      // Made durable even if nobody asks (a detach's lines): whoever reports it next finds it done.
+      this.flushSoon();
+      return;
+    }
+    this.fdatasyncs++;
+    fdatasyncSync(this.fd);
+    this.synced = this.written;
+  }
+
+  /**
+   * Resolves once every append made so far that asked for it is on disk;
+   * rejects if an fdatasync failed. `offLoop`: the caller knows others are
+   * busy on the loop (heads attaching together), so even alone its
+   * fdatasync goes to the threadpool.
+   */
+  durable(opts: { offLoop?: boolean } = {}): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.synced >= this.required) return Promise.resolve();
+    const need = this.required;
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ need, offLoop: opts.offLoop === true, resolve, reject });
+      this.flushSoon();
+    });
+  }
+
+  private flushSoon(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => {
+      this.flushing = false;
+      this.flush();
+    });
+  }
+
+  /** The group: everything written this turn. */
+  private flush(): void {
+    const fd = this.fd;
+    if (this.syncing || fd === null || this.failed || this.synced >= this.required) return;
+    if (this.waiters.length !== 1 || this.waiters[0]?.offLoop) {
+      this.startSync();
+      return;
+    }
+    const covers = this.written;
+    this.fdatasyncs++;
+    try {
+      fdatasyncSync(fd);
+    } catch (e) {
+      this.fail(this.syncError(e as NodeJS.ErrnoException));
+      return;
+    }
+    this.markSynced(covers);
+  }
+
+  /** One fdatasync in the threadpool at a time; what is written while it runs goes with the next. */
+  private startSync(): void {
+    const fd = this.fd;
+    if (this.syncing || fd === null || this.failed || this.synced >= this.required) return;
+    this.syncing = true;
+    const covers = this.written;
+    this.fdatasyncs++;
+    fdatasync(fd, (e) => {
+      this.syncing = false;
+      // Closed meanwhile: close() made everything durable itself and answered the waiters.
+      if (this.fd !== fd) return;
+      if (e) {
+        this.fail(this.syncError(e));
+        return;
+      }
+      this.markSynced(covers);
+      this.startSync();
+    });
+  }
+
+  private syncError(e: NodeJS.ErrnoException): PoolError {
+    return new PoolError('BAD_STATE', `journal ${this.path}: fdatasync failed (${e.code ?? e.message}); nothing more is reported durable`);
+  }
+
+  private markSynced(covers: number): void {
+    this.synced = Math.max(this.synced, covers);
+    const ready = this.waiters.filter((w) => w.need <= this.synced);
+    this.waiters = this.waiters.filter((w) => w.need > this.synced);
+    for (const w of ready) w.resolve();
+  }
+
+  private fail(e: Error): void {
+    this.failed = e;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w.reject(e);
   }
 
   /**
@@ -107,11 +241,26 @@ export class Journal {
     fdatasyncSync(this.fd);
     this.bytes = 0;
     faultPoint('compact-tail-truncated');
+    // The snapshot, fsynced, holds every line written so far.
+    if (!this.failed) this.markSynced(this.written);
   }
 
+  /** Closes the tail, after making what is still owed durable (and telling those who wait). */
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
+    if (this.fd === null) return;
+    const fd = this.fd;
+    try {
+      if (!this.failed && this.synced < this.required) {
+        this.fdatasyncs++;
+        fdatasyncSync(fd);
+      }
+      if (!this.failed) this.markSynced(this.written);
+    } catch (e) {
+      this.fail(this.syncError(e as NodeJS.ErrnoException));
+    } finally {
+      this.fd = null;
+      closeSync(fd);
+    }
   }
 }
 

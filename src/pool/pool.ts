@@ -324,6 +324,24 @@ export class Pool {
     return seq;
   }
 
+  // ---- durability ---------------------------------------------------------------
+
+  /**
+   * Group commit (the backend): journal lines are still written when the
+   * operation makes them, but fdatasynced off the event loop, one
+   * fdatasync for every line written while the previous one ran. Whoever
+   * reports an operation awaits durable() first. Without it (the CLI, the
+   * tests' writers) each line is fdatasynced before record() returns.
+   */
+  groupCommit(): void {
+    this.journal?.groupCommit();
+  }
+
+  /** Resolves once every journal line written so far (but the unsynced notes) is on disk (Journal.durable). */
+  durable(opts: { offLoop?: boolean } = {}): Promise<void> {
+    return this.journal?.durable(opts) ?? Promise.resolve();
+  }
+
   // ---- compaction -------------------------------------------------------------
 
   private get compactAt(): number {

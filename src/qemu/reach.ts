@@ -56,16 +56,51 @@ export interface PoolBackend {
   size: number;
 }
 
+/**
+ * What each memory backend of a QEMU was created with (null: not over a
+ * file), per QMP session. A backend's mem-path, offset and size are fixed
+ * once it exists, and its id is never reused within a session (every
+ * hot-add takes a fresh one, and neither QEMU 10.0 nor 11.1 can delete a
+ * backend it mapped), so each is asked once. Without this a release asked
+ * three qom-gets, one after another, of every backend the head ever had:
+ * a cost that grew with the number of hot-adds (docs/performance.md).
+ */
+const backendFacts = new WeakMap<QmpLike, Map<string, (PoolBackend & { path: unknown }) | null>>();
+
 /** Every memory backend in this QEMU over `dataPath` (the pool's data object). */
 export async function poolBackends(qmp: QmpLike, dataPath: string): Promise<PoolBackend[]> {
   const objs = await qmp.execute<{ name: string; type: string }[]>('qom-list', { path: '/objects' });
+  const known = backendFacts.get(qmp) ?? new Map<string, (PoolBackend & { path: unknown }) | null>();
+  backendFacts.set(qmp, known);
+  const ids = objs.filter((x) => /^child<memory-backend-/.test(x.type)).map((o) => o.name);
+  // Gone from QOM: forgotten, so the map holds no more than QEMU does.
+  const present = new Set(ids);
+  for (const id of known.keys()) if (!present.has(id)) known.delete(id);
+  // The new ones' properties all at once: QEMU answers them back to back.
+  await Promise.all(
+    ids
+      .filter((id) => !known.has(id))
+      .map(async (id) => {
+        const get = (property: string) =>
+          qmp.execute<unknown>('qom-get', { path: `/objects/${id}`, property }).then(
+            (value) => ({ value }),
+            (error: Error) => ({ error }),
+          );
+        const [path, offset, size] = await Promise.all([get('mem-path'), get('offset'), get('size')]);
+        // A backend without a mem-path (RAM, memfd) is not over a file.
+        if ('error' in path) {
+          known.set(id, null);
+          return;
+        }
+        if ('error' in offset) throw offset.error;
+        if ('error' in size) throw size.error;
+        known.set(id, { id, path: path.value, offset: Number(offset.value), size: Number(size.value) });
+      }),
+  );
   const out: PoolBackend[] = [];
-  for (const o of objs.filter((x) => /^child<memory-backend-/.test(x.type))) {
-    const get = (property: string) => qmp.execute<unknown>('qom-get', { path: `/objects/${o.name}`, property });
-    // A backend without a mem-path (RAM, memfd) is not over the pool file.
-    const path = await get('mem-path').catch(() => null);
-    if (path !== dataPath) continue;
-    out.push({ id: o.name, offset: Number(await get('offset')), size: Number(await get('size')) });
+  for (const id of ids) {
+    const b = known.get(id);
+    if (b && b.path === dataPath) out.push({ id, offset: b.offset, size: b.size });
   }
   return out;
 }
@@ -88,9 +123,13 @@ export async function reachability(
   len: number,
   opts: ReachOptions = {},
 ): Promise<string[]> {
+  // Asked beside the backends, not after them (one wait for QEMU, not two); read only if a backend overlaps.
+  // Nothing can put a new backend over the range meanwhile: its blocks are still held by the head.
+  const mtree = qmp.execute<string>('human-monitor-command', { 'command-line': 'info mtree' });
+  mtree.catch(() => undefined);
   const over = (await poolBackends(qmp, dataPath)).filter((b) => b.offset < offset + len && offset < b.offset + b.size);
   if (over.length === 0) return [];
-  const tree = parseMtree(await qmp.execute<string>('human-monitor-command', { 'command-line': 'info mtree' }));
+  const tree = parseMtree(await mtree);
   const why = new Set<string>();
   for (const b of over) {
     const lo = BigInt(Math.max(offset, b.offset) - b.offset);

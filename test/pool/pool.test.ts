@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fsck, journalPath, Pool, PoolError, poolStatus, readJournal, replayJournal } from '../../src/pool/index.js';
-import { H } from '../../src/pool/layout.js';
+import { H, MAX_HEADS } from '../../src/pool/layout.js';
 import { leftoverShm, tempDir, uniquePoolName } from '../helpers/pool.js';
 
 const MiB = 2 ** 20;
@@ -82,6 +82,19 @@ describe('create and open', () => {
     expect(p.state.blocksOf(0)).toHaveLength(8);
     expect(fsck(p).clean).toBe(true);
     p.close();
+  });
+
+  it('a pool of MAX_HEADS heads replays (its pool-create line names 32, one more than the last head id)', () => {
+    const { pool, name, stateDir } = create({ headCount: MAX_HEADS });
+    pool.close();
+    const p = Pool.open({ name, stateDir });
+    p.lockWriter();
+    p.registerHead(MAX_HEADS - 1, 1);
+    expect(p.state.isAttached(MAX_HEADS - 1)).toBe(true);
+    p.close();
+    const path = journalPath(stateDir, name);
+    writeFileSync(path, readFileSync(path, 'utf8').replace(`"headCount":${MAX_HEADS}`, `"headCount":${MAX_HEADS + 1}`));
+    expect(() => readJournal(path)).toThrow(/headCount must be <= 32/);
   });
 
   it('refuses to open a missing pool or a state object with a wrong magic, version or size', () => {

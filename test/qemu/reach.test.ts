@@ -2,7 +2,7 @@
 // backends and memory tree (src/qemu/reach.ts), on trees captured with
 // `info mtree` from QEMU 10.0.13 and 11.1.3 (docs/qemu-facts.md §9).
 import { describe, expect, it } from 'vitest';
-import { parseMtree, reachability } from '../../src/qemu/index.js';
+import { parseMtree, poolBackends, reachability } from '../../src/qemu/index.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -74,5 +74,59 @@ describe('reachability from the memory tree (qemu/reach.ts)', () => {
     expect(
       await reachability(fakeQmp(MTREE_11_GONE.replace(/\nmemory-region[\s\S]*/, ''), part), pool, GiB, LD, { exempt: () => true }),
     ).toHaveLength(1);
+  });
+
+  it("asks each backend's properties once per session, all at once; a new one is asked, a vanished one forgotten", async () => {
+    const live: Record<string, { path: string; offset: number; size: number } | { ram: true }> = {
+      'cxl-mhd-ldmem-1': { path: pool, offset: 0, size: LD },
+      ram0: { ram: true },
+    };
+    const asked: string[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const qmp = {
+      async execute<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+        if (cmd === 'qom-list') return Object.keys(live).map((name) => ({ name, type: 'child<memory-backend-file>' })) as T;
+        const id = String(args.path).split('/').pop() as string;
+        asked.push(`${id}.${String(args.property)}`);
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 1));
+        inFlight--;
+        const b = live[id];
+        if (!b) throw new Error(`no object ${id}`);
+        if ('ram' in b) {
+          if (args.property === 'size') return LD as T;
+          throw new Error(`Property '${String(args.property)}' not found`);
+        }
+        return { 'mem-path': b.path, offset: b.offset, size: b.size }[String(args.property)] as T;
+      },
+    };
+    expect(await poolBackends(qmp, pool)).toEqual([{ id: 'cxl-mhd-ldmem-1', offset: 0, size: LD }]);
+    expect(asked).toHaveLength(6);
+    expect(most).toBe(6);
+    live['cxl-mhd-ldmem-2'] = { path: pool, offset: GiB, size: LD };
+    asked.length = 0;
+    expect(await poolBackends(qmp, pool)).toEqual([
+      { id: 'cxl-mhd-ldmem-1', offset: 0, size: LD },
+      { id: 'cxl-mhd-ldmem-2', offset: GiB, size: LD },
+    ]);
+    expect(asked.sort()).toEqual(['cxl-mhd-ldmem-2.mem-path', 'cxl-mhd-ldmem-2.offset', 'cxl-mhd-ldmem-2.size']);
+    // Gone and back under the same id (never done by the backend, which takes fresh ids): asked again, not remembered.
+    delete live['cxl-mhd-ldmem-1'];
+    expect(await poolBackends(qmp, pool)).toEqual([{ id: 'cxl-mhd-ldmem-2', offset: GiB, size: LD }]);
+    live['cxl-mhd-ldmem-1'] = { path: pool, offset: 2 * GiB, size: LD };
+    asked.length = 0;
+    expect((await poolBackends(qmp, pool)).find((b) => b.id === 'cxl-mhd-ldmem-1')).toEqual({
+      id: 'cxl-mhd-ldmem-1',
+      offset: 2 * GiB,
+      size: LD,
+    });
+    expect(asked).toHaveLength(3);
+    // Another session (another QEMU) knows nothing of these.
+    const other = { execute: qmp.execute };
+    asked.length = 0;
+    await poolBackends(other, pool);
+    expect(asked).toHaveLength(9);
   });
 });
