@@ -4,7 +4,7 @@
 // the same work as a wrong password, so timing does not tell names apart;
 // password checks run off the event loop. The flood's effect on FM-API
 // latency is a benchmark (bench/guessflood.ts), not a test.
-import { writeFileSync } from 'node:fs';
+import { statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Auth, hashPassword, loadUsers } from '../../src/http/auth.js';
@@ -47,11 +47,18 @@ describe('the users file', () => {
   it('on SIGHUP an old password stops working at once; a file that no longer loads keeps the users before it', async () => {
     const file = join(tempDir(), 'users');
     writeFileSync(file, `carol:${hashPassword('old', 1024)}\n`, { mode: 0o600 });
+    const stamp = 1_700_000_000; // a whole second, so putting it back is exact
+    utimesSync(file, stamp, stamp);
     const log: string[] = [];
     const a = auth(file, log);
     expect(await a.identify(basic('carol', 'old'))).toBe('carol');
     const s = a.openSession('carol');
+    // Same size, and the old mtime put back: the file poll cannot see this change, so only SIGHUP can
+    // (under load the poll's overdue timer otherwise runs before the signal and takes the reload first).
+    const before = statSync(file);
     writeFileSync(file, `carol:${hashPassword('new', 1024)}\n`, { mode: 0o600 });
+    utimesSync(file, stamp, stamp);
+    expect([statSync(file).size, statSync(file).mtimeMs]).toEqual([before.size, before.mtimeMs]);
     process.kill(process.pid, 'SIGHUP');
     await eventually(() => log.some((l) => /^SIGHUP: .*access ended for carol/.test(l)), 'the SIGHUP reload', 100, 20);
     expect(await a.identify(basic('carol', 'old'))).toBeNull();
