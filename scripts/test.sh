@@ -93,13 +93,15 @@ echo "$vitest_line"
 # On the other series: the QEMU facts, the version scenarios (System RAM or
 # its refusal, injection, the 7.3 guest) and the demo, whose release goes the
 # way that QEMU allows (examples/ci/three-heads.yaml: Retry Required and a
-# head restart on 11.1, Success on 10.0).
+# head restart on 11.1, Success on 10.0), and sanitize on release, which
+# moves the same blocks between heads and so needs the QEMU that returns them
+# (10.0; on 11.1 a released LD stays mapped until its QEMU exits).
 other_line=""
 if [ -n "$other" ]; then
-  echo "== on the other QEMU series ($other): the QEMU facts, the demo and the version scenarios"
+  echo "== on the other QEMU series ($other): the QEMU facts, the demo, the version scenarios and sanitize on release"
   report2=test-artifacts/vitest-qemu$other.json
   rm -f "$report2"
-  files=(test/qemu/facts-qemu.test.ts test/scenario/versions-qemu.test.ts test/scenario/boot-qemu.test.ts)
+  files=(test/qemu/facts-qemu.test.ts test/scenario/versions-qemu.test.ts test/scenario/boot-qemu.test.ts test/capacity/sanitize-qemu.test.ts)
   if [ "$other_root_ok" = 1 ]; then
     CXL_MHD_QEMU_SERIES=$other npx vitest run --reporter=default --reporter=json --outputFile.json="$report2" "${files[@]}"
   fi

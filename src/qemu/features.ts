@@ -23,6 +23,13 @@ export interface QemuFeatures {
   readonly systemRam: boolean;
   /** `cxl-inject-*-event` take `head-id`/`ld-id` and require `sub-type` (11.1). */
   readonly injectPerHead: boolean;
+  /**
+   * A committed LD is mapped straight into the fixed window, and that alias
+   * stays after `device_del`, `cxl destroy-region` and `system_reset` (11.1;
+   * docs/qemu-facts.md §9): a release of an LD the guest had in a region is
+   * quarantined until the head's QEMU exits.
+   */
+  readonly releasedLdStaysMapped: boolean;
 }
 
 /** The release each feature was first verified on. */
@@ -32,6 +39,7 @@ const FIRST_VERIFIED: Record<Exclude<keyof QemuFeatures, 'version'>, readonly [n
   type3DeviceDeleted: [11, 1],
   systemRam: [11, 1],
   injectPerHead: [11, 1],
+  releasedLdStaysMapped: [11, 1],
 };
 
 /** "10.0.13" → {major: 10, minor: 0, micro: 13}; null if it is no version. */
@@ -52,6 +60,7 @@ export function qemuFeatures(version: QemuVersion | string): QemuFeatures {
     type3DeviceDeleted: at(FIRST_VERIFIED.type3DeviceDeleted),
     systemRam: at(FIRST_VERIFIED.systemRam),
     injectPerHead: at(FIRST_VERIFIED.injectPerHead),
+    releasedLdStaysMapped: at(FIRST_VERIFIED.releasedLdStaysMapped),
   };
 }
 
