@@ -4,8 +4,22 @@ import { headArgs, monitorArgs, parseQemuVersion, qemuFeatures, systemRamRefusal
 
 describe('QEMU features by version', () => {
   it('10.0 gets none of the 11.1 ways; 11.1 and later get all of them', () => {
-    const none = { monitorObject: false, qomListGet: false, type3DeviceDeleted: false, systemRam: false, injectPerHead: false, releasedLdStaysMapped: false };
-    const all = { monitorObject: true, qomListGet: true, type3DeviceDeleted: true, systemRam: true, injectPerHead: true, releasedLdStaysMapped: true };
+    const none = {
+      monitorObject: false,
+      qomListGet: false,
+      type3DeviceDeleted: false,
+      systemRam: false,
+      injectPerHead: false,
+      releasedLdStaysMapped: false,
+    };
+    const all = {
+      monitorObject: true,
+      qomListGet: true,
+      type3DeviceDeleted: true,
+      systemRam: true,
+      injectPerHead: true,
+      releasedLdStaysMapped: true,
+    };
     expect(qemuFeatures('10.0.13')).toEqual({ version: '10.0.13', ...none });
     // Releases between were not verified: they keep 10.0's ways, which 11.1 still accepts.
     expect(qemuFeatures('11.0.2')).toEqual({ version: '11.0.2', ...none });
