@@ -145,17 +145,20 @@ function fsckText(pool: TestPool): string {
 const grantsOf = (pool: TestPool, head: number) =>
   (status(pool).heads[head] as unknown as { grants: { offset: number; state: string; reason?: string }[] }).grants;
 
+const RAM_CRASH = 'CXL memory onlined as System RAM crashes QEMU before 11.1 under TCG (docs/guest.md)';
+
 describe.each(QEMUS)('a released range on QEMU $name', ({ name, bin }) => {
   const why = bin ? '' : ` (skipped: the root of QEMU ${name} is not set up; make setup QEMU=N)`;
   for (const mode of ['devdax', 'ram'] as const) {
-    it.skipIf(!bin)(
-      `${mode}: the guest that released it never writes into the blocks another head gets next${why}`,
+    const noRam = mode === 'ram' && name === 'series 10' ? ` (skipped on QEMU 10.0: ${RAM_CRASH})` : '';
+    it.skipIf(!bin || noRam !== '')(
+      `${mode}: the guest that released it never writes into the blocks another head gets next${why}${noRam}`,
       async (ctx) => {
         if (bin) process.env.CXL_MHD_QEMU = bin;
         // QEMU 11 maps a committed LD straight into the fixed memory window (docs/qemu-facts.md §9).
         const direct = qemuMajor() >= 11;
         // System RAM on CXL memory crashes QEMU 10.0 under TCG (docs/guest.md): only where QEMU maps it directly.
-        if (mode === 'ram' && !direct) ctx.skip();
+        if (mode === 'ram' && !direct) ctx.skip(RAM_CRASH);
         const pool = makeTestPool('i22');
         const dir = tempDir('i22');
         writeFileSync(join(dir, 'run.sh'), HOSTILE_GUEST);
