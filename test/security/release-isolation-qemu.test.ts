@@ -11,12 +11,12 @@
 // journal) and head 2 is refused, through a guest reset, until head 1's
 // QEMU exits.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dataObjectPath } from '../../src/pool/index.js';
 import { type QemuSeries, ROOT_DIR_NAMES } from '../../src/qemu/binary.js';
 import { cacheDir } from '../../src/qemu/index.js';
+import { peek, poke } from '../helpers/capacity.js';
 import { bootGuest, consoleOf, guestFile, signal } from '../helpers/guest.js';
 import { tempDir } from '../helpers/pool.js';
 import { cli, eventually, type HeadVm, journal, makeTestPool, startBackend, startHead, status, type TestPool } from '../helpers/qemu.js';
@@ -54,29 +54,9 @@ function fm(pool: TestPool, ...args: string[]) {
   return cli(['fm', '--port', `${pool.runDir}/${pool.name}/fm.sock`, ...args]);
 }
 
-function readPool(pool: TestPool, offset: number, len: number): Buffer {
-  const fd = openSync(dataObjectPath(pool.name), 'r');
-  try {
-    const b = Buffer.alloc(len);
-    readSync(fd, b, 0, len, offset);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writePool(pool: TestPool, offset: number, bytes: Buffer): void {
-  const fd = openSync(dataObjectPath(pool.name), 'r+');
-  try {
-    writeSync(fd, bytes, 0, bytes.length, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** 8-byte words equal to HOSTILE in [offset, offset+len) of the pool. */
 function hostileWords(pool: TestPool, offset: number, len: number): number {
-  const b = readPool(pool, offset, len);
+  const b = peek(pool, offset, len);
   let n = 0;
   for (let i = 0; i + 8 <= b.length; i += 8) if (b.readBigUInt64LE(i) === HOSTILE) n++;
   return n;
@@ -180,7 +160,7 @@ describe.each(QEMUS)('a released range on QEMU $name', ({ name, bin }) => {
           await hostileRounds(dir, 2);
           // The guest's writes reach the pool at the LD's range. (While the dax device maps it, /dev/mem is refused
           // by PAT; System RAM is closed to /dev/mem altogether: there the kernel's own use of it is the threat.)
-          if (mode === 'devdax') expect(readPool(pool, GiB, 21).toString()).toBe('HEAD-1-BEFORE-RELEASE');
+          if (mode === 'devdax') expect(peek(pool, GiB, 21).toString()).toBe('HEAD-1-BEFORE-RELEASE');
 
           const rel = fm(pool, 'release', '--host', '1', '--extent', '1G:256M');
           if (!direct) {
@@ -198,13 +178,13 @@ describe.each(QEMUS)('a released range on QEMU $name', ({ name, bin }) => {
             await eventually(() => status(pool).freeBytes === 2 * GiB - 3 * LD || null, 'the released blocks free', 1200, 100);
             const give = fm(pool, 'add', '--host', '2', '--extent', '1G:256M');
             expect(give.stderr).toBe('');
-            writePool(pool, GiB, HEAD2);
+            poke(pool, GiB, HEAD2);
             await hostileRounds(dir, 5);
             signal(dir, 'stop');
             await guestFile(dir, 'stopped', 300);
             // Head 2's bytes are its own: not one hostile word, the pattern intact.
             expect(hostileWords(pool, GiB, 64 * 4096)).toBe(0);
-            expect(readPool(pool, GiB, 64 * 4096).equals(HEAD2)).toBe(true);
+            expect(peek(pool, GiB, 64 * 4096).equals(HEAD2)).toBe(true);
             expect(await guestFile(dir, 'readback.txt')).toMatch(/^0x0+\s*$/);
             await backend.stop();
             return;
@@ -218,13 +198,11 @@ describe.each(QEMUS)('a released range on QEMU $name', ({ name, bin }) => {
           expect(journal(pool).some((e) => e.op === 'note' && e.args.event === 'release-quarantined' && e.args.offset === GiB)).toBe(true);
           expect(fsckText(pool)).toMatch(/held after release: head 1, 256M at pool offset 1073741824: quarantined/);
           // The guest really keeps writing there after the release: the blocks must not go anywhere.
-          writePool(pool, GiB, Buffer.alloc(17 * 4096));
+          poke(pool, GiB, Buffer.alloc(17 * 4096));
           await hostileRounds(dir, 3);
           if (mode === 'devdax') expect(hostileWords(pool, GiB, 17 * 4096)).toBe(16);
           else
-            console.log(
-              `System RAM: ${readPool(pool, GiB, LD).toString('latin1').split('HOSTILE-TMPFS').length - 1} tmpfs lines in the range`,
-            );
+            console.log(`System RAM: ${peek(pool, GiB, LD).toString('latin1').split('HOSTILE-TMPFS').length - 1} tmpfs lines in the range`);
           const refused = fm(pool, 'add', '--host', '2', '--extent', '1G:256M');
           expect(refused.code).not.toBe(0);
           expect(refused.stderr).toMatch(/Resources ?Exhausted/i);
@@ -239,7 +217,7 @@ describe.each(QEMUS)('a released range on QEMU $name', ({ name, bin }) => {
           await (h1 as HeadVm).kill();
           await eventually(() => status(pool).freeBytes === 2 * GiB - 2 * LD || null, 'the quarantined blocks freed by the exit');
           expect(fm(pool, 'add', '--host', '2', '--extent', '1G:256M').stderr).toBe('');
-          writePool(pool, GiB, HEAD2);
+          poke(pool, GiB, HEAD2);
           await new Promise((r) => setTimeout(r, 2000));
           expect(hostileWords(pool, GiB, 64 * 4096)).toBe(0);
           expect(fsckText(pool)).not.toMatch(/held after release/);
