@@ -1,5 +1,6 @@
 // What the capacity manager tells the rest about grants: a grant and its
 // view, the events it reports, and the names of paths that change capacity.
+import { ZERO_TAG } from '../pool/lite.js';
 import type { Delivered } from './delivery.js';
 
 export interface Grant {
@@ -46,3 +47,6 @@ export interface GrantView {
   /** The shared extent sequence number, as 5603h reports it (0 for an extent that is not shared). */
   seq: number;
 }
+
+/** A tag as events carry it: null for the zero tag (untagged). */
+export const tagOrNull = (tag: string): string | null => (tag === ZERO_TAG ? null : tag);

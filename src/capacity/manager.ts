@@ -4,10 +4,12 @@
 // journaled) plus deliveries to the head's QEMU. It owns the per-head list
 // of grants (extents) and their generation numbers, and the deliveries of
 // the attached heads, which each head's session hands it (registerDelivery)
-// and takes back when it ends: the manager never looks a head up. The tag
-// rules of shared allocations are allocations.ts's, FM references
-// references.ts's, the region's settings region.ts's, and every block that
-// goes back to the free set passes through r32.returnBlocks (sanitize.ts).
+// and takes back when it ends: the manager never looks a head up. The add
+// and the start of a release are initiate.ts's, the end of a release
+// release.ts's, the tag rules of shared allocations allocations.ts's, FM
+// references references.ts's, the region's settings region.ts's, and every
+// block that goes back to the free set passes through r32.returnBlocks
+// (sanitize.ts).
 import {
   type AddRequest,
   type DcdInfoResponse,
@@ -26,21 +28,19 @@ import {
   type RegionConfigRequest,
   type RegionConfigResponse,
   type ReleaseRequest,
-  RemovalPolicy,
   ReturnCode,
-  SelectionPolicy,
   type SetRegionConfigRequest,
   type TagListRequest,
   type TagListResponse,
   ZERO_TAG,
 } from '../fmapi/index.js';
-import { type Pool, PoolError } from '../pool/index.js';
+import type { Pool } from '../pool/index.js';
 import type { AllocationView } from './allocation-view.js';
 import { TagRegistry } from './allocations.js';
-import type { Delivered, Delivery, Piece } from './delivery.js';
-import { firstFit, prescribedPieces } from './extents.js';
-import { type CapacityEvent, type Grant, type GrantView, VIA } from './grants.js';
+import type { Delivery, Piece } from './delivery.js';
+import { type CapacityEvent, type Grant, type GrantView, tagOrNull, VIA } from './grants.js';
 import { dcdInfo, headInfo, identifyInfo, mhdInfo } from './info.js';
+import { addCapacity, type Ledger, startRelease } from './initiate.js';
 import { type KeptView, R32Commands } from './references.js';
 import { DEFAULT_SETTLE, ReleaseSettler, type SettleTiming } from './release.js';
 
@@ -80,6 +80,8 @@ export class CapacityManager implements FmBackend {
   private readonly settler: ReleaseSettler;
   /** Per head, extents (`offset:len`) and tags whose release ended after it answered Retry Required: a retry answers Success once. */
   private readonly ended = new Map<number, Set<string>>();
+  /** What initiate.ts's add and release change. */
+  private readonly ledger: Ledger;
 
   constructor(
     private readonly pool: Pool,
@@ -101,6 +103,17 @@ export class CapacityManager implements FmBackend {
       },
       { ...DEFAULT_SETTLE, ...opts.settle },
     );
+    this.ledger = {
+      pool,
+      grants: this.grants,
+      ended: this.ended,
+      tags: this.tags,
+      regionBlockSize: () => this.r32.region.blockSize,
+      delivery: (h) => this.delivery(h),
+      changed: (h) => this.changed(h),
+      emit: (e) => this.emit(e),
+      log: opts.log,
+    };
   }
 
   // ---- informational commands -------------------------------------------
@@ -172,7 +185,7 @@ export class CapacityManager implements FmBackend {
 
   /** `via` names the path the request came in on (for events); through() fills it in for an FM-API path. */
   initiateAdd(req: AddRequest, via: string = VIA.fmApi): Promise<void> {
-    return this.serialize(() => this.add(req, via));
+    return this.serialize(() => addCapacity(this.ledger, req, via));
   }
 
   /**
@@ -181,7 +194,7 @@ export class CapacityManager implements FmBackend {
    * start is serialized: waiting for the evidence holds up no other request.
    */
   async initiateRelease(req: ReleaseRequest, via: string = VIA.fmApi): Promise<void> {
-    const { started, retried } = await this.serialize(() => this.release(req, via));
+    const { started, retried } = await this.serialize(() => startRelease(this.ledger, req, via));
     const settled = await Promise.all([
       ...started.map(({ g, gone }) => this.settler.settle(g, gone)),
       ...retried.map((g) => this.settler.recheck(g)),
@@ -234,134 +247,6 @@ export class CapacityManager implements FmBackend {
     const run = this.queue.then(timed, timed);
     this.queue = run.catch(() => undefined);
     return run;
-  }
-
-  private async add(req: AddRequest, via: string): Promise<void> {
-    const d = this.delivery(req.hostId);
-    if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
-    const shared = req.selectionPolicy === SelectionPolicy.EnableSharedAccess;
-    const unit = Math.max(d.unit, this.r32.region.blockSize);
-    const pieces =
-      req.selectionPolicy === SelectionPolicy.Prescriptive || shared
-        ? prescribedPieces(req, d, this.pool.state, unit)
-        : firstFit(req.length, d, req.selectionPolicy, this.pool.state, unit);
-    const labels = this.tags.admit(req.hostId, req.tag, shared, pieces);
-    if (pieces.length > d.capacityForPieces()) {
-      throw new FmError(
-        ReturnCode.ResourcesExhausted,
-        `head ${req.hostId} can take ${d.capacityForPieces()} more extent(s) by ${d.kind}, not ${pieces.length}`,
-      );
-    }
-    // One durable write per add (docs/reliability.md): claims are staged in shm,
-    // QEMU gets the capacity, then one journal line says it all before Success.
-    // A backend killed before that line is undone by recovery (shm back to the
-    // journal, an orphan device removed on re-adoption).
-    const claimed: Piece[] = [];
-    const unstage = () => {
-      for (const p of claimed) this.pool.unstage(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len));
-    };
-    try {
-      for (const p of pieces) {
-        this.pool.stage(req.hostId, this.pool.state.bytesToBlocks(p.offset, p.len), { shared });
-        claimed.push(p);
-      }
-    } catch (e) {
-      unstage();
-      if (e instanceof PoolError && e.code === 'CONFLICT') throw new FmError(ReturnCode.ResourcesExhausted, e.message);
-      throw e;
-    }
-    let delivered: Delivered[];
-    try {
-      delivered = await d.add(pieces.map((p, i) => ({ ...p, label: labels[i] })));
-    } catch (e) {
-      unstage();
-      throw new FmError(ReturnCode.InternalError, `QEMU refused the ${d.kind} delivery to head ${req.hostId}: ${(e as Error).message}`);
-    }
-    this.pool.recordAdd({
-      head: req.hostId,
-      pieces: delivered.map((dv) => ({
-        ...this.pool.state.bytesToBlocks(dv.offset, dv.len),
-        ...(dv.deviceId ? { device: dv.deviceId } : {}),
-      })),
-      shared,
-      tag: req.tag,
-      delivery: d.kind,
-    });
-    const list = this.grants.get(req.hostId) ?? [];
-    for (const dv of delivered)
-      list.push({ head: req.hostId, offset: dv.offset, len: dv.len, tag: req.tag, shared, delivered: dv, state: 'active' });
-    list.sort((a, b) => a.offset - b.offset);
-    this.grants.set(req.hostId, list);
-    this.tags.record(req.tag, shared, pieces);
-    // Blocks given again start a new story: a later 5605h of them is no retry of an old one.
-    const ended = this.ended.get(req.hostId);
-    for (const dv of delivered) ended?.delete(`${dv.offset}:${dv.len}`);
-    ended?.delete(`tag:${req.tag}`);
-    this.changed(req.hostId);
-    for (const dv of delivered) {
-      this.emit({ kind: 'capacity-added', head: req.hostId, offset: dv.offset, len: dv.len, shared, tag: tagOrNull(req.tag), via });
-    }
-    this.opts.log?.(`head ${req.hostId}: added ${pieces.map((p) => `${p.len}@${p.offset}`).join(', ')} by ${d.kind}`, { head: req.hostId });
-  }
-
-  private async release(req: ReleaseRequest, via: string): Promise<{ started: { g: Grant; gone: Promise<void> }[]; retried: Grant[] }> {
-    const d = this.delivery(req.hostId);
-    if (req.region !== 0) throw new FmError(ReturnCode.InvalidInput, `region ${req.region} does not exist: each head has DC region 0 only`);
-    if (req.forced) throw new FmError(ReturnCode.InvalidInput, 'forced removal is not supported (QEMU 10.0 cannot force-release)');
-    const held = this.grantsOf(req.hostId);
-    const active = held.filter((g) => g.state === 'active');
-    const ended = this.ended.get(req.hostId) ?? new Set<string>();
-    let named: Grant[];
-    if (req.removalPolicy === RemovalPolicy.TagBased) {
-      named = held.filter((g) => g.tag === req.tag);
-      if (named.length === 0 && ended.delete(`tag:${req.tag}`)) return { started: [], retried: [] };
-      if (named.length === 0) throw new FmError(ReturnCode.InvalidInput, `head ${req.hostId} holds no extent tagged ${req.tag}`);
-    } else {
-      if (req.extents.length === 0) throw new FmError(ReturnCode.InvalidInput, 'a prescriptive release needs at least one extent');
-      named = [];
-      for (const e of req.extents) {
-        const g = held.find((x) => x.offset + d.regionBase === e.startDpa && x.len === e.len);
-        // A retry of a release that answered Retry Required and has ended since.
-        if (!g && ended.has(`${e.startDpa - d.regionBase}:${e.len}`)) continue;
-        if (!g)
-          throw new FmError(
-            ReturnCode.InvalidInput,
-            `head ${req.hostId} holds no extent ${e.len}@DPA ${e.startDpa} (release whole extents as listed by 5603h)`,
-          );
-        named.push(g);
-      }
-      for (const e of req.extents) ended.delete(`${e.startDpa - d.regionBase}:${e.len}`);
-    }
-    // Extents already on their way out are not released twice: the caller asks whether they have left.
-    const retried = named.filter((g) => g.state !== 'active');
-    const targets = named.filter((g) => g.state === 'active');
-    if (req.removalPolicy !== RemovalPolicy.TagBased) this.tags.checkWhole(req.hostId, targets, active);
-    // One durable write per release, before the answer: what QEMU accepted is
-    // marked releasing; the blocks are freed (journaled) only once QEMU shows
-    // the guest cannot reach them (initiateRelease waits for that, bounded).
-    const accepted: { g: Grant; gone: Promise<void> }[] = [];
-    try {
-      for (const g of targets) {
-        try {
-          accepted.push({ g, ...(await d.release(g.delivered)) });
-        } catch (e) {
-          throw new FmError(
-            ReturnCode.Busy,
-            `QEMU refused to release ${g.len}@${g.offset} from head ${req.hostId}: ${(e as Error).message}`,
-          );
-        }
-      }
-    } finally {
-      if (accepted.length > 0) {
-        this.pool.recordRelease({ head: req.hostId, pieces: accepted.map(({ g }) => this.pool.state.bytesToBlocks(g.offset, g.len)) });
-      }
-      for (const { g } of accepted) {
-        g.state = 'releasing';
-        g.releaseVia = via;
-      }
-      if (accepted.length > 0) this.changed(req.hostId);
-    }
-    return { started: accepted, retried };
   }
 
   /** Blocks the FM released that the guest may still reach: held by the head, journaled and announced once. */
@@ -559,5 +444,3 @@ export class CapacityManager implements FmBackend {
     this.opts.onEvent?.(e);
   }
 }
-
-const tagOrNull = (tag: string): string | null => (tag === ZERO_TAG ? null : tag);

@@ -1,10 +1,11 @@
 // The invariant checker: what must hold in a pool's state image, and
 // whether shared memory agrees with the journal's replay (snapshot + tail).
 import { existsSync } from 'node:fs';
+import { maskHolders } from './block-word.js';
 import { journalMismatch, journalWhere } from './identity.js';
 import { MASK_BITS, REF_FLAG, SHARED_FLAG } from './layout.js';
 import type { Pool } from './pool.js';
-import { maskHolders, type PoolState } from './state.js';
+import type { PoolState } from './state.js';
 
 export type FindingKind =
   | 'holder-out-of-range'

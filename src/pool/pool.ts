@@ -1,8 +1,8 @@
 // Pool: one named pool's shared-memory objects (data + state), its journal
 // and its writer lock. Every state-changing operation goes to PoolState
-// (lock-free, in shm) and is then journaled and fsynced before returning.
-// The writer keeps the journal's image in memory (each line applied as it
-// is written) and compacts the journal into a snapshot when the tail grows.
+// (lock-free, in shm) and is then journaled and fsynced before returning;
+// how lines are written, batched, kept in the image and compacted is
+// writer.ts's.
 import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isNativeError, native } from '../native/index.js';
@@ -10,8 +10,8 @@ import { PoolError } from './errors.js';
 import { validateGeometry } from './geometry.js';
 import { droppedGrants, requireOwnJournal } from './identity.js';
 import type { JournalImage } from './image.js';
-import { Journal, type LoadedImage, loadImage, recordedMode } from './journal.js';
-import type { FmPiece, GrantMeta, JournalEntry, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
+import { type LoadedImage, loadImage, recordedMode } from './journal.js';
+import type { FmPiece, GrantMeta, JournalEvent, JournalResult, NoteEvent } from './journal-events.js';
 import { type Geometry, stateObjectBytes } from './layout.js';
 import {
   checkObject,
@@ -35,15 +35,13 @@ import {
   snapshotPath,
   validatePoolName,
 } from './paths.js';
+import { reconcileWithReplay } from './reconcile.js';
 import { type BlockRange, type ClaimOptions, PoolState } from './state.js';
+import { COMPACT_FLOOR, JournalWriter } from './writer.js';
+
+export { COMPACT_FLOOR };
 
 const DEFAULT_MODE = 0o600;
-/**
- * The tail is compacted once it exceeds max(COMPACT_FLOOR, snapshot size).
- * 48 KiB, not 64: snapshot + tail of a pool with nothing granted then stay
- * under 64 KiB whatever the number of operations.
- */
-export const COMPACT_FLOOR = 48 * 1024;
 
 export interface CreateOptions extends Geometry {
   name: string;
@@ -71,27 +69,24 @@ export interface LockOptions {
 }
 
 export class Pool {
-  private journal: Journal | null;
+  private journal: JournalWriter | null;
   private locked = false;
-  /** The journal's image, kept by the writer (from lockWriter on). */
-  private img: JournalImage | null = null;
-  private snapshotBytes = 0;
-  private compactPending = false;
-  /** Lines of the running batch(), written at its end. */
-  private batched: JournalEntry[] | null = null;
   /** Seqs the journal lacks, accepted by the operator (--accept-journal-loss); recovery journals what it drops for them. */
   private acceptedLoss: { from: number; to: number } | null = null;
-  /** Compactions done by this writer (tests and the long-run soak read it). */
-  compactions = 0;
 
   private constructor(
     readonly name: string,
     readonly stateDir: string,
     private stateObj: Mapped | null,
     readonly state: PoolState,
-    journal: Journal | null,
+    readOnly: boolean,
   ) {
-    this.journal = journal;
+    this.journal = readOnly ? null : new JournalWriter(journalPath(stateDir, name), snapshotPath(stateDir, name), state);
+  }
+
+  /** Compactions done by this writer (tests and the long-run soak read it). */
+  get compactions(): number {
+    return this.journal?.compactions ?? 0;
   }
 
   /**
@@ -137,8 +132,7 @@ export class Pool {
       const state = PoolState.format(stateObj.buf, opts, createdMs, poolId);
       rmSync(journalPath(opts.stateDir, name), { force: true });
       rmSync(snapshotPath(opts.stateDir, name), { force: true });
-      const journal = new Journal(journalPath(opts.stateDir, name));
-      const pool = new Pool(name, opts.stateDir, stateObj, state, journal);
+      const pool = new Pool(name, opts.stateDir, stateObj, state, false);
       stateObj = null;
       pool.record(
         {
@@ -176,8 +170,7 @@ export class Pool {
       checkObject(stateObj.fd, shmStateName(name), name, trust);
       checkObjectByName(shmDataName(name), name, trust);
       const state = PoolState.attach(stateObj.buf, `pool "${name}" state object ${shmStateName(name)}`);
-      const journal = readOnly ? null : new Journal(journalPath(opts.stateDir, name));
-      return new Pool(name, opts.stateDir, stateObj, state, journal);
+      return new Pool(name, opts.stateDir, stateObj, state, readOnly);
     } catch (e) {
       closeObject(stateObj);
       throw e;
@@ -242,15 +235,11 @@ export class Pool {
     this.locked = true;
     this.state.setWriterPid(process.pid);
     if (this.journal) {
-      // A damaged journal throws here; the caller closes the pool, which drops the lock.
-      this.journal.repairTail();
-      // A compaction killed before its rename left this; the snapshot it was to replace is still whole.
-      rmSync(`${this.snapshotFile}.tmp`, { force: true });
       const seqBefore = this.state.journalSeq;
-      const loaded = this.loadImage();
+      // A damaged journal throws here; the caller closes the pool, which drops the lock.
+      const loaded = this.journal.open();
       this.acceptedLoss = requireOwnJournal(this, seqBefore, loaded, opts.acceptJournalLoss === true);
-      this.img = loaded.image;
-      this.snapshotBytes = loaded.snapshotBytes;
+      this.journal.keep(loaded);
     }
   }
 
@@ -261,8 +250,9 @@ export class Pool {
 
   /** The writer's live image of the journal (what replaying it now would give). */
   get image(): JournalImage {
-    if (!this.img) throw new PoolError('LOCKED', `pool "${this.name}": the journal image is kept by the writer only`);
-    return this.img;
+    const img = this.journal?.image;
+    if (!img) throw new PoolError('LOCKED', `pool "${this.name}": the journal image is kept by the writer only`);
+    return img;
   }
 
   get hasWriterLock(): boolean {
@@ -290,38 +280,12 @@ export class Pool {
    * attaches (docs/performance.md).
    */
   batch<T>(fn: () => T): T {
-    if (this.batched || !this.journal) return fn();
-    const lines: JournalEntry[] = [];
-    this.batched = lines;
-    try {
-      return fn();
-    } finally {
-      this.batched = null;
-      if (lines.length > 0) {
-        this.journal.appendAll(lines);
-        if (this.img) {
-          for (const e of lines) this.img.apply(e);
-          this.maybeCompact();
-        }
-      }
-    }
+    return this.journal ? this.journal.batch(fn) : fn();
   }
 
   /** The one place a journal line is written. Returns its seq (an FM add's transaction id). */
   private record(event: JournalEvent, result: JournalResult, sync = true): number {
-    if (!this.journal) return 0;
-    const seq = this.state.nextJournalSeq();
-    const entry = { seq, time: new Date().toISOString(), ...event, result } as JournalEntry;
-    if (this.batched) {
-      this.batched.push(entry);
-      return seq;
-    }
-    this.journal.append(entry, sync);
-    if (this.img) {
-      this.img.apply(entry);
-      this.maybeCompact();
-    }
-    return seq;
+    return this.journal?.record(event, result, sync) ?? 0;
   }
 
   // ---- durability ---------------------------------------------------------------
@@ -342,39 +306,10 @@ export class Pool {
     return this.journal?.durable(opts) ?? Promise.resolve();
   }
 
-  // ---- compaction -------------------------------------------------------------
-
-  private get compactAt(): number {
-    return Math.max(COMPACT_FLOOR, this.snapshotBytes);
-  }
-
-  /**
-   * Compaction runs after the current operation has answered (setImmediate),
-   * so it never adds to an FM answer's latency; a tail far past the mark
-   * (a burst of synchronous writes) is compacted at once.
-   */
-  private maybeCompact(): void {
-    const tail = this.journal?.tailBytes ?? 0;
-    if (tail <= this.compactAt) return;
-    if (tail > 4 * this.compactAt) {
-      this.compact();
-      return;
-    }
-    if (this.compactPending) return;
-    this.compactPending = true;
-    setImmediate(() => {
-      this.compactPending = false;
-      if (this.journal && this.img && this.journal.tailBytes > this.compactAt) this.compact();
-    });
-  }
-
   /** Writes the image as the new snapshot and empties the tail (writer only). */
   compact(): void {
-    if (!this.journal || !this.img) throw new PoolError('LOCKED', 'compaction needs the writer lock');
-    const body = `${JSON.stringify(this.img.toSnapshot())}\n`;
-    this.journal.compact(this.snapshotFile, body);
-    this.snapshotBytes = Buffer.byteLength(body);
-    this.compactions++;
+    if (!this.journal) throw new PoolError('LOCKED', 'compaction needs the writer lock');
+    this.journal.compact();
   }
 
   /** Runs `fn`, journals its outcome (success or refusal), returns or rethrows. */
@@ -511,10 +446,9 @@ export class Pool {
   }
 
   /**
-   * Makes shared memory equal the journal's replay. The single writer
-   * journals an operation after its atomic update, so a writer killed in
-   * between leaves shm one unreported step ahead; that step never counted,
-   * so it is undone. Returns what was changed (also journaled).
+   * Makes shared memory equal the journal's replay (reconcile.ts). Returns
+   * what was changed (also journaled), and with an accepted journal loss,
+   * the grants that loss dropped.
    */
   recoverFromJournal(): { blocks: number; heads: number[]; lease: boolean; dropped?: { head: number; first: number; count: number }[] } {
     if (!this.locked) throw new PoolError('LOCKED', 'recovery needs the writer lock');
@@ -527,26 +461,7 @@ export class Pool {
       this.acceptedLoss = null;
       this.note({ event: 'journal-loss-accepted', lostSeqs: lost, dropped });
     }
-    let blocks = 0;
-    for (let b = 0; b < s.blockCount; b++) {
-      const want = replay.rawBlockWord(b);
-      if (s.rawBlockWord(b) !== want) {
-        s.setRawBlockWord(b, want);
-        blocks++;
-      }
-    }
-    const heads: number[] = [];
-    for (let h = 0; h < s.headCount; h++) {
-      if (s.isAttached(h) !== replay.isAttached(h)) {
-        s.forceHeadState(h, replay.isAttached(h), replay.head(h).pid);
-        heads.push(h);
-      }
-    }
-    const lease = s.lease().owner !== img.lease.owner;
-    if (lease) s.setRawLease(img.lease.owner);
-    // The epoch only has to grow: shm may be one takeover ahead, never behind.
-    s.raiseLeaseEpoch(img.lease.epoch);
-    s.raiseJournalSeq(img.lastSeq);
+    const { blocks, heads, lease } = reconcileWithReplay(s, img, replay);
     if (blocks > 0 || heads.length > 0 || lease) this.note({ event: 'recovered-from-journal', blocks, heads, lease });
     return { blocks, heads, lease, ...(dropped ? { dropped } : {}) };
   }
@@ -567,7 +482,6 @@ export class Pool {
     }
     this.journal?.close();
     this.journal = null;
-    this.img = null;
     closeObject(this.stateObj);
     this.stateObj = null;
     this.locked = false;

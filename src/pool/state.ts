@@ -3,8 +3,10 @@
 // ArrayBuffer laid out as in layout.ts — a shared mapping of the state object
 // in production, a private buffer when the journal is replayed — and every
 // mutation goes through the addon's atomics, so several processes can share
-// one mapping safely.
+// one mapping safely. What each operation makes of a block word is
+// block-word.ts's; this file runs it atomically on the image.
 import { type BlockUsage, native } from '../native/index.js';
+import { bitOf, claimedWord, clearedWord, conflictMessage, maskHolders, unreferencedWord } from './block-word.js';
 import { PoolError } from './errors.js';
 import {
   blockWordOffset,
@@ -54,8 +56,6 @@ export interface LeaseInfo {
   owner: number | null;
   epoch: number;
 }
-
-const bitOf = (head: number): bigint => 1n << BigInt(head);
 
 export class PoolState {
   readonly header: Header;
@@ -244,25 +244,19 @@ export class PoolState {
     if (!this.isAttached(head)) {
       throw new PoolError('HEAD_NOT_ATTACHED', `head ${head} is not attached; only attached heads can hold blocks`, { head });
     }
-    const bit = bitOf(head);
     const shared = opts.shared === true;
     const end = range.first + range.count;
     for (let b = range.first; b < end; b++) {
       const off = blockWordOffset(b);
       let expected = 0n;
       for (;;) {
-        const mask = expected & MASK_BITS;
-        let desired: bigint;
-        if (mask === 0n && (expected & REF_FLAG) === 0n) desired = shared ? bit | SHARED_FLAG : bit;
-        // A referenced block with no holder is rejoined as it was allocated: shared or exclusive.
-        else if (mask === 0n && shared === ((expected & SHARED_FLAG) !== 0n)) desired = expected | bit;
-        else if (shared && (expected & SHARED_FLAG) !== 0n && (mask & bit) === 0n) desired = expected | bit;
-        else {
+        const desired = claimedWord(expected, head, shared);
+        if (desired === null) {
           this.rollback(head, range.first, b);
-          throw new PoolError('CONFLICT', this.conflictMessage(head, b, expected, shared), {
+          throw new PoolError('CONFLICT', conflictMessage(head, b, expected, shared, this.header.blockBytes), {
             head,
             block: b,
-            holders: maskHolders(mask),
+            holders: maskHolders(expected & MASK_BITS),
             sharedHolder: (expected & SHARED_FLAG) !== 0n,
           });
         }
@@ -272,16 +266,6 @@ export class PoolState {
       }
     }
     this.bumpGeneration();
-  }
-
-  private conflictMessage(head: number, block: number, word: bigint, shared: boolean): string {
-    const holders = maskHolders(word & MASK_BITS);
-    const at = `block ${block} (pool offset ${block * this.header.blockBytes})`;
-    if (holders.length === 0)
-      return `${at} is kept by a tag reference as ${(word & SHARED_FLAG) !== 0n ? 'shared' : 'exclusive'}; ${shared ? 'a shared' : 'an exclusive'} claim for head ${head} conflicts`;
-    if (holders.includes(head)) return `head ${head} already holds ${at}`;
-    const kind = (word & SHARED_FLAG) !== 0n ? 'shared' : 'exclusively';
-    return `${at} is held ${kind} by head${holders.length > 1 ? 's' : ''} ${holders.join(', ')}; ${shared ? 'a shared' : 'an exclusive'} claim for head ${head} conflicts`;
   }
 
   private rollback(head: number, first: number, end: number): void {
@@ -295,9 +279,7 @@ export class PoolState {
     let expected = bit;
     for (;;) {
       if ((expected & bit) === 0n) return false;
-      const rest = expected & MASK_BITS & ~bit;
-      const desired = rest === 0n && (expected & REF_FLAG) === 0n ? 0n : expected & ~bit;
-      const seen = native.cas64(this.buf, off, expected, desired);
+      const seen = native.cas64(this.buf, off, expected, clearedWord(expected, head));
       if (seen === expected) return true;
       expected = seen;
     }
@@ -383,7 +365,7 @@ export class PoolState {
       const off = blockWordOffset(b);
       let expected = this.word(b);
       for (;;) {
-        const desired = (expected & MASK_BITS) === 0n ? 0n : expected & ~REF_FLAG;
+        const desired = unreferencedWord(expected);
         const seen = native.cas64(this.buf, off, expected, desired);
         if (seen === expected) {
           if (desired === 0n && expected !== 0n) freed++;
@@ -505,11 +487,4 @@ export class PoolState {
   setWriterPid(pid: number): void {
     native.store32(this.buf, H.writerPid, pid >>> 0);
   }
-}
-
-export function maskHolders(mask: bigint | number): number[] {
-  const out: number[] = [];
-  let m = BigInt(mask);
-  for (let h = 0; m !== 0n; h++, m >>= 1n) if (m & 1n) out.push(h);
-  return out;
 }
