@@ -5,11 +5,12 @@
 // command, a refusal and a usage error, over the guest's /dev/vportNpM
 // found by its sysfs name; it moves capacity (5604h/5605h) that the other
 // head sees; on the head without the FM-LD it says so as the Node CLI does.
-import { cpSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { humanDetail, humanLine, loadScenario, runScenario } from '../../src/scenario/index.js';
+import { loadScenario } from '../../src/scenario/index.js';
 import { tempDir } from '../helpers/pool.js';
+import { runExample } from '../helpers/scenario.js';
 
 const SAME = `
 set -u
@@ -87,19 +88,9 @@ describe('guest FM client in a QEMU guest', () => {
     const file = join(work, 'guest-fm.yaml');
     writeFileSync(file, SCENARIO);
     const scn = loadScenario(file);
-    const lines: string[] = [];
-    const { report } = await runScenario(scn, {
-      workDir: work,
-      pool: `fmguest-${process.pid}`,
-      progress: (l) => lines.push(l),
-      onStep: (r) => lines.push(humanLine(r), ...(r.status === 'failed' ? humanDetail(r) : [])),
-    });
-    try {
+    await runExample(scn, { workDir: work, pool: `fmguest-${process.pid}`, keepAs: 'fm-guest' }, (report) => {
       expect(report.bootError).toBeNull();
       expect(report.results.map((r) => `${r.step.index} ${r.status}`)).toEqual(scn.steps.map((s) => `${s.index} passed`));
-    } catch (e) {
-      cpSync(work, join('test-artifacts', `fm-guest-${Date.now()}`), { recursive: true });
-      throw new Error(`${(e as Error).message}\n${lines.join('\n')}`);
-    }
+    });
   }, 1_800_000);
 });

@@ -6,29 +6,22 @@
 // 11.1 the release answers Retry Required and head 1's QEMU is restarted to
 // end the quarantine; on 10.0 the release succeeds.
 // Consoles and logs are kept under test-artifacts/ when this fails.
-import { cpSync, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveQemu } from '../../src/qemu/index.js';
-import { demoScenarioPath, humanDetail, humanLine, loadScenario, passed, runScenario, summaryLine } from '../../src/scenario/index.js';
+import { demoScenarioPath, loadScenario, passed, summaryLine } from '../../src/scenario/index.js';
 import { tempDir } from '../helpers/pool.js';
-import { expectStepsPassed } from '../helpers/scenario.js';
+import { expectStepsPassed, runExample } from '../helpers/scenario.js';
 
 describe('Linux guests on three heads', () => {
   it('share a window, see their serials, and move capacity with the FM-API from inside the owner guest', async () => {
     const work = tempDir('cxl-mhd-boot-');
     const pool = `boot-${process.pid}`;
     const scn = loadScenario(demoScenarioPath());
-    const lines: string[] = [];
-    const { report } = await runScenario(scn, {
-      workDir: work,
-      pool,
-      progress: (l) => lines.push(l),
-      onStep: (r) => lines.push(humanLine(r), ...(r.status === 'failed' ? humanDetail(r) : [])),
-    });
-    // The run's one-line summary in the test output: which steps ran on this QEMU.
-    console.log(`QEMU ${resolveQemu().version}: ${summaryLine(report)}`);
-    try {
+    await runExample(scn, { workDir: work, pool, keepAs: 'boot' }, (report, lines) => {
+      // The run's one-line summary in the test output: which steps ran on this QEMU.
+      console.log(`QEMU ${resolveQemu().version}: ${summaryLine(report)}`);
       expect(report.bootError).toBeNull();
       // Steps marked for the other QEMU versions (the release's two outcomes, 10.0 and 11.1) are skipped as such; all others pass.
       expectStepsPassed(scn, report);
@@ -39,9 +32,6 @@ describe('Linux guests on three heads', () => {
       expect(readdirSync('/dev/shm').filter((f) => f.includes(pool))).toEqual([]);
       expect(readdirSync(work).filter((f) => f.endsWith('.sock') || f.startsWith('xdg-'))).toEqual([]);
       expect(existsSync(join(work, 'head0-console.log'))).toBe(true);
-    } catch (e) {
-      cpSync(work, join('test-artifacts', `boot-${Date.now()}`), { recursive: true });
-      throw new Error(`${(e as Error).message}\n${lines.join('\n')}`);
-    }
+    });
   }, 900_000);
 });

@@ -6,14 +6,14 @@
 // apply to this QEMU is skipped with the reason in its name; `.ci/run` runs
 // this file on both series (scripts/test.sh). Consoles and logs go to
 // test-artifacts/ when one fails.
-import { cpSync, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT_DIR_NAMES } from '../../src/qemu/binary.js';
 import { cacheDir, qemuFeatures, resolveQemu } from '../../src/qemu/index.js';
-import { humanDetail, humanLine, loadScenario, projectRoot, runScenario } from '../../src/scenario/index.js';
+import { loadScenario, projectRoot } from '../../src/scenario/index.js';
 import { tempDir } from '../helpers/pool.js';
-import { expectStepsPassed } from '../helpers/scenario.js';
+import { expectStepsPassed, runExample } from '../helpers/scenario.js';
 
 const QEMU = qemuFeatures(resolveQemu().version);
 const on11 = QEMU.systemRam;
@@ -21,32 +21,22 @@ const on11 = QEMU.systemRam;
 const bootDir = join(cacheDir(), ROOT_DIR_NAMES['11'], 'boot');
 const has73 = existsSync(bootDir) && readdirSync(bootDir).some((f) => f.startsWith('vmlinuz-7.3'));
 
-async function runExample(file: string): Promise<void> {
-  const work = tempDir('cxl-mhd-versions-');
+async function runCi(file: string): Promise<void> {
   const pool = `ver-${process.pid}-${file.replace(/\W/g, '').slice(0, 12)}`;
   const scn = loadScenario(join(projectRoot(), 'examples', 'ci', file));
-  const lines: string[] = [];
-  const { report } = await runScenario(scn, {
-    workDir: work,
-    pool,
-    progress: (l) => lines.push(l),
-    onStep: (r) => lines.push(humanLine(r), ...(r.status === 'failed' ? humanDetail(r) : [])),
-  });
-  try {
+  const run = { workDir: tempDir('cxl-mhd-versions-'), pool, keepAs: `versions-${file}`, label: `QEMU ${QEMU.version}, ${file}` };
+  await runExample(scn, run, (report) => {
     expect(report.bootError).toBeNull();
     expectStepsPassed(scn, report);
     expect(readdirSync('/dev/shm').filter((f) => f.includes(pool))).toEqual([]);
-  } catch (e) {
-    cpSync(work, join('test-artifacts', `versions-${file}-${Date.now()}`), { recursive: true });
-    throw new Error(`QEMU ${QEMU.version}, ${file}: ${(e as Error).message}\n${lines.join('\n')}`);
-  }
+  });
 }
 
 describe(`scenarios for QEMU ${QEMU.version}`, () => {
   it.skipIf(!on11)(
     'System RAM: a hot-added LD online on its own NUMA node, filled past guest DRAM with numactl, md5 matches, offlined and released (skipped below QEMU 11.1: it segfaults)',
     async () => {
-      await runExample('system-ram.yaml');
+      await runCi('system-ram.yaml');
     },
     1_200_000,
   );
@@ -54,7 +44,7 @@ describe(`scenarios for QEMU ${QEMU.version}`, () => {
   it.skipIf(!on11)(
     'per-head event injection: three records into head 1, traced by its kernel only (skipped below QEMU 11.1: no head-id in the records)',
     async () => {
-      await runExample('inject.yaml');
+      await runCi('inject.yaml');
     },
     900_000,
   );
@@ -62,7 +52,7 @@ describe(`scenarios for QEMU ${QEMU.version}`, () => {
   it.skipIf(!has73)(
     'a Linux 7.3 guest: FM add and release, a host pattern through the LD, backend restart, killed head (skipped without the QEMU 11 root, which carries the 7.3 kernel: make setup)',
     async () => {
-      await runExample('kernel-7.3.yaml');
+      await runCi('kernel-7.3.yaml');
     },
     900_000,
   );
@@ -70,7 +60,7 @@ describe(`scenarios for QEMU ${QEMU.version}`, () => {
   it.skipIf(on11)(
     'System RAM is refused in the guest with one line naming the QEMU crash (skipped on QEMU >= 11.1, where it works)',
     async () => {
-      await runExample('system-ram-refused.yaml');
+      await runCi('system-ram-refused.yaml');
     },
     600_000,
   );
