@@ -4,22 +4,23 @@
 // up; goal ≤ 1.2×; docs/performance.md), and 32 paused heads attaching at
 // once (total time, backend RSS).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Backend } from '../src/heads/index.js';
 import { Pool } from '../src/pool/index.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+import { Leftovers } from './cleanup.js';
 import { benchHeadArgs } from './common.js';
 
 const MiB = 2 ** 20;
 const silent = pino({ level: 'silent' });
 
-function launch(args: string[]): ChildProcess {
+/** A QEMU with `args`; `left` kills it at the end if nothing did before. */
+function launch(args: string[], left: Leftovers): ChildProcess {
   const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults']);
-  return spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
+  return left.child(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
 }
 
 function killAll(children: ChildProcess[]): Promise<unknown> {
@@ -34,7 +35,8 @@ function killAll(children: ChildProcess[]): Promise<unknown> {
 }
 
 /** QEMU spawn → greeting on a bare listener: QEMU's own start cost, no backend involved. */
-async function greetingMs(pool: string, runDir: string, stateDir: string): Promise<number> {
+async function greetingMs(pool: string, runDir: string, stateDir: string, left: Leftovers): Promise<number> {
+  left.pool(pool, stateDir);
   // A real pool, so QEMU maps an existing object (it would create a stray file otherwise).
   Pool.create({ name: pool, stateDir, capacityBytes: 1024 * MiB, blockBytes: 2 * MiB, headCount: 1 }).close();
   const args = benchHeadArgs({
@@ -48,9 +50,10 @@ async function greetingMs(pool: string, runDir: string, stateDir: string): Promi
   const sockPath = join(runDir, pool, 'head0.sock');
   execFileSync('mkdir', ['-p', join(runDir, pool)]);
   const server = createServer();
+  left.closing().push(server);
   await new Promise<void>((r) => server.listen(sockPath, r));
   const t0 = performance.now();
-  const child = launch(args);
+  const child = launch(args, left);
   try {
     return await new Promise<number>((resolve) => {
       server.once('connection', (s) => s.once('data', () => resolve(performance.now() - t0)));
@@ -62,7 +65,13 @@ async function greetingMs(pool: string, runDir: string, stateDir: string): Promi
   }
 }
 
-async function attachOnce(backend: Backend, pool: string, runDir: string, head: number): Promise<{ ms: number; child: ChildProcess }> {
+async function attachOnce(
+  backend: Backend,
+  pool: string,
+  runDir: string,
+  head: number,
+  left: Leftovers,
+): Promise<{ ms: number; child: ChildProcess }> {
   const args = benchHeadArgs({
     pool,
     head,
@@ -77,7 +86,7 @@ async function attachOnce(backend: Backend, pool: string, runDir: string, head: 
     };
   });
   const t0 = performance.now();
-  const child = launch(args);
+  const child = launch(args, left);
   return { ms: (await attached) - t0, child };
 }
 
@@ -119,7 +128,8 @@ export async function benchAttach(
   report: (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void,
   opts: { qemu?: string; perHeadOnly?: boolean } = {},
 ): Promise<void> {
-  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-attach-'));
+  const left = new Leftovers();
+  const base = left.tempDir('attach');
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
@@ -127,6 +137,7 @@ export async function benchAttach(
     // Per-head latency, one head at a time, 7 rounds of 3 heads (the first takes the lease and the FM-LD port).
     const pool = `bench-attach-${process.pid}`;
     const greet: number[] = [];
+    left.pool(pool, stateDir);
     const backend = await Backend.start({ pool, runDir, stateDir, capacityBytes: 1024 * MiB, headCount: 3, logger: silent });
     const lat: number[] = [];
     try {
@@ -135,8 +146,8 @@ export async function benchAttach(
       for (let round = 0; round < 7; round++) {
         const children: ChildProcess[] = [];
         for (let h = 0; h < 3; h++) {
-          greet.push(await greetingMs(`${pool}-g`, runDir, stateDir));
-          const r = await attachOnce(backend, pool, runDir, h);
+          greet.push(await greetingMs(`${pool}-g`, runDir, stateDir, left));
+          const r = await attachOnce(backend, pool, runDir, h, left);
           lat.push(r.ms);
           children.push(r.child);
           await settled(r.child.pid);
@@ -155,65 +166,59 @@ export async function benchAttach(
 
     // The serial baseline again, right before the concurrent run: the host's load moves within minutes.
     const greetNow: number[] = [];
-    for (let i = 0; i < 5; i++) greetNow.push(await greetingMs(`${pool}-g`, runDir, stateDir));
+    for (let i = 0; i < 5; i++) greetNow.push(await greetingMs(`${pool}-g`, runDir, stateDir, left));
 
     // 32 heads at once, backend as its own process so its RSS is its own.
     const big = `bench-32-${process.pid}`;
-    const serve = spawn(
-      process.execPath,
-      ['dist/src/cli/main.js', 'serve', '--pool', big, '--capacity', '1G', '--heads', '32', '--run-dir', runDir, '--state-dir', stateDir],
-      {
-        stdio: ['ignore', 'pipe', 'ignore'],
-      },
+    left.pool(big, stateDir);
+    const serve = left.child(
+      spawn(
+        process.execPath,
+        ['dist/src/cli/main.js', 'serve', '--pool', big, '--capacity', '1G', '--heads', '32', '--run-dir', runDir, '--state-dir', stateDir],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      ),
+      'SIGTERM',
     );
-    await new Promise<void>((r) => serve.stdout?.on('data', (d) => String(d).includes('ready') && r()));
+    await new Promise<void>((resolve, reject) => {
+      serve.stdout?.on('data', (d) => String(d).includes('ready') && resolve());
+      serve.once('exit', (c) => reject(new Error(`cxl-mhd serve exited ${c} before ready`)));
+    });
     const rssIdle = rssMiB(serve.pid ?? 0);
-    const children: ChildProcess[] = [];
-    try {
-      const t0 = performance.now();
-      for (let h = 0; h < 32; h++) {
-        children.push(
-          launch(
-            benchHeadArgs({
-              pool: big,
-              head: h,
-              runDir,
-              capacityBytes: 1024 * MiB,
-              static: { offset: 0, size: 256 * MiB, exclusive: false },
-              memory: '64M',
-            }),
-          ),
-        );
-      }
-      const probe = Pool.open({ name: big, stateDir, readOnly: true });
-      let attached = 0;
-      try {
-        for (let i = 0; i < 3000 && attached < 32; i++) {
-          attached = probe.state.heads().filter((h) => h.attached).length;
-          if (attached < 32) await new Promise((r) => setTimeout(r, 20));
-        }
-      } finally {
-        probe.close();
-      }
-      const total = performance.now() - t0;
-      if (attached < 32) throw new Error(`only ${attached} of 32 heads attached`);
-      const rss = rssMiB(serve.pid ?? 0);
-      report(
-        '32 paused heads attached concurrently, total',
-        total,
-        'ms',
-        '32 × QEMU spawn → greeting (serial)',
-        32 * median(greetNow),
-        false,
-      );
-      report('backend RSS with 32 heads attached', rss, 'MiB', 'backend RSS idle (0 heads)', rssIdle, false);
-    } finally {
-      await killAll(children);
-      serve.kill('SIGTERM');
-      await new Promise((r) => serve.once('exit', r));
-      Pool.destroy({ name: big, stateDir, force: true });
+    const t0 = performance.now();
+    for (let h = 0; h < 32; h++) {
+      const args = benchHeadArgs({
+        pool: big,
+        head: h,
+        runDir,
+        capacityBytes: 1024 * MiB,
+        static: { offset: 0, size: 256 * MiB, exclusive: false },
+        memory: '64M',
+      });
+      launch(args, left);
     }
+    const probe = Pool.open({ name: big, stateDir, readOnly: true });
+    let attached = 0;
+    try {
+      for (let i = 0; i < 3000 && attached < 32; i++) {
+        attached = probe.state.heads().filter((h) => h.attached).length;
+        if (attached < 32) await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      probe.close();
+    }
+    const total = performance.now() - t0;
+    if (attached < 32) throw new Error(`only ${attached} of 32 heads attached`);
+    const rss = rssMiB(serve.pid ?? 0);
+    report(
+      '32 paused heads attached concurrently, total',
+      total,
+      'ms',
+      '32 × QEMU spawn → greeting (serial)',
+      32 * median(greetNow),
+      false,
+    );
+    report('backend RSS with 32 heads attached', rss, 'MiB', 'backend RSS idle (0 heads)', rssIdle, false);
   } finally {
-    rmSync(base, { recursive: true, force: true });
+    await left.clean();
   }
 }

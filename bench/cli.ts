@@ -2,12 +2,12 @@
 // fm identify` over fm.sock against `node -e 0` (goal ≤ 1.5×; the status
 // command's figure is in run.ts), and the resident memory of an idle `serve`
 // with one attached QEMU head against `node -e 'setInterval(()=>{},1e9)'`.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fmSocketPath, Pool } from '../src/pool/index.js';
+import { fmSocketPath } from '../src/pool/index.js';
 import { headArgs, qemuArgv, resolveQemu } from '../src/qemu/index.js';
+import { Leftovers } from './cleanup.js';
 import type { Report } from './common.js';
 import { startServe } from './serve.js';
 
@@ -39,13 +39,14 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchCli(report: Report): Promise<void> {
-  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-cli-'));
+  const left = new Leftovers();
+  const base = left.tempDir('cli');
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
   const pool = `bench-cli-${process.pid}`;
-  const serve = await startServe({ pool, capacity: '1G', heads: 2, runDir, stateDir });
-  const children: ChildProcess[] = [serve];
+  left.pool(pool, stateDir);
   try {
+    const serve = await startServe({ pool, capacity: '1G', heads: 2, runDir, stateDir, left });
     // One QEMU head with a static window: the first to attach owns the FM-LD, so fm.sock answers.
     const args = headArgs({
       pool,
@@ -56,7 +57,7 @@ export async function benchCli(report: Report): Promise<void> {
       memory: '128M',
     });
     const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults']);
-    children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
+    left.child(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
     const identify = ['dist/src/cli/main.js', 'fm', 'identify', '--port', fmSocketPath(runDir, pool)];
     for (let i = 0; ; i++) {
       if (
@@ -79,8 +80,7 @@ export async function benchCli(report: Report): Promise<void> {
 
     // Idle: a few seconds after the last request, with the head attached.
     await sleep(3000);
-    const idle = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' });
-    children.push(idle);
+    const idle = left.child(spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' }));
     await sleep(1000);
     report(
       'backend idle RSS (serve, 1 head attached)',
@@ -91,15 +91,6 @@ export async function benchCli(report: Report): Promise<void> {
       false,
     );
   } finally {
-    await Promise.all(
-      children.reverse().map((c) => {
-        if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-        const done = new Promise((r) => c.once('exit', r));
-        c.kill(c === serve ? 'SIGTERM' : 'SIGKILL');
-        return done;
-      }),
-    );
-    Pool.destroy({ name: pool, stateDir, force: true });
-    rmSync(base, { recursive: true, force: true });
+    await left.clean();
   }
 }

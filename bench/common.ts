@@ -1,17 +1,17 @@
 // What every benchmark shares: the report callback bench/run.ts passes in,
 // percentiles, and a QMP monitor of a QEMU the benchmark started itself.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Backend } from '../src/heads/index.js';
-import { Pool, poolStatus } from '../src/pool/index.js';
+import { poolStatus } from '../src/pool/index.js';
 import { ROOT_DIR_NAMES, ROOT_STAMP_NAME } from '../src/qemu/binary.js';
 import { cacheDir, type HeadArgsOptions, headArgs, qemuArgv, resolveQemu } from '../src/qemu/index.js';
 import { QmpSession } from '../src/qmp/index.js';
 import { GuestAgent, projectGuest, projectRoot, vmArgv } from '../src/scenario/index.js';
+import { Leftovers } from './cleanup.js';
 
 /** One figure next to its baseline from the same run; run.ts prints the ratio. */
 export type Report = (name: string, value: number, unit: string, baseName: string, base: number, higherIsBetter: boolean) => void;
@@ -40,13 +40,13 @@ export async function monitor(path: string): Promise<QmpSession> {
 /**
  * Starts the project's QEMU with `args` (a head's, from headArgs) and a QMP
  * monitor of the benchmark's own at `mon`; returns once the backend has let it
- * run. The child and session go into the caller's lists for cleanup.
+ * run. The child and the session are the caller's leftovers.
  */
-export async function startHeadQemu(mon: string, args: string[], children: ChildProcess[], sessions: QmpSession[]): Promise<QmpSession> {
+export async function startHeadQemu(mon: string, args: string[], left: Leftovers): Promise<QmpSession> {
   const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults', '-qmp', `unix:${mon},server=on,wait=off`]);
-  children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
+  left.child(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
   const s = await monitor(mon);
-  sessions.push(s);
+  left.closing().push(s);
   for (let i = 0; i < 400 && !(await s.execute<{ running: boolean }>('query-status')).running; i++)
     await new Promise((r) => setTimeout(r, 25));
   return s;
@@ -79,36 +79,30 @@ export async function onEachQemu(fn: (version: string) => Promise<void>): Promis
   }
 }
 
-/** Ends what a guest benchmark started: agents, QEMUs (and waits for them), the backend, the pool, the work dir. */
-/** A running backend (fm.sock on) in a fresh work dir, for guests booted with bootGuestHead; stop it with stopGuestRig. */
+/**
+ * A running backend (fm.sock on) in a fresh work dir, for guests booted with
+ * bootGuestHead; `left` takes back everything (agents, QEMUs, the backend,
+ * the pool, the work dir): stop it with stopGuestRig.
+ */
 export async function startGuestRig(tag: string, o: { capacityBytes: number; headCount: number }) {
-  const work = mkdtempSync(join(tmpdir(), `cxl-mhd-bench-${tag}-`));
+  const left = new Leftovers();
+  const work = left.tempDir(tag);
   const runDir = join(work, 'run');
   const stateDir = join(work, 'state');
   const pool = `bench-${tag}-${process.pid}`;
+  left.pool(pool, stateDir);
   try {
     const backend = await Backend.start({ pool, runDir, stateDir, ...o, logger: pino({ level: 'silent' }), fmSocket: true });
-    return { work, runDir, stateDir, pool, backend, procs: [] as ChildProcess[], agents: [] as GuestAgent[] };
+    left.stop(() => backend.stop());
+    return { work, runDir, stateDir, pool, backend, procs: left.children, agents: left.closing<GuestAgent>(), left };
   } catch (e) {
-    rmSync(work, { recursive: true, force: true });
+    await left.clean();
     throw e;
   }
 }
 
-export async function stopGuestRig(rig: {
-  agents: { close(): void }[];
-  procs: ChildProcess[];
-  backend: { stop(): Promise<void> } | null;
-  pool: string;
-  stateDir: string;
-  work: string;
-}): Promise<void> {
-  for (const a of rig.agents) a.close();
-  for (const p of rig.procs) p.kill('SIGKILL');
-  await Promise.all(rig.procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : null)));
-  await rig.backend?.stop();
-  if (Pool.exists(rig.pool)) Pool.destroy({ name: rig.pool, stateDir: rig.stateDir, force: true });
-  rmSync(rig.work, { recursive: true, force: true });
+export async function stopGuestRig(rig: { left: Leftovers }): Promise<void> {
+  await rig.left.clean();
 }
 
 /**

@@ -1,19 +1,11 @@
-// 5604h end-to-end latency (request written → response read) for hotplug
-// and DCD heads, through the backend's FM-API, against the bare operation:
-// the same QMP command(s) (object-add + device_add, or
-// cxl-add-dynamic-capacity) sent straight to an identically configured QEMU
-// plus one fdatasync'd journal-sized append — what any backend must spend.
-// A bare QMP round trip (query-status) is printed too. Same run, same host.
-import type { ChildProcess } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
-import { dataObjectPath, Pool } from '../src/pool/index.js';
+import { dataObjectPath } from '../src/pool/index.js';
 import { ldSerial, peripheralPath, STATIC_DEVICE_ID } from '../src/qemu/names.js';
-import type { QmpSession } from '../src/qmp/index.js';
+import { Leftovers } from './cleanup.js';
 import { benchHeadArgs, pct, type Report, startHeadQemu } from './common.js';
 
 const MiB = 2 ** 20;
@@ -21,23 +13,24 @@ const GiB = 2 ** 30;
 
 /** `hotplug: false` runs only the DCD half (`--only dcd`). */
 export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hotplug: true }): Promise<void> {
-  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-fm-'));
+  const left = new Leftovers();
+  const base = left.tempDir('fm');
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
   const pool = `bench-fm-${process.pid}`;
   const capacityBytes = 4 * GiB;
-  const backend = await Backend.start({
-    pool,
-    runDir,
-    stateDir,
-    capacityBytes,
-    headCount: 5,
-    logger: pino({ level: 'silent' }),
-    fmSocket: true,
-  });
-  const children: ChildProcess[] = [];
-  const sessions: QmpSession[] = [];
+  left.pool(pool, stateDir);
   try {
+    const backend = await Backend.start({
+      pool,
+      runDir,
+      stateDir,
+      capacityBytes,
+      headCount: 5,
+      logger: pino({ level: 'silent' }),
+      fmSocket: true,
+    });
+    left.stop(() => backend.stop());
     const start = async (head: number, delivery: 'hotplug' | 'dcd') => {
       const mon = join(base, `mon${head}.sock`);
       const args = benchHeadArgs({
@@ -50,7 +43,7 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
         sparePorts: delivery === 'hotplug' ? 2 : 0,
         memory: '128M',
       });
-      const s = await startHeadQemu(mon, args, children, sessions);
+      const s = await startHeadQemu(mon, args, left);
       return s;
     };
     await start(0, 'hotplug');
@@ -177,16 +170,6 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
     );
     report('5604h add, dcd head, p50 (vs QMP RTT)', pct(dcd, 50), 'ms', 'bare QMP round trip (query-status) p50', q50, false);
   } finally {
-    for (const s of sessions) s.close();
-    await Promise.all(
-      children.map((c) => {
-        const done = new Promise((r) => c.once('exit', r));
-        c.kill('SIGKILL');
-        return done;
-      }),
-    );
-    await backend.stop();
-    Pool.destroy({ name: pool, stateDir, force: true });
-    rmSync(base, { recursive: true, force: true });
+    await left.clean();
   }
 }

@@ -1,22 +1,13 @@
-// Password guessing against the northbound must not slow the FM-API for
-// everyone (issue 18): FM-API Identify over fm.sock, p99, while clients
-// flood Redfish with wrong Basic passwords of an scrypt user and unknown
-// user names, next to the same Identify with nobody guessing (goal ≤ 1.5×).
-// Also the cost of one wrong guess for an unknown user next to one for a
-// real user (goal: equal; user names are not told apart by timing).
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
 import { Auth, loadUsers } from '../src/http/auth.js';
 import { hashPassword, Northbound } from '../src/http/index.js';
-import { Pool } from '../src/pool/index.js';
 import { headArgs } from '../src/qemu/index.js';
-import type { QmpSession } from '../src/qmp/index.js';
+import { Leftovers } from './cleanup.js';
 import { pct, type Report, startHeadQemu } from './common.js';
 import { backendView } from './northbound.js';
 
@@ -33,29 +24,31 @@ async function identifies(client: FmClient, n: number): Promise<number[]> {
 }
 
 export async function benchGuessFlood(report: Report): Promise<void> {
-  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-guess-'));
+  const left = new Leftovers();
+  const base = left.tempDir('guess');
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
   const pool = `bench-guess-${process.pid}`;
   const usersFile = join(base, 'users');
-  writeFileSync(usersFile, `bench:${hashPassword('the right one')}\n`, { mode: 0o600 });
-  const backend = await Backend.start({
-    pool,
-    runDir,
-    stateDir,
-    capacityBytes: GiB,
-    headCount: 1,
-    logger: pino({ level: 'silent' }),
-    fmSocket: true,
-  });
-  const nb = new Northbound({ deps: backendView(backend), users: usersFile, stateFile: null });
-  const children: ChildProcess[] = [];
-  const sessions: QmpSession[] = [];
+  left.pool(pool, stateDir);
   let flooding = true;
   try {
+    writeFileSync(usersFile, `bench:${hashPassword('the right one')}\n`, { mode: 0o600 });
+    const backend = await Backend.start({
+      pool,
+      runDir,
+      stateDir,
+      capacityBytes: GiB,
+      headCount: 1,
+      logger: pino({ level: 'silent' }),
+      fmSocket: true,
+    });
+    left.stop(() => backend.stop());
+    const nb = new Northbound({ deps: backendView(backend), users: usersFile, stateFile: null });
+    left.stop(() => nb.close());
     const mon = join(base, 'mon0.sock');
     const args = headArgs({ pool, head: 0, runDir, capacityBytes: GiB, delivery: 'dcd', sparePorts: 0, memory: '128M' });
-    await startHeadQemu(mon, args, children, sessions);
+    await startHeadQemu(mon, args, left);
     const url = await nb.listen('127.0.0.1', 0);
     const client = new FmClient(await openPort(join(runDir, pool, 'fm.sock')), { timeoutMs: 30_000 });
     await identifies(client, 50);
@@ -115,11 +108,6 @@ export async function benchGuessFlood(report: Report): Promise<void> {
     report('wrong guess, unknown user name, p50', pct(unknown, 50), 'ms', 'wrong guess, real user name, p50', pct(wrong, 50), false);
   } finally {
     flooding = false;
-    await nb.close().catch(() => {});
-    for (const s of sessions) s.close();
-    for (const c of children) c.kill('SIGKILL');
-    await backend.stop();
-    Pool.destroy({ name: pool, stateDir, force: true });
-    rmSync(base, { recursive: true, force: true });
+    await left.clean();
   }
 }

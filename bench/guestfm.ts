@@ -1,12 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { fmSocketPath } from '../src/pool/index.js';
-import type { QmpSession } from '../src/qmp/index.js';
 import { demoScenarioPath, type GuestAgent, loadScenario, projectRoot, runScenario, type Scenario } from '../src/scenario/index.js';
+import { Leftovers } from './cleanup.js';
 import { benchHeadArgs, bootGuestHead, type Report, startGuestRig, startHeadQemu, stopGuestRig } from './common.js';
 
 const MiB = 2 ** 20;
@@ -38,7 +36,6 @@ export async function benchGuestFm(report: Report): Promise<void> {
   const capacityBytes = 4 * GiB;
   const rig = await startGuestRig('gfm', { capacityBytes, headCount: 2 });
   const { runDir, pool, procs, agents, backend: be, work } = rig;
-  const sessions: QmpSession[] = [];
   try {
     // Head 0: the owner guest. Head 1: a QEMU without a guest that takes hot-added LDs.
     const agent = await bootGuestHead({
@@ -64,7 +61,7 @@ export async function benchGuestFm(report: Report): Promise<void> {
       sparePorts: 2,
       memory: '128M',
     });
-    await startHeadQemu(join(work, 'mon1.sock'), args, procs, sessions);
+    await startHeadQemu(join(work, 'mon1.sock'), args, rig.left);
     await agent.waitReady(Date.now() + 900_000);
     const sock = fmSocketPath(runDir, pool);
     const client = new FmClient(await openPort(sock), { timeoutMs: 60_000 });
@@ -101,7 +98,6 @@ export async function benchGuestFm(report: Report): Promise<void> {
       false,
     );
   } finally {
-    for (const s of sessions) s.close();
     await stopGuestRig(rig);
   }
 }
@@ -118,12 +114,18 @@ function onNode(scn: Scenario): Scenario {
 export async function benchFmScenario(report: Report): Promise<void> {
   const scn = loadScenario(demoScenarioPath());
   const time = async (s: Scenario, tag: string) => {
-    const work = mkdtempSync(join(tmpdir(), `cxl-mhd-bench-fmscn-${tag}-`));
-    const t0 = performance.now();
-    const { report: r } = await runScenario(s, { workDir: work, pool: `bench-fmscn-${tag}-${process.pid}` });
-    const failed = r.bootError ?? r.results.find((x) => x.status !== 'passed')?.message;
-    if (failed) throw new Error(`three-heads.yaml (${tag}) failed: ${failed}`);
-    return (performance.now() - t0) / 1000;
+    // The runner ends its QEMUs and its pool itself; the work dir (consoles, logs) is the bench's.
+    const left = new Leftovers();
+    try {
+      const work = left.tempDir(`fmscn-${tag}`);
+      const t0 = performance.now();
+      const { report: r } = await runScenario(s, { workDir: work, pool: `bench-fmscn-${tag}-${process.pid}` });
+      const failed = r.bootError ?? r.results.find((x) => x.status !== 'passed')?.message;
+      if (failed) throw new Error(`three-heads.yaml (${tag}) failed: ${failed}`);
+      return (performance.now() - t0) / 1000;
+    } finally {
+      await left.clean();
+    }
   };
   const before = await time(onNode(scn), 'node');
   const after = await time(scn, 'qjs');

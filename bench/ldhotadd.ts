@@ -4,14 +4,14 @@
 // its tag (`cxl-mhd-devdax --tag`), made its region and written through
 // /dev/daxN.M. Baseline from the same run: a guest no-op round trip over
 // the same marker-file channel right before each add.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FmClient, openPort } from '../src/fmapi/index.js';
-import { fmSocketPath, Pool } from '../src/pool/index.js';
+import { fmSocketPath } from '../src/pool/index.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
 import { guestBootArgs } from '../src/scenario/index.js';
+import { Leftovers } from './cleanup.js';
 import { benchHeadArgs, type Report } from './common.js';
 import { startServe } from './serve.js';
 
@@ -53,17 +53,18 @@ function stages(path: string): string {
 }
 
 export async function benchLdHotAdd(report: Report): Promise<void> {
-  const work = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-ld-'));
+  const left = new Leftovers();
+  const work = left.tempDir('ld');
   const pool = `bench-ld-${process.pid}`;
   const runDir = join(work, 'run');
   const stateDir = join(work, 'state');
   const scen = join(work, 'scenario');
-  mkdirSync(scen);
-  writeFileSync(join(scen, 'run.sh'), GUEST);
-  const children: ChildProcess[] = [];
   const capacityBytes = LDS * 256 * MiB;
+  left.pool(pool, stateDir);
   try {
-    children.push(await startServe({ pool, capacity: String(capacityBytes), heads: 1, runDir, stateDir }));
+    mkdirSync(scen);
+    writeFileSync(join(scen, 'run.sh'), GUEST);
+    await startServe({ pool, capacity: String(capacityBytes), heads: 1, runDir, stateDir, left });
     const args = benchHeadArgs({ pool, head: 0, runDir, capacityBytes, sparePorts: LDS, memory: '512M' });
     const argv = qemuArgv(resolveQemu(), [
       ...args,
@@ -74,7 +75,7 @@ export async function benchLdHotAdd(report: Report): Promise<void> {
       `file:${join(work, 'console.log')}`,
       ...guestBootArgs(scen, 'console=ttyS0 quiet cxlmhd.timeout=1200'),
     ]);
-    children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
+    left.child(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
     await waitFile(join(scen, 'ready'), join(scen, 'fail-0'));
     const fm = new FmClient(await openPort(fmSocketPath(runDir, pool)));
     const usable: number[] = [];
@@ -131,18 +132,6 @@ export async function benchLdHotAdd(report: Report): Promise<void> {
       false,
     );
   } finally {
-    for (const c of children.reverse()) {
-      if (c.exitCode === null && c.signalCode === null) {
-        const gone = new Promise((r) => c.once('exit', r));
-        c.kill(c === children[children.length - 1] ? 'SIGTERM' : 'SIGKILL');
-        await gone;
-      }
-    }
-    try {
-      Pool.destroy({ name: pool, stateDir, force: true });
-    } catch {
-      // never created
-    }
-    rmSync(work, { recursive: true, force: true });
+    await left.clean();
   }
 }

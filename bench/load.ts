@@ -1,13 +1,13 @@
 // Load: 32 paused heads attached, 10k mixed FM operations through the
 // FM-API (adds, releases, extent lists, region configs); throughput, p99
 // latency and the backend's RSS over the run (it must stay bounded).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Pool } from '../src/pool/index.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
+import { Leftovers } from './cleanup.js';
 import { benchHeadArgs, pct, type Report } from './common.js';
 import { eventLoopDelay, startServe } from './serve.js';
 
@@ -20,15 +20,16 @@ function rssMiB(pid: number): number {
 }
 
 export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD_LOAD_OPS ?? 10_000)): Promise<void> {
-  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-load-'));
+  const left = new Leftovers();
+  const base = left.tempDir('load');
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
   const pool = `bench-load-${process.pid}`;
   const heads = 32;
   const capacityBytes = 16 * GiB;
-  const serve = await startServe({ pool, capacity: '16G', heads, runDir, stateDir, eld: join(base, 'eld') });
-  const children: ChildProcess[] = [];
+  left.pool(pool, stateDir);
   try {
+    const serve = await startServe({ pool, capacity: '16G', heads, runDir, stateDir, eld: join(base, 'eld'), left });
     for (let h = 0; h < heads; h++) {
       const args = benchHeadArgs({
         pool,
@@ -40,7 +41,7 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
         memory: '64M',
       });
       const argv = qemuArgv(resolveQemu(), [...args, '-display', 'none', '-nodefaults']);
-      children.push(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
+      left.child(spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' }));
       if (h === 0) await new Promise((r) => setTimeout(r, 500)); // head 0 first: the FM-LD owner
     }
     const probe = Pool.open({ name: pool, stateDir, readOnly: true });
@@ -141,16 +142,6 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
     // Bounded means the second half of the run does not keep growing it.
     report('load: backend RSS after all ops', rssEnd, 'MiB', 'backend RSS after half the ops', rssHalf, false);
   } finally {
-    await Promise.all(
-      children.map((c) => {
-        const done = new Promise((r) => c.once('exit', r));
-        c.kill('SIGKILL');
-        return done;
-      }),
-    );
-    serve.kill('SIGTERM');
-    await new Promise((r) => serve.once('exit', r));
-    Pool.destroy({ name: pool, stateDir, force: true });
-    rmSync(base, { recursive: true, force: true });
+    await left.clean();
   }
 }

@@ -1,20 +1,6 @@
-// The northbound's costs, as `serve --http` runs it (backend and Redfish in
-// one process, real QEMU heads): Redfish connection create → 201 next to the
-// same 5604h given straight to the daemon's FmApiServer in the same process
-// (goal ≤ 1.1×), event latency from the FM client seeing Success to an SSE
-// client receiving the event (goal p99 ≤ 50 ms), push-event latency from FM
-// Success to a subscribed destination's receipt (goal p99 ≤ 50 ms, a dead
-// subscriber beside it) next to the SSE delivery of the same events, how soon
-// an aggregator that fetches each created connection has it (goal ≤ 2 s),
-// and GET throughput and p99 at 100 concurrent keep-alive clients
-// (autocannon) next to a fastify route that returns a constant (goal ≥ 0.5×
-// its throughput).
-import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, get, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
@@ -22,32 +8,33 @@ import { pino } from 'pino';
 import { FmClient } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
 import { Northbound } from '../src/http/index.js';
-import { Pool } from '../src/pool/index.js';
-import type { QmpSession } from '../src/qmp/index.js';
+import { Leftovers } from './cleanup.js';
 import { benchHeadArgs, pct, type Report, startHeadQemu } from './common.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 
 export async function benchNorthbound(report: Report): Promise<void> {
-  const base = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-rf-'));
+  const left = new Leftovers();
+  const base = left.tempDir('rf');
   const runDir = join(base, 'run');
   const stateDir = join(base, 'state');
   const pool = `bench-rf-${process.pid}`;
   const capacityBytes = 4 * GiB;
-  const backend = await Backend.start({
-    pool,
-    runDir,
-    stateDir,
-    capacityBytes,
-    headCount: 2,
-    logger: pino({ level: 'silent' }),
-  });
-  const nb = new Northbound({ deps: { ...backendView(backend) }, users: { bench: 'bench' }, stateFile: null });
-  const children: ChildProcess[] = [];
-  const sessions: QmpSession[] = [];
+  left.pool(pool, stateDir);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
+    const backend = await Backend.start({
+      pool,
+      runDir,
+      stateDir,
+      capacityBytes,
+      headCount: 2,
+      logger: pino({ level: 'silent' }),
+    });
+    left.stop(() => backend.stop());
+    const nb = new Northbound({ deps: { ...backendView(backend) }, users: { bench: 'bench' }, stateFile: null });
+    left.stop(() => nb.close());
     for (const [head, delivery] of [
       [0, 'hotplug'],
       [1, 'dcd'],
@@ -62,7 +49,7 @@ export async function benchNorthbound(report: Report): Promise<void> {
         sparePorts: delivery === 'hotplug' ? 1 : 0,
         memory: '128M',
       });
-      await startHeadQemu(mon, args, children, sessions);
+      await startHeadQemu(mon, args, left);
     }
     const url = await nb.listen('127.0.0.1', 0);
     const auth = `Basic ${Buffer.from('bench:bench').toString('base64')}`;
@@ -242,18 +229,7 @@ export async function benchNorthbound(report: Report): Promise<void> {
     await benchGetThroughput(report, url, auth);
   } finally {
     agent.destroy();
-    for (const s of sessions) s.close();
-    await Promise.all(
-      children.map((c) => {
-        const done = new Promise((r) => c.once('exit', r));
-        c.kill('SIGKILL');
-        return done;
-      }),
-    );
-    await nb.close();
-    await backend.stop();
-    Pool.destroy({ name: pool, stateDir, force: true });
-    rmSync(base, { recursive: true, force: true });
+    await left.clean();
   }
 }
 

@@ -45,12 +45,13 @@ function buildC(): string {
 
 function withPool<T>(name: string, capacityBytes: number, fn: (pool: Pool, stateDir: string) => T): T {
   const stateDir = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-'));
-  const pool = Pool.create({ name, stateDir, capacityBytes, blockBytes: 2 * MiB, headCount: 4, allowOvercommit: true });
+  let pool: Pool | null = null;
   try {
+    pool = Pool.create({ name, stateDir, capacityBytes, blockBytes: 2 * MiB, headCount: 4, allowOvercommit: true });
     return fn(pool, stateDir);
   } finally {
-    pool.close();
-    Pool.destroy({ name, stateDir, force: true });
+    pool?.close();
+    if (Pool.exists(name)) Pool.destroy({ name, stateDir, force: true });
     rmSync(stateDir, { recursive: true, force: true });
   }
 }

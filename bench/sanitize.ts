@@ -16,8 +16,9 @@ const SIZE = 256 * MiB;
 export async function benchSanitize(report: Report): Promise<void> {
   const name = `bench-sanitize-${process.pid}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'cxl-mhd-bench-'));
-  const pool = Pool.create({ name, stateDir, capacityBytes: SIZE, blockBytes: 2 * MiB, headCount: 1 });
+  let pool: Pool | null = null;
   try {
+    pool = Pool.create({ name, stateDir, capacityBytes: SIZE, blockBytes: 2 * MiB, headCount: 1 });
     const fd = openSync(dataObjectPath(name), 'r+');
     const ones = new Uint8Array(4 * MiB).fill(0xa5);
     const mem = new Uint8Array(SIZE);
@@ -47,8 +48,8 @@ export async function benchSanitize(report: Report): Promise<void> {
       false,
     );
   } finally {
-    pool.close();
-    Pool.destroy({ name, stateDir, force: true });
+    pool?.close();
+    if (Pool.exists(name)) Pool.destroy({ name, stateDir, force: true });
     rmSync(stateDir, { recursive: true, force: true });
   }
 }

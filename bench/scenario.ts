@@ -6,9 +6,8 @@
 // Measured (2026-12-01, 2 shared cores, load 10-15, TCG): by hand 103.0 s,
 // runner 78.9 s, runner 88.0 s, by hand 74.0 s: 0.94x wall, 0.84x for the
 // steps after boot; single pairs ranged 0.77x..1.19x with the load.
-import { type spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Backend } from '../src/heads/index.js';
@@ -23,7 +22,8 @@ import {
   projectRoot,
   runScenario,
 } from '../src/scenario/index.js';
-import { bootGuestHead, type Report, stopGuestRig } from './common.js';
+import { Leftovers } from './cleanup.js';
+import { bootGuestHead, type Report } from './common.js';
 
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,17 +35,18 @@ interface Timing {
 
 export async function byHand(pool: string): Promise<Timing> {
   const t0 = performance.now();
-  const work = mkdtempSync(join(tmpdir(), 'cxl-mhd-byhand-'));
+  const left = new Leftovers();
+  const work = left.tempDir('byhand');
   const runDir = join(work, 'run');
   const stateDir = join(work, 'state');
   const root = projectRoot();
   const _qemu = resolveQemu();
   const _image = projectGuest();
-  const procs: ReturnType<typeof spawn>[] = [];
-  const agents: GuestAgent[] = [];
-  let be: Backend | null = null;
+  const procs = left.children;
+  const agents = left.closing<GuestAgent>();
+  left.pool(pool, stateDir);
   try {
-    be = await Backend.start({
+    const backend = await Backend.start({
       pool,
       runDir,
       stateDir,
@@ -53,7 +54,7 @@ export async function byHand(pool: string): Promise<Timing> {
       headCount: 3,
       logger: pino({ level: 'silent' }),
     });
-    const backend = be;
+    left.stop(() => backend.stop());
     for (let h = 0; h < 3; h++) {
       // One at a time: each attaches before the next starts, so head 0 owns the FM-LD.
       agents.push(
@@ -122,7 +123,7 @@ export async function byHand(pool: string): Promise<Timing> {
     if (!String(st.stdout).includes('free: 1792M')) throw new Error(`status: ${st.stdout}`);
     return { totalMs: performance.now() - t0, stepsMs: performance.now() - s0 };
   } finally {
-    await stopGuestRig({ agents, procs, backend: be, pool, stateDir, work });
+    await left.clean();
   }
 }
 
