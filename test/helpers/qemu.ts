@@ -60,7 +60,9 @@ export async function startBackend(pool: TestPool, extra: string[] = []): Promis
   child.stderr?.on('data', (d) => {
     err += d;
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': stdout and stderr are two pipes, read apart; only once both are closed has
+  // stderr() all the backend wrote (a line logged before `ready` can still be in flight when ready is read).
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   backendLogs.add({ logDir: pool.logDir, pid: child.pid ?? -1, stderr: () => err });
   await new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (d) => {
