@@ -129,15 +129,11 @@ export async function benchAttach(
   opts: { qemu?: string; perHeadOnly?: boolean } = {},
 ): Promise<void> {
   const left = new Leftovers();
-  const base = left.tempDir('attach');
-  const runDir = join(base, 'run');
-  const stateDir = join(base, 'state');
+  const { runDir, stateDir, pool } = left.workspace('attach');
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
   try {
     // Per-head latency, one head at a time, 7 rounds of 3 heads (the first takes the lease and the FM-LD port).
-    const pool = `bench-attach-${process.pid}`;
     const greet: number[] = [];
-    left.pool(pool, stateDir);
     const backend = await Backend.start({ pool, runDir, stateDir, capacityBytes: 1024 * MiB, headCount: 3, logger: silent });
     const lat: number[] = [];
     try {

@@ -36,6 +36,19 @@ export class Leftovers {
     return dir;
   }
 
+  /**
+   * A temp dir with the backend's run/ and state/ dirs under it, and the
+   * pool name `bench-<tag>-<pid>`; the dir is removed and the pool destroyed
+   * at the end.
+   */
+  workspace(tag: string): { base: string; runDir: string; stateDir: string; pool: string } {
+    const base = this.tempDir(tag);
+    const stateDir = join(base, 'state');
+    const pool = `bench-${tag}-${process.pid}`;
+    this.pool(pool, stateDir);
+    return { base, runDir: join(base, 'run'), stateDir, pool };
+  }
+
   /** A child to end with `signal` (a backend `serve` wants SIGTERM to stop cleanly); SIGKILL follows if it lingers. */
   child<C extends ChildProcess>(c: C, signal: NodeJS.Signals = 'SIGKILL'): C {
     this.children.push(c);

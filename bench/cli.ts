@@ -40,11 +40,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchCli(report: Report): Promise<void> {
   const left = new Leftovers();
-  const base = left.tempDir('cli');
-  const runDir = join(base, 'run');
-  const stateDir = join(base, 'state');
-  const pool = `bench-cli-${process.pid}`;
-  left.pool(pool, stateDir);
+  const { base, runDir, stateDir, pool } = left.workspace('cli');
   try {
     const serve = await startServe({ pool, capacity: '1G', heads: 2, runDir, stateDir, left });
     // One QEMU head with a static window: the first to attach owns the FM-LD, so fm.sock answers.

@@ -86,11 +86,7 @@ export async function onEachQemu(fn: (version: string) => Promise<void>): Promis
  */
 export async function startGuestRig(tag: string, o: { capacityBytes: number; headCount: number }) {
   const left = new Leftovers();
-  const work = left.tempDir(tag);
-  const runDir = join(work, 'run');
-  const stateDir = join(work, 'state');
-  const pool = `bench-${tag}-${process.pid}`;
-  left.pool(pool, stateDir);
+  const { base: work, runDir, stateDir, pool } = left.workspace(tag);
   try {
     const backend = await Backend.start({ pool, runDir, stateDir, ...o, logger: pino({ level: 'silent' }), fmSocket: true });
     left.stop(() => backend.stop());

@@ -14,12 +14,8 @@ const GiB = 2 ** 30;
 /** `hotplug: false` runs only the DCD half (`--only dcd`). */
 export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hotplug: true }): Promise<void> {
   const left = new Leftovers();
-  const base = left.tempDir('fm');
-  const runDir = join(base, 'run');
-  const stateDir = join(base, 'state');
-  const pool = `bench-fm-${process.pid}`;
+  const { base, runDir, stateDir, pool } = left.workspace('fm');
   const capacityBytes = 4 * GiB;
-  left.pool(pool, stateDir);
   try {
     const backend = await Backend.start({
       pool,

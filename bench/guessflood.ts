@@ -25,12 +25,8 @@ async function identifies(client: FmClient, n: number): Promise<number[]> {
 
 export async function benchGuessFlood(report: Report): Promise<void> {
   const left = new Leftovers();
-  const base = left.tempDir('guess');
-  const runDir = join(base, 'run');
-  const stateDir = join(base, 'state');
-  const pool = `bench-guess-${process.pid}`;
+  const { base, runDir, stateDir, pool } = left.workspace('guess');
   const usersFile = join(base, 'users');
-  left.pool(pool, stateDir);
   let flooding = true;
   try {
     writeFileSync(usersFile, `bench:${hashPassword('the right one')}\n`, { mode: 0o600 });

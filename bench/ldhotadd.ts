@@ -54,13 +54,9 @@ function stages(path: string): string {
 
 export async function benchLdHotAdd(report: Report): Promise<void> {
   const left = new Leftovers();
-  const work = left.tempDir('ld');
-  const pool = `bench-ld-${process.pid}`;
-  const runDir = join(work, 'run');
-  const stateDir = join(work, 'state');
+  const { base: work, runDir, stateDir, pool } = left.workspace('ld');
   const scen = join(work, 'scenario');
   const capacityBytes = LDS * 256 * MiB;
-  left.pool(pool, stateDir);
   try {
     mkdirSync(scen);
     writeFileSync(join(scen, 'run.sh'), GUEST);

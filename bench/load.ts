@@ -21,13 +21,9 @@ function rssMiB(pid: number): number {
 
 export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD_LOAD_OPS ?? 10_000)): Promise<void> {
   const left = new Leftovers();
-  const base = left.tempDir('load');
-  const runDir = join(base, 'run');
-  const stateDir = join(base, 'state');
-  const pool = `bench-load-${process.pid}`;
+  const { base, runDir, stateDir, pool } = left.workspace('load');
   const heads = 32;
   const capacityBytes = 16 * GiB;
-  left.pool(pool, stateDir);
   try {
     const serve = await startServe({ pool, capacity: '16G', heads, runDir, stateDir, eld: join(base, 'eld'), left });
     for (let h = 0; h < heads; h++) {

@@ -16,12 +16,8 @@ const GiB = 2 ** 30;
 
 export async function benchNorthbound(report: Report): Promise<void> {
   const left = new Leftovers();
-  const base = left.tempDir('rf');
-  const runDir = join(base, 'run');
-  const stateDir = join(base, 'state');
-  const pool = `bench-rf-${process.pid}`;
+  const { base, runDir, stateDir, pool } = left.workspace('rf');
   const capacityBytes = 4 * GiB;
-  left.pool(pool, stateDir);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const backend = await Backend.start({

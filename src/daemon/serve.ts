@@ -5,26 +5,20 @@
 // parses the options and calls serve(), as vhost-user-backend's binary calls
 // VhostUserDaemon::serve.
 import { pino } from 'pino';
-import { Backend, type SocketAccess } from '../heads/index.js';
+import { Backend, type BackendOptions, type SocketAccess } from '../heads/index.js';
 import { DEFAULT_BLOCK_BYTES, Pool } from '../pool/index.js';
 import { type NorthboundAt, startNorthbound } from './northbound.js';
 import { notifyReady } from './sd-notify.js';
 
-export interface ServeOptions {
-  pool: string;
-  runDir: string;
-  stateDir: string;
-  /** For a pool created here (all three or none of capacity and heads). */
-  capacityBytes?: number;
-  headCount?: number;
-  blockBytes?: number;
+/** The pool, its dirs and the journal-loss switch, as the backend takes them (capacity and heads: all or none, for a pool created here). */
+type BackendPassed = 'pool' | 'runDir' | 'stateDir' | 'capacityBytes' | 'headCount' | 'blockBytes' | 'acceptJournalLoss';
+
+export interface ServeOptions extends Pick<BackendOptions, BackendPassed> {
   /** File mode of the shm objects of a pool created here. */
   mode?: number;
   access: SocketAccess;
   qmpTimeoutMs: number;
   fmSocket: boolean;
-  /** Start even if the journal lacks answered lines (Pool.lockWriter). */
-  acceptJournalLoss?: boolean;
   /** The northbound, checked beforehand (checkNorthbound); null: none. */
   http: NorthboundAt | null;
   /** Called once signals are handled: whoever waits for "ready" may signal at once. */

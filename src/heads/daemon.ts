@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { CapacityManager } from '../capacity/index.js';
 import { UsageError } from '../errors/index.js';
 import { type Channel, FmApiServer, type FmBackend, inProcessChannel, opcodeHex, serveChannel } from '../fmapi/index.js';
-import { fmSocketPath, Pool, poolStatus } from '../pool/index.js';
+import { DEFAULT_BLOCK_BYTES, fmSocketPath, Pool, poolStatus } from '../pool/index.js';
 import { deviceSerial, peripheralPath, STATIC_DEVICE_ID } from '../qemu/index.js';
 import { type ControlReply, listenControl } from './control.js';
 import { type BackendEvent, type BackendListener, EventBus } from './events.js';
@@ -81,7 +81,7 @@ function openPool(opts: BackendOptions): Pool {
       stateDir: opts.stateDir,
       capacityBytes: opts.capacityBytes,
       headCount: opts.headCount,
-      blockBytes: opts.blockBytes ?? 2 * 2 ** 20,
+      blockBytes: opts.blockBytes ?? DEFAULT_BLOCK_BYTES,
     });
   }
   const pool = Pool.open({ name: opts.pool, stateDir: opts.stateDir });
