@@ -4,7 +4,6 @@
 // with one attached QEMU head against `node -e 'setInterval(()=>{},1e9)'`.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fmSocketPath } from '../src/pool/index.js';
 import { headArgs, qemuArgv, resolveQemu } from '../src/qemu/index.js';
 import { Leftovers } from './cleanup.js';
@@ -40,7 +39,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchCli(report: Report): Promise<void> {
   const left = new Leftovers();
-  const { base, runDir, stateDir, pool } = left.workspace('cli');
+  const { runDir, stateDir, pool } = left.workspace('cli');
   try {
     const serve = await startServe({ pool, capacity: '1G', heads: 2, runDir, stateDir, left });
     // One QEMU head with a static window: the first to attach owns the FM-LD, so fm.sock answers.

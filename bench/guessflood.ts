@@ -1,3 +1,9 @@
+// Password guessing against the northbound must not slow the FM-API for
+// everyone (issue 18): FM-API Identify over fm.sock, p99, while clients
+// flood Redfish with wrong Basic passwords of an scrypt user and unknown
+// user names, next to the same Identify with nobody guessing (goal ≤ 1.5×).
+// Also the cost of one wrong guess for an unknown user next to one for a
+// real user (goal: equal; user names are not told apart by timing).
 import { writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';

@@ -1,3 +1,14 @@
+// The northbound's costs, as `serve --http` runs it (backend and Redfish in
+// one process, real QEMU heads): Redfish connection create → 201 next to the
+// same 5604h given straight to the daemon's FmApiServer in the same process
+// (goal ≤ 1.1×), event latency from the FM client seeing Success to an SSE
+// client receiving the event (goal p99 ≤ 50 ms), push-event latency from FM
+// Success to a subscribed destination's receipt (goal p99 ≤ 50 ms, a dead
+// subscriber beside it) next to the SSE delivery of the same events, how soon
+// an aggregator that fetches each created connection has it (goal ≤ 2 s),
+// and GET throughput and p99 at 100 concurrent keep-alive clients
+// (autocannon) next to a fastify route that returns a constant (goal ≥ 0.5×
+// its throughput).
 import { randomUUID } from 'node:crypto';
 import { Agent, createServer, get, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
