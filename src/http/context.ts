@@ -3,6 +3,7 @@
 // one fresh PoolModel per request.
 import type { Accounts } from './accounts.js';
 import type { Auth } from './auth.js';
+import type { TlsIdentity } from './certificate.js';
 import type { EventHub } from './events.js';
 import type { FmLink } from './fmlink.js';
 import { PoolModel } from './model.js';
@@ -20,6 +21,10 @@ export class Context {
 
   /** The accounts service over auth's users; the server sets it right after construction. */
   accounts!: Accounts;
+  /** The HTTPS certificate and key; null when the service speaks plain HTTP. Set by the server. */
+  tls: TlsIdentity | null = null;
+  /** The port the service listens on, once it does (in-process tests never listen). */
+  port: number | null = null;
 
   constructor(
     readonly deps: NorthboundDeps,

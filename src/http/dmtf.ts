@@ -31,6 +31,11 @@ export const VERSIONS = {
   Message: 'v1_3_0',
   AggregationService: 'v1_0_3',
   ConnectionMethod: 'v1_2_0',
+  Manager: 'v1_24_0',
+  ManagerNetworkProtocol: 'v1_12_0',
+  Certificate: 'v1_11_0',
+  CertificateService: 'v1_2_1',
+  CertificateLocations: 'v1_0_4',
 } as const;
 
 export type Versioned = keyof typeof VERSIONS;
@@ -52,6 +57,8 @@ const COLLECTIONS = [
   'MessageRegistryFileCollection',
   'JsonSchemaFileCollection',
   'ConnectionMethodCollection',
+  'ManagerCollection',
+  'CertificateCollection',
 ] as const;
 
 export type Collection = (typeof COLLECTIONS)[number];

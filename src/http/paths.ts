@@ -9,6 +9,16 @@ export const SUBSCRIPTIONS = `${EVENTS}/Subscriptions`;
 export const AGGREGATION = `${ROOT}/AggregationService`;
 export const CONNECTION_METHODS = `${AGGREGATION}/ConnectionMethods`;
 export const CONNECTION_METHOD = `${CONNECTION_METHODS}/CxlMhd`;
+export const MANAGERS = `${ROOT}/Managers`;
+/** The one Manager: this service itself. */
+export const MANAGER = `${MANAGERS}/cxl-mhd`;
+export const NETWORK_PROTOCOL = `${MANAGER}/NetworkProtocol`;
+export const HTTPS_CERTIFICATES = `${NETWORK_PROTOCOL}/HTTPS/Certificates`;
+/** The certificate being served: replaced in place, so its URI stays. */
+export const HTTPS_CERTIFICATE = `${HTTPS_CERTIFICATES}/1`;
+export const CERTIFICATE_SERVICE = `${ROOT}/CertificateService`;
+export const CERTIFICATE_LOCATIONS = `${CERTIFICATE_SERVICE}/CertificateLocations`;
+export const REPLACE_CERTIFICATE = `${CERTIFICATE_SERVICE}/Actions/CertificateService.ReplaceCertificate`;
 
 export const paths = {
   chassis: (pool: string) => `${ROOT}/Chassis/${pool}`,

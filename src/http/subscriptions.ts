@@ -39,6 +39,8 @@ export interface ServiceIdentity {
   service: string;
   fabric: string;
   chassis: string;
+  /** The Manager (this service as a manager); files from before it had none, and get one. */
+  manager: string;
 }
 
 interface FileBody {
@@ -72,12 +74,13 @@ export class SubscriptionStore {
       version: 1,
       nextId: 1,
       settings: { ...DEFAULT_DELIVERY },
-      identity: { service: randomUUID(), fabric: randomUUID(), chassis: randomUUID() },
+      identity: { service: randomUUID(), fabric: randomUUID(), chassis: randomUUID(), manager: randomUUID() },
       subscriptions: {},
     };
-    this.body = b?.version === 1 && b.subscriptions && b.identity ? { ...fresh, ...b } : fresh;
+    const known = b?.version === 1 && b.subscriptions && b.identity ? b : null;
+    this.body = known ? { ...fresh, ...known, identity: { ...fresh.identity, ...known.identity } } : fresh;
     // The UUIDs must outlive this run even when nobody subscribes.
-    if (!b) this.save();
+    if (!b || (known && !known.identity.manager)) this.save();
   }
 
   get identity(): ServiceIdentity {

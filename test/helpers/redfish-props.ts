@@ -29,6 +29,8 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
       'AccountService',
       'Registries',
       'JsonSchemas',
+      'Managers',
+      'CertificateService',
       'Product',
       'Vendor',
       'ProtocolFeaturesSupported',
@@ -111,6 +113,27 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
   JsonSchemaFile: t(['Id', 'Name', 'Languages', 'Schema', 'Location'], ['Languages', 'Schema', 'Location']),
   AggregationService: t(['Id', 'Name'], ['ServiceEnabled', 'ConnectionMethods', 'AggregationSources', 'Aggregates']),
   ConnectionMethod: t(['Id', 'Name'], ['ConnectionMethodType', 'ConnectionMethodVariant', 'TunnelingProtocol']),
+  Manager: t(['Id', 'Name'], ['ManagerType', 'UUID', 'ServiceEntryPointUUID', 'NetworkProtocol', 'FirmwareVersion']),
+  ManagerNetworkProtocol: t(['Id', 'Name'], ['HTTP', 'HTTPS', 'SSDP', 'HostName', 'FQDN']),
+  Certificate: t(
+    ['Id', 'Name'],
+    [
+      'CertificateString',
+      'CertificateType',
+      'CertificateUsageTypes',
+      'Issuer',
+      'Subject',
+      'ValidNotBefore',
+      'ValidNotAfter',
+      'SerialNumber',
+      'Fingerprint',
+      'FingerprintHashAlgorithm',
+      'SignatureAlgorithm',
+      'KeyUsage',
+    ],
+  ),
+  CertificateService: t(['Id', 'Name'], ['CertificateLocations']),
+  CertificateLocations: t(['Id', 'Name'], []),
 };
 
 /** Every collection: Members and their count, and nothing a collection does not have. */

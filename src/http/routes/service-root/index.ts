@@ -17,6 +17,8 @@ const SERVICES = [
   'AccountService',
   'Registries',
   'JsonSchemas',
+  'Managers',
+  'CertificateService',
 ] as const;
 
 export function serviceRoot(uuid: string): Record<string, unknown> {
