@@ -222,14 +222,16 @@ export class TlsIdentity {
 
   private async replaceNow(pem: string, type: 'PEM' | 'PEMchain'): Promise<CertificateFacts> {
     const { cert, key } = check(pem, type, this.keyPem);
-    const certMode = (await stat(this.files.cert)).mode & 0o777;
+    // The certificate keeps its file's mode; the key is 0600 whatever it was.
+    const certMode = (await stat(this.files.cert).catch(() => ({ mode: 0o644 }))).mode & 0o777;
     const writes = [{ path: this.files.cert, data: cert, mode: certMode }];
     if (key !== null) writes.push({ path: this.files.key, data: key, mode: 0o600 });
-    // What is on disk now, to put back if a later step fails.
-    const old = await Promise.all(writes.map((w) => readFile(w.path)));
+    const old: Buffer[] = [];
     const temps: string[] = [];
     const moved: number[] = [];
     try {
+      // What is on disk now, to put back if a later step fails.
+      for (const w of writes) old.push(await readFile(w.path));
       for (const w of writes) temps.push(await writeTemp(w.path, w.data, w.mode));
       for (const [i, w] of writes.entries()) {
         await rename(temps[i] as string, w.path);
