@@ -125,6 +125,9 @@ function keyUsageBits(der: Buffer): string[] {
   return KEY_USAGE_BITS.filter((_, bit) => (((bytes[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1) === 1);
 }
 
+/** An X.509 time (whole seconds) as Redfish's date-time, without the fraction toISOString adds. */
+const isoSeconds = (t: string) => new Date(t).toISOString().replace(/\.000Z$/, 'Z');
+
 /** A distinguished name as Redfish's Identifier. */
 function identifier(x: X509Certificate, which: 'subject' | 'issuer'): Record<string, unknown> {
   const dn = x.toLegacyObject()[which] as unknown as Record<string, string | string[] | undefined>;
@@ -153,8 +156,8 @@ export function describe(certPem: string): CertificateFacts {
     type: certs.length > 1 ? 'PEMchain' : 'PEM',
     subject: identifier(x, 'subject'),
     issuer: identifier(x, 'issuer'),
-    validNotBefore: new Date(x.validFrom).toISOString(),
-    validNotAfter: new Date(x.validTo).toISOString(),
+    validNotBefore: isoSeconds(x.validFrom),
+    validNotAfter: isoSeconds(x.validTo),
     serialNumber: colonHex(x.serialNumber),
     fingerprint: x.fingerprint256,
     keyUsage: [...keyUsageBits(x.raw), ...(x.keyUsage ?? []).flatMap((oid) => EXT_KEY_USAGES[oid] ?? [])],
