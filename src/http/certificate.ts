@@ -6,12 +6,28 @@
 // (temporary file renamed over each, the key 0600), and switched into the
 // live listener so that new connections get it and open ones keep theirs.
 // A failure part-way puts the old files back: nothing is left half-done.
-import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { createPrivateKey, type KeyObject, randomBytes, sign, verify, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { chmod, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { UsageError } from '../errors/index.js';
+
+/**
+ * Whether a signature made with the key verifies with the certificate.
+ * X509Certificate.checkPrivateKey (and OpenSSL's own check when a TLS
+ * context is made) compares the public half a key file carries; a damaged
+ * private half passes them and then fails every handshake.
+ */
+function pairWorks(leaf: X509Certificate, key: KeyObject): boolean {
+  const probe = randomBytes(32);
+  const alg = ['ed25519', 'ed448'].includes(key.asymmetricKeyType ?? '') ? null : 'sha256';
+  try {
+    return verify(alg, probe, leaf.publicKey, sign(alg, probe, key));
+  } catch {
+    return false;
+  }
+}
 
 /** The certificate and key for HTTPS; a key others can read is refused in one line. */
 export function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
@@ -38,6 +54,9 @@ export function readTls(files: { cert: string; key: string }): { cert: Buffer; k
     throw new UsageError(
       `--http-tls-cert ${files.cert} and --http-tls-key ${files.key} do not make a TLS identity: ${(e as Error).message}`,
     );
+  }
+  if (!pairWorks(new X509Certificate(cert.buf), createPrivateKey(key.buf))) {
+    throw new UsageError(`--http-tls-key ${files.key} does not sign what --http-tls-cert ${files.cert} verifies (the key is damaged)`);
   }
   return { cert: cert.buf, key: key.buf };
 }
@@ -276,9 +295,15 @@ function check(pem: string, type: 'PEM' | 'PEMchain', currentKey: string): { cer
   if (new Date(leaf.validTo).getTime() <= now) throw new CertificateRejected(`the certificate expired on ${leaf.validTo}`);
   if (new Date(leaf.validFrom).getTime() > now) throw new CertificateRejected(`the certificate is not valid before ${leaf.validFrom}`);
   for (let i = 0; i + 1 < chain.length; i++) {
-    if (!(chain[i] as X509Certificate).checkIssued(chain[i + 1] as X509Certificate)) {
+    const [cert, issuer] = [chain[i] as X509Certificate, chain[i + 1] as X509Certificate];
+    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
       throw new CertificateRejected(`certificate ${i + 2} of the chain did not issue certificate ${i + 1}`);
     }
+  }
+  // A self-signed certificate carries its own proof: a client checks it, so does this service.
+  const last = chain[chain.length - 1] as X509Certificate;
+  if (last.checkIssued(last) && !last.verify(last.publicKey)) {
+    throw new CertificateRejected('its signature does not verify against its own public key');
   }
   let keyObj: KeyObject;
   try {
@@ -292,6 +317,9 @@ function check(pem: string, type: 'PEM' | 'PEMchain', currentKey: string): { cer
         ? 'the certificate does not fit the private key in use (send the new key after the certificate)'
         : 'the certificate does not fit the private key sent with it',
     );
+  }
+  if (!pairWorks(leaf, keyObj)) {
+    throw new CertificateRejected('a signature made with the private key does not verify with the certificate (the key is damaged)');
   }
   const keyPem = key === null ? null : (keyObj.export({ type: 'pkcs8', format: 'pem' }) as string);
   const certPem = certs.join('');

@@ -10,6 +10,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { describe, expect, it } from 'vitest';
+import { Northbound } from '../../src/http/index.js';
 import { newCert, openssl, peerFingerprint } from '../helpers/certs.js';
 import { BASIC, fakeNorthbound } from '../helpers/northbound.js';
 import { tempDir } from '../helpers/pool.js';
@@ -225,6 +226,61 @@ describe('Managers and the HTTPS certificate', () => {
     expect(files()).toEqual(before);
     expect(await peerFingerprint(port)).toBe(served);
     expect((await nb.app.inject({ url: CERT, headers: auth })).json().CertificateString).toBe(first.pem);
+  });
+
+  it('fuzz: a valid certificate and key with one base64 character changed or cut short is taken or refused in one line, never half-done', async () => {
+    const dir = tempDir('cxl-mhd-cert-');
+    const { nb, port } = await started(dir);
+    const next = newCert(dir, 'next');
+    const valid = next.pem + next.keyPem;
+    let seed = 0x5eed;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const counts = { 200: 0, 400: 0 };
+    for (let i = 0; i < 150; i++) {
+      let pem = valid;
+      if (i % 5 === 4) pem = valid.slice(0, rand(valid.length));
+      else {
+        let at = rand(valid.length);
+        while (!B64.includes(valid[at] as string)) at = (at + 1) % valid.length;
+        pem = valid.slice(0, at) + B64[rand(64)] + valid.slice(at + 1);
+      }
+      const before = (await nb.app.inject({ url: CERT, headers: auth })).json().Fingerprint;
+      const r = await nb.app.inject({ method: 'POST', url: REPLACE, headers: auth, payload: replaceBody(pem) });
+      expect([200, 400], `case ${i}: ${r.body}`).toContain(r.statusCode);
+      counts[r.statusCode as 200 | 400]++;
+      const served = await peerFingerprint(port);
+      if (r.statusCode === 200) {
+        expect(served).toBe(r.json().Fingerprint);
+      } else {
+        expect(r.json().error.message).not.toContain('\n');
+        expect(served).toBe(before);
+      }
+    }
+    // Most changes break the certificate or the key; one in a field nobody checks (a PEM line's padding) may not.
+    expect(counts[400]).toBeGreaterThan(100);
+  });
+
+  it('a key whose private half is damaged (its public half intact) is refused, at start and as a replacement: it would fail every handshake', async () => {
+    const dir = tempDir('cxl-mhd-cert-');
+    const { nb, first } = await started(dir);
+    const next = newCert(dir, 'next');
+    // PKCS#8 of a P-256 key: the private scalar follows 02 01 01 04 20; the public point comes after it, untouched.
+    const der = createPrivateKey(next.keyPem).export({ type: 'pkcs8', format: 'der' });
+    const at = der.indexOf(Buffer.from([0x02, 0x01, 0x01, 0x04, 0x20])) + 5;
+    der[at + 7] = (der[at + 7] as number) ^ 0x01;
+    const damaged = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+    const r = await nb.app.inject({ method: 'POST', url: REPLACE, headers: auth, payload: replaceBody(next.pem + damaged) });
+    expect([r.statusCode, r.json().error.message]).toEqual([400, expect.stringMatching(/the key is damaged/)]);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(`${dir}/damaged.key`, damaged, { mode: 0o600 });
+    expect(
+      () => new Northbound({ deps: nb.ctx.deps, users: { a: 'b' }, stateFile: null, tls: { cert: next.cert, key: `${dir}/damaged.key` } }),
+    ).toThrow(/--http-tls-key \S+ does not sign what --http-tls-cert \S+ verifies \(the key is damaged\)/);
+    expect(readFileSync(first.cert, 'utf8')).toBe(first.pem);
   });
 
   it('a chain (PEMchain): leaf first, each issued by the next; the listener serves the chain', async () => {
