@@ -263,7 +263,10 @@ export class TlsIdentity {
     } catch (e) {
       for (const i of moved) {
         const w = writes[i] as (typeof writes)[number];
-        await rename(await writeTemp(w.path, old[i] as Buffer, w.mode), w.path).catch(() => {});
+        // Best effort: the reason reported is the first failure, not one of putting things back.
+        await writeTemp(w.path, old[i] as Buffer, w.mode)
+          .then((t) => rename(t, w.path))
+          .catch(() => {});
       }
       await Promise.all(temps.map((t) => rm(t, { force: true })));
       throw new CertificateNotStored(
