@@ -121,6 +121,8 @@ describe('Managers and the HTTPS certificate', () => {
     const r = await nb.app.inject({ method: 'POST', url: REPLACE, headers: auth, payload: replaceBody(next.pem + next.keyPem) });
     expect(r.statusCode, r.body).toBe(200);
     expect(r.headers.location).toBe(CERT);
+    // DSP8010: a private key sent in CertificateString is never part of an answer.
+    expect(r.body).not.toContain('PRIVATE KEY');
     const fp = `sha256 Fingerprint=${r.json().Fingerprint}\n`;
     expect(fp).toBe(fingerprintOf(next.pem));
 
@@ -145,6 +147,7 @@ describe('Managers and the HTTPS certificate', () => {
       Subject: { CommonName: 'cxl-mhd.test' },
       KeyUsage: ['DigitalSignature', 'KeyEncipherment', 'ServerAuthentication'],
     });
+    expect(JSON.stringify(c)).not.toContain('PRIVATE KEY');
   });
 
   it('a certificate alone must fit the key in use: then only the certificate file changes', async () => {
