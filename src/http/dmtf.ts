@@ -31,6 +31,10 @@ export const VERSIONS = {
   Message: 'v1_3_0',
   AggregationService: 'v1_0_3',
   ConnectionMethod: 'v1_2_0',
+  TelemetryService: 'v1_4_1',
+  MetricDefinition: 'v1_3_5',
+  MetricReportDefinition: 'v1_4_7',
+  MetricReport: 'v1_5_2',
 } as const;
 
 export type Versioned = keyof typeof VERSIONS;
@@ -52,6 +56,9 @@ const COLLECTIONS = [
   'MessageRegistryFileCollection',
   'JsonSchemaFileCollection',
   'ConnectionMethodCollection',
+  'MetricDefinitionCollection',
+  'MetricReportDefinitionCollection',
+  'MetricReportCollection',
 ] as const;
 
 export type Collection = (typeof COLLECTIONS)[number];

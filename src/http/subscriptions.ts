@@ -9,6 +9,8 @@ import type { EventRecord } from './events.js';
 import { JsonFile } from './jsonfile.js';
 
 export type SubscriptionKind = 'RedfishEvent' | 'SSE';
+/** EventDestination.EventFormatType: a push destination gets one of the two; an SSE stream carries both. */
+export type EventFormat = 'Event' | 'MetricReport';
 export type RetryPolicy = 'SuspendRetries' | 'TerminateAfterRetries' | 'RetryForever';
 
 export interface Subscription {
@@ -24,6 +26,8 @@ export interface Subscription {
   /** Sent with every POST; never shown (DSP0266: HttpHeaders reads back empty). */
   headers: Record<string, string>;
   retryPolicy: RetryPolicy;
+  /** What a push destination receives: Events (absent: files written before metric reports) or MetricReports. */
+  format?: EventFormat;
   state: 'Enabled' | 'Disabled';
   /** Who made it: the owner may change its Context even with a ReadOnly role (ConfigureSelf). */
   owner: string;
@@ -175,6 +179,9 @@ export function resourceTypeOf(uri: string): string {
     Fabrics: 'Fabric',
     Endpoints: 'Endpoint',
     Connections: 'Connection',
+    MetricDefinitions: 'MetricDefinition',
+    MetricReportDefinitions: 'MetricReportDefinition',
+    MetricReports: 'MetricReport',
     Subscriptions: 'EventDestination',
     Sessions: 'Session',
     Accounts: 'ManagerAccount',

@@ -24,6 +24,7 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
       'Chassis',
       'Fabrics',
       'EventService',
+      'TelemetryService',
       'AggregationService',
       'SessionService',
       'AccountService',
@@ -111,6 +112,43 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
   JsonSchemaFile: t(['Id', 'Name', 'Languages', 'Schema', 'Location'], ['Languages', 'Schema', 'Location']),
   AggregationService: t(['Id', 'Name'], ['ServiceEnabled', 'ConnectionMethods', 'AggregationSources', 'Aggregates']),
   ConnectionMethod: t(['Id', 'Name'], ['ConnectionMethodType', 'ConnectionMethodVariant', 'TunnelingProtocol']),
+  TelemetryService: t(
+    ['Id', 'Name'],
+    ['ServiceEnabled', 'MaxReports', 'MinCollectionInterval', 'MetricDefinitions', 'MetricReportDefinitions', 'MetricReports', 'Triggers'],
+  ),
+  MetricDefinition: t(
+    ['Id', 'Name'],
+    [
+      'MetricType',
+      'MetricDataType',
+      'Units',
+      'Implementation',
+      'IsLinear',
+      'MinReadingRange',
+      'MaxReadingRange',
+      'MetricProperties',
+      'Wildcards',
+      'SensingInterval',
+      'Calculable',
+    ],
+  ),
+  MetricReportDefinition: t(
+    ['Id', 'Name'],
+    [
+      'MetricReportDefinitionType',
+      'MetricReportDefinitionEnabled',
+      'Schedule',
+      'ReportActions',
+      'ReportUpdates',
+      'Metrics',
+      'MetricProperties',
+      'Wildcards',
+      'MetricReport',
+      'AppendLimit',
+      'ReportTimespan',
+    ],
+  ),
+  MetricReport: t(['Id', 'Name'], ['MetricReportDefinition', 'MetricValues', 'ReportSequence', 'Timestamp', 'Context']),
 };
 
 /** Every collection: Members and their count, and nothing a collection does not have. */

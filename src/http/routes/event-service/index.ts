@@ -42,7 +42,8 @@ export function subscriptionBody(s: Subscription): Record<string, unknown> {
     Context: s.context,
     Protocol: 'Redfish',
     SubscriptionType: s.kind,
-    EventFormatType: 'Event',
+    // A stream carries both; a push destination gets the one it asked for.
+    EventFormatType: s.kind === 'SSE' ? 'Event' : (s.format ?? 'Event'),
     RegistryPrefixes: s.registryPrefixes,
     ResourceTypes: s.resourceTypes,
     OriginResources: s.originResources.map(link),
@@ -110,7 +111,7 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
         DeliveryRetryAttempts: events.subs.settings.retryAttempts,
         DeliveryRetryIntervalSeconds: events.subs.settings.retryIntervalSeconds,
         ServerSentEventUri: SSE_PATH,
-        EventFormatTypes: ['Event'],
+        EventFormatTypes: ['Event', 'MetricReport'],
         RegistryPrefixes: EVENT_REGISTRIES,
         SubordinateResourcesSupported: true,
         Subscriptions: link(SUBSCRIPTIONS),
@@ -197,6 +198,7 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
           subordinateResources: b.SubordinateResources ?? false,
           headers: Object.assign({}, ...(b.HttpHeaders ?? [])),
           retryPolicy: b.DeliveryRetryPolicy ?? 'SuspendRetries',
+          ...(b.EventFormatType === 'MetricReport' ? { format: 'MetricReport' as const } : {}),
           owner: req.user ?? '',
         });
         reply.code(201).header('Location', `${SUBSCRIPTIONS}/${s.id}`);

@@ -15,7 +15,7 @@ export const subscriptionSchema = {
     Context: { type: 'string', maxLength: 256 },
     Protocol: { enum: ['Redfish'] },
     SubscriptionType: { enum: ['RedfishEvent'] },
-    EventFormatType: { enum: ['Event'] },
+    EventFormatType: { enum: ['Event', 'MetricReport'] },
     RegistryPrefixes: names(8),
     ResourceTypes: names(32),
     OriginResources: { type: 'array', maxItems: 32, items: linkSchema },
@@ -37,6 +37,7 @@ export interface SubscriptionBody {
   OriginResources?: { '@odata.id': string }[];
   SubordinateResources?: boolean;
   DeliveryRetryPolicy?: 'SuspendRetries' | 'TerminateAfterRetries' | 'RetryForever';
+  EventFormatType?: 'Event' | 'MetricReport';
   HttpHeaders?: Record<string, string>[];
 }
 
