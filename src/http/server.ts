@@ -119,12 +119,13 @@ export class Northbound {
     const events = new Notifier(hub, { stateFile: opts.subscriptionsFile ?? null, ...(opts.log ? { log: opts.log } : {}) });
     this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(() => opts.deps.fmChannel()), events);
     this.ctx.accounts = new Accounts(auth, typeof opts.users === 'string' ? opts.users : null);
-    this.ctx.telemetry = new Telemetry(
-      hub,
-      this.ctx.pool,
-      () => this.ctx.model(),
-      (e) => this.onInternalError(e, 'metric report'),
-    );
+    this.ctx.telemetry = new Telemetry(hub, {
+      pool: this.ctx.pool,
+      model: () => this.ctx.model(),
+      ...(events.subs.schedule ? { schedule: events.subs.schedule } : {}),
+      onSchedule: (sched) => events.subs.setSchedule(sched),
+      onError: (e) => this.onInternalError(e, 'metric report'),
+    });
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,

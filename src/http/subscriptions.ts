@@ -1,9 +1,10 @@
 // The EventService's subscriptions (EventDestination resources): push
 // destinations made by POST, which persist in a 0600 file of the state dir so
 // they survive a backend restart, and SSE streams, which exist only while the
-// stream is open. The same file keeps the service's delivery settings and the
-// UUIDs that ServiceRoot, Fabric and Chassis show, so an aggregator sees the
-// same service after a restart.
+// stream is open. The same file keeps the service's delivery settings, the
+// metric report schedule an operator set, and the UUIDs that ServiceRoot,
+// Fabric and Chassis show, so an aggregator sees the same service after a
+// restart.
 import { randomUUID } from 'node:crypto';
 import type { EventRecord } from './events.js';
 import { JsonFile } from './jsonfile.js';
@@ -45,10 +46,18 @@ export interface ServiceIdentity {
   chassis: string;
 }
 
+/** The PoolUsage metric report definition's PATCHable state. */
+export interface ReportSchedule {
+  enabled: boolean;
+  intervalS: number;
+}
+
 interface FileBody {
   version: 1;
   nextId: number;
   settings: DeliverySettings;
+  /** Absent until the schedule is first changed. */
+  schedule?: ReportSchedule;
   identity: ServiceIdentity;
   subscriptions: Record<string, Subscription>;
 }
@@ -94,6 +103,15 @@ export class SubscriptionStore {
 
   setSettings(s: Partial<DeliverySettings>): void {
     this.body.settings = { ...this.body.settings, ...s };
+    this.save();
+  }
+
+  get schedule(): ReportSchedule | undefined {
+    return this.body.schedule;
+  }
+
+  setSchedule(s: ReportSchedule): void {
+    this.body.schedule = { ...s };
     this.save();
   }
 

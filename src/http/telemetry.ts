@@ -12,6 +12,7 @@ import type { EventHub } from './events.js';
 import type { PoolModel } from './model.js';
 import { METRIC_DEFINITIONS, METRIC_REPORT_DEFINITIONS, METRIC_REPORTS, paths } from './paths.js';
 import { link } from './redfish.js';
+import type { ReportSchedule } from './subscriptions.js';
 
 /** How a head's metrics name the head in their MetricProperties (a Wildcard). */
 export const HEAD_WILDCARD = '{HeadId}';
@@ -115,25 +116,36 @@ export interface ReportValue {
   MetricDefinition?: { '@odata.id': string };
 }
 
-interface Definition {
-  enabled: boolean;
-  intervalS: number;
+interface Definition extends ReportSchedule {
   sequence: number;
 }
 
+export interface TelemetryOptions {
+  pool: string;
+  model: () => PoolModel;
+  /** The schedule as last PATCHed (persisted by the caller); the default otherwise. */
+  schedule?: ReportSchedule;
+  /** The schedule was PATCHed: persist it. */
+  onSchedule?: (s: ReportSchedule) => void;
+  /** A report that could not be made (the backend's snapshot failed), for the service log. */
+  onError?: (e: unknown) => void;
+}
+
 export class Telemetry {
-  readonly definition: Definition = { enabled: true, intervalS: DEFAULT_INTERVAL_S, sequence: 0 };
+  readonly definition: Definition;
   /** MetricReports by Id, oldest first. */
   private readonly reports = new Map<string, Record<string, unknown>>();
   private timer: NodeJS.Timeout | null = null;
+  private readonly pool: string;
+  private readonly model: () => PoolModel;
 
   constructor(
     private readonly hub: EventHub,
-    private readonly pool: string,
-    private readonly model: () => PoolModel,
-    /** A report that could not be made (the backend's snapshot failed), for the service log. */
-    private readonly onError: (e: unknown) => void = () => {},
+    private readonly opts: TelemetryOptions,
   ) {
+    this.pool = opts.pool;
+    this.model = opts.model;
+    this.definition = { enabled: true, intervalS: DEFAULT_INTERVAL_S, ...opts.schedule, sequence: 0 };
     this.schedule();
   }
 
@@ -195,6 +207,7 @@ export class Telemetry {
   configure(change: { enabled?: boolean; intervalS?: number }): void {
     if (change.enabled !== undefined) this.definition.enabled = change.enabled;
     if (change.intervalS !== undefined) this.definition.intervalS = change.intervalS;
+    this.opts.onSchedule?.({ enabled: this.definition.enabled, intervalS: this.definition.intervalS });
     this.schedule();
   }
 
@@ -220,7 +233,7 @@ export class Telemetry {
       try {
         this.generate();
       } catch (e) {
-        this.onError(e);
+        this.opts.onError?.(e);
       }
     }, this.definition.intervalS * 1000);
     this.timer.unref();

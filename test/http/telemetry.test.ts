@@ -185,8 +185,8 @@ describe('TelemetryService', () => {
     expect(es.EventFormatTypes).toEqual(['Event', 'MetricReport']);
   });
 
-  it('PATCH of the definition: Administrator only (ReadOnly and Operator get 403), a bad interval is 400, disabled stops the schedule', async () => {
-    const { nb } = await fakeNorthbound({
+  it('PATCH of the definition: Administrator only (ReadOnly and Operator get 403), a bad interval is 400, disabled stops the schedule, kept across a restart', async () => {
+    const { nb, dir } = await fakeNorthbound({
       users: { admin: 'secret', reader: { password: 'reader-pw', role: 'ReadOnly' }, op: { password: 'op-pw', role: 'Operator' } },
     });
     for (const who of [basic('reader', 'reader-pw'), basic('op', 'op-pw')]) {
@@ -219,6 +219,12 @@ describe('TelemetryService', () => {
     // Three intervals pass without a report.
     await new Promise((r) => setTimeout(r, 3000));
     expect((await nb.app.inject({ url: `${T}/MetricReports`, headers: admin })).json().Members).toEqual([]);
+    await nb.close();
+    const again = await fakeNorthbound({ dir });
+    expect((await again.nb.app.inject({ url: DEF, headers: admin })).json()).toMatchObject({
+      MetricReportDefinitionEnabled: false,
+      Schedule: { RecurrenceInterval: 'PT1S' },
+    });
   });
 
   it('RecurrenceInterval is read as an ISO 8601 duration', () => {
