@@ -10,7 +10,7 @@
 import { typeOf } from './dmtf.js';
 import type { EventHub } from './events.js';
 import type { PoolModel } from './model.js';
-import { METRIC_DEFINITIONS, METRIC_REPORT_DEFINITIONS, METRIC_REPORTS, paths } from './paths.js';
+import { METRIC_REPORT_DEFINITIONS, METRIC_REPORTS, paths } from './paths.js';
 import { link } from './redfish.js';
 import type { ReportSchedule } from './subscriptions.js';
 
@@ -108,16 +108,12 @@ export function parseDuration(text: string): number | null {
 /** Seconds as `PT…S` (what Schedule.RecurrenceInterval shows). */
 export const duration = (seconds: number) => `PT${seconds}S`;
 
+/** One MetricValue (MetricReport 1.5 deprecates its MetricDefinition link: MetricId names the definition). */
 export interface ReportValue {
   MetricId: string;
   MetricValue: string;
   Timestamp: string;
   MetricProperty?: string;
-  MetricDefinition?: { '@odata.id': string };
-}
-
-interface Definition extends ReportSchedule {
-  sequence: number;
 }
 
 export interface TelemetryOptions {
@@ -132,7 +128,7 @@ export interface TelemetryOptions {
 }
 
 export class Telemetry {
-  readonly definition: Definition;
+  readonly definition: ReportSchedule;
   /** MetricReports by Id, oldest first. */
   private readonly reports = new Map<string, Record<string, unknown>>();
   private timer: NodeJS.Timeout | null = null;
@@ -145,7 +141,7 @@ export class Telemetry {
   ) {
     this.pool = opts.pool;
     this.model = opts.model;
-    this.definition = { enabled: true, intervalS: DEFAULT_INTERVAL_S, ...opts.schedule, sequence: 0 };
+    this.definition = { enabled: true, intervalS: DEFAULT_INTERVAL_S, ...opts.schedule };
     this.schedule();
   }
 
@@ -162,7 +158,6 @@ export class Telemetry {
         MetricValue: String(d.value(m, h)),
         Timestamp: at,
         MetricProperty: d.property(this.pool, String(h)),
-        MetricDefinition: link(`${METRIC_DEFINITIONS}/${d.id}`),
       })),
     );
   }
@@ -173,7 +168,6 @@ export class Telemetry {
     const report = {
       ...reportHead(POOL_USAGE, 'Pool usage'),
       MetricReportDefinition: link(`${METRIC_REPORT_DEFINITIONS}/${POOL_USAGE}`),
-      ReportSequence: String(++this.definition.sequence),
       Timestamp: at,
       MetricValues: this.values(this.model(), at),
     };
@@ -188,7 +182,14 @@ export class Telemetry {
     const report = {
       ...reportHead(name, `Test metric report ${name}`),
       Timestamp: at,
-      MetricValues: values.map((v) => ({ ...v, Timestamp: v.Timestamp ?? at })),
+      MetricValues: values.map(
+        (v): ReportValue => ({
+          MetricId: v.MetricId,
+          MetricValue: v.MetricValue,
+          Timestamp: v.Timestamp ?? at,
+          ...(v.MetricProperty === undefined ? {} : { MetricProperty: v.MetricProperty }),
+        }),
+      ),
     };
     this.keep(name, report);
     this.hub.publishReport(report, at);

@@ -148,7 +148,7 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
       'ReportTimespan',
     ],
   ),
-  MetricReport: t(['Id', 'Name'], ['MetricReportDefinition', 'MetricValues', 'ReportSequence', 'Timestamp', 'Context']),
+  MetricReport: t(['Id', 'Name'], ['MetricReportDefinition', 'MetricValues', 'Timestamp', 'Context']),
 };
 
 /** Every collection: Members and their count, and nothing a collection does not have. */

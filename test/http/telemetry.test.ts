@@ -22,14 +22,19 @@ const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`
 const MiB = 2 ** 20;
 
 type Nb = Awaited<ReturnType<typeof fakeNorthbound>>['nb'];
-type Value = { MetricId: string; MetricValue: string; MetricProperty: string; MetricDefinition: { '@odata.id': string } };
+type Value = { MetricId: string; MetricValue: string; MetricProperty: string };
 
 const testReport = (nb: Nb, name: string, headers: Record<string, string> = admin) =>
   nb.app.inject({
     method: 'POST',
     url: TEST_REPORT,
     headers,
-    payload: { MetricReportName: name, GeneratedMetricReportValues: [{ MetricId: 'PoolFreeBytes', MetricValue: '42' }] },
+    payload: {
+      MetricReportName: name,
+      GeneratedMetricReportValues: [
+        { MetricId: 'PoolFreeBytes', MetricValue: '42', MetricDefinition: { '@odata.id': `${T}/MetricDefinitions/PoolFreeBytes` } },
+      ],
+    },
   });
 
 /** The value a MetricProperty (a URI with a JSON pointer) names, read over Redfish. */
@@ -54,22 +59,26 @@ describe('TelemetryService', () => {
     expect(got).toMatchObject({
       '@odata.type': '#MetricReport.v1_5_2.MetricReport',
       MetricReportDefinition: { '@odata.id': DEF },
-      ReportSequence: '1',
     });
     const values = got.MetricValues as Value[];
     // Six metrics: four of the pool, two per head of three heads.
     expect(values).toHaveLength(4 + 2 * 3);
     for (const v of values) {
       expect(String(await readProperty(nb, v.MetricProperty)), `${v.MetricId} ${v.MetricProperty}`).toBe(v.MetricValue);
-      expect((await nb.app.inject({ url: v.MetricDefinition['@odata.id'], headers: admin })).json().Id).toBe(v.MetricId);
+      expect((await nb.app.inject({ url: `${T}/MetricDefinitions/${v.MetricId}`, headers: admin })).statusCode).toBe(200);
     }
     // Head 1 holds its 256 MiB static window and the 256 MiB chunk just connected; head 2 holds nothing.
     const granted = (h: number) =>
       values.find((v) => v.MetricId === 'HeadGrantedBytes' && v.MetricProperty.includes(`/Endpoints/head${h}#`))?.MetricValue;
     expect([granted(0), granted(1), granted(2)]).toEqual([256 * MiB, 512 * MiB, 0].map(String));
     expect(values.find((v) => v.MetricId === 'PoolCapacityBytes')?.MetricValue).toBe(String(4 * 2 ** 30));
-    // The next report overwrites this one (ReportUpdates Overwrite) with the next sequence number.
-    expect(nb.ctx.telemetry.generate().ReportSequence).toBe('2');
+    // The next report overwrites this one (ReportUpdates Overwrite).
+    await connectChunk(nb, 2048, [2]);
+    const next = nb.ctx.telemetry.generate();
+    expect((await nb.app.inject({ url: `${T}/MetricReports/PoolUsage`, headers: admin })).json()).toEqual(next);
+    expect(
+      (next.MetricValues as Value[]).find((v) => v.MetricId === 'HeadGrantedBytes' && v.MetricProperty.includes('head2#'))?.MetricValue,
+    ).toBe(String(256 * MiB));
     const list = (await nb.app.inject({ url: `${T}/MetricReports`, headers: admin })).json();
     expect(list.Members).toEqual([{ '@odata.id': `${T}/MetricReports/PoolUsage` }]);
   });
@@ -129,7 +138,9 @@ describe('TelemetryService', () => {
       '#Event.v1_13_0.Event',
       '#MetricReport.v1_5_2.MetricReport',
     ]);
-    expect(parsed[0]?.data).toMatchObject({ Id: 'Probe', MetricValues: [{ MetricId: 'PoolFreeBytes', MetricValue: '42' }] });
+    // As given, less the link MetricReport 1.5 deprecates.
+    expect(parsed[0]?.data).toMatchObject({ Id: 'Probe' });
+    expect(parsed[0]?.data.MetricValues).toEqual([{ MetricId: 'PoolFreeBytes', MetricValue: '42', Timestamp: parsed[0]?.data.Timestamp }]);
     // The third came from the schedule: the PoolUsage report, now kept in MetricReports too.
     expect(parsed[2]?.data).toMatchObject({ Id: 'PoolUsage', MetricReportDefinition: { '@odata.id': DEF } });
     const ids = parsed.map((p) => Number(p.id));
