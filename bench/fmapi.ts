@@ -5,15 +5,16 @@
 // plus one fdatasync'd journal-sized append — what any backend must spend.
 // A bare QMP round trip (query-status) is printed too. Same run, same host.
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Backend } from '../src/heads/index.js';
-import { dataObjectPath, Pool } from '../src/pool/index.js';
-import { ldSerial, peripheralPath, STATIC_DEVICE_ID } from '../src/qemu/names.js';
+import { Pool } from '../src/pool/index.js';
+import { peripheralPath } from '../src/qemu/names.js';
 import type { QmpSession } from '../src/qmp/index.js';
+import { bareDcdAdd, bareHotplugAdd, bareJournal } from './bare.js';
 import { benchHeadArgs, pct, type Report, startHeadQemu } from './common.js';
 
 const MiB = 2 ** 20;
@@ -70,14 +71,8 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
     for (let i = 0; i < 200; i++) qmpRtt.push(await time(() => hp.execute('query-status')));
 
     // The bare operations: what the QMP commands and one durable append cost without the backend.
-    const journalFd = openSync(join(base, 'bare-journal.jsonl'), 'a', 0o600);
-    const durable = (op: string, i: number) => {
-      writeSync(
-        journalFd,
-        `${JSON.stringify({ seq: i, time: new Date().toISOString(), op, args: { head: 3, offset: i }, result: { ok: true } })}\n`,
-      );
-      fdatasyncSync(journalFd);
-    };
+    const journal = bareJournal(join(base, 'bare-journal.jsonl'), 3);
+    const durable = journal.append;
     const ports = (await bareHp.execute<{ name: string; type: string }[]>('qom-list', { path: '/machine/peripheral' }))
       .filter((p) => p.type === 'child<cxl-rp>')
       .map((p) => p.name)
@@ -106,21 +101,7 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
       for (let j = 0; j < 400 && backend.capacity.grantsOf(1).length > 0; j++) await new Promise((r) => setTimeout(r, 5));
       bareHotplug.push(
         await time(async () => {
-          await bareHp.execute('object-add', {
-            'qom-type': 'memory-backend-file',
-            id: `bench-bare-mem${i}`,
-            'mem-path': dataObjectPath(pool),
-            offset,
-            size: 256 * MiB,
-            share: true,
-          });
-          await bareHp.execute('device_add', {
-            driver: 'cxl-type3',
-            bus: port,
-            'volatile-memdev': `bench-bare-mem${i}`,
-            id: bareId,
-            sn: Number(ldSerial(pool, port)),
-          });
+          await bareHotplugAdd(bareHp, { pool, port, id: bareId, memId: `bench-bare-mem${i}`, offset, len: 256 * MiB });
           durable('fm-add', i);
         }),
       );
@@ -134,13 +115,7 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
       dcd.push(await time(() => client.add({ host: 2, extents: [{ startDpa: 2 * GiB + i * 2 * MiB, len: 2 * MiB }] })));
       bareDcdMs.push(
         await time(async () => {
-          await bareDcd.execute('cxl-add-dynamic-capacity', {
-            path: peripheralPath(STATIC_DEVICE_ID),
-            'host-id': 0,
-            'selection-policy': 'prescriptive',
-            region: 0,
-            extents: [{ offset: 2 * GiB + i * 2 * MiB, len: 2 * MiB }],
-          });
+          await bareDcdAdd(bareDcd, 2 * GiB + i * 2 * MiB, 2 * MiB);
           durable('fm-add', i);
         }),
       );
@@ -149,7 +124,7 @@ export async function benchFmApi(report: Report, o: { hotplug: boolean } = { hot
     const fmRtt: number[] = [];
     for (let i = 0; i < 200; i++) fmRtt.push(await time(() => client.identify()));
     client.close();
-    closeSync(journalFd);
+    journal.close();
 
     const q50 = pct(qmpRtt, 50);
     const bareHp50 = pct(bareHotplug, 50);

@@ -9,6 +9,7 @@ import { FmClient, openPort } from '../src/fmapi/index.js';
 import { Pool } from '../src/pool/index.js';
 import { qemuArgv, resolveQemu } from '../src/qemu/binary.js';
 import { benchHeadArgs, pct, type Report } from './common.js';
+import { type LoadKind, loadFloor } from './load-floor.js';
 import { eventLoopDelay, startServe } from './serve.js';
 
 const MiB = 2 ** 20;
@@ -60,7 +61,8 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
     const lat: number[] = [];
     // Per kind, to say which operations make the tail.
     const byKind = new Map<string, number[]>();
-    let kindName = '';
+    // Each op's kind, in order: the floor replays the same mix.
+    const kinds: LoadKind[] = [];
     let rssMax = rssStart;
     let rssHalf = rssStart;
     let seed = 12345;
@@ -74,7 +76,7 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       const kind = rand(10);
       const head = 1 + rand(heads - 1);
       const s = performance.now();
-      kindName = kind < 4 ? 'extent list' : kind < 5 ? 'region config' : head % 2 === 1 ? 'hotplug add/release' : 'dcd add';
+      let k: LoadKind = kind < 4 ? 'extent list' : kind < 5 ? 'region config' : head % 2 === 1 ? 'hotplug add' : 'dcd add';
       if (kind < 4) await client.allExtents(head);
       else if (kind < 5) await client.regionConfig(head);
       else if (head % 2 === 1) {
@@ -82,6 +84,7 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
         const mine = held.get(head) ?? [];
         if (mine.length > 0 && (kind < 8 || mine.length === slots.length)) {
           const off = mine.shift() as number;
+          k = 'hotplug release';
           await client.release({ host: head, extents: [{ startDpa: off, len: 256 * MiB }] }).catch(note);
         } else {
           const off = slots.find((o) => !mine.includes(o));
@@ -105,14 +108,17 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
         await client.add({ host: head, extents: [{ startDpa: off, len: 2 * MiB }] }).catch(note);
       }
       lat.push(performance.now() - s);
-      const mine = byKind.get(kindName) ?? [];
+      kinds.push(k);
+      const mine = byKind.get(k) ?? [];
       mine.push(lat.at(-1) as number);
-      byKind.set(kindName, mine);
+      byKind.set(k, mine);
       if (i % 500 === 0) rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
       if (i === Math.floor(ops / 2)) rssHalf = rssMiB(serve.pid ?? 0);
     }
     const secs = (performance.now() - t0) / 1000;
     const eld = await eventLoopDelay(serve);
+    process.stdout.write('  load: measuring the floor (the same mix, each op only its bare QEMU commands + one fdatasync)…\n');
+    const floor = await loadFloor({ base, client }, kinds);
     client.close();
     stream.destroy();
     rssMax = Math.max(rssMax, rssMiB(serve.pid ?? 0));
@@ -128,6 +134,8 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       true,
     );
     report('load: FM op latency p99', p99, 'ms', 'p50', p50, false);
+    report('load: FM op latency p99 (vs its floor)', p99, 'ms', 'the same mix as bare QEMU commands + fdatasync, p99', floor.p99, false);
+    report('load: FM op latency p50 (vs its floor)', p50, 'ms', 'the same mix as bare QEMU commands + fdatasync, p50', floor.p50, false);
     report('load: backend event-loop delay p99 (same run)', eld.p99, 'ms', 'FM op latency p99', p99, false);
     process.stdout.write(
       `  load: backend event-loop delay p50 ${eld.p50.toFixed(2)} ms, p99 ${eld.p99.toFixed(2)} ms, max ${eld.max.toFixed(1)} ms; by kind (p50/p99/max ms): ${[
@@ -135,6 +143,9 @@ export async function benchLoad(report: Report, ops = Number(process.env.CXL_MHD
       ]
         .map(([k, xs]) => `${k} ${pct(xs, 50).toFixed(2)}/${pct(xs, 99).toFixed(2)}/${Math.max(...xs).toFixed(1)} (${xs.length})`)
         .join(', ')}\n`,
+    );
+    process.stdout.write(
+      `  load: floor by kind (p50/p99 ms): ${[...floor.byKind].map(([k, xs]) => `${k} ${pct(xs, 50).toFixed(2)}/${pct(xs, 99).toFixed(2)} (${xs.length})`).join(', ')}\n`,
     );
     const rssEnd = rssMiB(serve.pid ?? 0);
     report('load: backend RSS peak during the run', rssMax, 'MiB', 'backend RSS with 32 heads, before the run', rssStart, false);
