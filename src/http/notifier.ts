@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import { Delivery, type LaneStats } from './delivery.js';
 import { type EventHub, eventPayload, type RedfishEvent } from './events.js';
-import { matches, type Subscription, SubscriptionStore } from './subscriptions.js';
+import { matches, type Subscription, SubscriptionStore, wantsReport } from './subscriptions.js';
 
 export interface NotifierOptions {
   /** Where push subscriptions persist (0600); null keeps them in memory. */
@@ -65,7 +65,10 @@ export class Notifier {
     for (const s of this.subs.list()) {
       if (s.kind !== 'RedfishEvent' || s.state !== 'Enabled' || this.held.has(s.id)) continue;
       if (e.report) {
-        if (s.format === 'MetricReport') this.delivery.enqueue(s, JSON.stringify({ ...e.report, Context: s.context }));
+        const definition = (e.report.MetricReportDefinition as { '@odata.id'?: string } | undefined)?.['@odata.id'];
+        if (s.format === 'MetricReport' && wantsReport(s, definition)) {
+          this.delivery.enqueue(s, JSON.stringify({ ...e.report, Context: s.context }));
+        }
         continue;
       }
       if (s.format === 'MetricReport') continue;

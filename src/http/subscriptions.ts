@@ -29,6 +29,8 @@ export interface Subscription {
   retryPolicy: RetryPolicy;
   /** What a push destination receives: Events (absent: files written before metric reports) or MetricReports. */
   format?: EventFormat;
+  /** MetricReportDefinitions filter: only reports of these definitions (URIs); absent or empty, every report. */
+  reportDefinitions?: string[];
   state: 'Enabled' | 'Disabled';
   /** Who made it: the owner may change its Context even with a ReadOnly role (ConfigureSelf). */
   owner: string;
@@ -213,6 +215,12 @@ export function resourceTypeOf(uri: string): string {
   if (parent !== undefined && TYPES[parent]) return TYPES[parent] as string;
   if (TYPES[last]) return `${TYPES[last]}Collection`;
   return last;
+}
+
+/** Whether a metric report of `definition` (its MetricReportDefinition URI; none for a test report) goes to this subscription. */
+export function wantsReport(s: Subscription, definition: string | undefined): boolean {
+  const only = s.reportDefinitions ?? [];
+  return only.length === 0 || (definition !== undefined && only.includes(definition));
 }
 
 /** The records of one event this subscription asks for (DSP0266 filters: RegistryPrefixes, ResourceTypes, OriginResources). */

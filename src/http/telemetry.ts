@@ -196,6 +196,11 @@ export class Telemetry {
     return report;
   }
 
+  /** The MetricReportDefinitions this service has (what a subscription's filter may name). */
+  definitionUris(): string[] {
+    return [`${METRIC_REPORT_DEFINITIONS}/${POOL_USAGE}`];
+  }
+
   report(id: string): Record<string, unknown> | undefined {
     return this.reports.get(id);
   }

@@ -94,6 +94,7 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
       'DeliveryRetryPolicy',
       'MessageIds',
       'EventTypes',
+      'MetricReportDefinitions',
     ],
   ),
   SessionService: t(['Id', 'Name'], ['ServiceEnabled', 'SessionTimeout', 'Sessions']),

@@ -171,6 +171,22 @@ describe('TelemetryService', () => {
     expect(made.json().EventFormatType).toBe('MetricReport');
     await sub(events, { Context: 'events-above' });
     await sub(stuck, { EventFormatType: 'MetricReport' });
+    // MetricReportDefinitions: only the reports of PoolUsage, not test reports; a definition the service lacks is refused.
+    const onlyPool = await destination();
+    const filtered = await sub(onlyPool, { EventFormatType: 'MetricReport', MetricReportDefinitions: [{ '@odata.id': DEF }] });
+    expect(filtered.json().MetricReportDefinitions).toEqual([{ '@odata.id': DEF }]);
+    const unknown = await first.nb.app.inject({
+      method: 'POST',
+      url: SUBS,
+      headers: admin,
+      payload: {
+        Destination: onlyPool.url,
+        Protocol: 'Redfish',
+        EventFormatType: 'MetricReport',
+        MetricReportDefinitions: [{ '@odata.id': `${DEF}x` }],
+      },
+    });
+    expect(unknown.statusCode).toBe(400);
     expect((await testReport(first.nb, 'One')).statusCode).toBe(204);
     await first.nb.app.inject({ method: 'POST', url: TEST_EVENT, headers: admin, payload: { MessageId: 'CxlMhd.1.0.HeadAttached' } });
     first.nb.ctx.telemetry.generate();
@@ -182,10 +198,12 @@ describe('TelemetryService', () => {
     expect(bodies.map((b) => b.Id)).toEqual(['One', 'PoolUsage']);
     expect(bodies.every((b) => b.Context === 'telemetry-above' && String(b['@odata.type']).startsWith('#MetricReport.'))).toBe(true);
     expect(gotEvents[0]?.body).toMatchObject({ Context: 'events-above', Events: [{ MessageId: 'CxlMhd.1.0.HeadAttached' }] });
+    expect((await onlyPool.waitFor(1)).map((r) => (r.body as unknown as Record<string, unknown>).Id)).toEqual(['PoolUsage']);
     // Nothing else is on its way to either.
     await new Promise((r) => setTimeout(r, 200));
     expect(reports.received).toHaveLength(2);
     expect(events.received).toHaveLength(1);
+    expect(onlyPool.received).toHaveLength(1);
     stuck.release();
     // The format survives a restart with the subscription.
     const loc = made.headers.location as string;

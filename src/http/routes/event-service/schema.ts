@@ -16,6 +16,7 @@ export const subscriptionSchema = {
     Protocol: { enum: ['Redfish'] },
     SubscriptionType: { enum: ['RedfishEvent'] },
     EventFormatType: { enum: ['Event', 'MetricReport'] },
+    MetricReportDefinitions: { type: 'array', maxItems: 8, items: linkSchema },
     RegistryPrefixes: names(8),
     ResourceTypes: names(32),
     OriginResources: { type: 'array', maxItems: 32, items: linkSchema },
@@ -38,6 +39,7 @@ export interface SubscriptionBody {
   SubordinateResources?: boolean;
   DeliveryRetryPolicy?: 'SuspendRetries' | 'TerminateAfterRetries' | 'RetryForever';
   EventFormatType?: 'Event' | 'MetricReport';
+  MetricReportDefinitions?: { '@odata.id': string }[];
   HttpHeaders?: Record<string, string>[];
 }
 

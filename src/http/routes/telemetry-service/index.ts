@@ -136,9 +136,7 @@ export const telemetryServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = asyn
   resource(app, METRIC_REPORT_DEFINITIONS, {
     GET: {
       handler: async () =>
-        collection(METRIC_REPORT_DEFINITIONS, 'MetricReportDefinitionCollection', 'Metric report definitions', [
-          `${METRIC_REPORT_DEFINITIONS}/${POOL_USAGE}`,
-        ]),
+        collection(METRIC_REPORT_DEFINITIONS, 'MetricReportDefinitionCollection', 'Metric report definitions', t.definitionUris()),
     },
   });
   resource(app, `${METRIC_REPORT_DEFINITIONS}/:id`, {
