@@ -20,6 +20,10 @@ export const VERSIONS = {
   EventService: 'v1_12_0',
   EventDestination: 'v1_16_0',
   Event: 'v1_13_0',
+  TelemetryService: 'v1_4_1',
+  MetricDefinition: 'v1_3_5',
+  MetricReportDefinition: 'v1_4_7',
+  MetricReport: 'v1_5_2',
   SessionService: 'v1_2_0',
   Session: 'v1_8_0',
   AccountService: 'v1_18_1',
@@ -31,10 +35,6 @@ export const VERSIONS = {
   Message: 'v1_3_0',
   AggregationService: 'v1_0_3',
   ConnectionMethod: 'v1_2_0',
-  TelemetryService: 'v1_4_1',
-  MetricDefinition: 'v1_3_5',
-  MetricReportDefinition: 'v1_4_7',
-  MetricReport: 'v1_5_2',
 } as const;
 
 export type Versioned = keyof typeof VERSIONS;
@@ -50,15 +50,15 @@ const COLLECTIONS = [
   'EndpointCollection',
   'ConnectionCollection',
   'EventDestinationCollection',
+  'MetricDefinitionCollection',
+  'MetricReportDefinitionCollection',
+  'MetricReportCollection',
   'SessionCollection',
   'ManagerAccountCollection',
   'RoleCollection',
   'MessageRegistryFileCollection',
   'JsonSchemaFileCollection',
   'ConnectionMethodCollection',
-  'MetricDefinitionCollection',
-  'MetricReportDefinitionCollection',
-  'MetricReportCollection',
 ] as const;
 
 export type Collection = (typeof COLLECTIONS)[number];

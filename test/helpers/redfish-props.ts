@@ -97,22 +97,6 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
       'MetricReportDefinitions',
     ],
   ),
-  SessionService: t(['Id', 'Name'], ['ServiceEnabled', 'SessionTimeout', 'Sessions']),
-  Session: t(['Id', 'Name'], ['UserName', 'CreatedTime', 'Password', 'SessionType']),
-  AccountService: t(['Id', 'Name'], ['ServiceEnabled', 'LocalAccountAuth', 'MinPasswordLength', 'MaxPasswordLength', 'Accounts', 'Roles']),
-  ManagerAccount: t(
-    ['Id', 'Name', 'UserName', 'RoleId'],
-    ['UserName', 'RoleId', 'Enabled', 'Locked', 'Password', 'PasswordChangeRequired', 'AccountTypes'],
-  ),
-  Role: t(['Id', 'Name', 'RoleId'], ['RoleId', 'IsPredefined', 'AssignedPrivileges', 'OemPrivileges']),
-  MessageRegistryFile: t(['Id', 'Name', 'Languages', 'Registry', 'Location'], ['Languages', 'Registry', 'Location']),
-  MessageRegistry: t(
-    ['Id', 'Name', 'Language', 'RegistryPrefix', 'RegistryVersion', 'OwningEntity', 'Messages'],
-    ['Language', 'RegistryPrefix', 'RegistryVersion', 'OwningEntity', 'Messages'],
-  ),
-  JsonSchemaFile: t(['Id', 'Name', 'Languages', 'Schema', 'Location'], ['Languages', 'Schema', 'Location']),
-  AggregationService: t(['Id', 'Name'], ['ServiceEnabled', 'ConnectionMethods', 'AggregationSources', 'Aggregates']),
-  ConnectionMethod: t(['Id', 'Name'], ['ConnectionMethodType', 'ConnectionMethodVariant', 'TunnelingProtocol']),
   TelemetryService: t(
     ['Id', 'Name'],
     ['ServiceEnabled', 'MaxReports', 'MinCollectionInterval', 'MetricDefinitions', 'MetricReportDefinitions', 'MetricReports', 'Triggers'],
@@ -150,6 +134,22 @@ export const RESOURCE_PROPS: Record<string, TypeProps> = {
     ],
   ),
   MetricReport: t(['Id', 'Name'], ['MetricReportDefinition', 'MetricValues', 'Timestamp', 'Context']),
+  SessionService: t(['Id', 'Name'], ['ServiceEnabled', 'SessionTimeout', 'Sessions']),
+  Session: t(['Id', 'Name'], ['UserName', 'CreatedTime', 'Password', 'SessionType']),
+  AccountService: t(['Id', 'Name'], ['ServiceEnabled', 'LocalAccountAuth', 'MinPasswordLength', 'MaxPasswordLength', 'Accounts', 'Roles']),
+  ManagerAccount: t(
+    ['Id', 'Name', 'UserName', 'RoleId'],
+    ['UserName', 'RoleId', 'Enabled', 'Locked', 'Password', 'PasswordChangeRequired', 'AccountTypes'],
+  ),
+  Role: t(['Id', 'Name', 'RoleId'], ['RoleId', 'IsPredefined', 'AssignedPrivileges', 'OemPrivileges']),
+  MessageRegistryFile: t(['Id', 'Name', 'Languages', 'Registry', 'Location'], ['Languages', 'Registry', 'Location']),
+  MessageRegistry: t(
+    ['Id', 'Name', 'Language', 'RegistryPrefix', 'RegistryVersion', 'OwningEntity', 'Messages'],
+    ['Language', 'RegistryPrefix', 'RegistryVersion', 'OwningEntity', 'Messages'],
+  ),
+  JsonSchemaFile: t(['Id', 'Name', 'Languages', 'Schema', 'Location'], ['Languages', 'Schema', 'Location']),
+  AggregationService: t(['Id', 'Name'], ['ServiceEnabled', 'ConnectionMethods', 'AggregationSources', 'Aggregates']),
+  ConnectionMethod: t(['Id', 'Name'], ['ConnectionMethodType', 'ConnectionMethodVariant', 'TunnelingProtocol']),
 };
 
 /** Every collection: Members and their count, and nothing a collection does not have. */
