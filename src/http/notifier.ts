@@ -1,8 +1,9 @@
 // The EventService's engine: every event the hub publishes goes, filtered
 // per subscription and with that subscription's Context, to the delivery
 // lanes of the push subscriptions (Events to those of EventFormatType
-// Event, metric reports to those of MetricReport); SSE streams are EventDestinations of
-// their own for as long as they are open, and deleting one ends its stream.
+// Event, metric reports to those of MetricReport); SSE streams are
+// EventDestinations of their own for as long as they are open, and deleting
+// one ends its stream.
 // A subscription whose retries ran out is suspended (Status.State Disabled)
 // or deleted, as its DeliveryRetryPolicy says.
 import type { ServerResponse } from 'node:http';
