@@ -100,6 +100,15 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
   it('every GET payload fits its type, every Oem.CxlMhd fits the published OEM schema, every link resolves, every header is there', async () => {
     const { nb } = await fakeNorthbound();
     await withConnection(nb);
+    // MetricReports holds the periodic report once it has been made, and test reports.
+    nb.ctx.telemetry.generate();
+    const test = await nb.app.inject({
+      method: 'POST',
+      url: '/redfish/v1/TelemetryService/Actions/TelemetryService.SubmitTestMetricReport',
+      headers: auth,
+      payload: { MetricReportName: 'Probe', GeneratedMetricReportValues: [{ MetricId: 'PoolFreeBytes', MetricValue: '1' }] },
+    });
+    expect(test.statusCode, test.body).toBe(204);
     const schema = (await nb.app.inject({ url: '/redfish/v1/JsonSchemas/CxlMhd.v1_0_0.json' })).json();
     const checkOem = oemValidator(schema);
     const todo = ['/redfish/v1'];
@@ -131,6 +140,13 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
     // The crawl reached the resources this issue is about.
     expect([...done].some((u) => /\/CXLLogicalDevices\/1\/MemoryRegions\/tag-/.test(u))).toBe(true);
     expect(done.has('/redfish/v1/AccountService/Roles/ReadOnly')).toBe(true);
+    for (const r of [
+      'MetricDefinitions/HeadSharedBytes',
+      'MetricReportDefinitions/PoolUsage',
+      'MetricReports/PoolUsage',
+      'MetricReports/Probe',
+    ])
+      expect(done.has(`/redfish/v1/TelemetryService/${r}`), r).toBe(true);
     expect(oems).toBeGreaterThan(8);
     // HEAD has the same headers, without a body.
     const head = await nb.app.inject({ method: 'HEAD', url: '/redfish/v1/', headers: auth });
@@ -244,7 +260,15 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
       tried.push(`${r.method} ${r.url}`);
     }
     expect(tried).toEqual(
-      expect.arrayContaining([`POST ${CHUNKS}`, `POST ${CONNS}`, `DELETE ${CONNS}/:id`, `POST ${ACCOUNTS}`, `DELETE ${ACCOUNTS}/:user`]),
+      expect.arrayContaining([
+        `POST ${CHUNKS}`,
+        `POST ${CONNS}`,
+        `DELETE ${CONNS}/:id`,
+        `POST ${ACCOUNTS}`,
+        `DELETE ${ACCOUNTS}/:user`,
+        'PATCH /redfish/v1/TelemetryService/MetricReportDefinitions/:id',
+        'POST /redfish/v1/TelemetryService/Actions/TelemetryService.SubmitTestMetricReport',
+      ]),
     );
     // ConfigureSelf routes on another user's resources are refused too.
     const other = await nb.app.inject({
