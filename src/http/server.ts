@@ -25,6 +25,7 @@ import { RedfishError } from './redfish.js';
 import { redirectPlainHttp } from './redirect.js';
 import { routes } from './routes/index.js';
 import { Store } from './store.js';
+import { Telemetry } from './telemetry.js';
 import { translate, WindowTracker } from './translate.js';
 import type { NorthboundDeps, StampedEvent } from './types.js';
 
@@ -119,6 +120,13 @@ export class Northbound {
     this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(() => opts.deps.fmChannel()), events);
     this.ctx.accounts = new Accounts(auth, typeof opts.users === 'string' ? opts.users : null);
     this.ctx.tls = tls;
+    this.ctx.telemetry = new Telemetry(hub, {
+      pool: this.ctx.pool,
+      model: () => this.ctx.model(),
+      ...(events.subs.schedule ? { schedule: events.subs.schedule } : {}),
+      onSchedule: (sched) => events.subs.setSchedule(sched),
+      onError: (e) => this.onInternalError(e, 'metric report'),
+    });
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,
@@ -248,6 +256,7 @@ export class Northbound {
   async close(): Promise<void> {
     this.unsubscribe();
     this.announcer?.close();
+    this.ctx.telemetry.close();
     await this.ctx.events.close();
     this.ctx.hub.close();
     this.ctx.fm.close();

@@ -102,6 +102,15 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
     async (mode) => {
       const { nb } = await fakeNorthbound(mode === 'HTTPS' ? { tls: makeCert(tempDir('cxl-mhd-tls-')) } : {});
       await withConnection(nb);
+      // MetricReports holds the periodic report once it has been made, and test reports.
+      nb.ctx.telemetry.generate();
+      const test = await nb.app.inject({
+        method: 'POST',
+        url: '/redfish/v1/TelemetryService/Actions/TelemetryService.SubmitTestMetricReport',
+        headers: auth,
+        payload: { MetricReportName: 'Probe', GeneratedMetricReportValues: [{ MetricId: 'PoolFreeBytes', MetricValue: '1' }] },
+      });
+      expect(test.statusCode, test.body).toBe(204);
       const schema = (await nb.app.inject({ url: '/redfish/v1/JsonSchemas/CxlMhd.v1_0_0.json' })).json();
       const checkOem = oemValidator(schema);
       const todo = ['/redfish/v1'];
@@ -137,6 +146,13 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
       expect(done.has('/redfish/v1/CertificateService/CertificateLocations')).toBe(true);
       // The served certificate is reached both ways: from the Manager's HTTPS protocol and from CertificateLocations.
       expect(done.has('/redfish/v1/Managers/cxl-mhd/NetworkProtocol/HTTPS/Certificates/1')).toBe(mode === 'HTTPS');
+      for (const r of [
+        'MetricDefinitions/HeadSharedBytes',
+        'MetricReportDefinitions/PoolUsage',
+        'MetricReports/PoolUsage',
+        'MetricReports/Probe',
+      ])
+        expect(done.has(`/redfish/v1/TelemetryService/${r}`), r).toBe(true);
       expect(oems).toBeGreaterThan(8);
       // HEAD has the same headers, without a body.
       const head = await nb.app.inject({ method: 'HEAD', url: '/redfish/v1/', headers: auth });
@@ -258,6 +274,8 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
         `POST ${ACCOUNTS}`,
         `DELETE ${ACCOUNTS}/:user`,
         'POST /redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate',
+        'PATCH /redfish/v1/TelemetryService/MetricReportDefinitions/:id',
+        'POST /redfish/v1/TelemetryService/Actions/TelemetryService.SubmitTestMetricReport',
       ]),
     );
     // ConfigureSelf routes on another user's resources are refused too.

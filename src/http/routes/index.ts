@@ -14,6 +14,7 @@ import { registriesRoutes } from './registries/index.js';
 import { schemaRoutes } from './schemas/index.js';
 import { serviceRootRoutes } from './service-root/index.js';
 import { sessionServiceRoutes } from './session-service/index.js';
+import { telemetryServiceRoutes } from './telemetry-service/index.js';
 import { pageRoutes } from './ui/index.js';
 
 export const routes: FastifyPluginAsync<{ ctx: Context }> = async (app, opts) => {
@@ -21,6 +22,7 @@ export const routes: FastifyPluginAsync<{ ctx: Context }> = async (app, opts) =>
   await app.register(sessionServiceRoutes, opts);
   await app.register(accountServiceRoutes, opts);
   await app.register(eventServiceRoutes, opts);
+  await app.register(telemetryServiceRoutes, opts);
   await app.register(registriesRoutes);
   await app.register(schemaRoutes);
   await app.register(openapiRoutes);

@@ -12,6 +12,7 @@ const SERVICES = [
   'Chassis',
   'Fabrics',
   'EventService',
+  'TelemetryService',
   'AggregationService',
   'SessionService',
   'AccountService',
