@@ -52,8 +52,11 @@ describe('TelemetryService', () => {
   it('PoolUsage reports the pool as it is: every value equals the property its MetricProperty names, per head where per head', async () => {
     const { nb } = await fakeNorthbound();
     expect((await nb.app.inject({ url: `${T}/MetricReports/PoolUsage`, headers: admin })).statusCode).toBe(404);
+    // Before its first report the definition links none (a link must resolve); after it, the report.
+    expect((await nb.app.inject({ url: DEF, headers: admin })).json().MetricReport).toBeUndefined();
     expect((await connectChunk(nb, 1024, [1])).status).toBe(201);
     const made = nb.ctx.telemetry.generate();
+    expect((await nb.app.inject({ url: DEF, headers: admin })).json().MetricReport).toEqual({ '@odata.id': `${T}/MetricReports/PoolUsage` });
     const got = (await nb.app.inject({ url: `${T}/MetricReports/PoolUsage`, headers: admin })).json();
     expect(got).toEqual(made);
     expect(got).toMatchObject({

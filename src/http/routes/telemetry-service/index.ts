@@ -58,7 +58,8 @@ function reportDefinition(t: Telemetry, ctx: Context): Record<string, unknown> {
     Metrics: METRICS.map((d) => ({ MetricId: d.id, MetricProperties: [d.property(ctx.pool, HEAD_WILDCARD)] })),
     MetricProperties: METRICS.map((d) => d.property(ctx.pool, HEAD_WILDCARD)),
     Wildcards: wildcards(t.heads(ctx.model())),
-    MetricReport: link(`${METRIC_REPORTS}/${POOL_USAGE}`),
+    // Linked once its first report exists: a link must resolve (the first comes one interval after start).
+    ...(t.report(POOL_USAGE) ? { MetricReport: link(`${METRIC_REPORTS}/${POOL_USAGE}`) } : {}),
     Status: { State: enabled ? 'Enabled' : 'Disabled', Health: 'OK' },
   };
 }
