@@ -56,7 +56,9 @@ describe('TelemetryService', () => {
     expect((await nb.app.inject({ url: DEF, headers: admin })).json().MetricReport).toBeUndefined();
     expect((await connectChunk(nb, 1024, [1])).status).toBe(201);
     const made = nb.ctx.telemetry.generate();
-    expect((await nb.app.inject({ url: DEF, headers: admin })).json().MetricReport).toEqual({ '@odata.id': `${T}/MetricReports/PoolUsage` });
+    expect((await nb.app.inject({ url: DEF, headers: admin })).json().MetricReport).toEqual({
+      '@odata.id': `${T}/MetricReports/PoolUsage`,
+    });
     const got = (await nb.app.inject({ url: `${T}/MetricReports/PoolUsage`, headers: admin })).json();
     expect(got).toEqual(made);
     expect(got).toMatchObject({
