@@ -6,7 +6,16 @@
 // (lsa.ts), a small 0600 file in /dev/shm that lives as long as the LD.
 import { rmSync, writeFileSync } from 'node:fs';
 import { CAPACITY_UNIT, lsaObjectPath, lsaObjectsOf } from '../pool/index.js';
-import { ldBackendId, ldDeviceId, ldLsaBackendId, ldSerial, peripheralPath, qemuFeatures, reachability } from '../qemu/index.js';
+import {
+  ldBackendId,
+  ldDeviceId,
+  ldLsaBackendId,
+  ldSerial,
+  peripheralPath,
+  qemuFeatures,
+  reachability,
+  rememberBackend,
+} from '../qemu/index.js';
 import type { QmpSession } from '../qmp/index.js';
 import { LSA_BYTES, lsaImage, type RegionLabel } from './lsa.js';
 
@@ -73,6 +82,12 @@ export interface Delivery {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * How long what QEMU showed as a device left stands as the release's evidence.
+ * The release's check follows at once; later checks (a quarantined range's) ask QEMU again.
+ */
+const DEPARTED_FRESH_MS = 1000;
+
 /** How often an event-driven hot-remove still looks at QOM, in case DEVICE_DELETED never comes. */
 const EVENT_BACKUP_POLL_MS = 1000;
 
@@ -88,6 +103,8 @@ export class HotplugDelivery implements Delivery {
   readonly unit = CAPACITY_UNIT;
   readonly regionBase = 0;
   private readonly busy = new Map<string, string>(); // port → device id
+  /** What QEMU showed right after a device left (its reachability), for the release's own check to use once. */
+  private readonly departed = new Map<string, { why: string[]; at: number }>();
   private nextBackend: number;
 
   constructor(
@@ -152,6 +169,12 @@ export class HotplugDelivery implements Delivery {
           sn: Number(this.serialFor(port)),
         });
         const [device, ...backends] = await Promise.allSettled([added, ...made]);
+        // Created with exactly these: a release's reachability check need not ask QEMU for them (one round trip).
+        for (const [k, r] of backends.entries()) {
+          const obj = objects[k];
+          if (r.status === 'fulfilled' && obj)
+            rememberBackend(this.qmp, { id: obj.id, path: obj['mem-path'], offset: obj.offset ?? 0, size: obj.size });
+        }
         if (device?.status === 'rejected') {
           // The backend objects exist from their object-add on, even if device_add fails: QEMU can't always delete them.
           for (const [k, r] of backends.entries()) {
@@ -192,6 +215,12 @@ export class HotplugDelivery implements Delivery {
   }
 
   async reachable(piece: Piece & { deviceId?: string }): Promise<string[]> {
+    // The release that waited for this device asked QEMU the moment it left: that answer is the evidence, once.
+    const seen = piece.deviceId ? this.departed.get(piece.deviceId) : undefined;
+    if (seen && piece.deviceId) {
+      this.departed.delete(piece.deviceId);
+      if (Date.now() - seen.at < DEPARTED_FRESH_MS) return seen.why;
+    }
     // Asked together (one wait for QEMU): the device's presence, then what maps the range; the second only counts without the first.
     const present = piece.deviceId ? this.present(piece as Delivered) : Promise.resolve(false);
     const reach = reachability(this.qmp, this.dataPath, piece.offset, piece.len);
@@ -223,7 +252,8 @@ export class HotplugDelivery implements Delivery {
     // second backs it up, since 11.1 was also seen not to send it for a guest
     // that had the LD as devdax (docs/qemu-facts.md §9). Without it (10.0), QOM is polled.
     const every = deleted === null ? this.pollMs : EVENT_BACKUP_POLL_MS;
-    let eventSeen = false;
+    // Without a guest QEMU sends the event before it answers device_del: already here, it saves a look at QOM.
+    let eventSeen = deleted !== null && (await Promise.race([deleted, Promise.resolve(false)]));
     // Wakes the loop on the event; after a timeout or the session's end it never fires again.
     const wake = deleted?.then((seen) => {
       eventSeen = seen;
@@ -234,8 +264,12 @@ export class HotplugDelivery implements Delivery {
       await Promise.race([sleep(every), ...(wake ? [wake] : [])]);
     }
     // A window still mapping the old LD (QEMU 11's alias) is not given to a new one: the two would overlap.
-    if (piece.port && (await this.reachable({ offset: piece.offset, len: piece.len }).catch(() => ['unknown'])).length === 0) {
-      this.busy.delete(piece.port);
+    const why = await this.reachable({ offset: piece.offset, len: piece.len }).catch(() => undefined);
+    if (piece.port && why?.length === 0) this.busy.delete(piece.port);
+    if (why && piece.deviceId) {
+      const now = Date.now();
+      for (const [id, e] of this.departed) if (now - e.at >= DEPARTED_FRESH_MS) this.departed.delete(id);
+      this.departed.set(piece.deviceId, { why, at: now });
     }
     // The memory backends can't be deleted in QEMU 10.0 or 11.1 ("in use", "mapped"); try, for later QEMUs.
     // Not waited for: nothing depends on the answer, and QEMU runs what is sent after them in order.
@@ -248,6 +282,7 @@ export class HotplugDelivery implements Delivery {
   }
 
   dispose(): void {
+    this.departed.clear();
     for (const f of this.lsaLeftovers()) rmSync(f, { force: true });
   }
 }

@@ -1,4 +1,5 @@
-// `cxl-mhd events` (the northbound's event stream on a terminal) and
+// `cxl-mhd events` (the northbound's event stream on a terminal: Events
+// and the TelemetryService's metric reports) and
 // `cxl-mhd http-passwd` (a scrypt line for the users file). The stream's
 // client is http/sse-client.ts; http/ is loaded only when these run.
 import { readFileSync } from 'node:fs';
@@ -8,7 +9,15 @@ import { readHttpRecord } from '../heads/lite.js';
 import { poolRunDir, resolveDirs } from '../pool/index.js';
 import { type DirOpts, withDirs } from './options.js';
 
-function describeEvent(e: Record<string, unknown>): string[] {
+/** The lines `cxl-mhd events` prints for one stream payload: one per main record of an Event, one per MetricReport. */
+export function describeEvent(e: Record<string, unknown>): string[] {
+  if (String(e['@odata.type']).startsWith('#MetricReport.')) {
+    const values = (e.MetricValues as { MetricId: string; MetricValue: string; MetricProperty?: string }[] | undefined) ?? [];
+    // Per-head metrics name their head in MetricProperty (…/Endpoints/head1#/…).
+    const head = (v: { MetricProperty?: string }) => /\/Endpoints\/(head\d+)#/.exec(v.MetricProperty ?? '')?.[1];
+    const shown = values.map((v) => `${v.MetricId}${head(v) ? `[${head(v)}]` : ''}=${v.MetricValue}`);
+    return [`${String(e.Timestamp)} MetricReport ${String(e.Id)}: ${shown.join(' ')}`];
+  }
   const events =
     (e.Events as { MessageId: string; Message: string; EventTimestamp: string; OriginOfCondition?: { '@odata.id': string } }[]) ?? [];
   const main = events.filter((r) => !r.MessageId.startsWith('ResourceEvent.'));
@@ -53,13 +62,13 @@ export function addEventsCommands(program: Command): void {
   withDirs(
     program
       .command('events')
-      .description("follow a pool's Redfish event stream (SSE), one line per event; reconnects with Last-Event-ID")
+      .description("follow a pool's Redfish event stream (SSE), one line per event or metric report; reconnects with Last-Event-ID")
       .requiredOption('--pool <name>', 'pool name')
-      .option('--json', 'print each Redfish Event as one JSON line')
+      .option('--json', 'print each Redfish Event or MetricReport as one JSON line')
       .option('--url <url>', 'the northbound, e.g. http://127.0.0.1:8080 (default: from the run dir)')
       .option('--user <name>', 'HTTP Basic user (password from CXL_MHD_PASSWORD) instead of the local token')
       .option('--last-event-id <n>', 'resume after this event id')
-      .option('--count <n>', 'exit after this many events'),
+      .option('--count <n>', 'exit after this many events (metric reports count too)'),
   ).action(async (o: EventsOpts) => {
     if (o.count !== undefined && !/^\d+$/.test(o.count)) throw new UsageError(`--count ${o.count} is not a whole number`);
     if (o.lastEventId !== undefined && !/^\d+$/.test(o.lastEventId))

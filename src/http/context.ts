@@ -1,13 +1,15 @@
 // What every route handler shares: the backend's view, the northbound's
-// store, auth, the event hub with its subscriptions, the FM-API link, and
-// one fresh PoolModel per request.
+// store, auth, the event hub with its subscriptions, the FM-API link, the
+// telemetry, and one fresh PoolModel per request.
 import type { Accounts } from './accounts.js';
 import type { Auth } from './auth.js';
+import type { TlsIdentity } from './certificate.js';
 import type { EventHub } from './events.js';
 import type { FmLink } from './fmlink.js';
 import { PoolModel } from './model.js';
 import type { Notifier } from './notifier.js';
 import type { Store } from './store.js';
+import type { Telemetry } from './telemetry.js';
 import type { NorthboundDeps } from './types.js';
 
 const MODEL_MAX_AGE_MS = 100;
@@ -20,6 +22,12 @@ export class Context {
 
   /** The accounts service over auth's users; the server sets it right after construction. */
   accounts!: Accounts;
+  /** The HTTPS certificate and key; null when the service speaks plain HTTP. Set by the server. */
+  tls: TlsIdentity | null = null;
+  /** The port the service listens on, once it does (in-process tests never listen). */
+  port: number | null = null;
+  /** The TelemetryService's metrics and reports; set with accounts. */
+  telemetry!: Telemetry;
 
   constructor(
     readonly deps: NorthboundDeps,

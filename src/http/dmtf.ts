@@ -20,6 +20,10 @@ export const VERSIONS = {
   EventService: 'v1_12_0',
   EventDestination: 'v1_16_0',
   Event: 'v1_13_0',
+  TelemetryService: 'v1_4_1',
+  MetricDefinition: 'v1_3_5',
+  MetricReportDefinition: 'v1_4_7',
+  MetricReport: 'v1_5_2',
   SessionService: 'v1_2_0',
   Session: 'v1_8_0',
   AccountService: 'v1_18_1',
@@ -31,6 +35,11 @@ export const VERSIONS = {
   Message: 'v1_3_0',
   AggregationService: 'v1_0_3',
   ConnectionMethod: 'v1_2_0',
+  Manager: 'v1_24_0',
+  ManagerNetworkProtocol: 'v1_12_0',
+  Certificate: 'v1_11_0',
+  CertificateService: 'v1_2_1',
+  CertificateLocations: 'v1_0_4',
 } as const;
 
 export type Versioned = keyof typeof VERSIONS;
@@ -46,12 +55,17 @@ const COLLECTIONS = [
   'EndpointCollection',
   'ConnectionCollection',
   'EventDestinationCollection',
+  'MetricDefinitionCollection',
+  'MetricReportDefinitionCollection',
+  'MetricReportCollection',
   'SessionCollection',
   'ManagerAccountCollection',
   'RoleCollection',
   'MessageRegistryFileCollection',
   'JsonSchemaFileCollection',
   'ConnectionMethodCollection',
+  'ManagerCollection',
+  'CertificateCollection',
 ] as const;
 
 export type Collection = (typeof COLLECTIONS)[number];

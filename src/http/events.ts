@@ -1,5 +1,6 @@
-// The EventService's stream: every published Redfish event gets the next id
-// and goes into a bounded ring and to every SSE client (DSP0266
+// The EventService's stream: every published Redfish event, and every
+// MetricReport the TelemetryService sends as an event, gets the next id and
+// goes into a bounded ring and to every SSE client (DSP0266
 // ServerSentEventUri). A reconnecting client's Last-Event-ID replays what it
 // missed from the ring. Clients are capped, and one that stops reading is
 // cut off rather than buffered without bound.
@@ -22,7 +23,10 @@ export interface EventRecord {
 export interface RedfishEvent {
   id: number;
   at: string;
+  /** Empty when this is a metric report. */
   records: Omit<EventRecord, 'EventId' | 'MemberId' | 'EventTimestamp'>[];
+  /** A MetricReport body (EventFormatType MetricReport) instead of records. */
+  report?: Record<string, unknown>;
 }
 
 export interface HubOptions {
@@ -83,7 +87,15 @@ export class EventHub {
 
   publish(records: RedfishEvent['records'], at = new Date().toISOString()): RedfishEvent | null {
     if (records.length === 0) return null;
-    const e: RedfishEvent = { id: this.nextId++, at, records };
+    return this.push({ id: this.nextId++, at, records });
+  }
+
+  /** A MetricReport sent as an event: it takes the next id, like an Event, so SSE ids stay unique and ordered. */
+  publishReport(report: Record<string, unknown>, at = new Date().toISOString()): RedfishEvent {
+    return this.push({ id: this.nextId++, at, records: [], report });
+  }
+
+  private push(e: RedfishEvent): RedfishEvent {
     this.ring.push(e);
     if (this.ring.length > this.ringSize) this.ring.shift();
     this.broadcast(frame(e));
@@ -159,5 +171,5 @@ export class EventHub {
 }
 
 function frame(e: RedfishEvent): string {
-  return `id: ${e.id}\ndata: ${JSON.stringify(eventPayload(e))}\n\n`;
+  return `id: ${e.id}\ndata: ${JSON.stringify(e.report ?? eventPayload(e))}\n\n`;
 }

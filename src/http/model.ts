@@ -184,6 +184,11 @@ export class PoolModel {
     return store.connections.filter((c) => !this.connections.has(c.id) && now - Date.parse(c.created) > graceMs).map((c) => c.id);
   }
 
+  /** Bytes of the pool a head still holds after the FM released them (quarantined grants), each byte once. */
+  quarantinedBytes(): number {
+    return this.segments().reduce((n, s) => n + (s.quarantined ? s.len : 0), 0);
+  }
+
   /** The pool as runs of equal holders, free runs included: a 1 TiB pool is a handful of segments. */
   segments(): Segment[] {
     const cap = this.snap.status.capacityBytes;

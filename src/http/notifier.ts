@@ -1,13 +1,15 @@
 // The EventService's engine: every event the hub publishes goes, filtered
 // per subscription and with that subscription's Context, to the delivery
-// lanes of the push subscriptions; SSE streams are EventDestinations of
-// their own for as long as they are open, and deleting one ends its stream.
+// lanes of the push subscriptions (Events to those of EventFormatType
+// Event, metric reports to those of MetricReport); SSE streams are
+// EventDestinations of their own for as long as they are open, and deleting
+// one ends its stream.
 // A subscription whose retries ran out is suspended (Status.State Disabled)
 // or deleted, as its DeliveryRetryPolicy says.
 import type { ServerResponse } from 'node:http';
 import { Delivery, type LaneStats } from './delivery.js';
 import { type EventHub, eventPayload, type RedfishEvent } from './events.js';
-import { matches, type Subscription, SubscriptionStore } from './subscriptions.js';
+import { matches, type Subscription, SubscriptionStore, wantsReport } from './subscriptions.js';
 
 export interface NotifierOptions {
   /** Where push subscriptions persist (0600); null keeps them in memory. */
@@ -55,10 +57,22 @@ export class Notifier {
     this.held.delete(id);
   }
 
-  /** Sends one published event to every enabled push subscription whose filters let any of its records through. */
+  /**
+   * Sends one published event to every enabled push subscription whose
+   * filters let any of its records through; a metric report goes to those
+   * whose EventFormatType is MetricReport, with their Context.
+   */
   private fanOut(e: RedfishEvent): void {
     for (const s of this.subs.list()) {
       if (s.kind !== 'RedfishEvent' || s.state !== 'Enabled' || this.held.has(s.id)) continue;
+      if (e.report) {
+        const definition = (e.report.MetricReportDefinition as { '@odata.id'?: string } | undefined)?.['@odata.id'];
+        if (s.format === 'MetricReport' && wantsReport(s, definition)) {
+          this.delivery.enqueue(s, JSON.stringify({ ...e.report, Context: s.context }));
+        }
+        continue;
+      }
+      if (s.format === 'MetricReport') continue;
       const only = e.records.flatMap((r, i) => (matches(s, r) ? [i] : []));
       if (only.length > 0) this.delivery.enqueue(s, JSON.stringify(eventPayload(e, s.context, only)));
     }

@@ -36,6 +36,7 @@ export const OEM_TYPES = {
     props: {
       CapacityBytes: bytes('The size of the pool.'),
       FreeBytes: bytes('The part of the pool no head holds.'),
+      QuarantinedBytes: bytes('The part of the pool heads still hold after the FM released it (quarantined grants).'),
       BlockBytes: bytes('The pool block: the unit in which heads hold capacity.'),
       HeadCount: { kind: 'int', description: 'The number of heads (LDs) of the device.' },
       AttachedHeads: { kind: 'int[]', description: 'The heads whose QEMU is attached.' },

@@ -9,6 +9,20 @@ export const SUBSCRIPTIONS = `${EVENTS}/Subscriptions`;
 export const AGGREGATION = `${ROOT}/AggregationService`;
 export const CONNECTION_METHODS = `${AGGREGATION}/ConnectionMethods`;
 export const CONNECTION_METHOD = `${CONNECTION_METHODS}/CxlMhd`;
+export const MANAGERS = `${ROOT}/Managers`;
+/** The one Manager: this service itself. */
+export const MANAGER = `${MANAGERS}/cxl-mhd`;
+export const NETWORK_PROTOCOL = `${MANAGER}/NetworkProtocol`;
+export const HTTPS_CERTIFICATES = `${NETWORK_PROTOCOL}/HTTPS/Certificates`;
+/** The certificate being served: replaced in place, so its URI stays. */
+export const HTTPS_CERTIFICATE = `${HTTPS_CERTIFICATES}/1`;
+export const CERTIFICATE_SERVICE = `${ROOT}/CertificateService`;
+export const CERTIFICATE_LOCATIONS = `${CERTIFICATE_SERVICE}/CertificateLocations`;
+export const REPLACE_CERTIFICATE = `${CERTIFICATE_SERVICE}/Actions/CertificateService.ReplaceCertificate`;
+export const TELEMETRY = `${ROOT}/TelemetryService`;
+export const METRIC_DEFINITIONS = `${TELEMETRY}/MetricDefinitions`;
+export const METRIC_REPORT_DEFINITIONS = `${TELEMETRY}/MetricReportDefinitions`;
+export const METRIC_REPORTS = `${TELEMETRY}/MetricReports`;
 
 export const paths = {
   chassis: (pool: string) => `${ROOT}/Chassis/${pool}`,
@@ -21,7 +35,8 @@ export const paths = {
   regions: (pool: string, head: number) => `${ROOT}/Chassis/${pool}/PCIeDevices/${pool}/CXLLogicalDevices/${head}/MemoryRegions`,
   region: (pool: string, head: number, id: string) =>
     `${ROOT}/Chassis/${pool}/PCIeDevices/${pool}/CXLLogicalDevices/${head}/MemoryRegions/${id}`,
-  endpoint: (head: number) => `${FABRIC}/Endpoints/head${head}`,
+  /** `head` may be a Wildcard name such as `{HeadId}` (a MetricProperty of the TelemetryService). */
+  endpoint: (head: number | string) => `${FABRIC}/Endpoints/head${head}`,
   connection: (id: string) => `${FABRIC}/Connections/${id}`,
 };
 

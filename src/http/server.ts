@@ -3,16 +3,16 @@
 // slow clients and connection floods; the bridge from backend events to
 // the EventHub; and the 0600 record in the run dir that `status` and
 // `cxl-mhd events` read.
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { UsageError } from '../errors/index.js';
 import { Accounts } from './accounts.js';
 import { Announcer } from './aggregator.js';
 import { Auth, type Role, readUsersFile } from './auth.js';
+import { TlsIdentity } from './certificate.js';
 import { Context } from './context.js';
 import { fastifyErrorToRedfish } from './errors.js';
 import { EventHub } from './events.js';
@@ -25,6 +25,7 @@ import { RedfishError } from './redfish.js';
 import { redirectPlainHttp } from './redirect.js';
 import { routes } from './routes/index.js';
 import { Store } from './store.js';
+import { Telemetry } from './telemetry.js';
 import { translate, WindowTracker } from './translate.js';
 import type { NorthboundDeps, StampedEvent } from './types.js';
 
@@ -91,7 +92,7 @@ export class Northbound {
   constructor(opts: NorthboundOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const L = this.limits;
-    const tls = opts.tls ? readTls(opts.tls) : null;
+    const tls = opts.tls ? new TlsIdentity(opts.tls) : null;
     this.scheme = tls ? 'https' : 'http';
     const { users, roles, changeRequired } =
       typeof opts.users === 'string'
@@ -118,6 +119,14 @@ export class Northbound {
     const events = new Notifier(hub, { stateFile: opts.subscriptionsFile ?? null, ...(opts.log ? { log: opts.log } : {}) });
     this.ctx = new Context(opts.deps, new Store(opts.stateFile), auth, hub, new FmLink(() => opts.deps.fmChannel()), events);
     this.ctx.accounts = new Accounts(auth, typeof opts.users === 'string' ? opts.users : null);
+    this.ctx.tls = tls;
+    this.ctx.telemetry = new Telemetry(hub, {
+      pool: this.ctx.pool,
+      model: () => this.ctx.model(),
+      ...(events.subs.schedule ? { schedule: events.subs.schedule } : {}),
+      onSchedule: (sched) => events.subs.setSchedule(sched),
+      onError: (e) => this.onInternalError(e, 'metric report'),
+    });
     this.app = Fastify({
       logger: false,
       bodyLimit: L.bodyLimit,
@@ -145,9 +154,12 @@ export class Northbound {
           // How often Node looks for requests past their timeouts; its default (30 s) would let slowloris clients linger.
           connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(L.headersTimeoutMs / 4))),
         };
-        const s = tls ? createTlsServer({ ...serverOpts, ...tls }, handler) : createServer(serverOpts, handler);
+        const s = tls ? createTlsServer({ ...serverOpts, ...tls.options }, handler) : createServer(serverOpts, handler);
         s.maxConnections = L.maxConnections;
-        if (tls) redirectPlainHttp(s as HttpsServer, () => this.url ?? '', L.headersTimeoutMs);
+        if (tls) {
+          tls.attach(s as HttpsServer);
+          redirectPlainHttp(s as HttpsServer, () => this.url ?? '', L.headersTimeoutMs);
+        }
         s.setTimeout(L.idleTimeoutMs, (sock) => sock.destroy());
         this.server = s;
         return s;
@@ -203,6 +215,7 @@ export class Northbound {
     const actual = a && typeof a === 'object' ? a.port : port;
     const url = `${this.scheme}://${host.includes(':') ? `[${host}]` : host}:${actual}`;
     this.url = url;
+    this.ctx.port = actual;
     if (opts.recordFile) {
       this.recordFile = opts.recordFile;
       const body = {
@@ -243,6 +256,7 @@ export class Northbound {
   async close(): Promise<void> {
     this.unsubscribe();
     this.announcer?.close();
+    this.ctx.telemetry.close();
     await this.ctx.events.close();
     this.ctx.hub.close();
     this.ctx.fm.close();
@@ -251,35 +265,6 @@ export class Northbound {
     await this.app.close();
     await this.ctx.store.flush();
   }
-}
-
-/** The certificate and key for HTTPS; a key others can read is refused in one line. */
-export function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
-  const read = (flag: string, path: string) => {
-    try {
-      return { buf: readFileSync(path), mode: statSync(path).mode };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new UsageError(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-    }
-  };
-  const key = read('--http-tls-key', files.key);
-  if ((key.mode & 0o077) !== 0) {
-    throw new UsageError(
-      `--http-tls-key ${files.key} is mode ${(key.mode & 0o777).toString(8).padStart(4, '0')}; it is a private key and must be 0600 (chmod 600 ${files.key})`,
-    );
-  }
-  const cert = read('--http-tls-cert', files.cert);
-  if (!cert.buf.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--http-tls-cert ${files.cert} holds no PEM certificate`);
-  if (!key.buf.includes('PRIVATE KEY-----')) throw new UsageError(`--http-tls-key ${files.key} holds no PEM private key`);
-  try {
-    createSecureContext({ cert: cert.buf, key: key.buf });
-  } catch (e) {
-    throw new UsageError(
-      `--http-tls-cert ${files.cert} and --http-tls-key ${files.key} do not make a TLS identity: ${(e as Error).message}`,
-    );
-  }
-  return { cert: cert.buf, key: key.buf };
 }
 
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {

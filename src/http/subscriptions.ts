@@ -1,14 +1,17 @@
 // The EventService's subscriptions (EventDestination resources): push
 // destinations made by POST, which persist in a 0600 file of the state dir so
 // they survive a backend restart, and SSE streams, which exist only while the
-// stream is open. The same file keeps the service's delivery settings and the
-// UUIDs that ServiceRoot, Fabric and Chassis show, so an aggregator sees the
-// same service after a restart.
+// stream is open. The same file keeps the service's delivery settings, the
+// metric report schedule an operator set, and the UUIDs that ServiceRoot,
+// Fabric and Chassis show, so an aggregator sees the same service after a
+// restart.
 import { randomUUID } from 'node:crypto';
 import type { EventRecord } from './events.js';
 import { JsonFile } from './jsonfile.js';
 
 export type SubscriptionKind = 'RedfishEvent' | 'SSE';
+/** EventDestination.EventFormatType: a push destination gets one of the two; an SSE stream carries both. */
+export type EventFormat = 'Event' | 'MetricReport';
 export type RetryPolicy = 'SuspendRetries' | 'TerminateAfterRetries' | 'RetryForever';
 
 export interface Subscription {
@@ -24,6 +27,10 @@ export interface Subscription {
   /** Sent with every POST; never shown (DSP0266: HttpHeaders reads back empty). */
   headers: Record<string, string>;
   retryPolicy: RetryPolicy;
+  /** What a push destination receives: Events (absent: files written before metric reports) or MetricReports. */
+  format?: EventFormat;
+  /** MetricReportDefinitions filter: only reports of these definitions (URIs); absent or empty, every report. */
+  reportDefinitions?: string[];
   state: 'Enabled' | 'Disabled';
   /** Who made it: the owner may change its Context even with a ReadOnly role (ConfigureSelf). */
   owner: string;
@@ -39,12 +46,22 @@ export interface ServiceIdentity {
   service: string;
   fabric: string;
   chassis: string;
+  /** The Manager (this service as a manager); files from before it had none, and get one. */
+  manager: string;
+}
+
+/** The PoolUsage metric report definition's PATCHable state. */
+export interface ReportSchedule {
+  enabled: boolean;
+  intervalS: number;
 }
 
 interface FileBody {
   version: 1;
   nextId: number;
   settings: DeliverySettings;
+  /** Absent until the schedule is first changed. */
+  schedule?: ReportSchedule;
   identity: ServiceIdentity;
   subscriptions: Record<string, Subscription>;
 }
@@ -72,12 +89,13 @@ export class SubscriptionStore {
       version: 1,
       nextId: 1,
       settings: { ...DEFAULT_DELIVERY },
-      identity: { service: randomUUID(), fabric: randomUUID(), chassis: randomUUID() },
+      identity: { service: randomUUID(), fabric: randomUUID(), chassis: randomUUID(), manager: randomUUID() },
       subscriptions: {},
     };
-    this.body = b?.version === 1 && b.subscriptions && b.identity ? { ...fresh, ...b } : fresh;
+    const known = b?.version === 1 && b.subscriptions && b.identity ? b : null;
+    this.body = known ? { ...fresh, ...known, identity: { ...fresh.identity, ...known.identity } } : fresh;
     // The UUIDs must outlive this run even when nobody subscribes.
-    if (!b) this.save();
+    if (!b || (known && !known.identity.manager)) this.save();
   }
 
   get identity(): ServiceIdentity {
@@ -90,6 +108,15 @@ export class SubscriptionStore {
 
   setSettings(s: Partial<DeliverySettings>): void {
     this.body.settings = { ...this.body.settings, ...s };
+    this.save();
+  }
+
+  get schedule(): ReportSchedule | undefined {
+    return this.body.schedule;
+  }
+
+  setSchedule(s: ReportSchedule): void {
+    this.body.schedule = { ...s };
     this.save();
   }
 
@@ -175,6 +202,9 @@ export function resourceTypeOf(uri: string): string {
     Fabrics: 'Fabric',
     Endpoints: 'Endpoint',
     Connections: 'Connection',
+    MetricDefinitions: 'MetricDefinition',
+    MetricReportDefinitions: 'MetricReportDefinition',
+    MetricReports: 'MetricReport',
     Subscriptions: 'EventDestination',
     Sessions: 'Session',
     Accounts: 'ManagerAccount',
@@ -188,6 +218,12 @@ export function resourceTypeOf(uri: string): string {
   if (parent !== undefined && TYPES[parent]) return TYPES[parent] as string;
   if (TYPES[last]) return `${TYPES[last]}Collection`;
   return last;
+}
+
+/** Whether a metric report of `definition` (its MetricReportDefinition URI; none for a test report) goes to this subscription. */
+export function wantsReport(s: Subscription, definition: string | undefined): boolean {
+  const only = s.reportDefinitions ?? [];
+  return only.length === 0 || (definition !== undefined && only.includes(definition));
 }
 
 /** The records of one event this subscription asks for (DSP0266 filters: RegistryPrefixes, ResourceTypes, OriginResources). */

@@ -4,4 +4,13 @@ export { cacheDir, type QemuBinary, qemuArgv, resolveQemu } from './binary.js';
 export { parseQemuVersion, type QemuFeatures, qemuFeatures, systemRamRefusal } from './features.js';
 export { type LayoutBridge, MAX_SPARE_PORTS, rootDecoderFor } from './layout.js';
 export * from './names.js';
-export { type MtreeRegion, type PoolBackend, parseMtree, poolBackends, type QmpLike, type ReachOptions, reachability } from './reach.js';
+export {
+  type MtreeRegion,
+  type PoolBackend,
+  parseMtree,
+  poolBackends,
+  type QmpLike,
+  type ReachOptions,
+  reachability,
+  rememberBackend,
+} from './reach.js';

@@ -67,6 +67,16 @@ export interface PoolBackend {
  */
 const backendFacts = new WeakMap<QmpLike, Map<string, (PoolBackend & { path: unknown }) | null>>();
 
+/**
+ * What a backend was just created with (its object-add succeeded with these
+ * arguments): the next reachability check need not ask QEMU for them.
+ */
+export function rememberBackend(qmp: QmpLike, b: { id: string; path: string; offset: number; size: number }): void {
+  const known = backendFacts.get(qmp) ?? new Map<string, (PoolBackend & { path: unknown }) | null>();
+  backendFacts.set(qmp, known);
+  known.set(b.id, { id: b.id, path: b.path, offset: b.offset, size: b.size });
+}
+
 /** Every memory backend in this QEMU over `dataPath` (the pool's data object). */
 export async function poolBackends(qmp: QmpLike, dataPath: string): Promise<PoolBackend[]> {
   const objs = await qmp.execute<{ name: string; type: string }[]>('qom-list', { path: '/objects' });

@@ -97,46 +97,69 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
     expect(csdl).toMatch(/<ComplexType Name="Chassis" BaseType="Resource.OemObject">/);
   });
 
-  it('every GET payload fits its type, every Oem.CxlMhd fits the published OEM schema, every link resolves, every header is there', async () => {
-    const { nb } = await fakeNorthbound();
-    await withConnection(nb);
-    const schema = (await nb.app.inject({ url: '/redfish/v1/JsonSchemas/CxlMhd.v1_0_0.json' })).json();
-    const checkOem = oemValidator(schema);
-    const todo = ['/redfish/v1'];
-    const done = new Set<string>();
-    let oems = 0;
-    while (todo.length > 0) {
-      const url = todo.pop() as string;
-      if (done.has(url)) continue;
-      done.add(url);
-      const r = await nb.app.inject({ url, headers: auth });
-      expect(r.statusCode, url).toBe(200);
-      if (url.endsWith('/SSE')) continue;
-      expect(r.headers['odata-version'], url).toBe('4.0');
-      expect(r.headers['cache-control'], url).toBeDefined();
-      expect(r.headers.allow, url).toMatch(/^GET, HEAD/);
-      expect(r.headers.etag, url).toMatch(/^W\/"[^"]+"$/);
-      const body = r.json();
-      expect(checkPayload(body), url).toEqual([]);
-      expect(r.headers.link, url).toMatch(
-        /^<https?:\/\/redfish\.dmtf\.org\/schemas\/v1\/[A-Za-z]+(\.v\d+_\d+_\d+)?\.json>; rel=describedby$/,
-      );
-      const oem = (body.Oem as { CxlMhd?: Record<string, unknown> } | undefined)?.CxlMhd;
-      if (oem) {
-        oems++;
-        expect(checkOem(oem), url).toEqual([]);
+  it.each(['plain HTTP', 'HTTPS'])(
+    'every GET payload fits its type, every Oem.CxlMhd fits the published OEM schema, every link resolves, every header is there (%s)',
+    async (mode) => {
+      const { nb } = await fakeNorthbound(mode === 'HTTPS' ? { tls: makeCert(tempDir('cxl-mhd-tls-')) } : {});
+      await withConnection(nb);
+      // MetricReports holds the periodic report once it has been made, and test reports.
+      nb.ctx.telemetry.generate();
+      const test = await nb.app.inject({
+        method: 'POST',
+        url: '/redfish/v1/TelemetryService/Actions/TelemetryService.SubmitTestMetricReport',
+        headers: auth,
+        payload: { MetricReportName: 'Probe', GeneratedMetricReportValues: [{ MetricId: 'PoolFreeBytes', MetricValue: '1' }] },
+      });
+      expect(test.statusCode, test.body).toBe(204);
+      const schema = (await nb.app.inject({ url: '/redfish/v1/JsonSchemas/CxlMhd.v1_0_0.json' })).json();
+      const checkOem = oemValidator(schema);
+      const todo = ['/redfish/v1'];
+      const done = new Set<string>();
+      let oems = 0;
+      while (todo.length > 0) {
+        const url = todo.pop() as string;
+        if (done.has(url)) continue;
+        done.add(url);
+        const r = await nb.app.inject({ url, headers: auth });
+        expect(r.statusCode, url).toBe(200);
+        if (url.endsWith('/SSE')) continue;
+        expect(r.headers['odata-version'], url).toBe('4.0');
+        expect(r.headers['cache-control'], url).toBeDefined();
+        expect(r.headers.allow, url).toMatch(/^GET, HEAD/);
+        expect(r.headers.etag, url).toMatch(/^W\/"[^"]+"$/);
+        const body = r.json();
+        expect(checkPayload(body), url).toEqual([]);
+        expect(r.headers.link, url).toMatch(
+          /^<https?:\/\/redfish\.dmtf\.org\/schemas\/v1\/[A-Za-z]+(\.v\d+_\d+_\d+)?\.json>; rel=describedby$/,
+        );
+        const oem = (body.Oem as { CxlMhd?: Record<string, unknown> } | undefined)?.CxlMhd;
+        if (oem) {
+          oems++;
+          expect(checkOem(oem), url).toEqual([]);
+        }
+        for (const l of linksOf(body)) if (l.startsWith('/redfish/v1')) todo.push(l);
       }
-      for (const l of linksOf(body)) if (l.startsWith('/redfish/v1')) todo.push(l);
-    }
-    // The crawl reached the resources this issue is about.
-    expect([...done].some((u) => /\/CXLLogicalDevices\/1\/MemoryRegions\/tag-/.test(u))).toBe(true);
-    expect(done.has('/redfish/v1/AccountService/Roles/ReadOnly')).toBe(true);
-    expect(oems).toBeGreaterThan(8);
-    // HEAD has the same headers, without a body.
-    const head = await nb.app.inject({ method: 'HEAD', url: '/redfish/v1/', headers: auth });
-    expect(head.headers.link).toMatch(/rel=describedby/);
-    expect(head.body).toBe('');
-  });
+      // The crawl reached the resources this issue is about.
+      expect([...done].some((u) => /\/CXLLogicalDevices\/1\/MemoryRegions\/tag-/.test(u))).toBe(true);
+      expect(done.has('/redfish/v1/AccountService/Roles/ReadOnly')).toBe(true);
+      expect(done.has('/redfish/v1/Managers/cxl-mhd/NetworkProtocol')).toBe(true);
+      expect(done.has('/redfish/v1/CertificateService/CertificateLocations')).toBe(true);
+      // The served certificate is reached both ways: from the Manager's HTTPS protocol and from CertificateLocations.
+      expect(done.has('/redfish/v1/Managers/cxl-mhd/NetworkProtocol/HTTPS/Certificates/1')).toBe(mode === 'HTTPS');
+      for (const r of [
+        'MetricDefinitions/HeadSharedBytes',
+        'MetricReportDefinitions/PoolUsage',
+        'MetricReports/PoolUsage',
+        'MetricReports/Probe',
+      ])
+        expect(done.has(`/redfish/v1/TelemetryService/${r}`), r).toBe(true);
+      expect(oems).toBeGreaterThan(8);
+      // HEAD has the same headers, without a body.
+      const head = await nb.app.inject({ method: 'HEAD', url: '/redfish/v1/', headers: auth });
+      expect(head.headers.link).toMatch(/rel=describedby/);
+      expect(head.body).toBe('');
+    },
+  );
 
   it('memory regions: one per grant, with the chunk tag on each extent; the connection names them in MemoryRegionInfo', async () => {
     const { nb, fake } = await fakeNorthbound();
@@ -244,7 +267,16 @@ describe('Redfish protocol rules (what the DMTF validators check)', () => {
       tried.push(`${r.method} ${r.url}`);
     }
     expect(tried).toEqual(
-      expect.arrayContaining([`POST ${CHUNKS}`, `POST ${CONNS}`, `DELETE ${CONNS}/:id`, `POST ${ACCOUNTS}`, `DELETE ${ACCOUNTS}/:user`]),
+      expect.arrayContaining([
+        `POST ${CHUNKS}`,
+        `POST ${CONNS}`,
+        `DELETE ${CONNS}/:id`,
+        `POST ${ACCOUNTS}`,
+        `DELETE ${ACCOUNTS}/:user`,
+        'POST /redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate',
+        'PATCH /redfish/v1/TelemetryService/MetricReportDefinitions/:id',
+        'POST /redfish/v1/TelemetryService/Actions/TelemetryService.SubmitTestMetricReport',
+      ]),
     );
     // ConfigureSelf routes on another user's resources are refused too.
     const other = await nb.app.inject({

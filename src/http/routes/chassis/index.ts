@@ -31,6 +31,7 @@ export function chassis(m: PoolModel, pool: string, serial: string, uuid: string
     Oem: oem('Chassis', {
       CapacityBytes: s.capacityBytes,
       FreeBytes: s.freeBytes,
+      QuarantinedBytes: m.quarantinedBytes(),
       BlockBytes: s.blockBytes,
       HeadCount: s.headCount,
       AttachedHeads: s.heads.filter((h) => h.attached).map((h) => h.id),

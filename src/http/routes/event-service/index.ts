@@ -4,7 +4,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Context } from '../../context.js';
 import { oem } from '../../oem.js';
-import { cleanPath, EVENTS, SSE_PATH, SUBSCRIPTIONS } from '../../paths.js';
+import { cleanPath, EVENTS, METRIC_REPORT_DEFINITIONS, SSE_PATH, SUBSCRIPTIONS } from '../../paths.js';
 import { resource } from '../../plugins/protocol.js';
 import { collection, link, notFound, odata, RedfishError } from '../../redfish.js';
 import { MAX_PUSH_SUBSCRIPTIONS, type Subscription } from '../../subscriptions.js';
@@ -42,7 +42,8 @@ export function subscriptionBody(s: Subscription): Record<string, unknown> {
     Context: s.context,
     Protocol: 'Redfish',
     SubscriptionType: s.kind,
-    EventFormatType: 'Event',
+    // A stream carries both; a push destination gets the one it asked for.
+    EventFormatType: s.kind === 'SSE' ? 'Event' : (s.format ?? 'Event'),
     RegistryPrefixes: s.registryPrefixes,
     ResourceTypes: s.resourceTypes,
     OriginResources: s.originResources.map(link),
@@ -50,6 +51,7 @@ export function subscriptionBody(s: Subscription): Record<string, unknown> {
     // DSP0266: the headers a subscription sends are never read back.
     HttpHeaders: [],
     ...(s.kind === 'RedfishEvent' ? { DeliveryRetryPolicy: s.retryPolicy } : {}),
+    ...(s.format === 'MetricReport' ? { MetricReportDefinitions: (s.reportDefinitions ?? []).map(link) } : {}),
     Status: { State: s.state, Health: s.state === 'Enabled' ? 'OK' : 'Warning' },
     Actions: {
       '#EventDestination.ResumeSubscription': { target: `${id}/Actions/EventDestination.ResumeSubscription` },
@@ -78,6 +80,24 @@ function checkDestination(d: string): string {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw badValue('Destination', d, 'only http and https destinations are served');
   if (u.username || u.password) throw badValue('Destination', d, 'put credentials in HttpHeaders, not in the URL');
   return u.href;
+}
+
+/** MetricReportDefinitions of a new subscription: each must name one this service has. */
+function reportDefinitions(ctx: Context, links: { '@odata.id': string }[]): string[] {
+  const known = ctx.telemetry.definitionUris();
+  for (const l of links) {
+    const uri = l['@odata.id'].replace(/\/$/, '');
+    if (!known.includes(uri)) {
+      throw new RedfishError(
+        400,
+        'PropertyValueNotInList',
+        `The value '${l['@odata.id']}' of MetricReportDefinitions is not in the list of acceptable values.`,
+        [l['@odata.id'], 'MetricReportDefinitions'],
+        `Name a member of ${METRIC_REPORT_DEFINITIONS}.`,
+      );
+    }
+  }
+  return links.map((l) => l['@odata.id'].replace(/\/$/, ''));
 }
 
 function subscriptionOf(ctx: Context, req: FastifyRequest): Subscription {
@@ -110,7 +130,7 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
         DeliveryRetryAttempts: events.subs.settings.retryAttempts,
         DeliveryRetryIntervalSeconds: events.subs.settings.retryIntervalSeconds,
         ServerSentEventUri: SSE_PATH,
-        EventFormatTypes: ['Event'],
+        EventFormatTypes: ['Event', 'MetricReport'],
         RegistryPrefixes: EVENT_REGISTRIES,
         SubordinateResourcesSupported: true,
         Subscriptions: link(SUBSCRIPTIONS),
@@ -197,6 +217,8 @@ export const eventServiceRoutes: FastifyPluginAsync<{ ctx: Context }> = async (a
           subordinateResources: b.SubordinateResources ?? false,
           headers: Object.assign({}, ...(b.HttpHeaders ?? [])),
           retryPolicy: b.DeliveryRetryPolicy ?? 'SuspendRetries',
+          ...(b.EventFormatType === 'MetricReport' ? { format: 'MetricReport' as const } : {}),
+          ...(b.MetricReportDefinitions ? { reportDefinitions: reportDefinitions(ctx, b.MetricReportDefinitions) } : {}),
           owner: req.user ?? '',
         });
         reply.code(201).header('Location', `${SUBSCRIPTIONS}/${s.id}`);

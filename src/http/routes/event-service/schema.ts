@@ -15,7 +15,8 @@ export const subscriptionSchema = {
     Context: { type: 'string', maxLength: 256 },
     Protocol: { enum: ['Redfish'] },
     SubscriptionType: { enum: ['RedfishEvent'] },
-    EventFormatType: { enum: ['Event'] },
+    EventFormatType: { enum: ['Event', 'MetricReport'] },
+    MetricReportDefinitions: { type: 'array', maxItems: 8, items: linkSchema },
     RegistryPrefixes: names(8),
     ResourceTypes: names(32),
     OriginResources: { type: 'array', maxItems: 32, items: linkSchema },
@@ -37,6 +38,8 @@ export interface SubscriptionBody {
   OriginResources?: { '@odata.id': string }[];
   SubordinateResources?: boolean;
   DeliveryRetryPolicy?: 'SuspendRetries' | 'TerminateAfterRetries' | 'RetryForever';
+  EventFormatType?: 'Event' | 'MetricReport';
+  MetricReportDefinitions?: { '@odata.id': string }[];
   HttpHeaders?: Record<string, string>[];
 }
 

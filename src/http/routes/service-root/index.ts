@@ -12,11 +12,14 @@ const SERVICES = [
   'Chassis',
   'Fabrics',
   'EventService',
+  'TelemetryService',
   'AggregationService',
   'SessionService',
   'AccountService',
   'Registries',
   'JsonSchemas',
+  'Managers',
+  'CertificateService',
 ] as const;
 
 export function serviceRoot(uuid: string): Record<string, unknown> {
