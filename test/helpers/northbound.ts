@@ -264,18 +264,23 @@ export function sse(
 }
 
 /** Defines a 256 MiB chunk at `offsetMiB` and connects it to `heads` over Redfish, as an Administrator. */
+/** A 256 MiB chunk at `offsetMiB` of the fake pool, made over Redfish. */
+export function makeChunk(nb: Northbound, offsetMiB: number) {
+  return nb.app.inject({
+    method: 'POST',
+    url: '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks',
+    headers: { authorization: BASIC },
+    payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: offsetMiB },
+  });
+}
+
 export async function connectChunk(
   nb: Northbound,
   offsetMiB: number,
   heads: number[],
 ): Promise<{ chunk: string; status: number; location: string }> {
   const base = '/redfish/v1';
-  const chunk = await nb.app.inject({
-    method: 'POST',
-    url: `${base}/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks`,
-    headers: { authorization: BASIC },
-    payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: offsetMiB },
-  });
+  const chunk = await makeChunk(nb, offsetMiB);
   const made = await nb.app.inject({
     method: 'POST',
     url: `${base}/Fabrics/CXL/Connections`,

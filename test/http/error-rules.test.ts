@@ -6,7 +6,7 @@
 // made on purpose: bad requests on every POST route, and an FM backend that
 // fails the way an unexpected internal error does.
 import { describe, expect, it } from 'vitest';
-import { BASIC, fakeNorthbound } from '../helpers/northbound.js';
+import { BASIC, fakeNorthbound, makeChunk } from '../helpers/northbound.js';
 
 const auth = { authorization: BASIC };
 const CHUNKS = '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks';
@@ -32,12 +32,7 @@ function expectExtendedError(r: { statusCode: number; headers: Record<string, un
 describe('error rules', () => {
   it('a refused POST creates nothing and names no Location, on every POST route', async () => {
     const { nb } = await fakeNorthbound();
-    const chunk = await nb.app.inject({
-      method: 'POST',
-      url: CHUNKS,
-      headers: auth,
-      payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 1024 },
-    });
+    const chunk = await makeChunk(nb, 1024);
     expect(chunk.statusCode).toBe(201);
     const collections = [
       '/redfish/v1/SessionService/Sessions',
@@ -87,12 +82,7 @@ describe('error rules', () => {
 
   it('an internal failure answers 500 as an extended error, creates nothing, and the service goes on', async () => {
     const { nb, fake } = await fakeNorthbound();
-    const chunk = await nb.app.inject({
-      method: 'POST',
-      url: CHUNKS,
-      headers: auth,
-      payload: { MemoryChunkSizeMiB: 256, AddressRangeOffsetMiB: 1024 },
-    });
+    const chunk = await makeChunk(nb, 1024);
     const connect = () =>
       nb.app.inject({
         method: 'POST',
