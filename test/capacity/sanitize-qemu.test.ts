@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { qemuFeatures, resolveQemu } from '../../src/qemu/index.js';
 import { peek } from '../helpers/capacity.js';
-import { bootGuest, consoleOf, guestFile, signal } from '../helpers/guest.js';
+import { bootGuest, guestFile, printConsoles, signal } from '../helpers/guest.js';
 import { tempDir } from '../helpers/pool.js';
 import { cli, eventually, makeTestPool, startBackend, status, type TestPool } from '../helpers/qemu.js';
 
@@ -123,7 +123,7 @@ describe('sanitize on release and tag references in stock guests', () => {
         expect(peek(pool, 512 * MiB, 4 * MiB).some((b) => b !== 0)).toBe(false);
         signal(dir, 'stop');
       } catch (e) {
-        for (const h of [0, 1]) console.error(`--- head ${h} console ---\n${consoleOf(pool, h).slice(-3000)}`);
+        printConsoles(pool, [0, 1]);
         throw e;
       } finally {
         for (const vm of vms) await vm.kill();

@@ -11,7 +11,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readSync, writeFileSync
 import { describe, expect, it } from 'vitest';
 import { dataObjectPath } from '../../src/pool/index.js';
 import { qemuFeatures, resolveQemu } from '../../src/qemu/index.js';
-import { bootGuest, consoleOf, guestFile, signal } from '../helpers/guest.js';
+import { bootGuest, consoleOf, guestFile, printConsoles, signal } from '../helpers/guest.js';
 import { tempDir } from '../helpers/pool.js';
 import { cli, eventually, makeTestPool, startBackend, startHead, status, type TestPool } from '../helpers/qemu.js';
 
@@ -219,7 +219,7 @@ describe('many LDs per head and tagged shared allocations in stock guests', () =
       expect(await guestFile(dir, 'after-release-1.txt', 300)).toMatch(/daxstream: read 2000 in order/);
       await guestFile(dir, 'done-1', 300);
     } catch (e) {
-      for (const h of [0, 1]) console.error(`--- head ${h} console ---\n${consoleOf(pool, h).slice(-3000)}`);
+      printConsoles(pool, [0, 1]);
       throw e;
     } finally {
       for (const vm of vms) await vm.kill();

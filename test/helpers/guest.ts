@@ -50,3 +50,8 @@ export function consoleOf(pool: TestPool, head: number): string {
   const p = join(pool.logDir, `head${head}-console.log`);
   return existsSync(p) ? readFileSync(p, 'utf8') : '';
 }
+
+/** For a failed guest test: the end of each head's console, on stderr. */
+export function printConsoles(pool: TestPool, heads: number[]): void {
+  for (const h of heads) console.error(`--- head ${h} console ---\n${consoleOf(pool, h).slice(-3000)}`);
+}

@@ -263,7 +263,6 @@ export function sse(
   });
 }
 
-/** Defines a 256 MiB chunk at `offsetMiB` and connects it to `heads` over Redfish, as an Administrator. */
 /** A 256 MiB chunk at `offsetMiB` of the fake pool, made over Redfish. */
 export function makeChunk(nb: Northbound, offsetMiB: number) {
   return nb.app.inject({
@@ -274,22 +273,28 @@ export function makeChunk(nb: Northbound, offsetMiB: number) {
   });
 }
 
-export async function connectChunk(
-  nb: Northbound,
-  offsetMiB: number,
-  heads: number[],
-): Promise<{ chunk: string; status: number; location: string }> {
+/** POSTs a Connection of the chunk at `chunk` (its URI) to `heads`, as an Administrator. */
+export function connect(nb: Northbound, chunk: string, heads: number[]) {
   const base = '/redfish/v1';
-  const chunk = await makeChunk(nb, offsetMiB);
-  const made = await nb.app.inject({
+  return nb.app.inject({
     method: 'POST',
     url: `${base}/Fabrics/CXL/Connections`,
     headers: { authorization: BASIC },
     payload: {
       ConnectionType: 'Memory',
-      MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
+      MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk } }],
       Links: { InitiatorEndpoints: heads.map((h) => ({ '@odata.id': `${base}/Fabrics/CXL/Endpoints/head${h}` })) },
     },
   });
+}
+
+/** Defines a 256 MiB chunk at `offsetMiB` and connects it to `heads` over Redfish, as an Administrator. */
+export async function connectChunk(
+  nb: Northbound,
+  offsetMiB: number,
+  heads: number[],
+): Promise<{ chunk: string; status: number; location: string }> {
+  const chunk = await makeChunk(nb, offsetMiB);
+  const made = await connect(nb, chunk.headers.location as string, heads);
   return { chunk: chunk.headers.location as string, status: made.statusCode, location: made.headers.location as string };
 }

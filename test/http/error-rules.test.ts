@@ -6,7 +6,7 @@
 // made on purpose: bad requests on every POST route, and an FM backend that
 // fails the way an unexpected internal error does.
 import { describe, expect, it } from 'vitest';
-import { BASIC, fakeNorthbound, makeChunk } from '../helpers/northbound.js';
+import { BASIC, connect, fakeNorthbound, makeChunk } from '../helpers/northbound.js';
 
 const auth = { authorization: BASIC };
 const CHUNKS = '/redfish/v1/Chassis/fakepool/MemoryDomains/fakepool/MemoryChunks';
@@ -83,21 +83,11 @@ describe('error rules', () => {
   it('an internal failure answers 500 as an extended error, creates nothing, and the service goes on', async () => {
     const { nb, fake } = await fakeNorthbound();
     const chunk = await makeChunk(nb, 1024);
-    const connect = () =>
-      nb.app.inject({
-        method: 'POST',
-        url: CONNS,
-        headers: auth,
-        payload: {
-          ConnectionType: 'Memory',
-          MemoryChunkInfo: [{ MemoryChunk: { '@odata.id': chunk.headers.location } }],
-          Links: { InitiatorEndpoints: [ep(1)] },
-        },
-      });
+    const connectIt = () => connect(nb, chunk.headers.location as string, [1]);
     const before = await members(nb, CONNS); // the static windows' connections
     // Not an FM-API refusal: an exception the backend did not expect (the FM-API answers Internal Error).
     fake.failNext.set('initiateAdd', new TypeError('unexpected state'));
-    const r = await connect();
+    const r = await connectIt();
     expect(r.statusCode, r.body).toBe(500);
     expect(r.headers.location).toBeUndefined();
     expectExtendedError(r, r.body);
@@ -105,7 +95,7 @@ describe('error rules', () => {
     expect(r.body).not.toMatch(/unexpected state|TypeError/);
     expect(await members(nb, CONNS)).toBe(before);
     // The same request once the backend is well again: created.
-    const again = await connect();
+    const again = await connectIt();
     expect(again.statusCode, again.body).toBe(201);
     expect(await members(nb, CONNS)).toBe(before + 1);
   });
