@@ -59,6 +59,9 @@ export interface Delivered extends Piece {
   lsaPath?: string;
 }
 
+/** A release's end on QEMU's side: the reachability read taken as the device left, or nothing if none was taken. */
+export type Departure = Promise<string[] | undefined>;
+
 export interface Delivery {
   readonly kind: DeliveryKind;
   /** Alignment and granularity of pieces (bytes). */
@@ -69,8 +72,12 @@ export interface Delivery {
   capacityForPieces(): number;
   /** Delivers all pieces or none: on failure, what was delivered is withdrawn before rejecting. */
   add(pieces: LabelledPiece[]): Promise<Delivered[]>;
-  /** Starts taking a piece back; resolves when QEMU accepted. `gone` resolves when QEMU has finished its part (the device left). */
-  release(piece: Delivered): Promise<{ gone: Promise<void> }>;
+  /**
+   * Starts taking a piece back; resolves when QEMU accepted. `gone` resolves
+   * when QEMU has finished its part (the device left), with what QEMU showed
+   * still reaching the bytes at that moment when it looked (the release's evidence).
+   */
+  release(piece: Delivered): Promise<{ gone: Departure }>;
   /**
    * Why the guest can still reach a piece's bytes, from what QEMU shows now
    * (qemu/reach.ts); empty only with evidence that it cannot. The blocks go
@@ -82,12 +89,6 @@ export interface Delivery {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/**
- * How long what QEMU showed as a device left stands as the release's evidence.
- * The release's check follows at once; later checks (a quarantined range's) ask QEMU again.
- */
-const DEPARTED_FRESH_MS = 1000;
-
 /** How often an event-driven hot-remove still looks at QOM, in case DEVICE_DELETED never comes. */
 const EVENT_BACKUP_POLL_MS = 1000;
 
@@ -103,8 +104,6 @@ export class HotplugDelivery implements Delivery {
   readonly unit = CAPACITY_UNIT;
   readonly regionBase = 0;
   private readonly busy = new Map<string, string>(); // port → device id
-  /** What QEMU showed right after a device left (its reachability), for the release's own check to use once. */
-  private readonly departed = new Map<string, { why: string[]; at: number }>();
   private nextBackend: number;
 
   constructor(
@@ -194,7 +193,7 @@ export class HotplugDelivery implements Delivery {
     }
   }
 
-  async release(piece: Delivered): Promise<{ gone: Promise<void> }> {
+  async release(piece: Delivered): Promise<{ gone: Departure }> {
     if (!piece.deviceId) throw new Error(`extent at ${piece.offset} has no hot-added device to remove`);
     // Subscribed before device_del: without a guest, QEMU sends the event before it answers.
     const deleted = this.deviceDeletedEvent
@@ -215,12 +214,6 @@ export class HotplugDelivery implements Delivery {
   }
 
   async reachable(piece: Piece & { deviceId?: string }): Promise<string[]> {
-    // The release that waited for this device asked QEMU the moment it left: that answer is the evidence, once.
-    const seen = piece.deviceId ? this.departed.get(piece.deviceId) : undefined;
-    if (seen && piece.deviceId) {
-      this.departed.delete(piece.deviceId);
-      if (Date.now() - seen.at < DEPARTED_FRESH_MS) return seen.why;
-    }
     // Asked together (one wait for QEMU): the device's presence, then what maps the range; the second only counts without the first.
     const present = piece.deviceId ? this.present(piece as Delivered) : Promise.resolve(false);
     const reach = reachability(this.qmp, this.dataPath, piece.offset, piece.len);
@@ -245,8 +238,8 @@ export class HotplugDelivery implements Delivery {
     );
   }
 
-  /** Resolves once the device left QOM (the guest finished its unplug), then frees the port. */
-  private async waitGone(piece: Delivered, deleted: Promise<boolean> | null): Promise<void> {
+  /** Resolves once the device left QOM (the guest finished its unplug), then frees the port; with what still maps the range. */
+  private async waitGone(piece: Delivered, deleted: Promise<boolean> | null): Departure {
     const deadline = Date.now() + this.removalTimeoutMs;
     // With DEVICE_DELETED (11.1) the event ends the wait; a look at QOM every
     // second backs it up, since 11.1 was also seen not to send it for a guest
@@ -264,13 +257,9 @@ export class HotplugDelivery implements Delivery {
       await Promise.race([sleep(every), ...(wake ? [wake] : [])]);
     }
     // A window still mapping the old LD (QEMU 11's alias) is not given to a new one: the two would overlap.
+    // The same read is the release's evidence (gone resolves with it): the device has left, so only mappings count.
     const why = await this.reachable({ offset: piece.offset, len: piece.len }).catch(() => undefined);
     if (piece.port && why?.length === 0) this.busy.delete(piece.port);
-    if (why && piece.deviceId) {
-      const now = Date.now();
-      for (const [id, e] of this.departed) if (now - e.at >= DEPARTED_FRESH_MS) this.departed.delete(id);
-      this.departed.set(piece.deviceId, { why, at: now });
-    }
     // The memory backends can't be deleted in QEMU 10.0 or 11.1 ("in use", "mapped"); try, for later QEMUs.
     // Not waited for: nothing depends on the answer, and QEMU runs what is sent after them in order.
     if (piece.backendId) void this.qmp.execute('object-del', { id: piece.backendId }).catch(() => undefined);
@@ -279,10 +268,10 @@ export class HotplugDelivery implements Delivery {
       // QEMU may still map it; unlinking only drops the name, and nothing will read it again.
       rmSync(piece.lsaPath, { force: true });
     }
+    return why;
   }
 
   dispose(): void {
-    this.departed.clear();
     for (const f of this.lsaLeftovers()) rmSync(f, { force: true });
   }
 }
@@ -322,7 +311,7 @@ export class DcdDelivery implements Delivery {
     return pieces.map((p) => ({ offset: p.offset, len: p.len }));
   }
 
-  async release(piece: Delivered): Promise<{ gone: Promise<void> }> {
+  async release(piece: Delivered): Promise<{ gone: Departure }> {
     await this.qmp.execute('cxl-release-dynamic-capacity', {
       path: this.devicePath,
       'host-id': 0,
@@ -331,7 +320,7 @@ export class DcdDelivery implements Delivery {
       extents: [{ offset: piece.offset, len: piece.len }],
     });
     // QEMU reports no extent state: whether the guest gave it back is asked by reachable().
-    return { gone: Promise.resolve() };
+    return { gone: Promise.resolve(undefined) };
   }
 
   /**

@@ -8,7 +8,7 @@
 import { type AddRequest, FmError, type ReleaseRequest, RemovalPolicy, ReturnCode, SelectionPolicy } from '../fmapi/index.js';
 import { type Pool, PoolError } from '../pool/index.js';
 import type { TagRegistry } from './allocations.js';
-import type { Delivered, Delivery, Piece } from './delivery.js';
+import type { Delivered, Delivery, Departure, Piece } from './delivery.js';
 import { firstFit, prescribedPieces } from './extents.js';
 import { type CapacityEvent, type Grant, tagOrNull } from './grants.js';
 
@@ -30,10 +30,10 @@ export interface Ledger {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** A release QEMU accepted: `gone` settles when QEMU says the device left. */
+/** A release QEMU accepted: `gone` settles when QEMU says the device left (with its evidence, when read). */
 export interface StartedRelease {
   g: Grant;
-  gone: Promise<void>;
+  gone: Departure;
 }
 
 const noRegion = (region: number) =>

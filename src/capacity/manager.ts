@@ -37,7 +37,7 @@ import {
 import type { Pool } from '../pool/index.js';
 import type { AllocationView } from './allocation-view.js';
 import { TagRegistry } from './allocations.js';
-import type { Delivery, Piece } from './delivery.js';
+import type { Delivery, Departure, Piece } from './delivery.js';
 import { type CapacityEvent, type Grant, type GrantView, tagOrNull, VIA } from './grants.js';
 import { dcdInfo, headInfo, identifyInfo, mhdInfo } from './info.js';
 import { addCapacity, type Ledger, startRelease } from './initiate.js';
@@ -343,7 +343,7 @@ export class CapacityManager implements FmBackend {
     const waiting = this.grantsOf(head).filter((g) => g.state !== 'active');
     const shared = this.grantsOf(head).filter((g) => g.shared && g.state === 'active');
     const started = await this.serialize(async () => {
-      const out: { g: Grant; gone: Promise<void> }[] = [];
+      const out: { g: Grant; gone: Departure }[] = [];
       for (const g of shared) {
         try {
           const { gone } = await d.release(g.delivered);

@@ -4,7 +4,7 @@
 // the evidence, keeps asking for it (with backoff, on a guest reset, on a
 // repeated 5605h) and hands the grant back to the manager to free or to
 // quarantine. docs/security.md states the rule, docs/capacity.md the flow.
-import type { Delivery } from './delivery.js';
+import type { Delivery, Departure } from './delivery.js';
 import type { Grant } from './grants.js';
 
 export interface SettleHooks {
@@ -45,15 +45,16 @@ export class ReleaseSettler {
    * then asks for the evidence. True: the blocks are free. False: they are
    * quarantined, and a watcher keeps asking.
    */
-  async settle(g: Grant, gone: Promise<void>): Promise<boolean> {
+  async settle(g: Grant, gone: Departure): Promise<boolean> {
     const left = await Promise.race([
       gone.then(
-        () => true,
-        () => false,
+        (why) => ({ why }),
+        () => null,
       ),
-      sleep(this.timing.answerWithinMs).then(() => false),
+      sleep(this.timing.answerWithinMs).then(() => null),
     ]);
-    if (left && (await this.recheck(g))) return true;
+    // What QEMU showed as the device left is the evidence; without it (none taken), QEMU is asked now.
+    if (left && (left.why ? this.judge(g, left.why) : await this.recheck(g))) return true;
     if (!left && this.hooks.held(g)) {
       this.hooks.quarantine(
         g,
@@ -68,7 +69,11 @@ export class ReleaseSettler {
   async recheck(g: Grant): Promise<boolean> {
     const d = this.hooks.deliveryOf(g.head);
     if (!d || !this.hooks.held(g)) return !this.hooks.held(g);
-    const why = await d.reachable(g.delivered).catch((e: Error) => [`cannot tell (${e.message})`]);
+    return this.judge(g, await d.reachable(g.delivered).catch((e: Error) => [`cannot tell (${e.message})`]));
+  }
+
+  /** Frees the grant on `why` empty (nothing reaches its bytes), else quarantines it with the reasons. True when free. */
+  private judge(g: Grant, why: string[]): boolean {
     if (!this.hooks.held(g)) return true;
     if (why.length === 0) {
       this.hooks.free(g);
@@ -82,7 +87,7 @@ export class ReleaseSettler {
   async resume(d: Delivery, waiting: Grant[]): Promise<void> {
     await Promise.all(
       waiting.map(async (g) => {
-        let gone: Promise<void> = Promise.resolve();
+        let gone: Departure = Promise.resolve(undefined);
         if (g.delivered.deviceId) {
           try {
             gone = (await d.release(g.delivered)).gone;
@@ -95,7 +100,7 @@ export class ReleaseSettler {
     );
   }
 
-  private watch(g: Grant, gone: Promise<void>): void {
+  private watch(g: Grant, gone: Departure): void {
     if (this.watching.has(g)) return;
     this.watching.add(g);
     void (async () => {

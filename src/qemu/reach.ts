@@ -67,21 +67,25 @@ export interface PoolBackend {
  */
 const backendFacts = new WeakMap<QmpLike, Map<string, (PoolBackend & { path: unknown }) | null>>();
 
+function factsOf(qmp: QmpLike): Map<string, (PoolBackend & { path: unknown }) | null> {
+  const known = backendFacts.get(qmp) ?? new Map<string, (PoolBackend & { path: unknown }) | null>();
+  backendFacts.set(qmp, known);
+  return known;
+}
+
 /**
  * What a backend was just created with (its object-add succeeded with these
  * arguments): the next reachability check need not ask QEMU for them.
  */
 export function rememberBackend(qmp: QmpLike, b: { id: string; path: string; offset: number; size: number }): void {
-  const known = backendFacts.get(qmp) ?? new Map<string, (PoolBackend & { path: unknown }) | null>();
-  backendFacts.set(qmp, known);
+  const known = factsOf(qmp);
   known.set(b.id, { id: b.id, path: b.path, offset: b.offset, size: b.size });
 }
 
 /** Every memory backend in this QEMU over `dataPath` (the pool's data object). */
 export async function poolBackends(qmp: QmpLike, dataPath: string): Promise<PoolBackend[]> {
   const objs = await qmp.execute<{ name: string; type: string }[]>('qom-list', { path: '/objects' });
-  const known = backendFacts.get(qmp) ?? new Map<string, (PoolBackend & { path: unknown }) | null>();
-  backendFacts.set(qmp, known);
+  const known = factsOf(qmp);
   const ids = objs.filter((x) => /^child<memory-backend-/.test(x.type)).map((o) => o.name);
   // Gone from QOM: forgotten, so the map holds no more than QEMU does.
   const present = new Set(ids);

@@ -60,13 +60,14 @@ export class StubDelivery implements Delivery {
   async release(piece: Delivered) {
     if (this.failRelease) throw new Error('cannot release extent with pending DPA range');
     this.released.push(piece);
-    if (!this.holdRemovals) return { gone: Promise.resolve() };
+    // Gone without a reading of its own: the settler asks reachable() for the evidence.
+    if (!this.holdRemovals) return { gone: Promise.resolve(undefined) };
     this.present.add(piece.offset);
     return {
-      gone: new Promise<void>((r) => {
+      gone: new Promise<string[] | undefined>((r) => {
         this.holdGone = () => {
           this.present.delete(piece.offset);
-          r();
+          r(undefined);
         };
       }),
     };
